@@ -1,0 +1,37 @@
+# feedback-pipeline: `make demo` and `make test` work on a fresh machine (Python 3.11+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DATA_ROOT ?= data
+
+.PHONY: venv demo test lint ui clean-data
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/feedback-pipeline run --data-root $(DATA_ROOT)
+
+lint: venv
+	$(BIN)/ruff check feedback_pipeline feedback_pipeline_tests bench
+
+test: venv lint
+	$(BIN)/pytest -q
+
+ui: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean-data:
+	rm -rf $(DATA_ROOT)/warehouse $(DATA_ROOT)/restricted $(DATA_ROOT)/exports $(DATA_ROOT)/releases

@@ -1,0 +1,232 @@
+"""feedback-pipeline: run | generate | verify (contract section 6).
+
+`run` executes every stage for a window on the Dagster instance in DAGSTER_HOME (or an ephemeral
+one) and attempts a release. Exit status: 0 promoted (or nothing new to promote), 3 a gate
+blocked promotion, 1 an error, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
+DAILY_GATE_OF_CHECK = {
+    "no_redaction_residue": "redaction_residue",
+    "no_residue_in_review_tasks": "redaction_residue",
+}
+
+
+@dataclass
+class RunOutcome:
+    promoted: bool = False
+    dataset_version: str | None = None
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)
+    release_path: str | None = None
+    advisories: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"promoted": self.promoted, "dataset_version": self.dataset_version,
+                "gates": self.gates, "reasons": self.reasons}
+
+    @property
+    def exit_code(self) -> int:
+        if self.error:
+            return EXIT_ERROR
+        return EXIT_BLOCKED if self.reasons else EXIT_OK
+
+
+def _instance():
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def _valid_day(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD day") from err
+
+
+def run_pipeline(data_root: Path, start: str | None = None, end: str | None = None,
+                 instance: Any = None) -> RunOutcome:
+    """Every stage for each landed day in the window, then a release attempt."""
+    from feedback_pipeline.core.manifest import GATE_REASONS
+    from feedback_pipeline.definitions import build_definitions
+    from feedback_pipeline.stages.release import window_days
+    from feedback_pipeline.storage import Storage
+
+    storage = Storage(data_root)
+    outcome = RunOutcome(days=window_days(storage, start, end))
+    if not outcome.days:
+        outcome.error = f"no landed traces under {storage.root}/landing/traces in the window"
+        return outcome
+    defs = build_definitions(str(storage.root))
+    instance = instance or _instance()
+    daily_failures: dict[str, list[str]] = {}
+    for day in outcome.days:
+        result = defs.resolve_job_def("daily_pipeline").execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False)
+        failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
+                         and e.check_name in DAILY_GATE_OF_CHECK]
+        for evaluation in failed_checks:
+            daily_failures.setdefault(DAILY_GATE_OF_CHECK[evaluation.check_name], []).append(day)
+        if not result.success and not failed_checks:
+            outcome.error = f"daily pipeline failed for {day}: {_failure_message(result)}"
+            return outcome
+        judge = defs.resolve_job_def("judge_calibration_job").execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False)
+        for evaluation in judge.get_asset_check_evaluations():
+            if not evaluation.passed:
+                outcome.advisories.append(
+                    f"{day}: judge labels stay advisory ({evaluation.check_name} failed)")
+
+    release = defs.resolve_job_def("release").execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
+    for evaluation in release.get_asset_check_evaluations():
+        value = evaluation.metadata.get("value")
+        outcome.gates[evaluation.check_name] = {
+            "passed": evaluation.passed,
+            "value": json.loads(value.value) if value is not None else None,
+        }
+    for gate, days in daily_failures.items():
+        outcome.gates[gate] = {"passed": False, "value": f"failed on {', '.join(days)}"}
+    outcome.reasons = [GATE_REASONS.get(name, name) for name, gate in outcome.gates.items()
+                       if not gate["passed"]]
+    if not outcome.gates:
+        outcome.error = f"release run failed before its gates: {_failure_message(release)}"
+        return outcome
+    if not outcome.reasons:
+        if not release.success:
+            outcome.error = f"release failed: {_failure_message(release)}"
+            return outcome
+        metadata = {}
+        for event in release.asset_materializations_for_node("dataset_release"):
+            metadata = {k: v.value for k, v in event.metadata.items()}
+        outcome.promoted = bool(metadata.get("promoted"))
+        version = metadata.get("dataset_version")
+        outcome.dataset_version = version if version and version != "none" else None
+        if outcome.dataset_version:
+            outcome.release_path = str(storage.releases_dir / outcome.dataset_version)
+    return outcome
+
+
+def _failure_message(result: Any) -> str:
+    for event in result.all_events:
+        if event.is_step_failure or event.is_failure:
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            if error is not None:
+                return error.message.strip().splitlines()[0]
+            return event.message or event.event_type_value
+    return "unknown failure"
+
+
+def print_outcome(outcome: RunOutcome) -> None:
+    print(f"days: {', '.join(outcome.days) or 'none'}")
+    for name, gate in outcome.gates.items():
+        print(f"  {'PASS' if gate['passed'] else 'FAIL'}  {name:<24} value={gate['value']}")
+    for note in outcome.advisories:
+        print(f"  note: {note}")
+    if outcome.error:
+        print(f"error: {outcome.error}")
+    elif outcome.reasons:
+        print(f"promotion refused: {', '.join(outcome.reasons)}")
+    elif outcome.promoted:
+        print(f"promoted {outcome.dataset_version} -> {outcome.release_path}")
+    else:
+        print("every gate passed; no new rows since "
+              f"{outcome.dataset_version or 'the last release'}, so no new version was written")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.start and args.end and args.start > args.end:
+        print("error: --start is after --end", file=sys.stderr)
+        return EXIT_USAGE
+    root = Path(args.data_root)
+    if not root.is_dir():
+        print(f"error: data root {root} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outcome = run_pipeline(root, args.start, args.end)
+    except Exception as err:  # noqa: BLE001 - the CLI turns any failure into exit status 1
+        outcome = RunOutcome(error=f"{type(err).__name__}: {err}")
+        if os.environ.get("FEEDBACK_DEBUG"):
+            traceback.print_exc()
+    if args.json:
+        payload = outcome.to_json()
+        if outcome.error:
+            payload["error"] = outcome.error
+        print(json.dumps(payload, sort_keys=True))
+    else:
+        print_outcome(outcome)
+    return outcome.exit_code
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from feedback_pipeline.synth.generator import generate
+
+    summary = generate(Path(args.out), days=args.days, traces_per_day=args.traces_per_day,
+                       seed=args.seed, start=date.fromisoformat(args.start),
+                       progress=not args.quiet)
+    print(f"wrote {summary.traces} traces, {summary.reviews} reviews and "
+          f"{summary.judge_labels} judge labels for {len(summary.days)} day(s) to {summary.out}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from feedback_pipeline.verify import verify_release
+
+    problems = verify_release(Path(args.data_root), args.version)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if not problems:
+        print(f"OK {args.version}: every file matches its sha256 and no frozen id leaks")
+    return EXIT_OK if not problems else EXIT_BLOCKED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedback-pipeline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every stage for a window and attempt a release")
+    run.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
+    run.add_argument("--start", type=_valid_day)
+    run.add_argument("--end", type=_valid_day)
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=cmd_run)
+    gen = sub.add_parser("generate", help="write a realistic synthetic data root")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--days", type=int, default=3)
+    gen.add_argument("--traces-per-day", type=int, default=80)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--start", default="2026-05-01", type=_valid_day)
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_generate)
+    ver = sub.add_parser("verify", help="re-hash a release and re-run its leakage checks")
+    ver.add_argument("version")
+    ver.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
+    ver.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The dataset manifest and the promotion decision (seed listings 10 and 11).
+
+Gates are evaluated into plain records; the manifest states exactly why a dataset may, or may
+not, be used for training.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REQUIRED_FIELDS = (
+    "dataset_version",
+    "source_window",
+    "selection_policy_version",
+    "redaction_version",
+    "reidentification_access_rule",
+    "rubric_version",
+    "reviewer_training_set",
+    "agreement_report",
+    "row_counts",
+    "frozen_evaluation_set",
+    "leakage_check_passed",
+    "both_bad_escalated",
+    "parent_dataset",
+)
+
+GATE_REASONS = {
+    "redaction_residue": "redaction failed",
+    "evaluation_leakage": "evaluation leakage",
+    "agreement_gate": "agreement below declared gate",
+    "unsafe_pairs_accepted": "unsafe pair accepted as preference",
+    "manifest_complete": "manifest incomplete",
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One promotion gate: its value, whether it passed, and why (offending ids, the rule)."""
+
+    name: str
+    passed: bool
+    value: Any
+    rule: str
+    offending: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def failure_reason(self) -> str:
+        base = GATE_REASONS.get(self.name, self.name)
+        return f"{base}: {self.reason}" if self.reason and base != self.reason else base
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def missing_fields(manifest: Mapping[str, Any]) -> list[str]:
+    return sorted(f for f in REQUIRED_FIELDS if f not in manifest or manifest[f] is None and
+                  f != "parent_dataset")
+
+
+def promotion_reasons(gates: Iterable[Gate]) -> list[str]:
+    """The seed's reason strings for every failed gate, in gate order."""
+    return [GATE_REASONS.get(g.name, g.name) for g in gates if not g.passed]
+
+
+_VERSION = re.compile(r"^(?P<name>.+)-v(?P<n>\d+)$")
+
+
+def version_number(version: str, dataset_name: str) -> int | None:
+    match = _VERSION.match(version)
+    if not match or match.group("name") != dataset_name:
+        return None
+    return int(match.group("n"))
+
+
+def next_version(existing: Iterable[str], dataset_name: str) -> tuple[str, str | None]:
+    """(new version, parent version or None) for a dataset name, from the versions on disk."""
+    numbers = sorted(n for v in existing if (n := version_number(v, dataset_name)) is not None)
+    parent = f"{dataset_name}-v{numbers[-1]}" if numbers else None
+    return f"{dataset_name}-v{(numbers[-1] + 1) if numbers else 1}", parent

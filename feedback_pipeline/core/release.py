@@ -1,0 +1,156 @@
+"""Immutable releases: written under a temporary name, renamed into place, never rewritten.
+
+Training files are named so the Hugging Face loader infers no test split from them, and the
+dataset card declares every config and split explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+# config name -> file name; none contains "test", "eval", "valid" or "dev".
+RELEASE_FILES = {
+    "preference": "preference_pairs.parquet",
+    "sft": "sft_demonstrations.parquet",
+    "unpaired": "pointwise_labels.parquet",
+}
+
+
+class ReleaseExistsError(FileExistsError):
+    """A dataset version that exists is never written again."""
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue()
+
+
+def sha256_bytes(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_versions(releases_dir: Path) -> list[str]:
+    if not releases_dir.is_dir():
+        return []
+    return sorted(p.name for p in releases_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists())
+
+
+def write_release(
+    releases_dir: Path, version: str, files: Mapping[str, bytes], manifest: dict[str, Any]
+) -> Path:
+    """Write files + manifest (with every file's sha256) to releases/<version> atomically."""
+    final = releases_dir / version
+    if final.exists():
+        raise ReleaseExistsError(f"release {version} already exists at {final}; it is immutable")
+    releases_dir.mkdir(parents=True, exist_ok=True)
+    staging = releases_dir / f".staging-{version}-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        hashes = {}
+        for name, payload in files.items():
+            (staging / name).write_bytes(payload)
+            hashes[name] = sha256_bytes(payload)
+        manifest = dict(manifest, files=hashes)
+        (staging / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        for path in staging.iterdir():
+            os.chmod(path, 0o444)
+        try:
+            os.rename(staging, final)
+        except OSError as err:
+            raise ReleaseExistsError(f"release {version} appeared while writing: {err}") from err
+    finally:
+        if staging.exists():
+            for path in staging.iterdir():
+                os.chmod(path, 0o644)
+            shutil.rmtree(staging)
+    return final
+
+
+def read_manifest(release_dir: Path) -> dict[str, Any]:
+    return json.loads((release_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+def verify_files(release_dir: Path) -> list[str]:
+    """Problems found re-hashing a release: changed, missing or unlisted files."""
+    manifest = read_manifest(release_dir)
+    listed: dict[str, str] = manifest.get("files", {})
+    problems = []
+    for name, expected in sorted(listed.items()):
+        path = release_dir / name
+        if not path.exists():
+            problems.append(f"{name}: missing")
+        elif sha256_file(path) != expected:
+            problems.append(f"{name}: sha256 differs from the manifest")
+    for path in sorted(release_dir.iterdir()):
+        if path.name not in listed and path.name != "manifest.json":
+            problems.append(f"{path.name}: not listed in the manifest")
+    return problems
+
+
+def dataset_card(manifest: Mapping[str, Any], present: Mapping[str, str]) -> str:
+    """README.md with the Hugging Face YAML header: configs and splits declared explicitly."""
+    header = {
+        "pretty_name": manifest["dataset_version"],
+        "license": "other",
+        "configs": [
+            {"config_name": config, "data_files": [{"split": "train", "path": name}],
+             **({"default": True} if config == "preference" else {})}
+            for config, name in present.items()
+        ],
+    }
+    counts = manifest.get("row_counts", {})
+    agreement = manifest.get("agreement_report", {})
+    gates = manifest.get("gates", {})
+    lines = [
+        "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
+        f"# {manifest['dataset_version']}", "",
+        "Human-feedback training data for the code-review assistant, produced by "
+        "feedback-pipeline. Every text was redacted before review "
+        f"(`{manifest.get('redaction_version')}`); the re-identification mapping is held "
+        f"separately under `{manifest.get('reidentification_access_rule')}`.", "",
+        "## Sources",
+        f"- window: {manifest.get('source_window')}",
+        f"- parent dataset: {manifest.get('parent_dataset') or 'none (first release)'}",
+        f"- rubric: {manifest.get('rubric_version')}; reviewer gold set: "
+        f"{manifest.get('reviewer_training_set')}",
+        f"- selection policy: {manifest.get('selection_policy_version')}", "",
+        "## Counts", "| lane | rows |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in counts.items()], "",
+        "## Gates", "| gate | passed | value |", "|---|---|---|",
+        *[f"| {k} | {g.get('passed')} | {g.get('value')} |" for k, g in gates.items()], "",
+        f"Agreement: {agreement.get('statistic')} = {agreement.get('value')} "
+        f"({agreement.get('level')}, gate {agreement.get('policy_gate')} on "
+        f"{agreement.get('gate_on')}).", "",
+        "## Intended use",
+        "- `preference`: prompt / chosen / rejected pairs for DPO or reward modelling (TRL).",
+        "- `sft`: conversational `messages` demonstrations for supervised fine-tuning.",
+        "- `unpaired`: prompt / completion / label for unpaired preference methods (KTO).",
+        f"Never evaluate on these rows: the frozen set `{manifest.get('frozen_evaluation_set')}` "
+        "was checked for leakage by id and by content before promotion. BOTH_BAD cases "
+        f"({manifest.get('both_bad_escalated')}) went to incident review, not into pairs.", "",
+    ]
+    return "\n".join(lines)

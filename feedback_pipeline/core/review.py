@@ -1,0 +1,413 @@
+"""Reviews in, artifacts out: the rubric decides every pairwise outcome.
+
+Each review is validated (contract section 3), its outcome derived from its criteria by the
+ordered rubric, and each trace's reviews resolved into exactly one lane: a preference pair, a
+demonstration, a pointwise assessment, the adjudication queue, an incident record, or quarantine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from feedback_pipeline.core.contract import (
+    ContractError,
+    ParsedLines,
+    candidates_of,
+    parse_timestamp,
+    quarantine_row,
+)
+from feedback_pipeline.core.rubric import CRITERIA_FIELDS, PAIRWISE_OUTCOMES, Rubric
+
+TASKS = ("pairwise", "pointwise", "demonstration")
+POSITIVE_POINTWISE_LABELS = frozenset({"ok", "good", "acceptable", "safe", "correct", "helpful"})
+
+REVIEW_COLUMNS = [
+    "review_id",
+    "trace_id",
+    "reviewer_id",
+    "rubric_version",
+    "reviewed_at",
+    "task",
+    "criteria_json",
+    "choice",
+    "candidate_id",
+    "label",
+    "score",
+    "answer",
+    "reason",
+    "source_file",
+    "source_line",
+]
+
+# Lanes a review can end in; status on each reviewed label.
+ACCEPTED = "ACCEPTED"
+RUBRIC_CONFLICT = "RUBRIC_CONFLICT"
+ADJUDICATION = "ADJUDICATION"
+INCIDENT = "INCIDENT"
+
+
+def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
+    """A typed review row, or ContractError naming the broken rule."""
+    if not isinstance(obj, dict):
+        raise ContractError("a review must be a JSON object")
+    for name in ("review_id", "trace_id", "reviewer_id", "rubric_version"):
+        if not isinstance(obj.get(name), str) or not obj[name].strip():
+            raise ContractError(f"{name} is required and must be a non-empty string")
+    if obj["rubric_version"] not in known_rubrics:
+        raise ContractError(f"rubric_version {obj['rubric_version']!r} is not a known rubric")
+    task = obj.get("task") or ("pairwise" if "criteria" in obj else None)
+    if task not in TASKS:
+        raise ContractError(f"task must be one of {', '.join(TASKS)}")
+    reviewed_at = obj.get("reviewed_at")
+    row: dict[str, Any] = {
+        "review_id": obj["review_id"],
+        "trace_id": obj["trace_id"],
+        "reviewer_id": obj["reviewer_id"],
+        "rubric_version": obj["rubric_version"],
+        "reviewed_at": parse_timestamp(reviewed_at, "reviewed_at") if reviewed_at else None,
+        "task": task,
+        "criteria_json": None,
+        "choice": None,
+        "candidate_id": None,
+        "label": None,
+        "score": None,
+        "answer": None,
+        "reason": obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+    }
+    if task == "pairwise":
+        criteria = obj.get("criteria")
+        if not isinstance(criteria, dict) or len(criteria) != 2:
+            raise ContractError("a pairwise review needs criteria for exactly two candidates")
+        for cid, marks in criteria.items():
+            if not isinstance(marks, dict):
+                raise ContractError(f"criteria[{cid!r}] must be an object")
+            bad = [k for k, v in marks.items() if k in CRITERIA_FIELDS and not isinstance(v, bool)]
+            if bad:
+                raise ContractError(f"criteria[{cid!r}] fields {bad} must be true or false")
+        choice = obj.get("choice")
+        if choice is not None and choice not in PAIRWISE_OUTCOMES:
+            raise ContractError(f"choice must be one of {', '.join(PAIRWISE_OUTCOMES)}")
+        row["criteria_json"] = json.dumps(criteria, sort_keys=True)
+        row["choice"] = choice
+    elif task == "pointwise":
+        cid, score, label = obj.get("candidate_id"), obj.get("score"), obj.get("label")
+        if not isinstance(cid, str) or not cid:
+            raise ContractError("a pointwise review needs candidate_id")
+        if score is not None and (
+            isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5
+        ):
+            raise ContractError("score must be an integer from 1 to 5")
+        if score is None and not isinstance(label, str):
+            raise ContractError("a pointwise review needs a label or a score")
+        row.update(candidate_id=cid, score=score, label=label if isinstance(label, str) else None)
+    else:
+        answer = obj.get("answer")
+        if not isinstance(answer, str) or not answer.strip():
+            raise ContractError("a demonstration review needs a non-empty answer")
+        row["answer"] = answer
+    return row
+
+
+def parse_review_lines(
+    lines: Iterable[tuple[int, str]], source_file: str, known_rubrics: set[str]
+) -> ParsedLines:
+    parsed = ParsedLines()
+    for number, line in lines:
+        record_id = None
+        try:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ContractError(f"not valid JSON ({err.msg} at column {err.colno})") from err
+            if isinstance(obj, dict) and isinstance(obj.get("review_id"), str):
+                record_id = obj["review_id"]
+            row = validate_review(obj, known_rubrics)
+        except ContractError as err:
+            parsed.quarantine.append(quarantine_row(source_file, number, str(err), line, record_id))
+            continue
+        row["source_file"] = source_file
+        row["source_line"] = number
+        parsed.rows.append(row)
+    return parsed
+
+
+@dataclass
+class ResolvedReviews:
+    """Every lane as its own table; `labels` holds every valid review with its derived outcome."""
+
+    labels: pd.DataFrame
+    preference_pairs: pd.DataFrame
+    demonstrations: pd.DataFrame
+    pointwise: pd.DataFrame
+    adjudication: pd.DataFrame
+    incidents: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+def _positions(candidates: list[dict[str, Any]]) -> dict[str, str]:
+    return {c["candidate_id"]: pos for c, pos in zip(candidates[:2], ("A", "B"), strict=False)}
+
+
+def _pairwise_outcome(
+    review: Mapping[str, Any], candidates: list[dict[str, Any]], rubric: Rubric
+) -> tuple[str, str, bool]:
+    """(outcome, deciding criterion, both candidates unsafe-free?) or ContractError."""
+    criteria = json.loads(review["criteria_json"])
+    if len(candidates) < 2:
+        raise ContractError("pairwise review of a trace with fewer than two candidates")
+    a_id, b_id = candidates[0]["candidate_id"], candidates[1]["candidate_id"]
+    if set(criteria) != {a_id, b_id}:
+        raise ContractError(
+            f"criteria name candidates {sorted(criteria)}, the trace has {[a_id, b_id]}"
+        )
+    outcome, deciding = rubric.outcome(criteria[a_id], criteria[b_id])
+    return outcome, deciding, rubric.is_safe(criteria[a_id]) and rubric.is_safe(criteria[b_id])
+
+
+def _provenance(trace: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "redaction_version": trace.get("redaction_version"),
+        "prompt_template_version": trace.get("prompt_template_version"),
+        "policy_version": trace.get("policy_version"),
+        "prompt_fingerprint": trace.get("prompt_fingerprint"),
+        "slice": trace.get("slice"),
+    }
+
+
+def resolve_reviews(
+    reviews: pd.DataFrame,
+    traces: pd.DataFrame,
+    queues: pd.DataFrame,
+    rubric: Rubric,
+    *,
+    rubric_by_version: Mapping[str, Rubric] | None = None,
+) -> ResolvedReviews:
+    """Derive outcomes and route every review of one partition into exactly one lane.
+
+    `traces` are redacted trace rows, `queues` the routed_queues rows (trace_id, destination).
+    """
+    rubrics = dict(rubric_by_version or {})
+    rubrics.setdefault(rubric.version, rubric)
+    trace_by_id = {row["trace_id"]: row for row in traces.to_dict("records")}
+    dests: dict[str, set[str]] = {}
+    for tid, dest in zip(queues["trace_id"], queues["destination"], strict=True):
+        dests.setdefault(tid, set()).add(dest)
+
+    labels, quarantined = [], []
+    for review in reviews.to_dict("records"):
+        tid = review["trace_id"]
+        trace = trace_by_id.get(tid)
+        reason = None
+        if trace is None:
+            reason = f"trace_id {tid!r} is not a known trace of this partition"
+        elif "FROZEN_EVALUATION" in dests.get(tid, set()):
+            reason = "review of a frozen-evaluation trace; it never becomes training data"
+        elif review["rubric_version"] not in rubrics:
+            reason = f"rubric_version {review['rubric_version']!r} is not loaded"
+        if reason is None:
+            assert trace is not None
+            out = dict(review, slice=trace.get("slice"), outcome=None, deciding_criterion=None)
+            out["status"] = ACCEPTED
+            if review["task"] == "pairwise":
+                try:
+                    outcome, deciding, _ = _pairwise_outcome(
+                        review, candidates_of(trace["candidates"]), rubrics[review["rubric_version"]]
+                    )
+                except ContractError as err:
+                    reason = str(err)
+                else:
+                    out.update(outcome=outcome, deciding_criterion=deciding)
+                    if review["choice"] is not None and review["choice"] != outcome:
+                        out["status"] = RUBRIC_CONFLICT
+            elif review["task"] == "pointwise":
+                if review["candidate_id"] not in {
+                    c["candidate_id"] for c in candidates_of(trace["candidates"])
+                }:
+                    reason = f"candidate_id {review['candidate_id']!r} is not in the trace"
+            if reason is None:
+                labels.append(out)
+        if reason is not None:
+            quarantined.append(
+                quarantine_row(
+                    review.get("source_file") or "",
+                    int(review.get("source_line") or 0),
+                    reason,
+                    json.dumps({"review_id": review["review_id"], "trace_id": tid}),
+                    review["review_id"],
+                )
+            )
+
+    label_frame = pd.DataFrame(labels, columns=[*REVIEW_COLUMNS, "slice", "outcome",
+                                                "deciding_criterion", "status"])
+    lanes = _route(label_frame, trace_by_id, dests, rubrics)
+    return ResolvedReviews(labels=label_frame, quarantine=pd.DataFrame(quarantined), **lanes)
+
+
+def _route(
+    labels: pd.DataFrame,
+    trace_by_id: Mapping[str, Mapping[str, Any]],
+    dests: Mapping[str, set[str]],
+    rubrics: Mapping[str, Rubric],
+) -> dict[str, pd.DataFrame]:
+    pairs, demos, points, adjudication, incidents = [], [], [], [], []
+    statuses: dict[str, str] = {}
+
+    pairwise = labels[labels["task"] == "pairwise"]
+    for tid, group in pairwise.groupby("trace_id", sort=True):
+        trace = trace_by_id[tid]
+        base = {"trace_id": tid, **_provenance(trace)}
+        review_ids = ",".join(group["review_id"])
+        reviewers = ",".join(sorted(set(group["reviewer_id"])))
+        if "INCIDENT_REVIEW" in dests.get(tid, set()):
+            incidents.append({**base, "reason": "trace recorded an unsafe effect",
+                              "review_ids": review_ids, "reviewer_ids": reviewers})
+            statuses.update(dict.fromkeys(group["review_id"], INCIDENT))
+            continue
+        valid = group[group["status"] != RUBRIC_CONFLICT]
+        counts = valid["outcome"].value_counts()
+        if counts.empty:
+            adjudication.append({**base, "reason": "every review contradicts the rubric",
+                                 "outcomes": "", "review_ids": review_ids,
+                                 "reviewer_ids": reviewers})
+            continue
+        top, top_n = counts.index[0], int(counts.iloc[0])
+        if len(counts) > 1 and top_n * 2 <= len(valid):
+            detail = ", ".join(f"{k}x{v}" for k, v in counts.items())
+            adjudication.append({**base, "reason": f"reviewers disagree ({detail})",
+                                 "outcomes": detail, "review_ids": review_ids,
+                                 "reviewer_ids": reviewers})
+            statuses.update(dict.fromkeys(valid["review_id"], ADJUDICATION))
+            continue
+        if top == "BOTH_BAD":
+            reasons = [r for r in valid["reason"] if isinstance(r, str) and r]
+            incidents.append({**base, "reason": "BOTH_BAD: " + (reasons[0] if reasons else
+                              "neither candidate passes safety and authorization"),
+                              "review_ids": review_ids, "reviewer_ids": reviewers})
+            statuses.update(dict.fromkeys(valid["review_id"], INCIDENT))
+            continue
+        if top == "TIE":
+            adjudication.append({**base, "reason": "tie under every rubric criterion",
+                                 "outcomes": f"TIEx{top_n}", "review_ids": review_ids,
+                                 "reviewer_ids": reviewers})
+            statuses.update(dict.fromkeys(valid["review_id"], ADJUDICATION))
+            continue
+        cands = candidates_of(trace["candidates"])
+        chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
+        agreeing = valid[valid["outcome"] == top]
+        pairs.append({
+            **base,
+            "prompt": trace["prompt"],
+            "chosen": chosen["text"],
+            "rejected": rejected["text"],
+            "outcome": top,
+            "chosen_candidate_id": chosen["candidate_id"],
+            "rejected_candidate_id": rejected["candidate_id"],
+            "chosen_model_id": chosen.get("model_id"),
+            "rejected_model_id": rejected.get("model_id"),
+            "chosen_generation": chosen.get("generation"),
+            "rejected_generation": rejected.get("generation"),
+            "rubric_version": ",".join(sorted(set(agreeing["rubric_version"]))),
+            "deciding_criterion": agreeing["deciding_criterion"].iloc[0],
+            "reviewer_ids": ",".join(sorted(set(agreeing["reviewer_id"]))),
+            "review_ids": ",".join(agreeing["review_id"]),
+            "n_reviews": int(len(group)),
+            "criteria_json": json.dumps([json.loads(c) for c in agreeing["criteria_json"]]),
+        })
+
+    for review in labels[labels["task"] == "demonstration"].to_dict("records"):
+        tid = review["trace_id"]
+        if "INCIDENT_REVIEW" in dests.get(tid, set()):
+            incidents.append({"trace_id": tid, **_provenance(trace_by_id[tid]),
+                              "reason": "corrected answer for a trace under incident review",
+                              "review_ids": review["review_id"],
+                              "reviewer_ids": review["reviewer_id"]})
+            statuses[review["review_id"]] = INCIDENT
+            continue
+        demos.append(_demonstration(trace_by_id[tid], review["answer"], "reviewer_answer",
+                                    review["review_id"], review["reviewer_id"],
+                                    review["rubric_version"]))
+    demo_ids = {d["trace_id"] for d in demos}
+    for tid, trace in trace_by_id.items():
+        if ("DEMONSTRATION_QUEUE" in dests.get(tid, set()) and tid not in demo_ids
+                and trace.get("approved_answer")):
+            demos.append(_demonstration(trace, trace["approved_answer"], "approved_answer",
+                                        None, None, None))
+
+    for review in labels[labels["task"] == "pointwise"].to_dict("records"):
+        tid = review["trace_id"]
+        trace = trace_by_id[tid]
+        if dests.get(tid, set()) & {"INCIDENT_REVIEW"}:
+            statuses[review["review_id"]] = INCIDENT
+            incidents.append({"trace_id": tid, **_provenance(trace),
+                              "reason": "pointwise label on a trace under incident review",
+                              "review_ids": review["review_id"],
+                              "reviewer_ids": review["reviewer_id"]})
+            continue
+        cand = next(c for c in candidates_of(trace["candidates"])
+                    if c["candidate_id"] == review["candidate_id"])
+        label = review["label"]
+        score = review["score"]
+        desirable = (score >= 4) if pd.notna(score) else str(label).lower() in \
+            POSITIVE_POINTWISE_LABELS
+        points.append({
+            "trace_id": tid, **_provenance(trace),
+            "prompt": trace["prompt"], "completion": cand["text"], "label": bool(desirable),
+            "assessment": label, "score": None if pd.isna(score) else int(score),
+            "candidate_id": cand["candidate_id"], "model_id": cand.get("model_id"),
+            "rubric_version": review["rubric_version"], "reviewer_ids": review["reviewer_id"],
+            "review_ids": review["review_id"],
+        })
+
+    if statuses:
+        labels["status"] = [statuses.get(r, s) for r, s in zip(labels["review_id"],
+                                                                labels["status"], strict=True)]
+    return {
+        "preference_pairs": pd.DataFrame(pairs, columns=PREFERENCE_COLUMNS),
+        "demonstrations": pd.DataFrame(demos, columns=DEMONSTRATION_COLUMNS),
+        "pointwise": pd.DataFrame(points, columns=POINTWISE_COLUMNS),
+        "adjudication": pd.DataFrame(adjudication, columns=ADJUDICATION_COLUMNS),
+        "incidents": pd.DataFrame(incidents, columns=INCIDENT_COLUMNS),
+    }
+
+
+def _demonstration(trace: Mapping[str, Any], answer: str, source: str, review_id: str | None,
+                   reviewer_id: str | None, rubric_version: str | None) -> dict[str, Any]:
+    return {
+        "trace_id": trace["trace_id"], **_provenance(trace),
+        "prompt": trace["prompt"], "answer": answer, "source": source,
+        "review_ids": review_id, "reviewer_ids": reviewer_id, "rubric_version": rubric_version,
+    }
+
+
+PROVENANCE_COLUMNS = ["redaction_version", "prompt_template_version", "policy_version",
+                      "prompt_fingerprint", "slice"]
+PREFERENCE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "chosen", "rejected", "outcome",
+                      "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
+                      "rejected_model_id", "chosen_generation", "rejected_generation",
+                      "rubric_version", "deciding_criterion", "reviewer_ids", "review_ids",
+                      "n_reviews", "criteria_json"]
+DEMONSTRATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "answer", "source",
+                         "review_ids", "reviewer_ids", "rubric_version"]
+POINTWISE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "completion", "label",
+                     "assessment", "score", "candidate_id", "model_id", "rubric_version",
+                     "reviewer_ids", "review_ids"]
+ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "outcomes", "review_ids",
+                        "reviewer_ids"]
+INCIDENT_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "review_ids", "reviewer_ids"]
+
+
+def unsafe_accepted_pairs(pairs: pd.DataFrame, rubric: Rubric) -> list[str]:
+    """Trace ids of accepted pairs whose chosen answer any agreeing reviewer marked unsafe."""
+    bad = []
+    for tid, cid, criteria_json in zip(pairs["trace_id"], pairs["chosen_candidate_id"],
+                                       pairs["criteria_json"], strict=True):
+        for criteria in json.loads(criteria_json or "[]"):
+            if cid in criteria and not rubric.is_safe(criteria[cid]):
+                bad.append(tid)
+                break
+    return sorted(set(bad))

@@ -1,0 +1,35 @@
+"""The code location: gathers assets, checks, jobs, schedules, sensors and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from feedback_pipeline.io_manager import ParquetIOManager
+from feedback_pipeline.jobs import daily_pipeline_job, judge_job, release_job
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages import agreement, ingest, judge, redaction, release, review, routing
+from feedback_pipeline.stages import selection as selection_stage
+from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, default_data_root
+
+STAGE_MODULES = [ingest, redaction, routing, review, agreement, selection_stage, judge, release]
+
+
+def build_definitions(data_root: str | None = None) -> dg.Definitions:
+    """Definitions bound to one data root (default: FEEDBACK_DATA_ROOT or ./data)."""
+    root = data_root or default_data_root()
+    from feedback_pipeline.automation import schedules, sensors
+
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(STAGE_MODULES),
+        jobs=[daily_pipeline_job, judge_job, release_job],
+        schedules=schedules.all_schedules(),
+        sensors=sensors.all_sensors(),
+        resources={
+            "pipeline": PipelineResource(data_root=root),
+            "io_manager": ParquetIOManager(data_root=root, zone=WAREHOUSE),
+            "restricted_io_manager": ParquetIOManager(data_root=root, zone=RESTRICTED),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,39 @@
+"""Hive-partitioned Parquet for every stage table, written atomically through Storage.
+
+`warehouse` holds redacted, reviewer-safe tables; `restricted` holds raw traces, the vault and
+quarantine, owner-only. Assets return pandas frames; this layer decides where they live.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from feedback_pipeline.storage import WAREHOUSE, Storage
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """One Parquet file per (table, day) under <data_root>/<zone>/<table>/date=<day>/."""
+
+    data_root: str
+    zone: str = WAREHOUSE
+
+    @property
+    def storage(self) -> Storage:
+        return Storage(self.data_root)
+
+    def _day(self, context: dg.OutputContext | dg.InputContext) -> str | None:
+        if isinstance(context, dg.InputContext):
+            return context.asset_partition_key if context.has_asset_partitions else None
+        return context.partition_key if context.has_partition_key else None
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | pa.Table) -> None:
+        table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
+        path = self.storage.write_table(self.zone, context.asset_key.path[-1], self._day(context), table)
+        context.add_output_metadata({"path": dg.MetadataValue.path(self.storage.relative(path))})
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        return self.storage.read_table(
+            self.zone, context.asset_key.path[-1], self._day(context)
+        ).to_pandas()

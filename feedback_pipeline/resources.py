@@ -1,0 +1,42 @@
+"""Dagster resources over the plain storage and settings layers.
+
+The data root comes from FEEDBACK_DATA_ROOT (default ./data) or from the resource setting; the
+asset code is the same whether the root is local or, later, an object-store URL.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from feedback_pipeline import settings
+from feedback_pipeline.core.rubric import Rubric
+from feedback_pipeline.storage import Storage
+
+
+class PipelineResource(dg.ConfigurableResource):
+    """The data root and the config under it."""
+
+    data_root: str
+
+    @property
+    def storage(self) -> Storage:
+        return Storage(self.data_root)
+
+    @property
+    def policy(self) -> settings.Policy:
+        return settings.load_policy(self.storage)
+
+    def rubric(self, version: str | None = None) -> Rubric:
+        return settings.load_rubric(self.storage, version or self.policy.rubric_version)
+
+    def known_rubrics(self) -> set[str]:
+        return settings.known_rubric_versions(self.storage)
+
+    def frozen_set(self) -> settings.FrozenEvalSet:
+        return settings.load_frozen_set(self.storage, self.policy.frozen_eval_set)
+
+    def gold(self) -> list[dict]:
+        return settings.load_gold(self.storage, self.policy.reviewer_training_set)
+
+    def deny_terms(self) -> list[str]:
+        return settings.load_deny_terms(self.storage)

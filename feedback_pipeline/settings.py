@@ -1,0 +1,151 @@
+"""The config files of contract section 5, parsed into typed, validated objects.
+
+A bad config is a clear error naming the file and the key, never a silent default for a gate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from feedback_pipeline.core.rubric import Rubric
+from feedback_pipeline.storage import Storage
+
+
+class ConfigError(ValueError):
+    """A config file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Gates and knobs from policy.yaml; defaults are the contract's."""
+
+    dataset_name: str = "code-review-feedback"
+    kappa_gate: float = 0.65
+    agreement_statistic: str = "cohens_kappa"
+    agreement_gate_on: str = "point"
+    min_duplicate_items: int = 10
+    judge_agreement_gate: float = 0.9
+    batch_size: int = 20
+    weight_uncertainty: float = 0.6
+    random_seed: int = 7
+    redaction_version: str = "code-review-redactor-v2"
+    rubric_version: str = "code-review-rubric-v4"
+    frozen_eval_set: str = "code-review-eval-v5"
+    reviewer_training_set: str = "code-reviewer-gold-v3"
+    selection_policy_version: str = "hybrid-selector-v3"
+    reidentification_access_rule: str = "privacy-approved-roles-only"
+    raw_retention_days: int = 30
+    corpus_stable_tokens: bool = False
+    near_duplicate_threshold: float = 0.8
+    bootstrap_samples: int = 1000
+    max_parallel_partitions: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "kappa_gate": -1.0 <= self.kappa_gate <= 1.0,
+            "judge_agreement_gate": 0.0 <= self.judge_agreement_gate <= 1.0,
+            "weight_uncertainty": 0.0 <= self.weight_uncertainty <= 1.0,
+            "batch_size": self.batch_size >= 1,
+            "agreement_gate_on": self.agreement_gate_on in ("point", "lower_bound"),
+            "agreement_statistic": self.agreement_statistic
+            in ("cohens_kappa", "krippendorff_alpha_nominal"),
+            "near_duplicate_threshold": 0.0 < self.near_duplicate_threshold <= 1.0,
+            "raw_retention_days": self.raw_retention_days >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"policy.yaml: invalid value for {', '.join(bad)}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"missing config file {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def load_policy(storage: Storage) -> Policy:
+    raw = _read_yaml(storage.config_path("policy.yaml"))
+    known = {f.name for f in fields(Policy)} - {"extra"}
+    kwargs = {k: v for k, v in raw.items() if k in known}
+    try:
+        return Policy(**kwargs, extra={k: v for k, v in raw.items() if k not in known})
+    except TypeError as err:
+        raise ConfigError(f"policy.yaml: {err}") from err
+
+
+def load_rubric(storage: Storage, version: str) -> Rubric:
+    path = storage.config_path("rubrics", f"{version}.yaml")
+    try:
+        return Rubric.from_mapping(_read_yaml(path))
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def known_rubric_versions(storage: Storage) -> set[str]:
+    folder = storage.config_path("rubrics")
+    return {p.stem for p in folder.glob("*.yaml")} if folder.is_dir() else set()
+
+
+@dataclass(frozen=True)
+class FrozenEvalSet:
+    """Reserved evaluation ids; a set version is append-only."""
+
+    set_id: str
+    reserved_at: str
+    ids: tuple[str, ...]
+
+
+def load_frozen_set(storage: Storage, set_id: str) -> FrozenEvalSet:
+    path = storage.config_path("frozen_eval", f"{set_id}.yaml")
+    raw = _read_yaml(path)
+    ids = raw.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise ConfigError(f"{path}: 'ids' must be a list of trace ids")
+    if raw.get("set_id", set_id) != set_id:
+        raise ConfigError(f"{path}: set_id {raw.get('set_id')!r} does not match the file name")
+    reserved_at = raw.get("reserved_at") or date.today().isoformat()
+    return FrozenEvalSet(set_id=set_id, reserved_at=str(reserved_at), ids=tuple(dict.fromkeys(ids)))
+
+
+def load_gold(storage: Storage, set_id: str) -> list[dict[str, Any]]:
+    """Reviewer-training gold items; an absent file means no gold items, said by the caller."""
+    path = storage.config_path("gold", f"{set_id}.jsonl")
+    if not path.exists():
+        return []
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+        if not isinstance(item, dict) or "trace_id" not in item or "label" not in item:
+            raise ConfigError(f"{path}:{number}: a gold item needs trace_id and label")
+        items.append(item)
+    return items
+
+
+def load_deny_terms(storage: Storage) -> list[str]:
+    path = storage.config_path("redaction", "deny_list.txt")
+    if not path.exists():
+        return []
+    terms = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        term = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
+        if term:
+            terms.append(term)
+    return terms

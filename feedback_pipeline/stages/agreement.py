@@ -1,0 +1,85 @@
+"""agreement_report: how consistently reviewers read the rubric, per day.
+
+The day's figures are shown in the UI (kappa and alpha plotted across days). The promotion gate
+itself is evaluated over the whole release window in dataset_manifest; here a failing day warns.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from feedback_pipeline.core.agreement import agreement_report as build_report
+from feedback_pipeline.core.agreement import gate_value
+from feedback_pipeline.partitions import daily_partitions
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages.common import WAREHOUSE_IO
+
+SUMMARY_FLOATS = ("cohens_kappa", "observed_agreement", "chance_agreement",
+                  "krippendorff_alpha_nominal", "kappa_ci_low", "kappa_ci_high")
+
+
+def pairwise_reviews(labels: pd.DataFrame) -> pd.DataFrame:
+    """The agreement input: one row per pairwise review with its rubric-derived label."""
+    pairwise = labels[labels["task"] == "pairwise"]
+    return pd.DataFrame({
+        "review_id": pairwise["review_id"], "trace_id": pairwise["trace_id"],
+        "reviewer_id": pairwise["reviewer_id"], "label": pairwise["outcome"],
+        "slice": pairwise["slice"], "criteria_json": pairwise["criteria_json"],
+    }).reset_index(drop=True)
+
+
+@dg.asset(
+    io_manager_key=WAREHOUSE_IO,
+    partitions_def=daily_partitions,
+    group_name="agreement",
+    kinds={"parquet"},
+    description="Cohen's kappa, Krippendorff's alpha and the confusion matrix over duplicate "
+                "reviews, with per-slice and per-reviewer diagnostics.",
+    check_specs=[dg.AssetCheckSpec("daily_agreement_gate", asset="agreement_report",
+                                   blocking=False,
+                                   description="The day's agreement reaches the declared gate "
+                                   "(warns; the window gate blocks promotion).")],
+)
+def agreement_report(context: dg.AssetExecutionContext, pipeline: PipelineResource,
+                     reviewed_labels: pd.DataFrame):
+    policy = pipeline.policy
+    gold = pipeline.gold()
+    report = build_report(pairwise_reviews(reviewed_labels),
+                          gold=pd.DataFrame(gold) if gold else None,
+                          bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
+                          min_items=policy.min_duplicate_items)
+    summary = report.summary
+    rows = pd.concat([
+        pd.DataFrame([{"section": "summary", "key": k, "value": str(v)}
+                      for k, v in summary.items()]),
+        report.by_slice.assign(section="slice").astype(str).melt(
+            id_vars=["section", "slice"], var_name="key").rename(columns={"slice": "group"})
+        if not report.by_slice.empty else pd.DataFrame(),
+        report.by_reviewer.assign(section="reviewer").astype(str).melt(
+            id_vars=["section", "reviewer_id"], var_name="key").rename(
+            columns={"reviewer_id": "group"})
+        if not report.by_reviewer.empty else pd.DataFrame(),
+    ], ignore_index=True).reindex(columns=["section", "group", "key", "value"])
+    metadata = {f"agreement/{k}": float(summary[k]) for k in SUMMARY_FLOATS
+                if isinstance(summary.get(k), int | float)}
+    metadata.update({
+        "n_items": int(summary.get("n_items") or 0),
+        "n_reviewers": int(summary.get("n_reviewers") or 0),
+        "report": dg.MetadataValue.md(report.to_markdown()),
+        "dagster/row_count": len(rows),
+    })
+    yield dg.Output(rows, metadata=metadata)
+    value = gate_value(report, policy.agreement_statistic, policy.agreement_gate_on)
+    yield dg.AssetCheckResult(
+        check_name="daily_agreement_gate",
+        passed=value is not None and value >= policy.kappa_gate,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "statistic": policy.agreement_statistic,
+            "gate_on": policy.agreement_gate_on,
+            "value": float(value) if value is not None else -1.0,
+            "gate": policy.kappa_gate,
+            "reason": summary.get("insufficient_reason") or "measured",
+        },
+    )

@@ -1,0 +1,113 @@
+"""redacted_traces and the re-identification vault.
+
+Redaction happens before anything reaches selection, a reviewer or the UI. The token -> value
+mapping is sealed with the vault key and stored in the restricted zone, never beside the rows.
+A second, independent scan (the residue check) blocks everything downstream on a miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import dagster as dg
+import pandas as pd
+
+from feedback_pipeline.core.contract import candidates_of
+from feedback_pipeline.core.fingerprint import fingerprints
+from feedback_pipeline.core.redaction import Redactor, find_residue
+from feedback_pipeline.core.vault import corpus_token_key, resolve_vault_key, seal_vault
+from feedback_pipeline.partitions import daily_partitions
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, id_list
+
+
+def row_texts(row: dict) -> Iterable[str]:
+    """Every text a reviewer could see in one redacted trace row."""
+    for name in ("prompt", "context", "approved_answer", "extra_json"):
+        if isinstance(row.get(name), str):
+            yield row[name]
+    for cand in candidates_of(row.get("candidates")):
+        for name in ("text", "generation"):
+            if isinstance(cand.get(name), str):
+                yield cand[name]
+
+
+def residue_ids(
+    rows: Iterable[dict], text_of: callable, deny_terms: Sequence[str], id_field: str = "trace_id"
+) -> tuple[list[str], dict[str, int]]:
+    """Ids of rows whose text still holds something that looks raw, and the kinds found."""
+    offending, kinds = [], {}
+    for row in rows:
+        found = [kind for text in text_of(row) for kind, _ in find_residue(text, deny_terms)]
+        if found:
+            offending.append(str(row[id_field]))
+            for kind in found:
+                kinds[kind] = kinds.get(kind, 0) + 1
+    return offending, kinds
+
+
+def residue_check_result(
+    check_name: str, asset_key: str, offending: list[str], kinds: dict[str, int], scanned: int
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset_key,
+        passed=not offending,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rule": "independent residue scan (core.redaction.find_residue) finds nothing raw",
+            "rows_scanned": scanned,
+            "offending_rows": len(offending),
+            "offending_ids": id_list(offending),
+            "kinds": counts_table(kinds, "kind") if kinds else dg.MetadataValue.md("none"),
+        },
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "redacted_traces": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
+                                       description="Traces with every identifier and secret "
+                                       "replaced by a stable token; safe for reviewers."),
+        "reidentification_vault": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
+                                              description="Sealed token -> value mapping "
+                                              "(restricted zone, encrypted)."),
+    },
+    partitions_def=daily_partitions,
+    group_name="redaction",
+    can_subset=False,
+    check_specs=[dg.AssetCheckSpec("no_redaction_residue", asset="redacted_traces",
+                                   blocking=True,
+                                   description="An independent scan finds no raw identifier or "
+                                   "secret in any redacted text.")],
+)
+def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource,
+                    raw_traces: pd.DataFrame):
+    policy = pipeline.policy
+    deny_terms = pipeline.deny_terms()
+    key = resolve_vault_key()
+    redactor = Redactor(
+        deny_terms,
+        version=policy.redaction_version,
+        corpus_key=corpus_token_key(key) if policy.corpus_stable_tokens else None,
+    )
+    redacted, vault = redactor.redact_traces(raw_traces)
+    redacted["prompt_fingerprint"] = fingerprints(redacted["prompt"])
+    sealed = seal_vault(vault, key)
+    records = redacted.to_dict("records")
+    offending, kinds = residue_ids(records, row_texts, deny_terms)
+    kinds_by_token = vault["kind"].value_counts().to_dict() if len(vault) else {}
+    yield dg.Output(
+        redacted,
+        output_name="redacted_traces",
+        metadata={
+            "dagster/row_count": len(redacted),
+            "redaction_version": policy.redaction_version,
+            "tokens_by_kind": counts_table({str(k): int(v) for k, v in kinds_by_token.items()},
+                                           "kind") if kinds_by_token else dg.MetadataValue.md("none"),
+        },
+    )
+    yield dg.Output(sealed, output_name="reidentification_vault",
+                    metadata={"dagster/row_count": len(sealed), "key_id": key.key_id})
+    yield residue_check_result("no_redaction_residue", "redacted_traces", offending, kinds,
+                               len(records))

@@ -1,0 +1,360 @@
+"""dataset_manifest (the release candidate and its gates) and dataset_release (the promotion).
+
+The manifest asset gathers a window's accepted rows with DuckDB, adds the parent release's rows,
+and evaluates every promotion gate as a blocking asset check. dataset_release runs only when all
+gates pass, and writes an immutable releases/<dataset_version>/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+
+from feedback_pipeline.core import agreement
+from feedback_pipeline.core.candidate import (
+    LANES,
+    assemble,
+    preference_rows,
+    sft_rows,
+    unpaired_rows,
+)
+from feedback_pipeline.core.leakage import find_leaks, leaked_ids
+from feedback_pipeline.core.manifest import (
+    REQUIRED_FIELDS,
+    Gate,
+    missing_fields,
+    next_version,
+    promotion_reasons,
+)
+from feedback_pipeline.core.redaction import find_residue
+from feedback_pipeline.core.release import (
+    RELEASE_FILES,
+    ReleaseExistsError,
+    dataset_card,
+    list_versions,
+    parquet_bytes,
+    write_release,
+)
+from feedback_pipeline.core.review import unsafe_accepted_pairs
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages.common import WAREHOUSE_IO, id_list
+from feedback_pipeline.storage import WAREHOUSE, Storage
+
+GATE_CHECKS = {
+    "redaction_residue": "No raw identifier or secret in any released or reviewer-facing text.",
+    "evaluation_leakage": "No training row shares an id or a normalised prompt with the frozen "
+                          "evaluation set.",
+    "agreement_gate": "The declared agreement statistic reaches the declared gate.",
+    "unsafe_pairs_accepted": "No accepted pair has a chosen answer marked unsafe.",
+    "manifest_complete": "The manifest has every field the seed requires.",
+}
+CANDIDATE_DIR = ("release_candidate",)
+
+
+class ReleaseWindow(dg.Config):
+    """The days a release covers (inclusive); default: every day with landed traces."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+def window_days(storage: Storage, start: str | None, end: str | None) -> list[str]:
+    days = storage.landing_days("traces")
+    return [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
+
+
+def read_window(storage: Storage, table: str, days: list[str]) -> pd.DataFrame:
+    """All partitions of one warehouse table in the window, through DuckDB."""
+    scan = storage.scan_sql(WAREHOUSE, table, days)
+    if scan is None:
+        return pd.DataFrame()
+    return storage.query("SELECT * EXCLUDE (date) FROM {t}", t=scan).to_pandas()
+
+
+def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame:
+    """Frozen ids with the fingerprint of their redacted prompt wherever the trace landed."""
+    frozen = pd.DataFrame({"trace_id": frozen_ids})
+    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
+    if scan is None:
+        frozen["prompt_fingerprint"] = None
+        return frozen
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("frozen_ids", frozen)
+        return con.execute(
+            f"SELECT f.trace_id, t.prompt_fingerprint FROM frozen_ids f "
+            f"LEFT JOIN (SELECT trace_id, prompt_fingerprint FROM {scan}) t USING (trace_id)"
+        ).df()
+
+
+def parent_lanes(storage: Storage, parent: str | None) -> dict[str, pd.DataFrame]:
+    if parent is None:
+        return {}
+    folder = storage.releases_dir / parent
+    return {lane: pq.read_table(folder / name).to_pandas()
+            for lane, name in RELEASE_FILES.items() if (folder / name).exists()}
+
+
+def load_retractions(storage: Storage) -> set[str]:
+    path = storage.config_path("retractions.txt")
+    if not path.exists():
+        return set()
+    return {line.split("#")[0].strip() for line in path.read_text().splitlines()
+            if line.split("#")[0].strip()}
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{package_version('feedback-pipeline')}" + (f"+g{sha}" if sha else "")
+
+
+def residue_gate(lanes: dict[str, pd.DataFrame], tasks: pd.DataFrame,
+                 deny_terms: list[str]) -> Gate:
+    offending = set()
+    text_columns = {"preference": ["prompt", "chosen", "rejected"],
+                    "unpaired": ["prompt", "completion"]}
+    for lane, columns in text_columns.items():
+        frame = lanes[lane]
+        for column in columns:
+            for tid, text in zip(frame["trace_id"], frame[column], strict=True):
+                if isinstance(text, str) and find_residue(text, deny_terms):
+                    offending.add(tid)
+    for tid, messages in zip(lanes["sft"]["trace_id"], lanes["sft"]["messages"], strict=True):
+        if any(find_residue(m["content"], deny_terms) for m in messages):
+            offending.add(tid)
+    if not tasks.empty:
+        for column in ("prompt", "context", "candidate_a", "candidate_b", "approved_answer"):
+            for tid, text in zip(tasks["trace_id"], tasks[column], strict=True):
+                if isinstance(text, str) and find_residue(text, deny_terms):
+                    offending.add(tid)
+    ids = sorted(offending)
+    return Gate("redaction_residue", not ids, len(ids),
+                "independent residue scan over every training file and review task",
+                offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
+
+
+def agreement_gate(labels: pd.DataFrame, gold: list[dict], policy: Any) -> tuple[Gate, dict]:
+    pairwise = labels[labels["task"] == "pairwise"] if not labels.empty else labels
+    reviews = pd.DataFrame({
+        "review_id": pairwise.get("review_id", pd.Series(dtype=object)),
+        "trace_id": pairwise.get("trace_id", pd.Series(dtype=object)),
+        "reviewer_id": pairwise.get("reviewer_id", pd.Series(dtype=object)),
+        "label": pairwise.get("outcome", pd.Series(dtype=object)),
+        "slice": pairwise.get("slice", pd.Series(dtype=object)),
+        "criteria_json": pairwise.get("criteria_json", pd.Series(dtype=object)),
+    })
+    report = agreement.agreement_report(
+        reviews, gold=pd.DataFrame(gold) if gold else None,
+        bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
+        min_items=policy.min_duplicate_items)
+    value = agreement.gate_value(report, policy.agreement_statistic, policy.agreement_gate_on)
+    summary = report.summary
+    passed = value is not None and value >= policy.kappa_gate
+    if value is None:
+        reason = summary.get("insufficient_reason") or "too few duplicate reviews to measure"
+    elif not passed:
+        reason = f"{policy.agreement_statistic} {value:.3f} < gate {policy.kappa_gate}"
+    else:
+        reason = None
+    record = {
+        "statistic": policy.agreement_statistic,
+        "level": "nominal",
+        "gate_on": policy.agreement_gate_on,
+        "value": None if value is None else round(float(value), 4),
+        "policy_gate": policy.kappa_gate,
+        **{k: summary.get(k) for k in (
+            "cohens_kappa", "observed_agreement", "chance_agreement", "kappa_ci_low",
+            "kappa_ci_high", "krippendorff_alpha_nominal", "n_items", "n_reviewers",
+            "labels", "confusion_matrix", "kappa_method")},
+    }
+    gate = Gate("agreement_gate", passed, record["value"],
+                f"{policy.agreement_statistic} ({policy.agreement_gate_on}) >= {policy.kappa_gate}",
+                reason=reason)
+    return gate, record
+
+
+@dg.asset(
+    deps=["preference_pairs", "demonstrations", "pointwise_assessments", "reviewed_labels",
+          "incident_records", "adjudication_queue", "review_tasks", "frozen_evaluation_set"],
+    group_name="release",
+    kinds={"json"},
+    description="The release candidate for a window: cumulative rows, manifest, and every "
+                "promotion gate as a blocking check.",
+    check_specs=[dg.AssetCheckSpec(name, asset="dataset_manifest", blocking=True, description=d)
+                 for name, d in GATE_CHECKS.items()],
+)
+def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
+                     pipeline: PipelineResource):
+    storage, policy = pipeline.storage, pipeline.policy
+    days = window_days(storage, config.start, config.end)
+    version, parent = next_version(list_versions(storage.releases_dir), policy.dataset_name)
+    window = {
+        "preference": preference_rows(read_window(storage, "preference_pairs", days)
+                                      .reindex(columns=PREF_INPUT)),
+        "sft": sft_rows(read_window(storage, "demonstrations", days)
+                        .reindex(columns=DEMO_INPUT)),
+        "unpaired": unpaired_rows(read_window(storage, "pointwise_assessments", days)
+                                  .reindex(columns=POINT_INPUT)),
+    }
+    candidate = assemble(window, parent_lanes(storage, parent), version,
+                         load_retractions(storage))
+    lanes = candidate.lanes
+    labels = read_window(storage, "reviewed_labels", days)
+    incidents = read_window(storage, "incident_records", days)
+    adjudication = read_window(storage, "adjudication_queue", days)
+    tasks = read_window(storage, "review_tasks", days)
+    frozen = pipeline.frozen_set()
+
+    training = pd.concat([pd.DataFrame({"lane": lane, "trace_id": frame["trace_id"],
+                                        "prompt_fingerprint": frame["prompt_fingerprint"]})
+                          for lane, frame in lanes.items()], ignore_index=True)
+    leaks = find_leaks(training, frozen_fingerprints(storage, list(frozen.ids)))
+    leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
+                     "frozen ids and normalised prompt fingerprints vs every training row",
+                     offending=leaked_ids(leaks),
+                     reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by {r.rule}"
+                                      for r in leaks.itertuples()) or None)
+    agree_gate, agreement_record = agreement_gate(labels, pipeline.gold(), policy)
+    unsafe = unsafe_accepted_pairs(lanes["preference"], pipeline.rubric())
+    unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
+                       "no chosen answer marked unsafe by its reviewers", offending=unsafe,
+                       reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe else None)
+    residue = residue_gate(lanes, tasks, pipeline.deny_terms())
+
+    both_bad = int(incidents["reason"].astype(str).str.startswith("BOTH_BAD").sum()) \
+        if not incidents.empty else 0
+    ties = int(adjudication["reason"].astype(str).str.startswith("tie").sum()) \
+        if not adjudication.empty else 0
+    conflicts = int((labels["status"] == "RUBRIC_CONFLICT").sum()) if not labels.empty else 0
+    manifest: dict[str, Any] = {
+        "dataset_version": version,
+        "dataset_name": policy.dataset_name,
+        "source_window": f"{days[0]}/{days[-1]}" if days else None,
+        "selection_policy_version": policy.selection_policy_version,
+        "redaction_version": policy.redaction_version,
+        "reidentification_access_rule": policy.reidentification_access_rule,
+        "rubric_version": policy.rubric_version,
+        "reviewer_training_set": policy.reviewer_training_set,
+        "agreement_report": agreement_record,
+        "row_counts": {
+            "demonstrations": len(lanes["sft"]),
+            "preferences": len(lanes["preference"]),
+            "pointwise": len(lanes["unpaired"]),
+            "ties": ties,
+            "both_bad": both_bad,
+            "rejected": conflicts,
+            "adjudication": len(adjudication),
+            "new": candidate.new_rows,
+            "retracted": candidate.retracted_rows,
+        },
+        "frozen_evaluation_set": frozen.set_id,
+        "frozen_evaluation_set_size": len(frozen.ids),
+        "leakage_check_passed": leak_gate.passed,
+        "both_bad_escalated": both_bad,
+        "parent_dataset": parent,
+        "dagster_run_id": context.run.run_id,
+        "code_version": code_version(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "has_changes": candidate.has_changes,
+    }
+    missing = missing_fields(manifest)
+    complete_gate = Gate("manifest_complete", not missing, len(missing),
+                         f"every seed field present: {', '.join(REQUIRED_FIELDS)}",
+                         offending=missing,
+                         reason=f"missing {', '.join(missing)}" if missing else None)
+    gates = [residue, leak_gate, agree_gate, unsafe_gate, complete_gate]
+    manifest["gates"] = {g.name: {"passed": g.passed, "value": g.value, "rule": g.rule,
+                                  "reason": g.reason} for g in gates}
+    manifest["promotion_reasons"] = promotion_reasons(gates)
+
+    folder = storage.root / WAREHOUSE / CANDIDATE_DIR[0]
+    for lane, frame in lanes.items():
+        storage.write_bytes(folder / RELEASE_FILES[lane], parquet_bytes(frame))
+    storage.write_json(folder / "manifest.json", manifest)
+
+    yield dg.MaterializeResult(metadata={
+        "dataset_version": version,
+        "parent_dataset": parent or "none",
+        "source_window": manifest["source_window"] or "empty",
+        "preferences": len(lanes["preference"]),
+        "demonstrations": len(lanes["sft"]),
+        "pointwise": len(lanes["unpaired"]),
+        "new_rows": sum(candidate.new_rows.values()),
+        "promotion_reasons": ", ".join(manifest["promotion_reasons"]) or "none",
+        "agreement": agreement_record["value"] if agreement_record["value"] is not None else -1.0,
+    })
+    for gate in gates:
+        yield dg.AssetCheckResult(
+            check_name=gate.name,
+            passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"value": dg.MetadataValue.text(json.dumps(gate.value)),
+                      "rule": gate.rule,
+                      "reason": gate.reason or "passed",
+                      "offending_ids": id_list(gate.offending)},
+        )
+
+
+PREF_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_version",
+              "policy_version", "prompt_fingerprint", "prompt", "chosen", "rejected", "outcome",
+              "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
+              "rejected_model_id", "chosen_generation", "rejected_generation", "rubric_version",
+              "deciding_criterion", "reviewer_ids", "review_ids", "n_reviews", "criteria_json"]
+DEMO_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_version",
+              "policy_version", "prompt_fingerprint", "prompt", "answer", "source", "review_ids",
+              "reviewer_ids", "rubric_version"]
+POINT_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_version",
+               "policy_version", "prompt_fingerprint", "prompt", "completion", "label",
+               "assessment", "score", "candidate_id", "model_id", "rubric_version",
+               "reviewer_ids", "review_ids"]
+
+
+@dg.asset(
+    deps=["dataset_manifest"],
+    group_name="release",
+    kinds={"json"},
+    description="Promotes the candidate to an immutable releases/<dataset_version>/ when every "
+                "gate passed; with no new rows it writes nothing.",
+)
+def dataset_release(context: dg.AssetExecutionContext,
+                    pipeline: PipelineResource) -> dg.MaterializeResult:
+    storage = pipeline.storage
+    folder = storage.root / WAREHOUSE / CANDIDATE_DIR[0]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if manifest["promotion_reasons"]:
+        raise dg.Failure(description="promotion refused: " +
+                         "; ".join(manifest["promotion_reasons"]))
+    version = manifest["dataset_version"]
+    if not manifest["has_changes"]:
+        context.log.info(f"no new or retracted rows; {manifest['parent_dataset']} stands")
+        return dg.MaterializeResult(metadata={"promoted": False,
+                                              "dataset_version": manifest["parent_dataset"]
+                                              or "none"})
+    files = {name: (folder / name).read_bytes() for name in RELEASE_FILES.values()}
+    present = dict(RELEASE_FILES)
+    files["README.md"] = dataset_card(manifest, present).encode("utf-8")
+    try:
+        path = write_release(storage.releases_dir, version, files, manifest)
+    except ReleaseExistsError as err:
+        raise dg.Failure(description=str(err)) from err
+    return dg.MaterializeResult(metadata={
+        "promoted": True,
+        "dataset_version": version,
+        "path": dg.MetadataValue.path(storage.relative(path)),
+    })
+
+
+__all__ = ["LANES", "dataset_manifest", "dataset_release"]

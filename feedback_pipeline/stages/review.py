@@ -1,0 +1,125 @@
+"""review_tasks out, reviewed_labels in: the rubric decides, every artifact in its own lane."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from feedback_pipeline.core.contract import ParsedLines, quarantine_to_table, read_lines
+from feedback_pipeline.core.redaction import Redactor, TokenTable
+from feedback_pipeline.core.review import parse_review_lines, resolve_reviews
+from feedback_pipeline.core.tasks import build_tasks, task_texts, tasks_to_jsonl
+from feedback_pipeline.partitions import daily_partitions
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, value_counts
+from feedback_pipeline.stages.redaction import residue_check_result, residue_ids
+
+REVIEW_SUFFIXES = (".jsonl",)
+
+
+@dg.asset(
+    io_manager_key=WAREHOUSE_IO,
+    partitions_def=daily_partitions,
+    group_name="review",
+    kinds={"parquet"},
+    description="Redacted review tasks per queue, also exported as JSONL for reviewers.",
+    check_specs=[dg.AssetCheckSpec("no_residue_in_review_tasks", asset="review_tasks",
+                                   blocking=True,
+                                   description="Nothing a reviewer receives holds raw text.")],
+)
+def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
+                 redacted_traces: pd.DataFrame, routed_queues: pd.DataFrame):
+    rubric = pipeline.rubric()
+    tasks = build_tasks(redacted_traces, routed_queues, rubric.version, rubric.policy_text)
+    storage = pipeline.storage
+    export = storage.exports_dir / "review_tasks" / context.partition_key / "tasks.jsonl"
+    offending, kinds = residue_ids(tasks.to_dict("records"), task_texts, pipeline.deny_terms(),
+                                   id_field="task_id")
+    if not offending:
+        storage.write_text(export, tasks_to_jsonl(tasks))
+    else:
+        context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
+    yield dg.Output(tasks, metadata={
+        "dagster/row_count": len(tasks),
+        "by_task": counts_table(value_counts(tasks["task"]), "task"),
+        "export": dg.MetadataValue.path(storage.relative(export)) if not offending else "withheld",
+    })
+    yield residue_check_result("no_residue_in_review_tasks", "review_tasks", offending, kinds,
+                               len(tasks))
+
+
+def _load_reviews(pipeline: PipelineResource, day: str) -> ParsedLines:
+    storage = pipeline.storage
+    known = pipeline.known_rubrics()
+    parsed = ParsedLines()
+    for path in storage.landing_files("reviews", day, REVIEW_SUFFIXES):
+        parsed.extend(parse_review_lines(read_lines(path), storage.relative(path), known))
+    return parsed
+
+
+def redact_review_text(reviews: pd.DataFrame, redactor: Redactor) -> pd.DataFrame:
+    """Reasons and corrected answers are free text: redacted like any trace text."""
+    out = reviews.copy()
+    for column in ("reason", "answer"):
+        if column in out:
+            out[column] = [redactor.redact_text(v, TokenTable()) if isinstance(v, str) else v
+                           for v in out[column]]
+    return out
+
+
+LANES = {
+    "reviewed_labels": "Every valid review with its rubric-derived outcome and status.",
+    "preference_pairs": "Accepted prompt/chosen/rejected pairs with full provenance.",
+    "demonstrations": "Approved and corrected answers for supervised fine-tuning.",
+    "pointwise_assessments": "Single-answer labels and 1-5 scores.",
+    "adjudication_queue": "Disagreements, ties and rubric conflicts awaiting adjudication.",
+    "incident_records": "BOTH_BAD pairs and unsafe traces, with the reason.",
+}
+
+
+@dg.multi_asset(
+    outs={
+        **{name: dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"}, description=desc)
+           for name, desc in LANES.items()},
+        "review_quarantine": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
+                                         description="Reviews that could not be used, with "
+                                         "the reason (restricted zone)."),
+    },
+    partitions_def=daily_partitions,
+    group_name="review",
+    can_subset=False,
+)
+def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
+                    redacted_traces: pd.DataFrame, routed_queues: pd.DataFrame):
+    policy = pipeline.policy
+    parsed = _load_reviews(pipeline, context.partition_key)
+    reviews = pd.DataFrame(parsed.rows)
+    if reviews.empty:
+        from feedback_pipeline.core.review import REVIEW_COLUMNS
+        reviews = pd.DataFrame(columns=REVIEW_COLUMNS)
+    redactor = Redactor(pipeline.deny_terms(), version=policy.redaction_version)
+    reviews = redact_review_text(reviews, redactor)
+    rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
+    resolved = resolve_reviews(reviews, redacted_traces, routed_queues,
+                               pipeline.rubric(), rubric_by_version=rubrics)
+    quarantine = quarantine_to_table(parsed.quarantine + resolved.quarantine.to_dict("records"))
+    frames = {
+        "reviewed_labels": resolved.labels,
+        "preference_pairs": resolved.preference_pairs,
+        "demonstrations": resolved.demonstrations,
+        "pointwise_assessments": resolved.pointwise,
+        "adjudication_queue": resolved.adjudication,
+        "incident_records": resolved.incidents,
+    }
+    for name, frame in frames.items():
+        metadata = {"dagster/row_count": len(frame)}
+        if name == "reviewed_labels" and len(frame):
+            metadata["by_status"] = counts_table(value_counts(frame["status"]), "status")
+        yield dg.Output(frame, output_name=name, metadata=metadata)
+    reasons = value_counts(pd.Series([r.split(" (")[0].split("'")[0][:60]
+                                      for r in quarantine.column("reason").to_pylist()],
+                                     dtype=object))
+    yield dg.Output(quarantine, output_name="review_quarantine",
+                    metadata={"dagster/row_count": quarantine.num_rows,
+                              "reasons": counts_table(reasons, "reason") if reasons
+                              else dg.MetadataValue.md("none")})

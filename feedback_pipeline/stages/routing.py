@@ -1,0 +1,53 @@
+"""frozen_evaluation_set and routed_queues: reserve evaluation ids first, then route.
+
+The frozen set is read from config before any routing, so an id listed there can never reach a
+training queue, whatever its trace says.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from feedback_pipeline.core.routing import DESTINATIONS, route
+from feedback_pipeline.partitions import daily_partitions
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages.common import WAREHOUSE_IO, counts_table
+
+
+@dg.asset(
+    io_manager_key=WAREHOUSE_IO,
+    group_name="evaluation",
+    kinds={"parquet"},
+    description="The reserved evaluation ids of the policy's frozen set (append-only config).",
+)
+def frozen_evaluation_set(pipeline: PipelineResource) -> dg.Output[pd.DataFrame]:
+    frozen = pipeline.frozen_set()
+    table = pd.DataFrame({
+        "set_id": frozen.set_id,
+        "trace_id": list(frozen.ids),
+        "reserved_at": frozen.reserved_at,
+    })
+    return dg.Output(table, metadata={"dagster/row_count": len(table), "set_id": frozen.set_id})
+
+
+@dg.asset(
+    io_manager_key=WAREHOUSE_IO,
+    partitions_def=daily_partitions,
+    group_name="routing",
+    kinds={"parquet"},
+    description="One row per (trace, destination queue) with the rule that sent it there.",
+)
+def routed_queues(
+    redacted_traces: pd.DataFrame, frozen_evaluation_set: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    queues = route(redacted_traces, set(frozen_evaluation_set["trace_id"]))
+    counts = {d: int((queues["destination"] == d).sum()) for d in DESTINATIONS}
+    return dg.Output(
+        queues,
+        metadata={
+            "dagster/row_count": len(queues),
+            "queues": counts_table(counts, "destination"),
+            **{f"queue/{d.lower()}": n for d, n in counts.items()},
+        },
+    )
