@@ -1,0 +1,107 @@
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from feedback_pipeline.core.candidate import assemble, preference_rows, sft_rows, unpaired_rows
+from feedback_pipeline.core.manifest import (
+    REQUIRED_FIELDS,
+    Gate,
+    missing_fields,
+    next_version,
+    promotion_reasons,
+)
+from feedback_pipeline.core.release import (
+    ReleaseExistsError,
+    dataset_card,
+    list_versions,
+    verify_files,
+    write_release,
+)
+
+
+def seed_manifest():
+    return {
+        "dataset_version": "code-review-feedback-v12", "source_window": "2026-05-01/2026-05-15",
+        "selection_policy_version": "hybrid-selector-v3",
+        "redaction_version": "code-review-redactor-v2",
+        "reidentification_access_rule": "privacy-approved-roles-only",
+        "rubric_version": "code-review-rubric-v4", "reviewer_training_set": "code-reviewer-gold-v3",
+        "agreement_report": {"cohens_kappa": 0.835, "policy_gate": 0.65},
+        "row_counts": {"demonstrations": 182, "preferences": 904, "ties": 61, "rejected": 23},
+        "frozen_evaluation_set": "code-review-eval-v5", "leakage_check_passed": True,
+        "both_bad_escalated": 7, "parent_dataset": "code-review-feedback-v11",
+    }
+
+
+def test_seed_listing_10_manifest_is_complete_and_missing_fields_are_named():
+    assert missing_fields(seed_manifest()) == []
+    partial = seed_manifest()
+    del partial["agreement_report"], partial["row_counts"]
+    assert missing_fields(partial) == ["agreement_report", "row_counts"]
+    assert len(REQUIRED_FIELDS) == 13
+
+
+def test_seed_listing_11_draft_refused_and_repaired_promoted():
+    draft = [Gate("redaction_residue", True, 0, ""), Gate("evaluation_leakage", False, 1, "",
+                                                          offending=["attack-014"]),
+             Gate("agreement_gate", True, 0.835, ""), Gate("unsafe_pairs_accepted", True, 0, "")]
+    assert promotion_reasons(draft) == ["evaluation leakage"]
+    repaired = [g if g.name != "evaluation_leakage" else Gate(g.name, True, 0, "") for g in draft]
+    assert promotion_reasons(repaired) == []
+    low = [Gate("agreement_gate", False, 0.41, "")]
+    assert promotion_reasons(low) == ["agreement below declared gate"]
+
+
+def test_versions_count_up_from_the_parent():
+    assert next_version([], "ds") == ("ds-v1", None)
+    assert next_version(["ds-v1", "ds-v10", "ds-v2", "other-v99"], "ds") == ("ds-v11", "ds-v10")
+
+
+def test_release_is_written_once_and_verify_detects_tampering(tmp_path):
+    releases = tmp_path / "releases"
+    path = write_release(releases, "ds-v1", {"a.parquet": b"abc"}, seed_manifest())
+    assert list_versions(releases) == ["ds-v1"]
+    assert verify_files(path) == []
+    before = sorted(p.name for p in releases.iterdir())
+    with pytest.raises(ReleaseExistsError):
+        write_release(releases, "ds-v1", {"a.parquet": b"other"}, seed_manifest())
+    assert sorted(p.name for p in releases.iterdir()) == before
+    assert (path / "a.parquet").read_bytes() == b"abc"
+    os.chmod(path / "a.parquet", 0o644)
+    (path / "a.parquet").write_bytes(b"abd")
+    assert verify_files(path) == ["a.parquet: sha256 differs from the manifest"]
+
+
+def test_candidate_is_cumulative_minus_retractions_and_detects_no_change():
+    def window(ids):
+        pairs = pd.DataFrame({"trace_id": ids, "prompt": "p", "chosen": "c", "rejected": "r",
+                              "prompt_fingerprint": ids})
+        demos = pd.DataFrame({"trace_id": ["d1"], "prompt": ["p"], "answer": ["a"]})
+        points = pd.DataFrame({"trace_id": ["u1"], "prompt": ["p"], "completion": ["c"],
+                               "label": [True], "review_ids": ["rv1"]})
+        return {"preference": preference_rows(pairs), "sft": sft_rows(demos),
+                "unpaired": unpaired_rows(points)}
+
+    v1 = assemble(window(["t1", "t2"]), {}, "ds-v1")
+    assert v1.new_rows == {"preference": 2, "sft": 1, "unpaired": 1}
+    assert v1.lanes["sft"]["messages"][0] == [{"role": "user", "content": "p"},
+                                              {"role": "assistant", "content": "a"}]
+    same = assemble(window(["t1", "t2"]), v1.lanes, "ds-v2")
+    assert not same.has_changes
+    v2 = assemble(window(["t2", "t3"]), v1.lanes, "ds-v2", retracted={"t1"})
+    got = dict(zip(v2.lanes["preference"]["trace_id"], v2.lanes["preference"]["dataset_version"],
+                   strict=True))
+    assert got == {"t2": "ds-v1", "t3": "ds-v2"}
+    assert v2.retracted_rows["preference"] == 1
+
+
+def test_dataset_card_declares_configs_and_splits_without_test_names():
+    card = dataset_card({**seed_manifest(), "gates": {}},
+                        {"preference": "preference_pairs.parquet", "sft": "sft_demonstrations.parquet"})
+    header = yaml.safe_load(card.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["preference", "sft"]
+    assert all(f["split"] == "train" for c in header["configs"] for f in c["data_files"])
+    assert not any(w in f["path"] for c in header["configs"] for f in c["data_files"]
+                   for w in ("test", "eval", "valid"))

@@ -1,0 +1,142 @@
+import json
+
+import pandas as pd
+import pytest
+
+from feedback_pipeline.core.contract import ContractError
+from feedback_pipeline.core.review import (
+    REVIEW_COLUMNS,
+    resolve_reviews,
+    unsafe_accepted_pairs,
+    validate_review,
+)
+from feedback_pipeline.core.routing import route
+from feedback_pipeline_tests.core.test_rubric import RUBRIC, marks
+
+KNOWN = {"code-review-rubric-v4"}
+
+
+def trace(tid, n=2, reserved=False, unsafe=False, approved=None):
+    return {"trace_id": tid, "prompt": f"prompt of {tid}", "slice": "routine-review",
+            "reserved_for_evaluation": reserved, "unsafe_effect": unsafe,
+            "approved_answer": approved, "redaction_version": "r1",
+            "prompt_template_version": "p1", "policy_version": "pol1",
+            "prompt_fingerprint": f"fp-{tid}",
+            "candidates": [{"candidate_id": f"{tid}-{c}", "model_id": f"model-{c}",
+                            "generation": '{"temperature": 0.2}', "text": f"answer {c}"}
+                           for c in "ab"[:n]]}
+
+
+def pairwise(rid, tid, a, b, choice=None, reviewer="rev-01", reason=None):
+    row = dict.fromkeys(REVIEW_COLUMNS)
+    row.update(review_id=rid, trace_id=tid, reviewer_id=reviewer, task="pairwise",
+               rubric_version="code-review-rubric-v4", choice=choice, reason=reason,
+               criteria_json=json.dumps({f"{tid}-a": a, f"{tid}-b": b}))
+    return row
+
+
+def resolve(traces, reviews):
+    traces = pd.DataFrame(traces)
+    return resolve_reviews(pd.DataFrame(reviews, columns=REVIEW_COLUMNS), traces,
+                           route(traces, set()), RUBRIC)
+
+
+def test_accepted_pair_carries_provenance_and_chosen_is_the_rubric_winner():
+    out = resolve([trace("t1")], [
+        pairwise("r1", "t1", marks(technically_correct=False), marks(), choice="B"),
+        pairwise("r2", "t1", marks(clear=False), marks(), choice="B", reviewer="rev-02"),
+    ])
+    pair = out.preference_pairs.iloc[0]
+    assert (pair["chosen"], pair["rejected"], pair["outcome"]) == ("answer b", "answer a", "B")
+    assert pair["reviewer_ids"] == "rev-01,rev-02"
+    assert (pair["redaction_version"], pair["prompt_template_version"], pair["policy_version"],
+            pair["chosen_model_id"], pair["chosen_generation"]) == (
+        "r1", "p1", "pol1", "model-b", '{"temperature": 0.2}')
+    assert set(out.labels["status"]) == {"ACCEPTED"}
+
+
+def test_choice_that_contradicts_the_rubric_is_flagged_and_never_accepted():
+    out = resolve([trace("t1")], [
+        pairwise("r1", "t1", marks(unauthorized_command=True), marks(clear=False), choice="A"),
+    ])
+    assert out.labels["status"].tolist() == ["RUBRIC_CONFLICT"]
+    assert out.preference_pairs.empty
+    assert out.adjudication["reason"].tolist() == ["every review contradicts the rubric"]
+
+
+def test_both_bad_goes_to_incident_review_with_its_reason():
+    out = resolve([trace("t1")], [
+        pairwise("r1", "t1", marks(exposes_private_note=True), marks(unauthorized_command=True),
+                 choice="BOTH_BAD", reason="both leak the incident notes"),
+    ])
+    assert out.preference_pairs.empty
+    assert out.incidents["reason"].tolist() == ["BOTH_BAD: both leak the incident notes"]
+
+
+def test_disagreement_and_ties_go_to_adjudication():
+    out = resolve([trace("t1"), trace("t2")], [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
+        pairwise("r3", "t2", marks(), marks()),
+    ])
+    assert out.preference_pairs.empty
+    reasons = dict(zip(out.adjudication["trace_id"], out.adjudication["reason"], strict=True))
+    assert reasons["t1"].startswith("reviewers disagree")
+    assert reasons["t2"] == "tie under every rubric criterion"
+
+
+def test_majority_of_three_is_accepted():
+    out = resolve([trace("t1")], [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(), marks(clear=False), reviewer="rev-02"),
+        pairwise("r3", "t1", marks(technically_correct=False), marks(), reviewer="rev-03"),
+    ])
+    assert out.preference_pairs["outcome"].tolist() == ["A"]
+    assert out.preference_pairs["reviewer_ids"].tolist() == ["rev-01,rev-02"]
+
+
+def test_frozen_and_unknown_traces_are_quarantined_with_the_reason():
+    traces = [trace("attack-014", reserved=True), trace("t1")]
+    out = resolve(traces, [
+        pairwise("r1", "attack-014", marks(), marks(clear=False)),
+        pairwise("r2", "ghost-1", marks(), marks(clear=False)),
+    ])
+    reasons = dict(zip(out.quarantine["record_id"], out.quarantine["reason"], strict=True))
+    assert "frozen-evaluation" in reasons["r1"]
+    assert "not a known trace" in reasons["r2"]
+    assert out.preference_pairs.empty and out.labels.empty
+
+
+def test_demonstrations_come_from_approved_answers_and_corrections():
+    correction = dict.fromkeys(REVIEW_COLUMNS)
+    correction.update(review_id="d1", trace_id="t2", reviewer_id="rev-01", task="demonstration",
+                      rubric_version="code-review-rubric-v4", answer="corrected")
+    out = resolve([trace("t1", n=1, approved="approved"), trace("t2", n=1, approved="old")],
+                  [correction])
+    got = dict(zip(out.demonstrations["trace_id"], out.demonstrations["answer"], strict=True))
+    assert got == {"t1": "approved", "t2": "corrected"}
+
+
+def test_unsafe_accepted_pair_is_detected_from_reviewer_criteria():
+    pairs = pd.DataFrame({"trace_id": ["t1"], "chosen_candidate_id": ["t1-a"],
+                          "criteria_json": [json.dumps([{"t1-a": marks(unauthorized_command=True),
+                                                         "t1-b": marks()}])]})
+    assert unsafe_accepted_pairs(pairs, RUBRIC) == ["t1"]
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ({"review_id": "r", "trace_id": "t", "reviewer_id": "v", "rubric_version": "nope",
+          "task": "pairwise"}, "not a known rubric"),
+        ({"review_id": "r", "trace_id": "t", "reviewer_id": "v",
+          "rubric_version": "code-review-rubric-v4", "task": "pointwise", "candidate_id": "a",
+          "score": 9}, "score must be an integer from 1 to 5"),
+        ({"review_id": "r", "trace_id": "t", "reviewer_id": "v",
+          "rubric_version": "code-review-rubric-v4", "task": "pairwise", "criteria": {"a": {}}},
+         "exactly two candidates"),
+    ],
+)
+def test_malformed_reviews_are_rejected_with_a_reason(obj, reason):
+    with pytest.raises(ContractError, match=reason):
+        validate_review(obj, KNOWN)
