@@ -224,11 +224,10 @@ def resolve_reviews(
                     out.update(outcome=outcome, deciding_criterion=deciding)
                     if review["choice"] is not None and review["choice"] != outcome:
                         out["status"] = RUBRIC_CONFLICT
-            elif review["task"] == "pointwise":
-                if review["candidate_id"] not in {
-                    c["candidate_id"] for c in candidates_of(trace["candidates"])
-                }:
-                    reason = f"candidate_id {review['candidate_id']!r} is not in the trace"
+            elif review["task"] == "pointwise" and review["candidate_id"] not in {
+                c["candidate_id"] for c in candidates_of(trace["candidates"])
+            }:
+                reason = f"candidate_id {review['candidate_id']!r} is not in the trace"
             if reason is None:
                 labels.append(out)
         if reason is not None:

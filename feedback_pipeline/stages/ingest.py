@@ -17,7 +17,7 @@ from feedback_pipeline.core.contract import (
 )
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import OWNERS, RESTRICTED_IO, counts_table, value_counts
+from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table, value_counts
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 

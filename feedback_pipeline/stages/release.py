@@ -45,7 +45,7 @@ from feedback_pipeline.core.release import (
 )
 from feedback_pipeline.core.review import unsafe_accepted_pairs
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import WAREHOUSE_IO, id_list
+from feedback_pipeline.stages.common import id_list
 from feedback_pipeline.storage import WAREHOUSE, Storage
 
 GATE_CHECKS = {

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 import dagster as dg
 import pandas as pd
 
-from feedback_pipeline.core.contract import ParsedLines, quarantine_to_table, read_lines
+from feedback_pipeline.core.contract import (
+    ParsedLines,
+    quarantine_row,
+    quarantine_to_table,
+    read_lines,
+)
+from feedback_pipeline.core.labelstudio import (
+    make_pseudonymiser,
+    parse_label_studio_export,
+    to_import_tasks,
+)
 from feedback_pipeline.core.redaction import Redactor, TokenTable
 from feedback_pipeline.core.review import parse_review_lines, resolve_reviews
 from feedback_pipeline.core.tasks import build_tasks, task_texts, tasks_to_jsonl
+from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, value_counts
 from feedback_pipeline.stages.redaction import residue_check_result, residue_ids
 
-REVIEW_SUFFIXES = (".jsonl",)
+REVIEW_SUFFIXES = (".jsonl", ".json")
+
+
+def reviewer_pseudonymiser():
+    """Keyed with a derivation of the vault key, so pseudonyms cannot be reversed by guessing."""
+    key = hmac.new(resolve_vault_key().secret, b"reviewer-pseudonym", hashlib.sha256).digest()
+    return make_pseudonymiser(key)
 
 
 @dg.asset(
@@ -37,6 +58,7 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                                    id_field="task_id")
     if not offending:
         storage.write_text(export, tasks_to_jsonl(tasks))
+        storage.write_json(export.with_name("label_studio_tasks.json"), to_import_tasks(tasks))
     else:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
     yield dg.Output(tasks, metadata={
@@ -51,9 +73,22 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
 def _load_reviews(pipeline: PipelineResource, day: str) -> ParsedLines:
     storage = pipeline.storage
     known = pipeline.known_rubrics()
+    pseudonym = reviewer_pseudonymiser()
     parsed = ParsedLines()
     for path in storage.landing_files("reviews", day, REVIEW_SUFFIXES):
-        parsed.extend(parse_review_lines(read_lines(path), storage.relative(path), known))
+        source = storage.relative(path)
+        if path.name.endswith(".jsonl"):
+            parsed.extend(parse_review_lines(read_lines(path), source, known))
+            continue
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            parsed.quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
+                                                    f"({err.msg})", "", None))
+            continue
+        parsed.extend(parse_label_studio_export(payload, source, known))
+    for row in parsed.rows:
+        row["reviewer_id"] = pseudonym(row["reviewer_id"])
     return parsed
 
 

@@ -1,0 +1,158 @@
+"""Label Studio on both ends: an import file of redacted tasks, and its exports read back.
+
+Export shapes follow Label Studio's documented formats (labelstud.io/guide/export and
+/guide/task_format): the raw JSON export is a list of tasks, each with `data` and
+`annotations`, an annotation holding `result` items (`from_name`, `to_name`, `type`, `value`)
+and `completed_by` (a user id, or an object with `id`/`email`); JSON-MIN is a flat list with one
+object per annotation, the data fields beside each control's value and `annotator`.
+Both become contract reviews; reviewer identities are pseudonymised on the way in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from feedback_pipeline.core.contract import ContractError, ParsedLines, quarantine_row
+from feedback_pipeline.core.review import validate_review
+from feedback_pipeline.core.rubric import CRITERIA_FIELDS
+
+LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
+                 "demonstration": "demonstration.xml"}
+TASK_DATA_FIELDS = ("task_id", "trace_id", "task", "queue", "slice", "prompt", "context",
+                    "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
+                    "approved_answer", "rubric_version", "policy_text")
+
+
+def labeling_config(task: str) -> str:
+    """The shipped Label Studio labeling configuration (XML) for a task type."""
+    return resources.files("feedback_pipeline.labelstudio").joinpath(LABEL_CONFIGS[task]).read_text()
+
+
+def to_import_tasks(tasks: pd.DataFrame) -> list[dict[str, Any]]:
+    """Label Studio's import format: one {"data": {...}} per task (strings only, no NaN)."""
+    out = []
+    for task in tasks.to_dict("records"):
+        data = {k: ("" if task.get(k) is None or (isinstance(task.get(k), float)
+                                                   and pd.isna(task[k])) else task[k])
+                for k in TASK_DATA_FIELDS}
+        out.append({"data": data})
+    return out
+
+
+def annotator_identity(completed_by: Any) -> str:
+    """Label Studio's `completed_by` (id or {id, email}) or JSON-MIN's `annotator`, as text."""
+    if isinstance(completed_by, Mapping):
+        completed_by = completed_by.get("email") or completed_by.get("id")
+    return str(completed_by).strip()
+
+
+def make_pseudonymiser(key: bytes) -> Callable[[str], str]:
+    """Keyed, stable reviewer pseudonyms: the same identity maps to the same `rvw-` id."""
+    def pseudonym(identity: str) -> str:
+        digest = hmac.new(key, identity.strip().lower().encode(), hashlib.sha256)
+        return "rvw-" + digest.hexdigest()[:10]
+    return pseudonym
+
+
+def _choices(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        value = value.get("choices", value.get("rating", value.get("text")))
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _text(value: Any) -> str | None:
+    items = value.get("text") if isinstance(value, Mapping) else value
+    if isinstance(items, list):
+        return "\n".join(str(i) for i in items) or None
+    return str(items) if items not in (None, "") else None
+
+
+def _review_from_controls(data: Mapping[str, Any], controls: Mapping[str, Any],
+                          review_id: str, reviewer: str, reviewed_at: Any) -> dict[str, Any]:
+    """A contract review object built from one annotation's control values."""
+    task = data.get("task")
+    review: dict[str, Any] = {
+        "review_id": review_id, "trace_id": data.get("trace_id"), "reviewer_id": reviewer,
+        "rubric_version": data.get("rubric_version"), "task": task,
+        "reason": _text(controls.get("reason")),
+    }
+    if reviewed_at:
+        review["reviewed_at"] = str(reviewed_at).replace("Z", "+00:00")
+    if task == "pairwise":
+        criteria = {}
+        for side in ("a", "b"):
+            marked = set(_choices(controls.get(f"{side}_marks")))
+            criteria[data.get(f"candidate_{side}_id")] = {f: f in marked for f in CRITERIA_FIELDS}
+        choice = _choices(controls.get("choice"))
+        review.update(criteria=criteria, choice=choice[0] if choice else None)
+    elif task == "pointwise":
+        score = _choices(controls.get("score"))
+        label = _choices(controls.get("label"))
+        review.update(candidate_id=data.get("candidate_a_id"),
+                      score=int(float(score[0])) if score else None,
+                      label=label[0] if label else None)
+    elif task == "demonstration":
+        review["answer"] = _text(controls.get("answer"))
+    return review
+
+
+def _raw_annotations(task: Mapping[str, Any]):
+    for annotation in task.get("annotations") or []:
+        if annotation.get("was_cancelled"):
+            continue
+        controls = {item.get("from_name"): item.get("value")
+                    for item in annotation.get("result") or []}
+        yield (str(annotation.get("id")), annotation.get("completed_by"), controls,
+               annotation.get("updated_at") or annotation.get("created_at"))
+
+
+def parse_label_studio_export(payload: Any, source_file: str, known_rubrics: set[str]) -> ParsedLines:
+    """Reviews from a raw-JSON or JSON-MIN export; each unusable annotation is quarantined.
+
+    `reviewer_id` holds the annotator's identity as exported; the caller pseudonymises it.
+    """
+    parsed = ParsedLines()
+    if not isinstance(payload, list):
+        parsed.quarantine.append(quarantine_row(
+            source_file, 0, "a Label Studio export must be a JSON list of tasks", "", None))
+        return parsed
+    for position, task in enumerate(payload, start=1):
+        if not isinstance(task, Mapping):
+            parsed.quarantine.append(quarantine_row(source_file, position,
+                                                    "export item is not an object", "", None))
+            continue
+        if "annotations" in task and isinstance(task.get("data"), Mapping):
+            data = task["data"]
+            items = [(f"ls-{task.get('id')}-{aid}", who, controls, when)
+                     for aid, who, controls, when in _raw_annotations(task)]
+        else:
+            data = task
+            annotation = task.get("annotation_id", task.get("id"))
+            items = [(f"ls-{task.get('id')}-{annotation}", task.get("annotator"), task,
+                      task.get("updated_at") or task.get("created_at"))]
+        for review_id, who, controls, when in items:
+            try:
+                if who in (None, ""):
+                    raise ContractError("annotation has no annotator (completed_by)")
+                row = validate_review(
+                    _review_from_controls(data, controls, review_id, annotator_identity(who), when),
+                    known_rubrics)
+            except ContractError as err:
+                parsed.quarantine.append(quarantine_row(
+                    source_file, position, str(err),
+                    json.dumps({"review_id": review_id, "trace_id": data.get("trace_id")}),
+                    review_id))
+                continue
+            row["source_file"] = source_file
+            row["source_line"] = position
+            parsed.rows.append(row)
+    return parsed
