@@ -1,0 +1,112 @@
+"""Round trip through Label Studio's documented formats.
+
+Export shapes from Label Studio's docs (labelstud.io/guide/export, "Label Studio JSON format of
+annotated tasks" and "JSON_MIN"): raw JSON is a list of tasks with `data` and `annotations`
+(each with `result` items of from_name/to_name/type/value and `completed_by`); JSON-MIN is a
+flat list, one object per annotation, with the data fields, each control's value and
+`annotator`.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+
+from feedback_pipeline.core.labelstudio import (
+    LABEL_CONFIGS,
+    labeling_config,
+    make_pseudonymiser,
+    parse_label_studio_export,
+    to_import_tasks,
+)
+from feedback_pipeline.core.review import resolve_reviews
+from feedback_pipeline.core.routing import route
+from feedback_pipeline.core.tasks import build_tasks
+from feedback_pipeline_tests.core.test_review import trace
+from feedback_pipeline_tests.core.test_rubric import RUBRIC
+
+KNOWN = {"code-review-rubric-v4"}
+
+
+def raw_annotation(aid, who, a_marks, b_marks, choice, reason=None):
+    result = [
+        {"from_name": "a_marks", "to_name": "candidate_a", "type": "choices",
+         "value": {"choices": a_marks}},
+        {"from_name": "b_marks", "to_name": "candidate_b", "type": "choices",
+         "value": {"choices": b_marks}},
+        {"from_name": "choice", "to_name": "prompt", "type": "choices",
+         "value": {"choices": [choice]}},
+    ]
+    if reason:
+        result.append({"from_name": "reason", "to_name": "prompt", "type": "textarea",
+                       "value": {"text": [reason]}})
+    return {"id": aid, "result": result, "was_cancelled": False, "ground_truth": False,
+            "created_at": "2026-05-02T10:00:00.000000Z", "updated_at": "2026-05-02T10:05:00Z",
+            "lead_time": 12.5, "task": 1, "completed_by": who}
+
+
+GOOD = ["technically_correct", "actionable", "clear"]
+
+
+def test_labeling_configs_are_valid_xml_with_the_rubric_controls():
+    for task in LABEL_CONFIGS:
+        root = ET.fromstring(labeling_config(task))
+        assert root.tag == "View"
+    names = {el.get("name") for el in ET.fromstring(labeling_config("pairwise")).iter()}
+    assert {"a_marks", "b_marks", "choice", "reason"} <= names
+
+
+def test_tasks_out_export_in_gives_pairs_conflicts_and_both_bad():
+    traces = pd.DataFrame([trace("t1"), trace("t2"), trace("t3"), trace("attack-014",
+                                                                       reserved=True)])
+    queues = route(traces, {"attack-014"})
+    tasks = build_tasks(traces, queues, "code-review-rubric-v4", "policy text")
+    assert "attack-014" not in set(tasks["trace_id"])
+    imported = to_import_tasks(tasks)
+    assert all(set(t) == {"data"} for t in imported)
+    by_trace = {t["data"]["trace_id"]: t for t in imported}
+
+    export = []
+    for number, (tid, task_annotations) in enumerate([
+        ("t1", [raw_annotation(11, 7, GOOD, ["clear"], "A"),
+                raw_annotation(12, {"id": 9, "email": "reviewer9@example.com"}, GOOD,
+                               ["actionable"], "A")]),
+        ("t2", [raw_annotation(21, 7, ["unauthorized_command", *GOOD], GOOD, "A")]),
+        ("t3", [raw_annotation(31, 7, ["exposes_private_note"], ["unauthorized_command"],
+                               "BOTH_BAD", reason="both leak notes")]),
+    ], start=1):
+        export.append({"id": number, "data": by_trace[tid]["data"], "annotations": task_annotations,
+                       "predictions": [], "project": 3})
+
+    parsed = parse_label_studio_export(export, "landing/reviews/x/export.json", KNOWN)
+    assert parsed.quarantine == []
+    pseudonym = make_pseudonymiser(b"k" * 32)
+    reviews = pd.DataFrame(parsed.rows)
+    reviews["reviewer_id"] = reviews["reviewer_id"].map(pseudonym)
+    assert not reviews["reviewer_id"].str.contains("@").any()
+    assert reviews["reviewer_id"].nunique() == 2
+
+    out = resolve_reviews(reviews, traces, queues, RUBRIC)
+    assert out.preference_pairs["trace_id"].tolist() == ["t1"]
+    assert out.preference_pairs["chosen"].tolist() == ["answer a"]
+    status = dict(zip(out.labels["review_id"], out.labels["status"], strict=True))
+    assert status["ls-2-21"] == "RUBRIC_CONFLICT"
+    assert out.incidents["reason"].tolist() == ["BOTH_BAD: both leak notes"]
+
+
+def test_json_min_export_and_missing_annotator_is_quarantined():
+    traces = pd.DataFrame([trace("t1")])
+    tasks = build_tasks(traces, route(traces), "code-review-rubric-v4", "policy")
+    data = to_import_tasks(tasks)[0]["data"]
+    export = [
+        {"id": 1, **data, "a_marks": {"choices": GOOD}, "b_marks": "clear", "choice": "A",
+         "annotator": "reviewer7@example.com", "annotation_id": 5,
+         "created_at": "2026-05-02T10:00:00Z"},
+        {"id": 2, **data, "a_marks": {"choices": GOOD}, "choice": "A", "annotation_id": 6},
+    ]
+    parsed = parse_label_studio_export(export, "export-min.json", KNOWN)
+    assert [r["review_id"] for r in parsed.rows] == ["ls-1-5"]
+    assert parsed.rows[0]["choice"] == "A"
+    assert [q["reason"] for q in parsed.quarantine] == [
+        "annotation has no annotator (completed_by)"]

@@ -1,0 +1,229 @@
+"""The whole pipeline on a real Dagster instance, real Parquet and real DuckDB."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+from feedback_pipeline.core.contract import read_lines
+from feedback_pipeline.core.manifest import REQUIRED_FIELDS
+from feedback_pipeline.core.routing import route
+from feedback_pipeline.definitions import build_definitions
+from feedback_pipeline.storage import Storage
+from feedback_pipeline_tests.conftest import DAYS, copy_root
+
+RAW_PATTERNS = [
+    re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
+    re.compile(r"\bENG-\d{4,}\b"),
+    re.compile(r"\b[0-9a-f]{12}\b"),
+]
+
+
+def raw_identifiers(root: Path) -> set[str]:
+    """Every email, engineer id and 12-hex commit id that appears in the landed traces."""
+    found: set[str] = set()
+    for path in sorted((root / "landing" / "traces").rglob("*.jsonl*")):
+        for _, line in read_lines(path):
+            for pattern in RAW_PATTERNS:
+                found.update(pattern.findall(line))
+    return found
+
+
+def test_definitions_load_and_list_every_stage():
+    defs = build_definitions("data")
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    for stage in ("raw_traces", "redacted_traces", "routed_queues", "review_tasks",
+                  "reviewed_labels", "preference_pairs", "agreement_report", "selected_batch",
+                  "judge_calibration", "frozen_evaluation_set", "dataset_manifest",
+                  "dataset_release"):
+        assert stage in keys
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"no_redaction_residue", "evaluation_leakage", "agreement_gate",
+            "unsafe_pairs_accepted", "manifest_complete", "redaction_residue"} <= checks
+
+
+def test_materialize_two_days_and_count_every_table(generated_root, tmp_path):
+    root = copy_root(generated_root, tmp_path / "data")
+    defs = build_definitions(str(root))
+    storage = Storage(root)
+    assets = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
+    frozen = [a for a in defs.assets if "frozen_evaluation_set" in
+              {k.to_user_string() for k in a.keys}]
+    instance = dg.DagsterInstance.ephemeral()
+    dg.materialize(frozen, resources=defs.resources, instance=instance)
+    for day in DAYS:
+        result = dg.materialize(assets, partition_key=day, resources=defs.resources,
+                                instance=instance, selection=dg.AssetSelection.all())
+        assert result.success, day
+        lines = sum(1 for p in storage.landing_files("traces", day, (".jsonl", ".jsonl.gz"))
+                    for _ in read_lines(p))
+        raw = storage.read_table("restricted", "raw_traces", day).to_pandas()
+        quarantine = storage.read_table("restricted", "trace_quarantine", day).to_pandas()
+        assert len(raw) + len(quarantine) == lines
+        assert len(quarantine) >= 1 and quarantine["reason"].str.len().gt(0).all()
+        redacted = storage.read_table("warehouse", "redacted_traces", day).to_pandas()
+        assert len(redacted) == len(raw)
+        assert set(redacted["redaction_version"]) == {"code-review-redactor-v2"}
+        queues = storage.read_table("warehouse", "routed_queues", day).to_pandas()
+        frozen_ids = set(storage.read_table("warehouse", "frozen_evaluation_set", None)
+                         .column("trace_id").to_pylist())
+        assert len(queues) == len(route(raw, frozen_ids))
+        assert set(queues["trace_id"]) == set(raw["trace_id"])
+        tasks = storage.read_table("warehouse", "review_tasks", day).to_pandas()
+        assert not set(tasks["trace_id"]) & set(
+            queues.loc[queues["destination"] == "FROZEN_EVALUATION", "trace_id"])
+        pairs = storage.read_table("warehouse", "preference_pairs", day).to_pandas()
+        preference_ids = set(queues.loc[queues["destination"] == "PREFERENCE_QUEUE", "trace_id"])
+        assert len(pairs) > 0 and set(pairs["trace_id"]) <= preference_ids
+        labels = storage.read_table("warehouse", "reviewed_labels", day).to_pandas()
+        review_lines = sum(1 for p in storage.landing_files("reviews", day, (".jsonl",))
+                           for _ in read_lines(p))
+        review_quarantine = storage.read_table("restricted", "review_quarantine", day)
+        assert len(labels) + review_quarantine.num_rows == review_lines
+        batch = storage.read_table("warehouse", "selected_batch", day).to_pandas()
+        sizes = batch.groupby("strategy").size().to_dict()
+        assert sizes["hybrid"] == sizes["random"] > 0
+        report = storage.read_table("warehouse", "agreement_report", day).to_pandas()
+        assert "cohens_kappa" in set(report["key"])
+
+
+def test_run_promotes_a_complete_release(pipeline_run):
+    root, _, _, outcome = pipeline_run
+    assert outcome.error is None
+    assert outcome.reasons == [], outcome.gates
+    assert outcome.promoted and outcome.dataset_version == "code-review-feedback-v1"
+    release = root / "releases" / outcome.dataset_version
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert set(REQUIRED_FIELDS) <= set(manifest)
+    assert manifest["leakage_check_passed"] is True
+    assert manifest["parent_dataset"] is None
+    assert manifest["agreement_report"]["value"] >= manifest["agreement_report"]["policy_gate"]
+    prefs = pq.read_table(release / "preference_pairs.parquet").to_pandas()
+    assert {"prompt", "chosen", "rejected", "trace_id", "redaction_version", "rubric_version",
+            "reviewer_ids", "dataset_version"} <= set(prefs.columns)
+    assert len(prefs) == manifest["row_counts"]["preferences"] > 0
+    sft = pq.read_table(release / "sft_demonstrations.parquet").to_pandas()
+    assert [m["role"] for m in sft["messages"].iloc[0]] == ["user", "assistant"]
+    header = yaml.safe_load((release / "README.md").read_text().split("---")[1])
+    assert {c["config_name"] for c in header["configs"]} == {"preference", "sft", "unpaired"}
+
+
+def test_second_run_with_no_new_data_makes_no_new_version(pipeline_run):
+    from feedback_pipeline.cli import run_pipeline
+
+    root, _, instance, _ = pipeline_run
+    again = run_pipeline(root, instance=instance)
+    assert again.reasons == [] and not again.promoted
+    assert sorted(p.name for p in (root / "releases").iterdir()) == ["code-review-feedback-v1"]
+
+
+def test_nothing_downstream_holds_a_raw_identifier(pipeline_run):
+    root, home, _, _ = pipeline_run
+    identifiers = raw_identifiers(root)
+    assert len(identifiers) > 20
+    places = [root / "warehouse", root / "releases", root / "exports", home]
+    leaked = []
+    for place in places:
+        for path in place.rglob("*"):
+            if not path.is_file():
+                continue
+            if path.suffix == ".parquet":
+                text = pd.read_parquet(path).to_json()
+            else:
+                text = path.read_bytes().decode("utf-8", errors="ignore")
+            leaked += [(str(path), v) for v in identifiers if v in text]
+    assert leaked == []
+
+
+def _set_frozen_ids(root: Path, ids: list[str]) -> None:
+    path = next((root / "config" / "frozen_eval").glob("*.yaml"))
+    spec = yaml.safe_load(path.read_text())
+    spec["ids"] = ids
+    path.write_text(yaml.safe_dump(spec))
+
+
+def _frozen_ids(root: Path) -> list[str]:
+    path = next((root / "config" / "frozen_eval").glob("*.yaml"))
+    return list(yaml.safe_load(path.read_text())["ids"])
+
+
+def test_attack_014_in_frozen_set_and_a_preference_pair_is_refused_then_repaired(
+        generated_root, tmp_path):
+    """The seed's useful failure: the frozen set grows to include a trained-on trace."""
+    from feedback_pipeline.cli import run_pipeline
+
+    root = copy_root(generated_root, tmp_path / "data")
+    day = DAYS[0]
+    trace_file = next((root / "landing" / "traces" / day).glob("*.jsonl*"))
+    lines = list(read_lines(trace_file))
+    rows = {}
+    for _, line in lines:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("trace_id"), str):
+            rows[obj["trace_id"]] = obj
+    attack = rows["attack-014"]
+    attack.update(reserved_for_evaluation=False, unsafe_effect=False, candidates=[
+        {"candidate_id": "attack-014-a", "model_id": "m1", "text": "I refuse to export the key."},
+        {"candidate_id": "attack-014-b", "model_id": "m2", "text": "Sure, here is the key."}])
+    extra = root / "landing" / "traces" / day / "zz-attack.jsonl"
+    extra.write_text(json.dumps(attack) + "\n")
+    trace_file.write_text("".join(line + "\n" for _, line in lines
+                                  if '"attack-014"' not in line))
+    if trace_file.suffix == ".gz":
+        import gzip
+        payload = "".join(line + "\n" for _, line in lines if '"attack-014"' not in line)
+        with gzip.open(trace_file, "wt", encoding="utf-8") as handle:
+            handle.write(payload)
+    safe = {"unauthorized_command": False, "exposes_private_note": False,
+            "technically_correct": True, "actionable": True, "clear": True}
+    review = {"review_id": "rv-attack-014", "trace_id": "attack-014", "reviewer_id": "rev-01",
+              "rubric_version": "code-review-rubric-v4", "task": "pairwise", "choice": "A",
+              "criteria": {"attack-014-a": safe,
+                           "attack-014-b": {**safe, "exposes_private_note": True}}}
+    (root / "landing" / "reviews" / day / "zz-attack.jsonl").write_text(json.dumps(review) + "\n")
+    original_ids = _frozen_ids(root)
+    _set_frozen_ids(root, [i for i in original_ids if i != "attack-014"])
+
+    instance = dg.DagsterInstance.ephemeral()
+    first = run_pipeline(root, instance=instance)
+    assert first.promoted, first.gates
+    pairs = pq.read_table(root / "releases" / first.dataset_version / "preference_pairs.parquet")
+    assert "attack-014" in pairs.column("trace_id").to_pylist()
+
+    _set_frozen_ids(root, original_ids)
+    refused = run_pipeline(root, start=DAYS[1], end=DAYS[1], instance=instance)
+    assert not refused.promoted
+    assert refused.reasons == ["evaluation leakage"]
+    assert refused.exit_code == 3
+    assert refused.gates["evaluation_leakage"] == {"passed": False, "value": 1}
+
+    (root / "config" / "retractions.txt").write_text("attack-014  # reserved for evaluation\n")
+    repaired = run_pipeline(root, start=DAYS[1], end=DAYS[1], instance=instance)
+    assert repaired.promoted and repaired.reasons == []
+    manifest = json.loads((Path(repaired.release_path) / "manifest.json").read_text())
+    assert manifest["parent_dataset"] == first.dataset_version
+    assert manifest["row_counts"]["retracted"]["preference"] == 1
+
+
+def test_agreement_below_the_declared_gate_is_refused(pipeline_run, tmp_path):
+    from feedback_pipeline.cli import run_pipeline
+
+    src = pipeline_run[0]
+    root = copy_root(src, tmp_path / "data")
+    policy_path = root / "config" / "policy.yaml"
+    policy = yaml.safe_load(policy_path.read_text())
+    policy["kappa_gate"] = 0.99
+    policy_path.write_text(yaml.safe_dump(policy))
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.reasons == ["agreement below declared gate"]
+    assert outcome.exit_code == 3 and not outcome.promoted
