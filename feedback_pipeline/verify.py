@@ -8,9 +8,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from feedback_pipeline import settings
-from feedback_pipeline.core.leakage import find_leaks
+from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates
 from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_files
-from feedback_pipeline.stages.release import frozen_fingerprints
+from feedback_pipeline.stages.release import frozen_fingerprints, training_rows
 from feedback_pipeline.storage import Storage
 
 
@@ -24,14 +24,15 @@ def verify_release(data_root: Path, version: str) -> list[str]:
     manifest = read_manifest(folder)
     policy = settings.load_policy(storage)
     frozen = settings.load_frozen_set(storage, policy.frozen_eval_set)
-    training = []
-    for lane, name in RELEASE_FILES.items():
-        if (folder / name).exists() and f"{name}: missing" not in problems:
-            table = pq.read_table(folder / name, columns=["trace_id", "prompt_fingerprint"])
-            training.append(table.to_pandas().assign(lane=lane))
-    if training:
-        leaks = find_leaks(pd.concat(training, ignore_index=True),
-                           frozen_fingerprints(storage, list(frozen.ids)))
+    lanes = {lane: pq.read_table(folder / name).to_pandas()
+             for lane, name in RELEASE_FILES.items() if (folder / name).exists()}
+    if lanes:
+        training = training_rows(lanes)
+        frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
+        leaks = pd.concat([find_leaks(training, frozen_rows),
+                           find_near_duplicates(training, frozen_rows,
+                                                policy.near_duplicate_threshold)],
+                          ignore_index=True)
         problems += [f"leak: {r.training_id} ({r.lane}) matches frozen {r.frozen_id} by {r.rule} "
                      f"(frozen set {frozen.set_id}; released against "
                      f"{manifest.get('frozen_evaluation_set')})" for r in leaks.itertuples()]

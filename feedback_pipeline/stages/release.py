@@ -26,7 +26,7 @@ from feedback_pipeline.core.candidate import (
     sft_rows,
     unpaired_rows,
 )
-from feedback_pipeline.core.leakage import find_leaks, leaked_ids
+from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
@@ -80,19 +80,21 @@ def read_window(storage: Storage, table: str, days: list[str]) -> pd.DataFrame:
 
 
 def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame:
-    """Frozen ids with the fingerprint of their redacted prompt wherever the trace landed."""
+    """Frozen ids with their redacted prompt and its fingerprint wherever the trace landed."""
     frozen = pd.DataFrame({"trace_id": frozen_ids})
     scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
     if scan is None:
         frozen["prompt_fingerprint"] = None
+        frozen["prompt"] = None
         return frozen
     import duckdb
 
     with duckdb.connect() as con:
         con.register("frozen_ids", frozen)
         return con.execute(
-            f"SELECT f.trace_id, t.prompt_fingerprint FROM frozen_ids f "
-            f"LEFT JOIN (SELECT trace_id, prompt_fingerprint FROM {scan}) t USING (trace_id)"
+            f"SELECT f.trace_id, t.prompt_fingerprint, t.prompt FROM frozen_ids f "
+            f"LEFT JOIN (SELECT trace_id, prompt_fingerprint, prompt FROM {scan}) t "
+            f"USING (trace_id)"
         ).df()
 
 
@@ -119,6 +121,18 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{package_version('feedback-pipeline')}" + (f"+g{sha}" if sha else "")
+
+
+def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every training row of every lane: lane, trace_id, prompt, prompt_fingerprint."""
+    parts = []
+    for lane, frame in lanes.items():
+        prompts = (frame["messages"].map(lambda m: m[0]["content"]) if lane == "sft"
+                   else frame["prompt"])
+        parts.append(pd.DataFrame({"lane": lane, "trace_id": frame["trace_id"],
+                                   "prompt": prompts,
+                                   "prompt_fingerprint": frame["prompt_fingerprint"]}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def residue_gate(lanes: dict[str, pd.DataFrame], tasks: pd.DataFrame,
@@ -218,12 +232,16 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     tasks = read_window(storage, "review_tasks", days)
     frozen = pipeline.frozen_set()
 
-    training = pd.concat([pd.DataFrame({"lane": lane, "trace_id": frame["trace_id"],
-                                        "prompt_fingerprint": frame["prompt_fingerprint"]})
-                          for lane, frame in lanes.items()], ignore_index=True)
-    leaks = find_leaks(training, frozen_fingerprints(storage, list(frozen.ids)))
+    training = training_rows(lanes)
+    frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
+    leaks = pd.concat([find_leaks(training, frozen_rows),
+                       find_near_duplicates(training, frozen_rows,
+                                            policy.near_duplicate_threshold)],
+                      ignore_index=True)
     leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
-                     "frozen ids and normalised prompt fingerprints vs every training row",
+                     "by id, by normalised prompt fingerprint, and by near-duplicate (word "
+                     f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every training "
+                     "row, parent rows included",
                      offending=leaked_ids(leaks),
                      reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by {r.rule}"
                                       for r in leaks.itertuples()) or None)
