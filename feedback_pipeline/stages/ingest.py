@@ -45,7 +45,13 @@ def ingest_day(pipeline: PipelineResource, day: str) -> tuple[ParsedLines, int]:
     can_subset=False,
 )
 def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-    parsed, n_files = ingest_day(pipeline, context.partition_key)
+    day = context.partition_key
+    storage = pipeline.storage
+    if not storage.landing_dir("traces", day).exists() and storage.has_table(
+            "warehouse", "redacted_traces", day):
+        raise dg.Failure(description=f"the raw traces of {day} were deleted by retention; its "
+                         "redacted tables are kept and cannot be rebuilt from raw")
+    parsed, n_files = ingest_day(pipeline, day)
     quarantine = quarantine_to_table(parsed.quarantine)
     reasons = {}
     for reason in quarantine.column("reason").to_pylist():
@@ -53,7 +59,7 @@ def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
         reasons[key] = reasons.get(key, 0) + 1
     if quarantine.num_rows:
         context.log.warning(
-            f"{quarantine.num_rows} trace line(s) quarantined on {context.partition_key}; "
+            f"{quarantine.num_rows} trace line(s) quarantined on {day}; "
             "see restricted/trace_quarantine"
         )
     yield dg.Output(

@@ -1,0 +1,63 @@
+"""The released files load as they are in the Hugging Face / TRL stack."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from feedback_pipeline.cli import main
+
+datasets = pytest.importorskip("datasets")
+
+
+def test_released_files_load_with_datasets_in_trl_columns(pipeline_run):
+    root, _, _, outcome = pipeline_run
+    release = root / "releases" / outcome.dataset_version
+    prefs = datasets.load_dataset("parquet", data_files={
+        "train": str(release / "preference_pairs.parquet")})["train"]
+    assert {"prompt", "chosen", "rejected"} <= set(prefs.column_names)
+    assert all(isinstance(prefs[0][c], str) for c in ("prompt", "chosen", "rejected"))
+    sft = datasets.load_dataset("parquet", data_files={
+        "train": str(release / "sft_demonstrations.parquet")})["train"]
+    assert sft[0]["messages"][0].keys() == {"role", "content"}
+    assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
+    unpaired = datasets.load_dataset("parquet", data_files={
+        "train": str(release / "pointwise_labels.parquet")})["train"]
+    assert {"prompt", "completion", "label"} <= set(unpaired.column_names)
+    assert isinstance(unpaired[0]["label"], bool)
+
+
+def test_the_dataset_card_configs_load_from_the_release_folder(pipeline_run):
+    root, _, _, outcome = pipeline_run
+    release = root / "releases" / outcome.dataset_version
+    for config in ("preference", "sft", "unpaired"):
+        loaded = datasets.load_dataset(str(release), config)
+        assert list(loaded) == ["train"]
+
+
+def test_verify_detects_a_tampered_file(pipeline_run, tmp_path, capsys):
+    import shutil
+
+    root, _, _, outcome = pipeline_run
+    copy = tmp_path / "data"
+    shutil.copytree(root, copy)
+    assert main(["verify", outcome.dataset_version, "--data-root", str(copy)]) == 0
+    target = copy / "releases" / outcome.dataset_version / "preference_pairs.parquet"
+    os.chmod(target, 0o644)
+    target.write_bytes(target.read_bytes() + b"tampered")
+    assert main(["verify", outcome.dataset_version, "--data-root", str(copy)]) == 3
+    assert "preference_pairs.parquet: sha256 differs" in capsys.readouterr().out
+
+
+def test_run_json_output_and_exit_status(pipeline_run, capsys):
+    root = pipeline_run[0]
+    code = main(["run", "--data-root", str(root), "--json"])
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(payload) >= {"promoted", "dataset_version", "gates", "reasons"}
+    assert code == 0 and payload["reasons"] == []
+    assert all(set(g) == {"passed", "value"} for g in payload["gates"].values())
+    assert main(["run", "--data-root", str(root / "missing")]) == 2
+    assert main(["run", "--data-root", str(root), "--start", "2026-05-03",
+                 "--end", "2026-05-01"]) == 2
