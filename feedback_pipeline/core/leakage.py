@@ -19,16 +19,25 @@ from feedback_pipeline.core.fingerprint import normalise_text
 LEAK_COLUMNS = ["rule", "lane", "training_id", "frozen_id"]
 
 
-def find_leaks(training: pd.DataFrame, frozen: pd.DataFrame) -> pd.DataFrame:
-    """Leaks between training rows (lane, trace_id, prompt_fingerprint) and frozen rows
-    (trace_id, prompt_fingerprint; the fingerprint may be null when the trace is unseen)."""
-    if training.empty or frozen.empty:
+def find_leaks(training: pd.DataFrame | str, frozen: pd.DataFrame) -> pd.DataFrame:
+    """Leaks by id and by content between training rows and frozen rows.
+
+    `training` is a frame (lane, trace_id, prompt_fingerprint) or a DuckDB FROM-clause with those
+    columns, e.g. `read_parquet([...])` over every partition, so the rows never pass through
+    pandas. `frozen` has trace_id and prompt_fingerprint (null when the trace is unseen).
+    """
+    if isinstance(training, pd.DataFrame) and training.empty or frozen.empty:
         return pd.DataFrame(columns=LEAK_COLUMNS)
     with duckdb.connect() as con:
-        con.register("training", training[["lane", "trace_id", "prompt_fingerprint"]])
+        if isinstance(training, pd.DataFrame):
+            con.register("training_frame", training[["lane", "trace_id", "prompt_fingerprint"]])
+            source = "training_frame"
+        else:
+            source = training
         con.register("frozen", frozen[["trace_id", "prompt_fingerprint"]])
         return con.execute(
-            """
+            f"""
+            WITH training AS (SELECT lane, trace_id, prompt_fingerprint FROM {source})
             SELECT DISTINCT 'id' AS rule, t.lane, t.trace_id AS training_id, f.trace_id AS frozen_id
             FROM training t JOIN frozen f ON t.trace_id = f.trace_id
             UNION
