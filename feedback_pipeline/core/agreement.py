@@ -1,0 +1,1045 @@
+"""Inter-reviewer agreement that a statistician would sign: kappa, alpha, intervals, diagnosis.
+
+Duplicate reviews (several reviewers on one trace) measure whether the rubric is read the same way.
+Every figure carries its level of measurement and the number of items and reviewers it rests on,
+and a bootstrap interval over items, so a gate can be declared on the point estimate or on the
+lower bound. Too few duplicate-reviewed items is reported as its own reason, never as a pass.
+
+Definitions used throughout:
+
+- An *item* is a trace (pairwise labels) or a (trace, candidate) pair when a ``candidate_id``
+  column exists (pointwise scores).
+- When one reviewer reviewed the same item more than once, only their latest review is kept
+  (latest by ``reviewed_at`` when that column exists, else the last row in input order); the
+  number dropped is reported as ``self_duplicates_dropped``.
+- The headline Cohen's kappa with more than two reviewers is Conger's (1980) multi-reviewer
+  generalisation, taken over every within-item pair of reviews by different reviewers:
+  ``observed_agreement`` is the share of those review pairs that agree, ``chance_agreement`` the
+  mean over the same pairs of sum_c p_a(c) p_b(c), where p_r is reviewer r's own label
+  distribution over all their reviews of duplicate-reviewed items, and
+  kappa = (p_o - p_e) / (1 - p_e). With exactly two reviewers this is scikit-learn's
+  ``cohen_kappa_score`` on their shared items; with every item reviewed by the same reviewers it
+  is Conger's kappa (Fleiss' kappa uses one pooled label distribution instead, so
+  p_e(Fleiss) - p_e(Conger) = sum_c var_c / r, the variance across reviewers of their label
+  shares). Unlike a mean of pairwise kappas it avoids the small-sample bias of pairs that share
+  only a few items, because each reviewer's label distribution rests on all their reviews. The
+  ``pairwise`` table still gives every pair's own Cohen's kappa for diagnosis. Krippendorff's
+  alpha is the single coefficient over all reviewers with missing labels.
+- Bootstrap intervals resample items (not reviews) with replacement, ``bootstrap`` times, from a
+  seeded ``numpy.random.Generator``; the interval is the 2.5 / 97.5 percentile of the replicates
+  in which the statistic is defined. The bootstrap mean minus the estimate is reported as its
+  bias; when that exceeds half the bootstrap standard error, ``ci_warning`` says the percentile
+  interval is shifted.
+- Gold check: a miss is a reviewer's label on a gold trace that differs from the gold label.
+  A reviewer with at least ``MIN_GOLD_ITEMS`` gold answers is flagged when a one-sided binomial
+  test of their misses against the pooled miss rate of the *other* reviewers (so a careless
+  reviewer does not raise their own baseline) gives p < 0.05 / (reviewers tested), Bonferroni.
+  Gold traces stay in the agreement figures: their duplicate reviews are real ones.
+- Criteria: for each pair of reviews that disagree on the outcome, a rubric field counts when the
+  two reviewers marked it differently on any candidate (``criteria_json``); its share is over
+  the disagreeing pairs whose criteria both parse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import krippendorff
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+from feedback_pipeline.core.rubric import CRITERIA_FIELDS
+
+PAIRWISE_LABELS = ("A", "B", "TIE", "BOTH_BAD")
+SCORE_VALUES = (1, 2, 3, 4, 5)
+ALPHA_LEVELS = ("nominal", "ordinal", "interval")
+KAPPA_METHOD = "conger_over_review_pairs"
+CI_LEVEL = 0.95
+MIN_GOLD_ITEMS = 5
+GOLD_FLAG_ALPHA = 0.05
+NO_SLICE = "(none)"
+
+GATE_STATISTICS: dict[str, tuple[str, str]] = {
+    "cohens_kappa": ("cohens_kappa", "kappa_ci_low"),
+    "krippendorff_alpha_nominal": ("krippendorff_alpha_nominal", "alpha_nominal_ci_low"),
+    "alpha_ordinal": ("alpha_ordinal", "alpha_ordinal_ci_low"),
+    "alpha_interval": ("alpha_interval", "alpha_interval_ci_low"),
+}
+
+PAIRWISE_COLUMNS = ["reviewer_a", "reviewer_b", "n_items", "observed", "chance", "kappa"]
+SLICE_COLUMNS = [
+    "slice",
+    "n_items",
+    "n_reviews",
+    "n_reviewers",
+    "observed",
+    "kappa",
+    "alpha",
+    "disagreements",
+    "disagreement_rate",
+    "share_of_disagreements",
+]
+REVIEWER_COLUMNS = [
+    "reviewer_id",
+    "n_reviews",
+    "duplicate_items",
+    "agreement_with_others",
+    "gold_items",
+    "gold_misses",
+    "gold_miss_rate",
+    "others_miss_rate",
+    "gold_p_value",
+    "flagged",
+    "flag_reason",
+]
+CRITERION_COLUMNS = ["criterion", "n_disagreements", "share"]
+
+
+@dataclass(frozen=True)
+class KappaResult:
+    observed: float
+    chance: float
+    kappa: float
+    n_items: int
+    labels: tuple[str, ...]
+    matrix: list[list[int]]
+
+
+@dataclass
+class AgreementReport:
+    summary: dict[str, Any]
+    pairwise: pd.DataFrame
+    by_slice: pd.DataFrame
+    by_reviewer: pd.DataFrame
+    by_criterion: pd.DataFrame
+
+    def to_markdown(self) -> str:
+        """A short human summary for the asset page: figures, gate inputs and where to look."""
+        s = self.summary
+        lines = ["## Reviewer agreement", ""]
+        if not s["sufficient"]:
+            lines += [f"**Insufficient to measure:** {s['insufficient_reason']}", ""]
+        lines += [
+            "| figure | value | 95% CI | level | items | reviewers |",
+            "|---|---|---|---|---|---|",
+        ]
+        rows = [
+            ("Cohen's kappa", "cohens_kappa", "kappa_ci", "cohens_kappa_level", "n_items"),
+            (
+                "Krippendorff's alpha",
+                "krippendorff_alpha_nominal",
+                "alpha_nominal_ci",
+                "krippendorff_alpha_nominal_level",
+                "n_items",
+            ),
+            ("Krippendorff's alpha", "alpha_ordinal", "alpha_ordinal_ci", "alpha_ordinal_level",
+             "score_n_items"),
+            ("Krippendorff's alpha", "alpha_interval", "alpha_interval_ci",
+             "alpha_interval_level", "score_n_items"),
+        ]
+        for name, key, ci, level, items in rows:
+            if s.get(key) is None and key != "cohens_kappa":
+                continue
+            reviewers = s["score_n_reviewers"] if items == "score_n_items" else s["n_reviewers"]
+            lines.append(
+                f"| {name} | {_fmt(s.get(key))} | {_fmt(s.get(ci + '_low'))} to "
+                f"{_fmt(s.get(ci + '_high'))} | {s[level]} | {s[items]} | {reviewers} |"
+            )
+        lines += [
+            "",
+            f"Observed agreement {_fmt(s['observed_agreement'])}, chance agreement "
+            f"{_fmt(s['chance_agreement'])}; kappa method: `{s['kappa_method']}` over "
+            f"{s['kappa_pairs']} reviewer pairs; {s['bootstrap']} bootstrap replicates over "
+            f"items (seed {s['seed']}).",
+        ]
+        if s.get("ci_warning"):
+            lines += ["", f"**Interval warning:** {s['ci_warning']}."]
+        lines += [
+            "",
+            "### Confusion matrix (pooled over reviewer pairs; rows reviewer_a, columns reviewer_b)",
+            "",
+            "| | " + " | ".join(s["labels"]) + " |",
+            "|---" * (len(s["labels"]) + 1) + "|",
+        ]
+        for label, row in zip(s["labels"], s["confusion_matrix"], strict=True):
+            lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+        if len(self.by_slice):
+            lines += ["", "### By slice", "", "| slice | items | kappa | alpha | disagreement rate |",
+                      "|---|---|---|---|---|"]
+            for r in self.by_slice.itertuples(index=False):
+                lines.append(
+                    f"| {r.slice} | {r.n_items} | {_fmt(r.kappa)} | {_fmt(r.alpha)} | "
+                    f"{_fmt(r.disagreement_rate)} |"
+                )
+        flagged = self.by_reviewer[self.by_reviewer["flagged"]] if len(self.by_reviewer) else []
+        if len(flagged):
+            lines += ["", "### Reviewers flagged by the gold-item check", ""]
+            lines += [f"- `{r.reviewer_id}`: {r.flag_reason}" for r in flagged.itertuples()]
+        if len(self.by_criterion):
+            lines += ["", "### Criteria the disagreements sit on", "",
+                      "| criterion | disagreements | share |", "|---|---|---|"]
+            for r in self.by_criterion.itertuples(index=False):
+                lines.append(f"| {r.criterion} | {r.n_disagreements} | {_fmt(r.share)} |")
+        return "\n".join(lines) + "\n"
+
+
+def kappa_from_matrix(
+    matrix: Sequence[Sequence[int]] | np.ndarray, labels: Sequence[str] | None = None
+) -> KappaResult:
+    """Cohen's kappa from a square confusion matrix (rows one reviewer, columns the other)."""
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
+        raise ValueError(f"need a square matrix of at least 2x2, got shape {m.shape}")
+    if (m < 0).any() or not np.allclose(m, np.round(m)):
+        raise ValueError("matrix cells must be non-negative counts")
+    m = np.round(m).astype(np.int64)
+    if labels is None:
+        labels = PAIRWISE_LABELS if m.shape[0] == len(PAIRWISE_LABELS) else range(m.shape[0])
+    labels = tuple(str(v) for v in labels)
+    if len(labels) != m.shape[0]:
+        raise ValueError(f"{len(labels)} labels for a {m.shape[0]}x{m.shape[0]} matrix")
+    total = int(m.sum())
+    if total == 0:
+        raise ValueError("matrix is empty")
+    observed, chance, kappa = (float(v[0]) for v in _kappa_parts(m[None].astype(float)))
+    return KappaResult(observed, chance, kappa, total, labels, m.tolist())
+
+
+def cohen_kappa(
+    a: Sequence[str], b: Sequence[str], labels: Sequence[str] = PAIRWISE_LABELS
+) -> KappaResult:
+    """Cohen's kappa of two reviewers over the same items, by scikit-learn."""
+    a_arr, b_arr = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    if a_arr.shape != b_arr.shape or a_arr.ndim != 1 or len(a_arr) == 0:
+        raise ValueError("a and b must be non-empty label sequences of equal length")
+    unknown = sorted({str(v) for v in np.concatenate([a_arr, b_arr])} - set(labels))
+    if unknown:
+        raise ValueError(f"labels outside {tuple(labels)}: {unknown[:5]}")
+    labels = list(labels)
+    matrix = confusion_matrix(a_arr, b_arr, labels=labels)
+    parts = kappa_from_matrix(matrix, labels)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        kappa = float(cohen_kappa_score(a_arr, b_arr, labels=labels))
+    return KappaResult(parts.observed, parts.chance, kappa, parts.n_items, parts.labels,
+                       parts.matrix)
+
+
+def krippendorff_alpha(reliability: np.ndarray, level: str) -> float:
+    """Krippendorff's alpha (the `krippendorff` package) on reviewers x items, NaN = missing."""
+    if level not in ALPHA_LEVELS:
+        raise ValueError(f"level must be one of {ALPHA_LEVELS}, got {level!r}")
+    data = np.asarray(reliability, dtype=float)
+    if data.ndim != 2:
+        raise ValueError("reliability must be a 2-D reviewers x items array")
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+
+
+def agreement_report(
+    reviews: pd.DataFrame,
+    *,
+    gold: pd.DataFrame | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    min_items: int = 10,
+    labels: Sequence[str] = PAIRWISE_LABELS,
+) -> AgreementReport:
+    """Agreement, its uncertainty and its diagnosis for one batch of reviews (see module doc)."""
+    if "label" not in reviews.columns and "score" in reviews.columns:
+        reviews = reviews.assign(label=None)
+    missing = {"trace_id", "reviewer_id", "label"} - set(reviews.columns)
+    if missing:
+        raise ValueError(f"reviews lack columns {sorted(missing)}")
+    if bootstrap < 0:
+        raise ValueError("bootstrap must be >= 0")
+    labels = tuple(labels)
+    rng = np.random.default_rng(seed)
+    frame, dropped = _latest_per_reviewer(reviews)
+    label_rows = frame[frame["label"].notna()]
+    table = _label_table(label_rows, labels)
+    summary: dict[str, Any] = {
+        "kappa_method": KAPPA_METHOD,
+        "dedup_rule": "latest review per (reviewer, item): by reviewed_at if present, "
+        "else last in input order",
+        "self_duplicates_dropped": dropped,
+        "n_reviews": int(len(frame)),
+        "n_label_reviews": int(len(label_rows)),
+        "n_reviewers": table.n_reviewers,
+        "labels": list(labels),
+        "bootstrap": int(bootstrap),
+        "seed": int(seed),
+        "ci_level": CI_LEVEL,
+        "ci_method": "percentile bootstrap, items resampled with replacement",
+        "min_items": int(min_items),
+        "cohens_kappa_level": "nominal",
+        "krippendorff_alpha_nominal_level": "nominal",
+        "alpha_ordinal_level": "ordinal",
+        "alpha_interval_level": "interval",
+    }
+    counts = _pair_counts(table, len(labels))
+    summary.update(_label_figures(table, counts, bootstrap, rng))
+    summary.update(_score_figures(frame, bootstrap, rng))
+    summary.update(_sufficiency(summary, min_items))
+    pairwise = _pairwise_table(table, counts)
+    by_slice = _slice_table(table, labels)
+    by_reviewer = _reviewer_table(frame, table, gold, labels)
+    by_criterion, criteria_meta = _criterion_table(table, label_rows)
+    summary.update(criteria_meta)
+    summary["n_flagged_reviewers"] = int(by_reviewer["flagged"].sum()) if len(by_reviewer) else 0
+    return AgreementReport(_jsonable(summary), pairwise, by_slice, by_reviewer, by_criterion)
+
+
+def gate_value(
+    report: AgreementReport, statistic: str = "cohens_kappa", on: str = "point"
+) -> float | None:
+    """The figure a gate compares with its threshold; None when it cannot be measured.
+
+    Pairwise statistics need ``sufficient``; the score alphas need ``score_sufficient``; the
+    matching ``*insufficient_reason`` says why not."""
+    if statistic not in GATE_STATISTICS:
+        raise ValueError(f"statistic must be one of {sorted(GATE_STATISTICS)}, got {statistic!r}")
+    if on not in ("point", "lower_bound"):
+        raise ValueError(f"on must be 'point' or 'lower_bound', got {on!r}")
+    scored = statistic in ("alpha_ordinal", "alpha_interval")
+    if not report.summary.get("score_sufficient" if scored else "sufficient"):
+        return None
+    point_key, low_key = GATE_STATISTICS[statistic]
+    value = report.summary.get(point_key if on == "point" else low_key)
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def confusion_heatmap_png(
+    report_or_matrix: AgreementReport | Sequence[Sequence[int]] | np.ndarray,
+    labels: Sequence[str] | None = None,
+    path: str | Path = "confusion_matrix.png",
+) -> None:
+    """Write the pooled confusion matrix as a PNG heatmap (matplotlib, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if isinstance(report_or_matrix, AgreementReport):
+        matrix = np.asarray(report_or_matrix.summary["confusion_matrix"], dtype=int)
+        labels = labels or report_or_matrix.summary["labels"]
+        title = f"Reviewer agreement: kappa {_fmt(report_or_matrix.summary['cohens_kappa'])}"
+    else:
+        matrix = np.asarray(report_or_matrix, dtype=int)
+        title = "Reviewer agreement"
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError("confusion matrix must be square")
+    labels = list(labels or PAIRWISE_LABELS[: matrix.shape[0]])
+    fig = Figure(figsize=(1.3 * len(labels) + 2, 1.2 * len(labels) + 1.5), dpi=110,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("reviewer_b")
+    ax.set_ylabel("reviewer_a")
+    ax.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > threshold else "black")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@dataclass(frozen=True)
+class _LabelTable:
+    """Duplicate-reviewed items as integer codes, and every within-item pair of reviews."""
+
+    reviewer_ids: np.ndarray  # reviewer code -> id (sorted)
+    item_ids: np.ndarray  # duplicate item index -> trace_id
+    item_slice: np.ndarray  # duplicate item index -> slice name
+    review_index: np.ndarray  # per kept review: row label in the input frame
+    review_item: np.ndarray
+    review_reviewer: np.ndarray
+    review_label: np.ndarray
+    value_counts: np.ndarray  # (items, labels)
+    pair_item: np.ndarray  # per review pair
+    pair_id: np.ndarray
+    pair_a: np.ndarray  # label codes
+    pair_b: np.ndarray
+    pair_review_a: np.ndarray  # row labels in the input frame
+    pair_review_b: np.ndarray
+    pair_reviewers: np.ndarray  # (pairs, 2) reviewer codes, a < b
+    n_reviewers: int
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
+def _latest_per_reviewer(reviews: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    unit = ["trace_id", "candidate_id"] if "candidate_id" in reviews.columns else ["trace_id"]
+    frame = reviews.reset_index(drop=True)
+    if "reviewed_at" in frame.columns:
+        order = pd.to_datetime(frame["reviewed_at"], utc=True, errors="coerce", format="mixed")
+        frame = frame.assign(_order=order).sort_values("_order", kind="stable",
+                                                       na_position="first")
+        frame = frame.drop(columns="_order")
+    kept = frame.drop_duplicates([*unit, "reviewer_id"], keep="last").sort_index()
+    return kept, int(len(frame) - len(kept))
+
+
+def _label_table(rows: pd.DataFrame, labels: tuple[str, ...]) -> _LabelTable:
+    codes = pd.Categorical(rows["label"].astype(str), categories=labels).codes.astype(np.int64)
+    if (codes < 0).any():
+        bad = sorted(set(rows["label"].astype(str)[codes < 0]))
+        raise ValueError(f"labels outside {labels}: {bad[:5]}")
+    item_all, trace_ids = pd.factorize(rows["trace_id"].astype(str))
+    reviewer, reviewer_ids = pd.factorize(rows["reviewer_id"].astype(str), sort=True)
+    per_item = np.bincount(item_all, minlength=len(trace_ids))
+    keep = per_item[item_all] >= 2
+    dup_items = np.flatnonzero(per_item >= 2)
+    remap = np.full(len(trace_ids), -1, dtype=np.int64)
+    remap[dup_items] = np.arange(len(dup_items))
+    item = remap[item_all[keep]]
+    reviewer, codes = reviewer[keep].astype(np.int64), codes[keep]
+    index = rows.index.to_numpy()[keep]
+    order = np.lexsort((reviewer, item))
+    item, reviewer, codes, index = item[order], reviewer[order], codes[order], index[order]
+
+    n_labels = len(labels)
+    value_counts = np.zeros((len(dup_items), n_labels), dtype=np.int64)
+    np.add.at(value_counts, (item, codes), 1)
+
+    first, second = _within_item_pairs(item)
+    n_rev = len(reviewer_ids)
+    key = reviewer[first] * max(n_rev, 1) + reviewer[second]
+    pair_id, pair_keys = pd.factorize(key, sort=True)
+    pair_keys = np.asarray(pair_keys, dtype=np.int64)
+    pair_reviewers = np.stack([pair_keys // max(n_rev, 1), pair_keys % max(n_rev, 1)], axis=1)
+
+    slices = _item_slices(rows, keep, order, item, len(dup_items))
+    return _LabelTable(
+        reviewer_ids=np.asarray(reviewer_ids, dtype=object),
+        item_ids=np.asarray(trace_ids, dtype=object)[dup_items],
+        item_slice=slices,
+        review_index=index,
+        review_item=item,
+        review_reviewer=reviewer,
+        review_label=codes,
+        value_counts=value_counts,
+        pair_item=item[first],
+        pair_id=pair_id.astype(np.int64),
+        pair_a=codes[first],
+        pair_b=codes[second],
+        pair_review_a=index[first],
+        pair_review_b=index[second],
+        pair_reviewers=pair_reviewers.reshape(-1, 2),
+        n_reviewers=int(len(np.unique(reviewer))),
+    )
+
+
+def _within_item_pairs(item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every unordered pair of positions sharing an item, for rows sorted by item."""
+    if len(item) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    largest = int(np.bincount(item).max())
+    firsts, seconds = [], []
+    for offset in range(1, largest):
+        left = np.arange(len(item) - offset)
+        left = left[item[left] == item[left + offset]]
+        firsts.append(left)
+        seconds.append(left + offset)
+    if not firsts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _item_slices(
+    rows: pd.DataFrame, keep: np.ndarray, order: np.ndarray, item: np.ndarray, n_items: int
+) -> np.ndarray:
+    """Each item's slice: the first non-empty slice among its reviews."""
+    result = np.full(n_items, NO_SLICE, dtype=object)
+    if "slice" not in rows.columns or n_items == 0:
+        return result
+    values = rows["slice"].to_numpy(dtype=object, na_value=None)[keep][order]
+    present = np.flatnonzero(pd.Series(values, dtype=object).fillna("").astype(str) != "")
+    items, first = np.unique(item[present], return_index=True)
+    result[items] = values[present[first]]
+    return result
+
+
+def _kappa_parts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(observed, chance, kappa) for a stack of L x L matrices; NaN where undefined."""
+    total = counts.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        observed = np.trace(counts, axis1=-2, axis2=-1) / total
+        chance = (counts.sum(axis=-1) * counts.sum(axis=-2)).sum(axis=-1) / total**2
+        denominator = 1.0 - chance
+        kappa = np.where(denominator > 1e-12, (observed - chance) / denominator, np.nan)
+    return observed, chance, kappa
+
+
+def _conger_kappa(
+    counts: np.ndarray, marginals: np.ndarray, pair_reviewers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(observed, chance, kappa) from per-pair matrices (..., P, L, L) and per-reviewer label
+    counts (..., R, L); see the module doc. NaN where undefined."""
+    n_pair = counts.sum(axis=(-2, -1))
+    total = n_pair.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.nan_to_num(marginals / marginals.sum(axis=-1, keepdims=True))
+        chance_pair = (share[..., pair_reviewers[:, 0], :]
+                       * share[..., pair_reviewers[:, 1], :]).sum(axis=-1)
+        observed = np.trace(counts, axis1=-2, axis2=-1).sum(axis=-1) / total
+        chance = (n_pair * chance_pair).sum(axis=-1) / total
+        denominator = 1.0 - chance
+        kappa = np.where(denominator > 1e-12, (observed - chance) / denominator, np.nan)
+    return observed, chance, kappa
+
+
+def _reviewer_marginals(table: _LabelTable, mask: np.ndarray | None = None) -> np.ndarray:
+    n_labels = table.value_counts.shape[1]
+    n_rev = len(table.reviewer_ids)
+    keys = table.review_reviewer * n_labels + table.review_label
+    if mask is not None:
+        keys = keys[mask]
+    return np.bincount(keys, minlength=n_rev * n_labels).reshape(n_rev, n_labels).astype(float)
+
+
+def _coincidences(value_counts: np.ndarray) -> np.ndarray:
+    """Krippendorff's per-unit coincidence matrices, flattened: (units, V*V)."""
+    vc = value_counts.astype(float)
+    m = vc.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(m >= 2, 1.0 / (m - 1), 0.0)
+    outer = vc[:, :, None] * vc[:, None, :]
+    idx = np.arange(vc.shape[1])
+    outer[:, idx, idx] -= vc
+    return (outer * scale[:, None, None]).reshape(len(vc), -1)
+
+
+def _alpha_from_coincidences(
+    o: np.ndarray, level: str, domain: Sequence[float]
+) -> np.ndarray:
+    """Alpha for a stack of V x V coincidence matrices, with the package's distance metrics."""
+    n_v = o.sum(axis=-2)
+    n = n_v.sum(axis=-1)
+    v = len(domain)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = (n_v[..., :, None] * n_v[..., None, :] - n_v[..., None, :] * np.eye(v)) / (
+            n - 1
+        )[..., None, None]
+    if level == "nominal":
+        d = np.broadcast_to(1.0 - np.eye(v), o.shape)
+    elif level == "interval":
+        values = np.asarray(domain, dtype=float)
+        d = np.broadcast_to((values[:, None] - values[None, :]) ** 2, o.shape)
+    elif level == "ordinal":
+        grid = np.arange(v)
+        lo, hi = np.minimum.outer(grid, grid), np.maximum.outer(grid, grid)
+        cum = np.cumsum(n_v, axis=-1)
+        between = cum[..., hi] - (cum - n_v)[..., lo]
+        d = (between - (n_v[..., :, None] + n_v[..., None, :]) / 2.0) ** 2
+    else:
+        raise ValueError(f"level must be one of {ALPHA_LEVELS}, got {level!r}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = (e * d).sum(axis=(-2, -1))
+        return np.where(expected > 0, 1.0 - (o * d).sum(axis=(-2, -1)) / expected, np.nan)
+
+
+def _package_alpha(value_counts: np.ndarray, level: str, domain: Sequence[float]) -> float:
+    pairable = value_counts.sum(axis=1) >= 2
+    if not pairable.any():
+        return math.nan
+    observed_values = np.flatnonzero(value_counts[pairable].sum(axis=0))
+    if len(observed_values) < 2:
+        return math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(krippendorff.alpha(value_counts=value_counts[pairable],
+                                        value_domain=list(domain), level_of_measurement=level))
+
+
+@dataclass(frozen=True)
+class _ItemTypes:
+    """Items with the same (reviewer, label) multiset are exchangeable in every statistic here.
+
+    Resampling n items with replacement therefore equals drawing the type counts from
+    Multinomial(n, type frequencies): the same bootstrap distribution, with one draw per type
+    instead of one per item.
+    """
+
+    of_item: np.ndarray
+    count: np.ndarray
+    representative: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return int(self.count.sum())
+
+
+def _item_types(keys: np.ndarray, item: np.ndarray, n_items: int) -> _ItemTypes:
+    """Types from per-row integer keys of rows sorted by item (canonical order within item)."""
+    sizes = np.bincount(item, minlength=n_items)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    of_item = np.zeros(n_items, dtype=np.int64)
+    radix = int(keys.max()) + 1 if len(keys) else 1
+    n_types = 0
+    for size in np.unique(sizes):
+        members = np.flatnonzero(sizes == size)
+        block = keys[starts[members][:, None] + np.arange(size)]
+        if size * math.log2(max(radix, 2)) < 62:
+            packed = block @ (radix ** np.arange(size, dtype=np.int64))
+            uniques, inverse = np.unique(packed, return_inverse=True)
+        else:
+            uniques, inverse = np.unique(block, axis=0, return_inverse=True)
+        of_item[members] = n_types + inverse.reshape(-1)
+        n_types += len(uniques)
+    representative = np.zeros(n_types, dtype=np.int64)
+    representative[of_item] = np.arange(n_items)
+    return _ItemTypes(of_item, np.bincount(of_item, minlength=n_types), representative)
+
+
+def _resample_weights(
+    rng: np.random.Generator, types: _ItemTypes, replicates: int, width: int
+) -> Iterator[np.ndarray]:
+    """Per-replicate multiplicity of each item type, in chunks that bound memory."""
+    n = types.n_items
+    p = types.count / n
+    chunk = max(1, min(replicates, 8_000_000 // max(len(p), width, 1)))
+    done = 0
+    while done < replicates:
+        c = min(chunk, replicates - done)
+        yield rng.multinomial(n, p, size=c).astype(float)
+        done += c
+
+
+def _percentile_ci(values: np.ndarray) -> tuple[float | None, float | None, int]:
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return None, None, 0
+    tail = (1 - CI_LEVEL) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high), int(len(finite))
+
+
+def _pair_counts(table: _LabelTable, n_labels: int) -> np.ndarray:
+    """One confusion matrix per reviewer pair (rows reviewer_a): shape (pairs, L, L)."""
+    n_pairs = len(table.pair_reviewers)
+    cells = table.pair_id * n_labels * n_labels + table.pair_a * n_labels + table.pair_b
+    return np.bincount(cells, minlength=n_pairs * n_labels * n_labels).reshape(
+        n_pairs, n_labels, n_labels).astype(float)
+
+
+def _label_figures(
+    table: _LabelTable, counts: np.ndarray, bootstrap: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    n_pairs, n_labels = counts.shape[0], counts.shape[1]
+    po, pe, kappa = _conger_kappa(counts, _reviewer_marginals(table), table.pair_reviewers)
+    undefined = int(np.isnan(_kappa_parts(counts)[2]).sum()) if n_pairs else 0
+    domain = list(range(n_labels))
+    alpha = _package_alpha(table.value_counts, "nominal", domain)
+    shared = counts.sum(axis=(1, 2))
+    out: dict[str, Any] = {
+        "n_items": table.n_items,
+        "n_review_pairs": int(len(table.pair_id)),
+        "kappa_pairs": n_pairs,
+        "kappa_pairs_undefined": undefined,
+        "kappa_median_pair_items": float(np.median(shared)) if n_pairs else 0.0,
+        "kappa_pairs_level": "per reviewer pair: Cohen's kappa on shared items",
+        "observed_agreement": _num(po),
+        "chance_agreement": _num(pe),
+        "cohens_kappa": _num(kappa),
+        "krippendorff_alpha_nominal": _num(alpha),
+        "confusion_matrix": counts.sum(axis=0).astype(int).tolist(),
+        "kappa_ci_low": None,
+        "kappa_ci_high": None,
+        "kappa_bootstrap_se": None,
+        "kappa_bootstrap_bias": None,
+        "alpha_nominal_ci_low": None,
+        "alpha_nominal_ci_high": None,
+        "alpha_nominal_bootstrap_se": None,
+        "alpha_nominal_bootstrap_bias": None,
+        "kappa_bootstrap_defined": 0,
+        "alpha_nominal_bootstrap_defined": 0,
+        "ci_warning": None,
+    }
+    if bootstrap == 0 or table.n_items == 0:
+        return out
+    width = n_pairs * n_labels * n_labels
+    types = _label_types(table)
+    membership = _pair_membership(table, n_labels)[:, types.representative]
+    reviewer_membership = _reviewer_membership(table)[:, types.representative]
+    coincidences = _coincidences(table.value_counts[types.representative])
+    kappas, alphas = [], []
+    for weights in _resample_weights(rng, types, bootstrap, width):
+        k, a = _label_replicates(weights, membership, reviewer_membership, coincidences,
+                                 table.pair_reviewers, n_labels)
+        kappas.append(k)
+        alphas.append(a)
+    notes = []
+    for name, prefix, point, replicates in (
+        ("kappa", "kappa", out["cohens_kappa"], np.concatenate(kappas)),
+        ("alpha", "alpha_nominal", out["krippendorff_alpha_nominal"], np.concatenate(alphas)),
+    ):
+        low, high, defined = _percentile_ci(replicates)
+        out.update({f"{prefix}_ci_low": low, f"{prefix}_ci_high": high,
+                    f"{prefix}_bootstrap_defined": defined})
+        if defined < 2 or point is None:
+            continue
+        finite = replicates[np.isfinite(replicates)]
+        se, bias = float(finite.std(ddof=1)), float(finite.mean() - point)
+        out.update({f"{prefix}_bootstrap_se": se, f"{prefix}_bootstrap_bias": bias})
+        if abs(bias) > 0.5 * se and abs(bias) > 1e-3:
+            notes.append(f"{name} bootstrap bias {bias:+.4f} exceeds half its standard error "
+                            f"{se:.4f}, so its percentile interval is shifted")
+    if notes:
+        out["ci_warning"] = "; ".join(notes)
+    return out
+
+
+def _label_types(table: _LabelTable) -> _ItemTypes:
+    keys = table.review_reviewer * table.value_counts.shape[1] + table.review_label
+    return _item_types(keys, table.review_item, table.n_items)
+
+
+def _pair_membership(table: _LabelTable, n_labels: int) -> sparse.csr_matrix:
+    """Sparse (pair x cell, item) incidence, so resampled matrices are one product."""
+    n_pairs = len(table.pair_reviewers)
+    cells = table.pair_id * n_labels * n_labels + table.pair_a * n_labels + table.pair_b
+    return sparse.csr_matrix((np.ones(len(cells)), (cells, table.pair_item)),
+                             shape=(n_pairs * n_labels * n_labels, table.n_items))
+
+
+def _reviewer_membership(table: _LabelTable) -> sparse.csr_matrix:
+    """Sparse (reviewer x label, item) incidence for resampled reviewer label distributions."""
+    n_labels = table.value_counts.shape[1]
+    keys = table.review_reviewer * n_labels + table.review_label
+    return sparse.csr_matrix((np.ones(len(keys)), (keys, table.review_item)),
+                             shape=(len(table.reviewer_ids) * n_labels, table.n_items))
+
+
+def _label_replicates(
+    weights: np.ndarray,
+    membership: sparse.csr_matrix,
+    reviewer_membership: sparse.csr_matrix,
+    coincidences: np.ndarray,
+    pair_reviewers: np.ndarray,
+    n_labels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kappa, nominal alpha) for each row of item (type) multiplicities."""
+    counts = np.asarray(membership @ weights.T).T.reshape(-1, len(pair_reviewers), n_labels,
+                                                          n_labels)
+    marginals = np.asarray(reviewer_membership @ weights.T).T.reshape(len(weights), -1, n_labels)
+    kappa = _conger_kappa(counts, marginals, pair_reviewers)[2]
+    o = (weights @ coincidences).reshape(-1, n_labels, n_labels)
+    return kappa, _alpha_from_coincidences(o, "nominal", range(n_labels))
+
+
+def _score_figures(
+    frame: pd.DataFrame, bootstrap: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"score_n_items": 0, "score_n_reviews": 0, "score_n_reviewers": 0}
+    for level in ("ordinal", "interval"):
+        out.update({f"alpha_{level}": None, f"alpha_{level}_ci_low": None,
+                    f"alpha_{level}_ci_high": None})
+    if "score" not in frame.columns:
+        return out
+    rows = frame[frame["score"].notna()]
+    if rows.empty:
+        return out
+    scores = pd.to_numeric(rows["score"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isin(scores, SCORE_VALUES)
+    if bad.any():
+        raise ValueError(f"scores outside {SCORE_VALUES}: {sorted(set(rows['score'][bad]))[:5]}")
+    unit_cols = ["trace_id", "candidate_id"] if "candidate_id" in rows.columns else ["trace_id"]
+    unit_code = rows[unit_cols].astype(str).groupby(unit_cols, sort=False).ngroup().to_numpy()
+    value_counts = np.zeros((unit_code.max() + 1, len(SCORE_VALUES)), dtype=np.int64)
+    np.add.at(value_counts, (unit_code, scores.astype(int) - SCORE_VALUES[0]), 1)
+    pairable = value_counts.sum(axis=1) >= 2
+    value_counts = value_counts[pairable]
+    out.update(
+        score_n_items=int(pairable.sum()),
+        score_n_reviews=int(len(rows)),
+        score_n_reviewers=int(rows.loc[pairable[unit_code], "reviewer_id"].nunique()),
+    )
+    if not pairable.any():
+        return out
+    for level in ("ordinal", "interval"):
+        out[f"alpha_{level}"] = _num(_package_alpha(value_counts, level, SCORE_VALUES))
+    if bootstrap == 0:
+        return out
+    v = len(SCORE_VALUES)
+    uniques, inverse = np.unique(value_counts, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    representative = np.zeros(len(uniques), dtype=np.int64)
+    representative[inverse] = np.arange(len(inverse))
+    types = _ItemTypes(inverse, np.bincount(inverse, minlength=len(uniques)), representative)
+    coincidences = _coincidences(uniques)
+    boots: dict[str, list[np.ndarray]] = {"ordinal": [], "interval": []}
+    for weights in _resample_weights(rng, types, bootstrap, v * v):
+        boot_o = (weights @ coincidences).reshape(-1, v, v)
+        for level, store in boots.items():
+            store.append(_alpha_from_coincidences(boot_o, level, SCORE_VALUES))
+    for level, store in boots.items():
+        low, high, _ = _percentile_ci(np.concatenate(store))
+        out.update({f"alpha_{level}_ci_low": low, f"alpha_{level}_ci_high": high})
+    return out
+
+
+def _sufficiency(summary: dict[str, Any], min_items: int) -> dict[str, Any]:
+    """Whether the pairwise figures (and, separately, the score figures) can be gated on."""
+    n = summary["n_items"]
+    if n == 0:
+        reason = "no duplicate-reviewed items: nothing to measure agreement on"
+    elif n < min_items:
+        reason = f"only {n} duplicate-reviewed items; {min_items} needed"
+    elif summary["cohens_kappa"] is None:
+        reason = "kappa undefined: every duplicate review used the same label (chance agreement 1)"
+    else:
+        reason = None
+    n_scores = summary["score_n_items"]
+    if n_scores == 0:
+        score_reason = "no duplicate-scored items"
+    elif n_scores < min_items:
+        score_reason = f"only {n_scores} duplicate-scored items; {min_items} needed"
+    elif summary["alpha_interval"] is None:
+        score_reason = "alpha undefined: every duplicate score was the same"
+    else:
+        score_reason = None
+    return {"sufficient": reason is None, "insufficient_reason": reason,
+            "score_sufficient": score_reason is None, "score_insufficient_reason": score_reason}
+
+
+def _pairwise_table(table: _LabelTable, counts: np.ndarray) -> pd.DataFrame:
+    """One row per reviewer pair sharing items; kappa as sklearn's, from the pair's matrix."""
+    if len(counts) == 0:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in PAIRWISE_COLUMNS})
+    observed, chance, kappa = _kappa_parts(counts)
+    return pd.DataFrame({
+        "reviewer_a": table.reviewer_ids[table.pair_reviewers[:, 0]],
+        "reviewer_b": table.reviewer_ids[table.pair_reviewers[:, 1]],
+        "n_items": counts.sum(axis=(1, 2)).astype(np.int64),
+        "observed": observed,
+        "chance": chance,
+        "kappa": kappa,
+    })
+
+
+def _slice_table(table: _LabelTable, labels: tuple[str, ...]) -> pd.DataFrame:
+    if table.n_items == 0:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in SLICE_COLUMNS})
+    n_labels = len(labels)
+    n_pairs = len(table.pair_reviewers)
+    disagree_item = table.value_counts.max(axis=1) < table.value_counts.sum(axis=1)
+    total_disagreements = int(disagree_item.sum())
+    slice_codes, slice_names = pd.factorize(pd.Series(table.item_slice, dtype=object), sort=True)
+    rows = []
+    for s, name in enumerate(slice_names):
+        in_slice = slice_codes == s
+        pair_mask = in_slice[table.pair_item]
+        cells = (table.pair_id[pair_mask] * n_labels * n_labels
+                 + table.pair_a[pair_mask] * n_labels + table.pair_b[pair_mask])
+        counts = np.bincount(cells, minlength=n_pairs * n_labels * n_labels).reshape(
+            n_pairs, n_labels, n_labels).astype(float)
+        review_mask = in_slice[table.review_item]
+        po, _, kappa = _conger_kappa(counts, _reviewer_marginals(table, review_mask),
+                                     table.pair_reviewers)
+        n_dis = int(disagree_item[in_slice].sum())
+        n_items = int(in_slice.sum())
+        rows.append((
+            str(name), n_items, int(review_mask.sum()),
+            int(len(np.unique(table.review_reviewer[review_mask]))), _nan(po), _nan(kappa),
+            _nan(_package_alpha(table.value_counts[in_slice], "nominal", range(n_labels))),
+            n_dis, n_dis / n_items, n_dis / total_disagreements if total_disagreements else 0.0,
+        ))
+    out = pd.DataFrame(rows, columns=SLICE_COLUMNS)
+    return out.sort_values(["disagreement_rate", "n_items"], ascending=[False, False],
+                           ignore_index=True)
+
+
+def _reviewer_table(
+    frame: pd.DataFrame, table: _LabelTable, gold: pd.DataFrame | None, labels: tuple[str, ...]
+) -> pd.DataFrame:
+    reviewers = np.asarray(sorted(frame["reviewer_id"].astype(str).unique()), dtype=object)
+    out = pd.DataFrame({"reviewer_id": reviewers})
+    out["n_reviews"] = (frame["reviewer_id"].astype(str).value_counts()
+                        .reindex(reviewers).fillna(0).astype(int).to_numpy())
+    dup = pd.Series(np.bincount(table.review_reviewer, minlength=len(table.reviewer_ids)),
+                    index=table.reviewer_ids)
+    out["duplicate_items"] = dup.reindex(reviewers).fillna(0).astype(int).to_numpy()
+    agree = table.pair_a == table.pair_b
+    both = np.concatenate([table.pair_reviewers[table.pair_id, 0],
+                           table.pair_reviewers[table.pair_id, 1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = (np.bincount(both, weights=np.concatenate([agree, agree]).astype(float),
+                            minlength=len(table.reviewer_ids))
+                / np.bincount(both, minlength=len(table.reviewer_ids)))
+    out["agreement_with_others"] = (pd.Series(rate, index=table.reviewer_ids)
+                                    .reindex(reviewers).to_numpy(dtype=float))
+    gold_items, misses = _gold_misses(frame, gold, labels, reviewers)
+    out["gold_items"], out["gold_misses"] = gold_items, misses
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["gold_miss_rate"] = np.where(gold_items > 0, misses / gold_items, np.nan)
+        others_n = gold_items.sum() - gold_items
+        others_rate = np.where(others_n > 0, (misses.sum() - misses) / others_n, np.nan)
+    out["others_miss_rate"] = others_rate
+    judged = (gold_items >= MIN_GOLD_ITEMS) & np.isfinite(others_rate)
+    p_value = np.full(len(reviewers), np.nan)
+    p_value[judged] = stats.binom.sf(misses[judged] - 1, gold_items[judged], others_rate[judged])
+    out["gold_p_value"] = p_value
+    n_tested = int(judged.sum())
+    threshold = GOLD_FLAG_ALPHA / max(n_tested, 1)
+    flagged = judged & (p_value < threshold) & (out["gold_miss_rate"].to_numpy() > others_rate)
+    out["flagged"] = flagged
+    out["flag_reason"] = [
+        (f"missed {m} of {n} gold items ({m / n:.0%}) vs {o:.0%} for the other reviewers; "
+         f"one-sided binomial p={p:.2g} < {GOLD_FLAG_ALPHA}/{n_tested} (Bonferroni)")
+        if f else None
+        for f, m, n, o, p in zip(flagged, misses, gold_items, others_rate, p_value, strict=True)
+    ]
+    out["flag_reason"] = out["flag_reason"].astype(object)
+    return out[REVIEWER_COLUMNS]
+
+
+def _gold_misses(
+    frame: pd.DataFrame, gold: pd.DataFrame | None, labels: tuple[str, ...],
+    reviewers: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    zeros = np.zeros(len(reviewers), dtype=np.int64)
+    if gold is None or gold.empty:
+        return zeros, zeros.copy()
+    missing = {"trace_id", "label"} - set(gold.columns)
+    if missing:
+        raise ValueError(f"gold lacks columns {sorted(missing)}")
+    answers = gold[["trace_id", "label"]].astype(str).drop_duplicates()
+    bad = sorted(set(answers["label"]) - set(labels))
+    if bad:
+        raise ValueError(f"gold labels outside {labels}: {bad[:5]}")
+    conflicting = answers["trace_id"].duplicated(keep=False)
+    if conflicting.any():
+        raise ValueError(f"{int(conflicting.sum())} gold rows give one trace different labels")
+    labelled = frame.loc[frame["label"].notna(), ["trace_id", "reviewer_id", "label"]].astype(str)
+    joined = labelled.merge(answers.rename(columns={"label": "gold_label"}), on="trace_id")
+    joined["miss"] = joined["label"] != joined["gold_label"]
+    per = joined.groupby("reviewer_id")["miss"].agg(["size", "sum"]).reindex(reviewers).fillna(0)
+    return per["size"].to_numpy(dtype=np.int64), per["sum"].to_numpy(dtype=np.int64)
+
+
+def _criterion_table(
+    table: _LabelTable, label_rows: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """For each disagreeing pair of reviews, which rubric fields the two reviewers marked
+    differently on any candidate; share = pairs naming the field / pairs compared."""
+    empty = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in CRITERION_COLUMNS})
+    disagree = np.flatnonzero(table.pair_a != table.pair_b)
+    meta = {"criteria_pairs_compared": 0, "criteria_unparseable": 0}
+    if "criteria_json" not in label_rows.columns or len(disagree) == 0:
+        return empty, meta
+    review_a, review_b = table.pair_review_a[disagree], table.pair_review_b[disagree]
+    involved = np.unique(np.concatenate([review_a, review_b]))
+    raw = label_rows["criteria_json"].loc[involved].to_numpy(dtype=object)
+    text_code, texts = pd.factorize(pd.Series(raw, dtype=object).map(
+        lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else (v or None)))
+    parsed = [_criteria_masks(text) for text in texts]
+    unparseable = np.array([m is None for m in parsed] + [True])
+    meta["criteria_unparseable"] = int(unparseable[text_code[text_code >= 0]].sum())
+    candidates, _ = pd.factorize(pd.Series([m[0] if m else () for m in parsed] + [()],
+                                           dtype=object))
+    width = max([len(m[1]) for m in parsed if m] + [1])
+    masks = np.zeros((len(parsed) + 1, width), dtype=np.int64)
+    for i, m in enumerate(parsed):
+        if m:
+            masks[i, : len(m[1])] = m[1]
+    code_a = text_code[np.searchsorted(involved, review_a)]
+    code_b = text_code[np.searchsorted(involved, review_b)]
+    ok = ~unparseable[code_a] & ~unparseable[code_b]
+    same = ok & (candidates[code_a] == candidates[code_b])
+    differing = np.bitwise_or.reduce(masks[code_a[same]] ^ masks[code_b[same]], axis=1)
+    odd = [_differing_fields(parsed[a], parsed[b])
+           for a, b in zip(code_a[ok & ~same], code_b[ok & ~same], strict=True)]
+    differing = np.concatenate([differing, np.asarray(odd, dtype=np.int64)])
+    compared = int(ok.sum())
+    meta["criteria_pairs_compared"] = compared
+    if compared == 0:
+        return empty, meta
+    tally = [int(((differing >> bit) & 1).sum()) for bit in range(len(CRITERIA_FIELDS))]
+    out = pd.DataFrame({"criterion": list(CRITERIA_FIELDS), "n_disagreements": tally})
+    out["share"] = out["n_disagreements"] / compared
+    return out.sort_values("n_disagreements", ascending=False, kind="stable",
+                           ignore_index=True), meta
+
+
+def _criteria_masks(text: Any) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+    """(sorted candidate ids, one bit mask of CRITERIA_FIELDS per candidate) or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return None
+    ids = tuple(sorted(value))
+    masks = tuple(
+        sum(1 << bit for bit, name in enumerate(CRITERIA_FIELDS) if value[c].get(name))
+        for c in ids
+    )
+    return ids, masks
+
+
+def _differing_fields(
+    a: tuple[tuple[str, ...], tuple[int, ...]], b: tuple[tuple[str, ...], tuple[int, ...]]
+) -> int:
+    marks_a, marks_b = dict(zip(*a, strict=True)), dict(zip(*b, strict=True))
+    out = 0
+    for candidate in set(marks_a) | set(marks_b):
+        out |= marks_a.get(candidate, 0) ^ marks_b.get(candidate, 0)
+    return out
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _nan(value: Any) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
+
+
+def _dtype(column: str) -> str:
+    if column in ("reviewer_a", "reviewer_b", "slice", "criterion", "reviewer_id", "flag_reason"):
+        return "object"
+    if column in ("n_items", "n_reviews", "n_reviewers", "disagreements", "n_disagreements"):
+        return "int64"
+    return "float64"
+
+
+def _jsonable(summary: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = value
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.3f}"

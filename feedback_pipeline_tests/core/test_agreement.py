@@ -1,0 +1,492 @@
+import json
+import math
+
+import krippendorff
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.inter_rater import fleiss_kappa
+
+from feedback_pipeline.core import agreement as ag
+from feedback_pipeline.core.agreement import (
+    PAIRWISE_LABELS,
+    agreement_report,
+    cohen_kappa,
+    confusion_heatmap_png,
+    gate_value,
+    kappa_from_matrix,
+    krippendorff_alpha,
+)
+
+SEED_MATRIX = [[42, 3, 1], [4, 38, 2], [2, 1, 27]]
+
+# Krippendorff (2011) "Computing Krippendorff's Alpha-Reliability", example C: four observers,
+# twelve units, missing values (reproduced in the `krippendorff` package's own tests and in
+# jucor/krippendorff data-raw/nominal.R). The paper gives nominal .743, ordinal .815,
+# interval .849; the package's tests assert ordinal 0.815 on the same data.
+NAN = math.nan
+PAPER_C = [
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+]
+# Krippendorff's binary two-observer, ten-unit example (alpha .095), as tabulated in
+# jucor/krippendorff data-raw/news_presence_krippendorff2004_11_3_1.csv (Krippendorff 2004,
+# section 11.3.1); its tests expect 0.0952.
+PAPER_BINARY = [
+    [1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+    [0, 1, 1, 0, 0, 1, 0, 1, 0, 0],
+]
+
+
+def reviews_from_matrix(data, *, as_score=False, labels=None):
+    """Long review rows from a reviewers x items array (NaN = not reviewed)."""
+    rows = []
+    for r, row in enumerate(data):
+        for i, value in enumerate(row):
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            rows.append({
+                "review_id": f"r{r}-{i}",
+                "trace_id": f"t{i:03d}",
+                "reviewer_id": f"rev{r}",
+                "label": None if as_score else (labels[value] if labels else str(value)),
+                "score": int(value) if as_score else None,
+                "slice": None,
+            })
+    return pd.DataFrame(rows)
+
+
+def expand_matrix(matrix, labels):
+    a, b = [], []
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            a += [labels[i]] * count
+            b += [labels[j]] * count
+    return a, b
+
+
+def simulate(
+    rng,
+    *,
+    n_items=600,
+    reviewers=8,
+    noisy_reviewer=None,
+    noisy_slice=None,
+    noise=0.05,
+    reviewer_noise=0.6,
+    slice_noise=0.45,
+    slices=("prompt-injection", "flaky-test-handoff", "accessible-language"),
+):
+    """Reviews of items with a known truth; noise = chance of a uniformly random label."""
+    truth = rng.integers(0, 4, n_items)
+    item_slice = rng.choice(slices, n_items)
+    names = [f"rev{r:02d}" for r in range(reviewers)]
+    rows = []
+    for i in range(n_items):
+        for r in rng.choice(reviewers, size=rng.integers(2, 4), replace=False):
+            p = noise
+            if item_slice[i] == noisy_slice:
+                p = max(p, slice_noise)
+            if names[r] == noisy_reviewer:
+                p = max(p, reviewer_noise)
+            label = rng.integers(0, 4) if rng.random() < p else truth[i]
+            rows.append({
+                "review_id": f"rv{len(rows)}",
+                "trace_id": f"trace-{i:04d}",
+                "reviewer_id": names[r],
+                "label": PAIRWISE_LABELS[label],
+                "slice": item_slice[i],
+            })
+    truth_frame = pd.DataFrame({
+        "trace_id": [f"trace-{i:04d}" for i in range(n_items)],
+        "label": [PAIRWISE_LABELS[t] for t in truth],
+        "slice": item_slice,
+    })
+    return pd.DataFrame(rows), truth_frame
+
+
+# ----------------------------------------------------------------- published figures
+
+
+def test_seed_matrix_reproduces_lesson_figures():
+    result = kappa_from_matrix(SEED_MATRIX, labels=["A", "B", "TIE"])
+    assert result.n_items == 120
+    assert round(result.observed, 3) == 0.892
+    assert round(result.chance, 3) == 0.344
+    assert round(result.kappa, 3) == 0.835
+
+
+def test_seed_matrix_through_cohen_kappa_and_report():
+    a, b = expand_matrix(SEED_MATRIX, ["A", "B", "TIE"])
+    direct = cohen_kappa(a, b)
+    assert round(direct.kappa, 3) == 0.835
+    assert direct.matrix[:3] == [row + [0] for row in SEED_MATRIX]
+    reviews = pd.DataFrame({
+        "review_id": [f"x{i}" for i in range(240)],
+        "trace_id": [f"t{i}" for i in range(120)] * 2,
+        "reviewer_id": ["ann"] * 120 + ["bob"] * 120,
+        "label": a + b,
+        "slice": None,
+    })
+    report = agreement_report(reviews, bootstrap=200, seed=3)
+    s = report.summary
+    assert (round(s["observed_agreement"], 3), round(s["chance_agreement"], 3),
+            round(s["cohens_kappa"], 3)) == (0.892, 0.344, 0.835)
+    assert s["cohens_kappa"] == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+    assert s["confusion_matrix"][:3] == [row + [0] for row in SEED_MATRIX]
+    assert s["n_items"] == 120 and s["n_reviewers"] == 2 and s["sufficient"]
+    assert s["kappa_ci_low"] < s["cohens_kappa"] < s["kappa_ci_high"]
+
+
+def test_krippendorff_2011_nominal_four_observers_with_missing_values():
+    assert round(krippendorff_alpha(np.array(PAPER_C), "nominal"), 3) == 0.743
+    report = agreement_report(reviews_from_matrix(PAPER_C), labels=("1", "2", "3", "4", "5"),
+                              bootstrap=0, min_items=1)
+    assert round(report.summary["krippendorff_alpha_nominal"], 3) == 0.743
+    # unit 12 has a single value, so it is not pairable: 11 of the 12 units count
+    assert report.summary["n_items"] == 11
+
+
+def test_krippendorff_2011_ordinal_and_interval_on_the_same_data():
+    assert round(krippendorff_alpha(np.array(PAPER_C), "ordinal"), 3) == 0.815
+    assert round(krippendorff_alpha(np.array(PAPER_C), "interval"), 3) == 0.849
+    report = agreement_report(reviews_from_matrix(PAPER_C, as_score=True), bootstrap=0)
+    assert round(report.summary["alpha_ordinal"], 3) == 0.815
+    assert round(report.summary["alpha_interval"], 3) == 0.849
+    assert report.summary["alpha_ordinal_level"] == "ordinal"
+    assert report.summary["score_n_reviewers"] == 4
+    # a pointwise-only batch: no pairwise figures, but the score alphas can be gated on
+    assert not report.summary["sufficient"]
+    assert report.summary["score_sufficient"]
+    assert gate_value(report, "cohens_kappa") is None
+    assert gate_value(report, "alpha_interval") == report.summary["alpha_interval"]
+    assert gate_value(report, "alpha_ordinal") == report.summary["alpha_ordinal"]
+
+
+def test_krippendorff_binary_two_observers():
+    assert round(krippendorff_alpha(np.array(PAPER_BINARY, dtype=float), "nominal"), 3) == 0.095
+    report = agreement_report(reviews_from_matrix(PAPER_BINARY), labels=("0", "1"),
+                              bootstrap=0)
+    s = report.summary
+    assert round(s["krippendorff_alpha_nominal"], 3) == 0.095
+    assert s["cohens_kappa"] == pytest.approx(cohen_kappa_score(*PAPER_BINARY), abs=1e-12)
+
+
+def test_invalid_level_is_rejected():
+    with pytest.raises(ValueError, match="level"):
+        krippendorff_alpha(np.array(PAPER_BINARY, dtype=float), "ratio-ish")
+
+
+# --------------------------------------------------------- many reviewers vs statsmodels
+
+
+def test_fleiss_case_matches_statsmodels_through_alpha():
+    """Complete data, n ratings per item: alpha = kappa_F + (1 - kappa_F) / (N * n).
+
+    Fleiss' kappa uses pooled (Scott-type) chance agreement; Krippendorff's alpha adds the
+    small-sample correction (N n - 1) / (N n) to the expected disagreement, hence the relation.
+    """
+    rng = np.random.default_rng(11)
+    truth = rng.integers(0, 4, 150)
+    rows = []
+    for i, true_label in enumerate(truth):
+        for reviewer, noise in (("r0", 0.2), ("r1", 0.3), ("r2", 0.5)):
+            label = rng.integers(0, 4) if rng.random() < noise else true_label
+            rows.append({"review_id": f"{reviewer}-{i}", "trace_id": f"t{i:03d}",
+                         "reviewer_id": reviewer, "label": PAIRWISE_LABELS[label], "slice": None})
+    reviews = pd.DataFrame(rows)
+    table = pd.crosstab(reviews["trace_id"], reviews["label"]).to_numpy()
+    assert (table.sum(axis=1) == 3).all()
+    k_fleiss = fleiss_kappa(table, method="fleiss")
+    ratings = table.sum()
+    expected_alpha = k_fleiss + (1 - k_fleiss) / ratings
+
+    report = agreement_report(reviews, bootstrap=0)
+    assert report.summary["krippendorff_alpha_nominal"] == pytest.approx(expected_alpha,
+                                                                        abs=1e-10)
+    wide = reviews.pivot(index="trace_id", columns="reviewer_id", values="label")
+    codes = wide.apply(lambda c: c.map({v: i for i, v in enumerate(PAIRWISE_LABELS)}))
+    assert krippendorff_alpha(codes.to_numpy(dtype=float).T, "nominal") == pytest.approx(
+        expected_alpha, abs=1e-10)
+    # Our kappa is Conger's here: the same observed agreement as Fleiss, and a chance agreement
+    # lower by sum_c var_c / r, where var_c is the across-reviewer variance of label shares.
+    shares = pd.crosstab(reviews["reviewer_id"], reviews["label"], normalize="index")
+    p_bar = table.sum(axis=0) / table.sum()
+    fleiss_chance = float((p_bar**2).sum())
+    observed = k_fleiss * (1 - fleiss_chance) + fleiss_chance
+    conger_chance = fleiss_chance - float(shares.var(axis=0, ddof=1).sum()) / 3
+    conger = (observed - conger_chance) / (1 - conger_chance)
+    s = report.summary
+    assert s["observed_agreement"] == pytest.approx(observed, abs=1e-12)
+    assert s["chance_agreement"] == pytest.approx(conger_chance, abs=1e-12)
+    assert s["cohens_kappa"] == pytest.approx(conger, abs=1e-12)
+    assert s["cohens_kappa"] > k_fleiss  # reviewers' label shares differ, so chance is lower
+
+
+def test_pairwise_table_is_sklearn_per_pair_and_headline_is_weighted_mean():
+    rng = np.random.default_rng(5)
+    reviews, _ = simulate(rng, n_items=300, reviewers=5, noise=0.25)
+    report = agreement_report(reviews, bootstrap=0)
+    assert len(report.pairwise) == 10
+    for row in report.pairwise.itertuples():
+        mine = reviews[reviews.reviewer_id.isin([row.reviewer_a, row.reviewer_b])]
+        wide = mine.pivot(index="trace_id", columns="reviewer_id", values="label").dropna()
+        assert row.n_items == len(wide)
+        assert row.kappa == pytest.approx(cohen_kappa_score(wide[row.reviewer_a],
+                                                            wide[row.reviewer_b]), abs=1e-12)
+    # headline: Conger's kappa over review pairs, chance from each reviewer's own label shares
+    duplicated = reviews[reviews.groupby("trace_id")["reviewer_id"].transform("size") >= 2]
+    shares = pd.crosstab(duplicated["reviewer_id"], duplicated["label"], normalize="index")
+    chance = np.average(
+        [float((shares.loc[r.reviewer_a] * shares.loc[r.reviewer_b]).sum())
+         for r in report.pairwise.itertuples()],
+        weights=report.pairwise.n_items,
+    )
+    observed = np.average(report.pairwise.observed, weights=report.pairwise.n_items)
+    s = report.summary
+    assert s["chance_agreement"] == pytest.approx(chance, abs=1e-12)
+    assert s["observed_agreement"] == pytest.approx(observed, abs=1e-12)
+    assert s["cohens_kappa"] == pytest.approx((observed - chance) / (1 - chance), abs=1e-12)
+    assert s["kappa_method"] == ag.KAPPA_METHOD
+    pooled = np.asarray(report.summary["confusion_matrix"])
+    assert pooled.sum() == report.pairwise.n_items.sum()
+    assert report.summary["observed_agreement"] == pytest.approx(np.trace(pooled) / pooled.sum())
+
+
+# ------------------------------------------------------------------------ bootstrap
+
+
+def test_vectorised_replicates_equal_recomputation_on_resampled_items():
+    rng = np.random.default_rng(2)
+    reviews, _ = simulate(rng, n_items=80, reviewers=4, noise=0.3)
+    table = ag._label_table(reviews, PAIRWISE_LABELS)
+    types = ag._label_types(table)
+    membership = ag._pair_membership(table, 4)[:, types.representative]
+    by_reviewer = ag._reviewer_membership(table)[:, types.representative]
+    coincidences = ag._coincidences(table.value_counts[types.representative])
+    weights = next(ag._resample_weights(np.random.default_rng(9), types, 3, 1))
+    assert (weights.sum(axis=1) == table.n_items).all()
+    kappas, alphas = ag._label_replicates(weights, membership, by_reviewer, coincidences,
+                                          table.pair_reviewers, 4)
+    for w, k, a in zip(weights.astype(int), kappas, alphas, strict=True):
+        picked = np.repeat(types.representative, w)
+        frames = []
+        for copy, item in enumerate(picked):
+            rows = reviews[reviews.trace_id == table.item_ids[item]].copy()
+            rows["trace_id"] = f"{table.item_ids[item]}#{copy}"
+            frames.append(rows)
+        resampled = pd.concat(frames, ignore_index=True)
+        again = agreement_report(resampled, bootstrap=0).summary
+        assert k == pytest.approx(again["cohens_kappa"], abs=1e-10)
+        assert a == pytest.approx(again["krippendorff_alpha_nominal"], abs=1e-10)
+
+
+def test_item_types_group_exactly_the_items_with_identical_reviews():
+    rng = np.random.default_rng(6)
+    reviews, _ = simulate(rng, n_items=400, reviewers=3, noise=0.3)
+    table = ag._label_table(reviews, PAIRWISE_LABELS)
+    types = ag._label_types(table)
+    signature = (reviews.sort_values("reviewer_id").groupby("trace_id")
+                 .apply(lambda g: tuple(zip(g.reviewer_id, g.label, strict=True))))
+    per_item = signature.loc[list(table.item_ids)].to_numpy()
+    for t in range(len(types.count)):
+        members = per_item[types.of_item == t]
+        assert len(members) == types.count[t] and len(set(members)) == 1
+    assert len(set(per_item)) == len(types.count) < table.n_items
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_vectorised_alpha_matches_package(level):
+    rng = np.random.default_rng(4)
+    counts = rng.integers(0, 3, size=(40, 5))
+    o = ag._coincidences(counts).sum(axis=0).reshape(5, 5)
+    mine = float(ag._alpha_from_coincidences(o[None], level, [1, 2, 3, 4, 5])[0])
+    theirs = krippendorff.alpha(value_counts=counts[counts.sum(1) >= 2], value_domain=[1, 2, 3, 4, 5],
+                                level_of_measurement=level)
+    assert mine == pytest.approx(theirs, abs=1e-10)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate():
+    rng = np.random.default_rng(8)
+    reviews, _ = simulate(rng, n_items=200, reviewers=4, noise=0.3)
+    one = agreement_report(reviews, bootstrap=300, seed=1).summary
+    same = agreement_report(reviews, bootstrap=300, seed=1).summary
+    other = agreement_report(reviews, bootstrap=300, seed=2).summary
+    assert one["kappa_ci_low"] == same["kappa_ci_low"]
+    assert one["kappa_ci_low"] != other["kappa_ci_low"]
+    assert one["kappa_ci_low"] < one["cohens_kappa"] < one["kappa_ci_high"]
+    assert one["alpha_nominal_ci_low"] < one["krippendorff_alpha_nominal"]
+    assert one["krippendorff_alpha_nominal"] < one["alpha_nominal_ci_high"]
+    assert one["kappa_bootstrap_defined"] == 300
+    width = one["kappa_ci_high"] - one["kappa_ci_low"]
+    assert 0.02 < width < 0.3
+
+
+def test_sparse_design_many_reviewers_few_shared_items_stays_unbiased():
+    """40 reviewers, two per item: pairs share about one item, yet the interval is sound."""
+    rng = np.random.default_rng(21)
+    reviews, _ = simulate(rng, n_items=1500, reviewers=40, noise=0.3)
+    s = agreement_report(reviews, bootstrap=300, seed=4).summary
+    assert s["kappa_median_pair_items"] < 5
+    assert s["ci_warning"] is None
+    assert s["kappa_ci_low"] < s["cohens_kappa"] < s["kappa_ci_high"]
+    assert abs(s["kappa_bootstrap_bias"]) < 0.5 * s["kappa_bootstrap_se"]
+    # with reviewers drawn from one process, Conger's kappa and alpha nearly coincide
+    assert s["cohens_kappa"] == pytest.approx(s["krippendorff_alpha_nominal"], abs=0.01)
+
+
+# ------------------------------------------------------------------------- diagnosis
+
+
+def test_noisy_reviewer_is_flagged_and_noisy_slice_shows_the_disagreement():
+    rng = np.random.default_rng(2026)
+    reviews, truth = simulate(rng, noisy_reviewer="rev03", noisy_slice="accessible-language")
+    gold = truth.sample(150, random_state=1)
+    report = agreement_report(reviews, gold=gold, bootstrap=100)
+
+    by_reviewer = report.by_reviewer.set_index("reviewer_id")
+    assert by_reviewer["flagged"].to_dict() == {f"rev{r:02d}": r == 3 for r in range(8)}
+    assert "missed" in by_reviewer.loc["rev03", "flag_reason"]
+    assert by_reviewer.loc["rev03", "gold_miss_rate"] > 2 * by_reviewer.loc["rev03",
+                                                                            "others_miss_rate"]
+    assert by_reviewer.drop(index="rev03")["flag_reason"].isna().all()
+    assert (by_reviewer["gold_items"] >= ag.MIN_GOLD_ITEMS).all()
+
+    by_slice = report.by_slice.set_index("slice")
+    assert report.by_slice["slice"].iloc[0] == "accessible-language"
+    assert by_slice["kappa"].idxmin() == "accessible-language"
+    assert by_slice.loc["accessible-language", "disagreement_rate"] > 1.5 * by_slice.drop(
+        index="accessible-language")["disagreement_rate"].max()
+    assert by_slice["n_items"].sum() == report.summary["n_items"]
+    assert report.summary["n_flagged_reviewers"] == 1
+    assert "rev03" in report.to_markdown()
+
+
+def test_no_reviewer_is_flagged_when_all_are_equally_careful():
+    rng = np.random.default_rng(3)
+    reviews, truth = simulate(rng, noise=0.15)
+    report = agreement_report(reviews, gold=truth.sample(150, random_state=2), bootstrap=0)
+    assert not report.by_reviewer["flagged"].any()
+
+
+def test_criteria_show_where_disagreements_sit():
+    def marks(correct):
+        return {"unauthorized_command": False, "exposes_private_note": False,
+                "technically_correct": correct, "actionable": True, "clear": True}
+
+    rows = []
+    for i in range(12):
+        disagree = i < 8
+        for reviewer, correct_a in (("ann", True), ("bob", not disagree)):
+            rows.append({
+                "review_id": f"{reviewer}{i}",
+                "trace_id": f"t{i}",
+                "reviewer_id": reviewer,
+                "label": "A" if correct_a else "TIE",
+                "slice": None,
+                "criteria_json": json.dumps({"a": marks(correct_a), "b": marks(False)}),
+            })
+    report = agreement_report(pd.DataFrame(rows), bootstrap=0)
+    top = report.by_criterion.iloc[0]
+    assert (top["criterion"], top["n_disagreements"], top["share"]) == ("technically_correct", 8,
+                                                                        1.0)
+    assert report.by_criterion.set_index("criterion").loc["clear", "n_disagreements"] == 0
+    assert report.summary["criteria_pairs_compared"] == 8
+
+
+# ----------------------------------------------------------------- gate and edge cases
+
+
+def test_too_few_duplicates_is_insufficient_with_a_reason():
+    reviews = pd.DataFrame({
+        "review_id": list("abcdefg"),
+        "trace_id": ["t1", "t1", "t2", "t2", "t3", "t3", "t4"],
+        "reviewer_id": ["x", "y", "x", "y", "x", "y", "x"],
+        "label": ["A", "A", "B", "A", "TIE", "TIE", "B"],
+        "slice": None,
+    })
+    report = agreement_report(reviews, min_items=10, bootstrap=50)
+    assert report.summary["sufficient"] is False
+    assert report.summary["insufficient_reason"] == "only 3 duplicate-reviewed items; 10 needed"
+    assert gate_value(report) is None
+    assert gate_value(report, on="lower_bound") is None
+    assert report.summary["cohens_kappa"] is not None
+    assert "Insufficient" in report.to_markdown()
+
+
+def test_no_duplicates_at_all():
+    reviews = pd.DataFrame({"review_id": ["a"], "trace_id": ["t"], "reviewer_id": ["x"],
+                            "label": ["A"], "slice": [None]})
+    report = agreement_report(reviews)
+    assert not report.summary["sufficient"]
+    assert "no duplicate-reviewed items" in report.summary["insufficient_reason"]
+    assert report.pairwise.empty and report.by_slice.empty
+    json.dumps(report.summary)
+
+
+def test_gate_on_point_versus_lower_bound():
+    rng = np.random.default_rng(12)
+    reviews, _ = simulate(rng, n_items=120, reviewers=4, noise=0.3)
+    report = agreement_report(reviews, bootstrap=400, seed=7)
+    point = gate_value(report, "cohens_kappa", "point")
+    low = gate_value(report, "cohens_kappa", "lower_bound")
+    assert point == report.summary["cohens_kappa"]
+    assert low == report.summary["kappa_ci_low"]
+    threshold = (point + low) / 2
+    assert point >= threshold > low
+    assert gate_value(report, "krippendorff_alpha_nominal", "lower_bound") == report.summary[
+        "alpha_nominal_ci_low"]
+    assert gate_value(report, "alpha_ordinal") is None
+    with pytest.raises(ValueError):
+        gate_value(report, "accuracy")
+
+
+def test_self_duplicate_keeps_the_latest_review():
+    reviews = pd.DataFrame({
+        "review_id": ["1", "2", "3"],
+        "trace_id": ["t", "t", "t"],
+        "reviewer_id": ["x", "x", "y"],
+        "label": ["A", "B", "B"],
+        "reviewed_at": ["2026-05-02T10:00:00+00:00", "2026-05-01T10:00:00+00:00",
+                        "2026-05-01T11:00:00+00:00"],
+        "slice": None,
+    })
+    report = agreement_report(reviews, min_items=1, bootstrap=0)
+    assert report.summary["self_duplicates_dropped"] == 1
+    assert report.summary["confusion_matrix"][0][1] == 1  # x kept "A" (the later), y said "B"
+    assert report.summary["observed_agreement"] == 0.0
+
+
+def test_unknown_label_is_rejected():
+    reviews = pd.DataFrame({"review_id": ["a", "b"], "trace_id": ["t", "t"],
+                            "reviewer_id": ["x", "y"], "label": ["A", "MAYBE"], "slice": None})
+    with pytest.raises(ValueError, match="MAYBE"):
+        agreement_report(reviews)
+
+
+def test_summary_is_flat_json_with_levels():
+    rng = np.random.default_rng(1)
+    reviews, _ = simulate(rng, n_items=60, reviewers=3)
+    summary = agreement_report(reviews, bootstrap=20).summary
+    assert json.loads(json.dumps(summary)) == summary
+    for key in ("cohens_kappa", "krippendorff_alpha_nominal"):
+        assert summary[f"{key}_level"] == "nominal"
+    assert summary["alpha_ordinal"] is None and summary["alpha_interval"] is None
+    nested = [k for k, v in summary.items() if isinstance(v, dict)]
+    assert nested == []
+
+
+def test_heatmap_png_is_written(tmp_path):
+    rng = np.random.default_rng(1)
+    reviews, _ = simulate(rng, n_items=60, reviewers=3)
+    report = agreement_report(reviews, bootstrap=0)
+    path = tmp_path / "release" / "confusion.png"
+    confusion_heatmap_png(report, None, path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    other = tmp_path / "m.png"
+    confusion_heatmap_png(SEED_MATRIX, ["A", "B", "TIE"], other)
+    assert other.read_bytes()[:4] == b"\x89PNG"
