@@ -57,6 +57,7 @@ GATE_CHECKS = {
     "manifest_complete": "The manifest has every field the seed requires.",
 }
 CANDIDATE_DIR = ("release_candidate",)
+HEATMAP = "agreement_confusion_matrix.png"
 
 
 class ReleaseWindow(dg.Config):
@@ -160,7 +161,8 @@ def residue_gate(lanes: dict[str, pd.DataFrame], tasks: pd.DataFrame,
                 offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
 
 
-def agreement_gate(labels: pd.DataFrame, gold: list[dict], policy: Any) -> tuple[Gate, dict]:
+def agreement_gate(labels: pd.DataFrame, gold: list[dict],
+                   policy: Any) -> tuple[Gate, dict, agreement.AgreementReport]:
     pairwise = labels[labels["task"] == "pairwise"] if not labels.empty else labels
     reviews = pd.DataFrame({
         "review_id": pairwise.get("review_id", pd.Series(dtype=object)),
@@ -185,7 +187,13 @@ def agreement_gate(labels: pd.DataFrame, gold: list[dict], policy: Any) -> tuple
         reason = None
     record = {
         "statistic": policy.agreement_statistic,
-        "level": "nominal",
+        "level": summary.get(f"{policy.agreement_statistic}_level", "nominal"),
+        "sufficient": summary.get("sufficient"),
+        "insufficient_reason": summary.get("insufficient_reason"),
+        "ci_warning": summary.get("ci_warning"),
+        "flagged_reviewers": report.by_reviewer.loc[report.by_reviewer["flagged"],
+                                                    "reviewer_id"].tolist()
+        if not report.by_reviewer.empty else [],
         "gate_on": policy.agreement_gate_on,
         "value": None if value is None else round(float(value), 4),
         "policy_gate": policy.kappa_gate,
@@ -197,7 +205,7 @@ def agreement_gate(labels: pd.DataFrame, gold: list[dict], policy: Any) -> tuple
     gate = Gate("agreement_gate", passed, record["value"],
                 f"{policy.agreement_statistic} ({policy.agreement_gate_on}) >= {policy.kappa_gate}",
                 reason=reason)
-    return gate, record
+    return gate, record, report
 
 
 @dg.asset(
@@ -245,7 +253,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                      offending=leaked_ids(leaks),
                      reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by {r.rule}"
                                       for r in leaks.itertuples()) or None)
-    agree_gate, agreement_record = agreement_gate(labels, pipeline.gold(), policy)
+    agree_gate, agreement_record, report = agreement_gate(labels, pipeline.gold(), policy)
     unsafe = unsafe_accepted_pairs(lanes["preference"], pipeline.rubric())
     unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
                        "no chosen answer marked unsafe by its reviewers", offending=unsafe,
@@ -301,6 +309,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     folder = storage.root / WAREHOUSE / CANDIDATE_DIR[0]
     for lane, frame in lanes.items():
         storage.write_bytes(folder / RELEASE_FILES[lane], parquet_bytes(frame))
+    folder.mkdir(parents=True, exist_ok=True)
+    agreement.confusion_heatmap_png(report, path=folder / HEATMAP)
     storage.write_json(folder / "manifest.json", manifest)
 
     yield dg.MaterializeResult(metadata={
@@ -361,7 +371,7 @@ def dataset_release(context: dg.AssetExecutionContext,
         return dg.MaterializeResult(metadata={"promoted": False,
                                               "dataset_version": manifest["parent_dataset"]
                                               or "none"})
-    files = {name: (folder / name).read_bytes() for name in RELEASE_FILES.values()}
+    files = {name: (folder / name).read_bytes() for name in (*RELEASE_FILES.values(), HEATMAP)}
     present = dict(RELEASE_FILES)
     files["README.md"] = dataset_card(manifest, present).encode("utf-8")
     try:
