@@ -76,10 +76,12 @@ def run_pipeline(data_root: Path, start: str | None = None, end: str | None = No
         return outcome
     defs = build_definitions(str(storage.root))
     instance = instance or _instance()
+    quiet = {"loggers": {"console": {"config": {
+        "log_level": os.environ.get("FEEDBACK_LOG_LEVEL", "CRITICAL")}}}}
     daily_failures: dict[str, list[str]] = {}
     for day in outcome.days:
         result = defs.resolve_job_def("daily_pipeline").execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False)
+            partition_key=day, instance=instance, raise_on_error=False, run_config=quiet)
         failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
                          and e.check_name in DAILY_GATE_OF_CHECK]
         for evaluation in failed_checks:
@@ -88,7 +90,7 @@ def run_pipeline(data_root: Path, start: str | None = None, end: str | None = No
             outcome.error = f"daily pipeline failed for {day}: {_failure_message(result)}"
             return outcome
         judge = defs.resolve_job_def("judge_calibration_job").execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False)
+            partition_key=day, instance=instance, raise_on_error=False, run_config=quiet)
         for evaluation in judge.get_asset_check_evaluations():
             if not evaluation.passed:
                 outcome.advisories.append(
@@ -96,7 +98,8 @@ def run_pipeline(data_root: Path, start: str | None = None, end: str | None = No
 
     release = defs.resolve_job_def("release").execute_in_process(
         instance=instance, raise_on_error=False,
-        run_config={"ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
+        run_config={**quiet,
+                    "ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
     for evaluation in release.get_asset_check_evaluations():
         value = evaluation.metadata.get("value")
         outcome.gates[evaluation.check_name] = {

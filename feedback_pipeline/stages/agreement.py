@@ -4,7 +4,6 @@ The day's figures are shown in the UI (kappa and alpha plotted across days). The
 itself is evaluated over the whole release window in dataset_manifest; here a failing day warns.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

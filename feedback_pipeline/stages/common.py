@@ -1,6 +1,5 @@
 """Small helpers shared by the stage modules: metadata that is safe to show in the UI."""
 
-from __future__ import annotations
 
 from collections.abc import Mapping
 

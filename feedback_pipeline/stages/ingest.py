@@ -4,7 +4,6 @@ Both tables live in the restricted zone and are never previewed in the UI; metad
 counts and reasons only.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

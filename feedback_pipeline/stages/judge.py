@@ -5,7 +5,6 @@ a blocking check keeps every judge label out of the preference lane when calibra
 These assets run in their own job so a biased judge never stops the daily data pipeline.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

@@ -5,7 +5,6 @@ mapping is sealed with the vault key and stored in the restricted zone, never be
 A second, independent scan (the residue check) blocks everything downstream on a miss.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 

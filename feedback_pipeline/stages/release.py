@@ -5,7 +5,6 @@ and evaluates every promotion gate as a blocking asset check. dataset_release ru
 gates pass, and writes an immutable releases/<dataset_version>/.
 """
 
-from __future__ import annotations
 
 import json
 import subprocess

@@ -4,7 +4,6 @@ The raw zone is the landed trace files and the restricted tables that hold raw t
 and the quarantines, whose rows quote raw lines). Redacted tables, releases and the vault stay.
 """
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 

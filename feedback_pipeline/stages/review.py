@@ -1,6 +1,5 @@
 """review_tasks out, reviewed_labels in: the rubric decides, every artifact in its own lane."""
 
-from __future__ import annotations
 
 import hashlib
 import hmac

@@ -4,7 +4,6 @@ The frozen set is read from config before any routing, so an id listed there can
 training queue, whatever its trace says.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
@@ -37,11 +36,14 @@ def frozen_evaluation_set(pipeline: PipelineResource) -> dg.Output[pd.DataFrame]
     group_name="routing",
     kinds={"parquet"},
     description="One row per (trace, destination queue) with the rule that sent it there.",
+    deps=["frozen_evaluation_set"],
 )
 def routed_queues(
-    redacted_traces: pd.DataFrame, frozen_evaluation_set: pd.DataFrame
+    pipeline: PipelineResource, redacted_traces: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
-    queues = route(redacted_traces, set(frozen_evaluation_set["trace_id"]))
+    # The frozen ids are read from their config, the source of truth, so a day can be routed
+    # before frozen_evaluation_set was ever materialized; the dependency records the lineage.
+    queues = route(redacted_traces, set(pipeline.frozen_set().ids))
     counts = {d: int((queues["destination"] == d).sum()) for d in DESTINATIONS}
     return dg.Output(
         queues,

@@ -4,7 +4,6 @@ Uncertainty comes from a preference model trained on pairs accepted before this 
 model yet the stage says so and both batches are random, as the seed demands.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
