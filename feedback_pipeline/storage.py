@@ -195,4 +195,4 @@ class Storage:
     def query(self, sql: str, **tables: str | None) -> pa.Table:
         """Run DuckDB SQL where {name} placeholders are filled by scan_sql() fragments."""
         with duckdb.connect() as con:
-            return con.execute(sql.format(**tables)).to_arrow_table()
+            return con.sql(sql.format(**tables)).to_arrow_table()

@@ -30,6 +30,7 @@ import io
 import json
 import math
 import string
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -427,7 +428,7 @@ def _trace_line(plan: _Day, i: int, vals: dict[str, str], stamp: str,
     tid = plan.ids[i]
     prompt_t = _pick(TEMPLATES.prompts[slice_name], v[0])
     used = set(_used(prompt_t))
-    prompt = prompt_t.format_map(vals)
+    prompt = prompt_t.format_map(vals) + " " + vocab.detail_sentence(zlib.crc32(tid.encode()))
     if v[1] % 10 == 0:
         context = "null"
     else:

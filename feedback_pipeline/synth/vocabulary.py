@@ -285,3 +285,31 @@ DEMONSTRATION_ANSWERS = (
     "Next step: request changes and ask the author to remove it.",
     "The button needs an accessible name. Add aria-label Remove item and rerun the lint.",
 )
+
+
+# A case-specific sentence appended to every prompt, so that no two traces share a prompt by
+# accident (real traces rarely do; the leakage gate flags near-duplicates of frozen cases).
+DETAIL_COMPONENTS = ("the retry wrapper", "the cache warmup step", "the schema migration",
+                     "the feature flag client", "the queue consumer", "the auth middleware",
+                     "the pagination helper", "the metrics exporter", "the PDF renderer",
+                     "the webhook signer", "the rate limiter", "the locale loader")
+DETAIL_SYMPTOMS = ("started timing out", "returns stale rows", "doubles every request",
+                   "drops the last page", "logs a stack trace", "hangs under load",
+                   "ignores the timeout setting", "leaks file handles", "skips validation",
+                   "reorders the events", "rounds amounts wrongly", "loses the trace header")
+DETAIL_EVENTS = ("since the Tuesday deploy", "after the dependency bump",
+                 "only in the nightly job", "when two workers overlap", "on the largest tenant",
+                 "after the config reload", "during the canary rollout", "on cold starts",
+                 "with the new base image", "after the timezone change",
+                 "when the queue is empty", "behind the corporate proxy")
+DETAIL_ASKS = ("Keep the answer short.", "Cite the line you rely on.",
+               "Say what evidence is missing.", "Suggest the next safe step.",
+               "Flag anything that needs approval.", "Point me to the owner.",
+               "Explain it for a new teammate.", "List what you would check first.")
+
+
+def detail_sentence(seed: int) -> str:
+    """A deterministic case detail from 32 bits of a trace's seed."""
+    pick = lambda pool, shift: pool[(seed >> shift) % len(pool)]  # noqa: E731
+    return (f"Also, {pick(DETAIL_COMPONENTS, 0)} {pick(DETAIL_SYMPTOMS, 4)} "
+            f"{pick(DETAIL_EVENTS, 8)}. {pick(DETAIL_ASKS, 12)}")

@@ -1,0 +1,508 @@
+"""A labelled corpus of code-review and CI-log text with planted identifiers and secrets.
+
+Every planted value comes with its ground-truth span and kind (the redactor's kind names), so
+recall and precision can be measured per entity type. Decoys that a careless redactor would
+eat are planted beside them and carry no span: UUIDs, md5 and sha256 sums, 16-digit numbers
+that fail Luhn, versions, ports, dates, paths, status codes, MAC addresses, `std::vector`,
+Python slices, `max_tokens: 512`, template placeholders and the like.
+
+`make_labelled_corpus` renders every text from scratch. `iter_texts` recombines a pool of
+rendered fragments, which is fast enough to stream 10^6 texts of 1-2 KB through a benchmark.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import string
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+
+Span = tuple[int, int, str]
+
+DENY_TERMS: tuple[str, ...] = (
+    "Zoë Müller", "José Álvarez", "José", "Jane Doe", "Priya Raman", "Björn Åkesson",
+    "Nguyễn Văn An", "Siobhán Kelly", "Łukasz Wróbel", "Chidi Okafor", "François Dubois",
+)
+ENTITY_KINDS: tuple[str, ...] = (
+    "EMAIL", "ENGINEER", "COMMIT", "PHONE", "IPV4", "IPV6", "CARD", "AWS_ACCESS_KEY",
+    "AWS_SECRET_KEY", "GITHUB_TOKEN", "SLACK_TOKEN", "STRIPE_KEY", "GOOGLE_API_KEY",
+    "OPENAI_KEY", "ANTHROPIC_KEY", "HF_TOKEN", "JWT", "PRIVATE_KEY", "PASSWORD", "SECRET",
+    "NAME",
+)
+
+_ALNUM = string.ascii_letters + string.digits
+_B64 = _ALNUM + "+/"
+_URLSAFE = _ALNUM + "-_"
+_HEX = "0123456789abcdef"
+_FIRST = ["alex", "sam", "jordan", "maria", "wei", "fatima", "olu", "ines", "kenji", "lena"]
+_LAST = ["smith", "garcia", "chen", "okoye", "novak", "silva", "tanaka", "berg", "rossi"]
+_DOMAINS = ["example.com", "corp.example.org", "mail.example.net", "dev.example.io",
+            "example.co.uk"]
+_HOSTS = ["db.internal", "orders-db.prod.svc", "cache-1.internal", "mq.staging.example.net"]
+_PATHS = ["src/payments/retry.py", "services/api/handlers/auth.go", "web/src/components/Cart.tsx",
+          "/var/log/worker/worker-3.log", "tests/integration/test_checkout.py",
+          "C:\\build\\agent\\_work\\1\\s\\setup.ps1", "./node_modules/.bin/jest",
+          "/home/runner/work/app/app/Makefile"]
+
+
+def _rand(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choices(alphabet, k=n))
+
+
+def _mixed(rng: random.Random, alphabet: str, n: int) -> str:
+    """Random like a real key: at least one upper, one lower and one digit."""
+    while True:
+        value = _rand(rng, alphabet, n)
+        if (any(c.isupper() for c in value) and any(c.islower() for c in value)
+                and any(c.isdigit() for c in value)):
+            return value
+
+
+def _hex_mixed(rng: random.Random, n: int) -> str:
+    while True:
+        value = _rand(rng, _HEX, n)
+        if any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
+            return value
+
+
+def luhn_check_digit(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def _card(rng: random.Random) -> str:
+    prefix, length = rng.choice([("4", 16), ("51", 16), ("55", 16), ("2221", 16), ("34", 15),
+                                 ("37", 15), ("6011", 16), ("4", 13)])
+    body = prefix + _rand(rng, string.digits, length - len(prefix) - 1)
+    digits = body + luhn_check_digit(body)
+    style = rng.random()
+    if length == 16 and style < 0.35:
+        return " ".join(digits[i:i + 4] for i in range(0, 16, 4))
+    if length == 16 and style < 0.6:
+        return "-".join(digits[i:i + 4] for i in range(0, 16, 4))
+    if length == 15 and style < 0.5:
+        return f"{digits[:4]} {digits[4:10]} {digits[10:]}"
+    return digits
+
+
+def _non_luhn_16(rng: random.Random) -> str:
+    body = rng.choice("123456789") + _rand(rng, string.digits, 14)
+    good = luhn_check_digit(body)
+    return body + rng.choice([d for d in string.digits if d != good])
+
+
+def _phone(rng: random.Random) -> str:
+    d = lambda n: _rand(rng, string.digits, n)  # noqa: E731
+    area = rng.choice("23456789") + d(2)
+    exch = rng.choice("23456789") + d(2)
+    return rng.choice([
+        f"+1 ({area}) {exch}-{d(4)}", f"({area}) {exch}-{d(4)}", f"{area}-{exch}-{d(4)}",
+        f"{area}.{exch}.{d(4)}", f"+1-{area}-{exch}-{d(4)}", f"1-{area}-{exch}-{d(4)}",
+        f"+44 20 {d(4)} {d(4)}", f"+44 7{d(3)} {d(6)}", f"+49 30 {d(8)}",
+        f"+33 1 {d(2)} {d(2)} {d(2)} {d(2)}", f"+91 9{d(4)} {d(5)}", f"+81-3-{d(4)}-{d(4)}",
+        f"+61 4{d(2)} {d(3)} {d(3)}", f"+353 1 {d(3)} {d(4)}", f"+55 11 9{d(4)}-{d(4)}",
+    ])
+
+
+def _ipv4(rng: random.Random) -> str:
+    first = rng.choice([10, 172, 192, 34, 52, 104, 185, 203])
+    return f"{first}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+
+
+def _ipv6(rng: random.Random) -> str:
+    g = lambda: format(rng.randint(0x100, 0xFFFF), "x")  # noqa: E731
+    return rng.choice([
+        ":".join(g() for _ in range(8)), f"2001:db8::{g()}:{g()}", f"fe80::{g()}:{g()}:{g()}:{g()}",
+        f"2a02:{g()}:{g()}::{rng.randint(1, 99)}", f"2001:db8:{g()}:{g()}::{g()}",
+        f"2606:4700:{g()}::{g()}:{g()}", f"::ffff:{_ipv4(rng)}",
+    ])
+
+
+def _email(rng: random.Random) -> str:
+    local = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}"
+    if rng.random() < 0.25:
+        local += f"+{rng.choice(['ci', 'alerts', 'review', 'oncall'])}"
+    if rng.random() < 0.2:
+        local += str(rng.randint(1, 99))
+    email = f"{local}@{rng.choice(_DOMAINS)}"
+    if rng.random() < 0.2:
+        email = "".join(c.upper() if rng.random() < 0.3 else c for c in email)
+    return email
+
+
+def _jwt(rng: random.Random) -> str:
+    def b64(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    header = b64({"alg": rng.choice(["HS256", "RS256"]), "typ": "JWT"})
+    payload = b64({"sub": f"user-{rng.randint(1, 10**6)}", "iat": rng.randint(1.6e9, 1.8e9),
+                   "scope": "repo:read"})
+    return f"{header}.{payload}.{_rand(rng, _URLSAFE, 43)}"
+
+
+def _pem(rng: random.Random) -> str:
+    label = rng.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY",
+                        "OPENSSH PRIVATE KEY"])
+    lines = [_rand(rng, _B64, 64) for _ in range(rng.randint(3, 6))]
+    lines.append(_rand(rng, _B64, rng.randint(8, 60)) + "==")
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----"
+
+
+def _password(rng: random.Random) -> str:
+    core = _mixed(rng, _ALNUM, rng.randint(9, 16))
+    if rng.random() < 0.5:
+        i = rng.randrange(len(core))
+        core = core[:i] + rng.choice("!*-_.~%$") + core[i:]
+    return core
+
+
+def _name(rng: random.Random) -> str:
+    term = rng.choice(DENY_TERMS)
+    style = rng.random()
+    if style < 0.15:
+        return term.upper()
+    if style < 0.3:
+        return term.lower()
+    return term
+
+
+GENERATORS: dict[str, Callable[[random.Random], str]] = {
+    "EMAIL": _email,
+    "ENGINEER": lambda r: f"ENG-{r.randint(1000, 9999999)}",
+    "COMMIT12": lambda r: _hex_mixed(r, 12),
+    "COMMIT40": lambda r: _hex_mixed(r, 40),
+    "COMMIT7": lambda r: _hex_mixed(r, r.choice([7, 8, 9, 10])),
+    "PHONE": _phone,
+    "IPV4": _ipv4,
+    "IPV6": _ipv6,
+    "CARD": _card,
+    "AWS_ACCESS_KEY": lambda r: r.choice(["AKIA", "ASIA"]) + _rand(r, string.ascii_uppercase
+                                                                    + string.digits, 16),
+    "AWS_SECRET_KEY": lambda r: _mixed(r, _B64, 40),
+    "GITHUB_TOKEN": lambda r: r.choice([
+        f"{r.choice(['ghp', 'gho', 'ghs'])}_{_mixed(r, _ALNUM, 36)}",
+        f"github_pat_{_mixed(r, _ALNUM, 22)}_{_mixed(r, _ALNUM, 59)}"]),
+    "SLACK_TOKEN": lambda r: (f"xox{r.choice('bpa')}-{r.randint(10**10, 10**12)}-"
+                              f"{r.randint(10**10, 10**12)}-{_mixed(r, _ALNUM, 24)}"),
+    "STRIPE_KEY": lambda r: f"{r.choice(['sk', 'rk'])}_live_{_mixed(r, _ALNUM, 24)}",
+    "GOOGLE_API_KEY": lambda r: "AIza" + _mixed(r, _URLSAFE, 35),
+    "OPENAI_KEY": lambda r: r.choice([f"sk-{_mixed(r, _ALNUM, 48)}",
+                                      f"sk-proj-{_mixed(r, _URLSAFE, 64)}"]),
+    "ANTHROPIC_KEY": lambda r: f"sk-ant-api03-{_mixed(r, _URLSAFE, 93)}AA",
+    "HF_TOKEN": lambda r: "hf_" + _mixed(r, _ALNUM, 34),
+    "JWT": _jwt,
+    "PRIVATE_KEY": _pem,
+    "PASSWORD": _password,
+    "SECRET": lambda r: _mixed(r, _ALNUM + "-_!*", r.randint(12, 28)),
+    "NAME": _name,
+    # decoys: no span
+    "uuid": lambda r: "-".join(_rand(r, _HEX, n) for n in (8, 4, 4, 4, 12)),
+    "UUID": lambda r: "-".join(_rand(r, _HEX, n) for n in (8, 4, 4, 4, 12)).upper(),
+    "md5": lambda r: _rand(r, _HEX, 32),
+    "sha256": lambda r: _rand(r, _HEX, 64),
+    "nonluhn": _non_luhn_16,
+    "version": lambda r: r.choice([f"v{r.randint(0, 9)}.{r.randint(0, 30)}.{r.randint(0, 20)}",
+                                   f"3.{r.randint(8, 13)}.{r.randint(0, 12)}",
+                                   f"{r.randint(1, 20)}.{r.randint(0, 9)}.{r.randint(0, 99)}-rc.1",
+                                   f"10.0.{r.randint(17000, 22999)}.{r.randint(100, 4000)}"]),
+    "port": lambda r: str(r.choice([5432, 6379, 8080, 3000, 9092, 443, 27017])),
+    "date": lambda r: r.choice([f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
+                                f"{r.randint(1, 12):02d}/{r.randint(1, 28):02d}/2024",
+                                f"2025-0{r.randint(1, 9)}-1{r.randint(0, 9)}T"
+                                f"{r.randint(10, 23)}:{r.randint(10, 59)}:{r.randint(10, 59)}Z"]),
+    "path": lambda r: r.choice(_PATHS),
+    "line": lambda r: str(r.randint(1, 2400)),
+    "status": lambda r: str(r.choice([200, 201, 204, 301, 400, 401, 403, 404, 409, 429, 500,
+                                      502, 503])),
+    "ms": lambda r: str(r.randint(3, 98765)),
+    "mac": lambda r: ":".join(_rand(r, _HEX, 2) for _ in range(6)),
+    "first": lambda r: r.choice(_FIRST),
+    "host": lambda r: r.choice(_HOSTS),
+    "user": lambda r: r.choice(["app", "svc_orders", "readonly", "admin", "ci"]),
+    "build": lambda r: str(r.randint(1000, 99999)),
+    "pod": lambda r: f"api-{_rand(r, _HEX, 10)}-{_rand(r, string.ascii_lowercase, 5)}",
+    "count": lambda r: str(r.choice([128, 256, 512, 1024, 2048, 4096])),
+}
+_KIND_OF = {"COMMIT12": "COMMIT", "COMMIT40": "COMMIT", "COMMIT7": "COMMIT"}
+
+TEMPLATES: tuple[str, ...] = (
+    # review prose
+    "Reviewer {NAME} ({ENGINEER}) flagged that the retry loop in {path}:{line} swallows the "
+    "HTTP {status} and retries forever.",
+    "Please loop in {ENGINEER} before merging; they own the rollback plan for {version}.",
+    "{NAME} wrote: this duplicates the logic from commit {COMMIT12}, can we reuse it?",
+    "Ping {EMAIL} or mailto:{EMAIL} if the deploy of {version} fails again.",
+    "cc <{EMAIL}>, {NAME} - the on-call phone is {PHONE} this week.",
+    "Customer reported the charge on card {CARD} twice; order id {nonluhn} shows one row.",
+    "The fix in {COMMIT12} regressed {path}; request {uuid} timed out after {ms} ms.",
+    "Escalation: call {PHONE} (primary) or {PHONE} (backup), then email {EMAIL}.",
+    "Thanks {first}! LGTM once the tokenizer is pinned and max_tokens: {count} is restored.",
+    "Nit: the token count check is off by one; see the review by {ENGINEER} on {date}.",
+    "Do not log the password: use <your-password> in docs and ${{DB_PASSWORD}} in CI.",
+    "We use scikit-learn {version} and std::vector<int> in the C++ bridge; slice is x[1::2].",
+    "The ETag \"{md5}\" matched but the md5sum {md5} of the artifact did not.",
+    "Invoice {nonluhn} and ticket {nonluhn} are unrelated to the card change.",
+    # git and CI logs
+    "commit {COMMIT40}\nAuthor: {NAME} <{EMAIL}>\nDate:   {date}\n\n    Fix flaky test in {path}",
+    "HEAD is now at {COMMIT7} Merge pull request #{build} from team/fix-retry",
+    "Reverts commit {COMMIT7}; cherry-picked from {COMMIT7} on release/{version}.",
+    "git diff {COMMIT7}..{COMMIT7} -- {path}",
+    "uses: actions/checkout@{COMMIT40} # v4",
+    "2024-05-01T12:30:45Z [INFO] connecting to postgres://{user}:{PASSWORD}@{host}:{port}/orders",
+    "redis connection string: redis://:{PASSWORD}@{IPV4}:6379/0",
+    "MONGO_URI=mongodb+srv://{user}:{PASSWORD}@cluster0.example.net/app?retryWrites=true",
+    "[worker] listening on 0.0.0.0:{port}; upstream {IPV4}:{port} returned {status}",
+    "ssh deploy@{IPV4} -p 22 'systemctl restart api' (ok in {ms} ms)",
+    "Peer {IPV6} closed the stream; retrying via [{IPV6}]:{port}",
+    "docker pull registry.example.com/api@sha256:{sha256} && docker run {pod}",
+    "eth0 {mac} inet {IPV4}/24 inet6 {IPV6}/64",
+    "Build #{build} on Python {version}: FAILED tests/test_api.py::test_login - 503 after {ms}ms",
+    "pip install requests=={version} urllib3=={version}; npm i lodash@4.17.21; @pytest.fixture",
+    "Windows build {version} reported exit code 0x80070005 at {date}",
+    # pasted config and secrets
+    "AWS_ACCESS_KEY_ID={AWS_ACCESS_KEY}\nAWS_SECRET_ACCESS_KEY={AWS_SECRET_KEY}\n"
+    "AWS_REGION=eu-west-1",
+    "boto3.client('s3', aws_access_key_id='{AWS_ACCESS_KEY}', "
+    "aws_secret_access_key='{AWS_SECRET_KEY}')",
+    "export GITHUB_TOKEN={GITHUB_TOKEN}\ngh pr checkout {build}",
+    "curl -H 'Authorization: token {GITHUB_TOKEN}' https://api.github.com/repos/org/app",
+    "SLACK_BOT_TOKEN: {SLACK_TOKEN}\nchannel: #deploys",
+    "stripe.api_key = \"{STRIPE_KEY}\"  # TODO move to vault",
+    "maps: key={GOOGLE_API_KEY} for the geocoder; quota 429 at {date}",
+    "OPENAI_API_KEY={OPENAI_KEY}\nmodel: gpt-4o temperature: 0.2",
+    "client = Anthropic(api_key=\"{ANTHROPIC_KEY}\")",
+    "huggingface-cli login --token {HF_TOKEN}",
+    "Authorization: Bearer {JWT}",
+    "session cookie jwt={JWT}; path=/; HttpOnly",
+    "Pasted key, please rotate:\n{PRIVATE_KEY}\n(end of paste)",
+    "DB_PASSWORD={SECRET}\nDB_HOST={host}\nDB_PORT={port}",
+    "password: \"{SECRET}\"\nusername: {user}",
+    "api_key = '{SECRET}'",
+    "client_secret: {SECRET}",
+    "{{\"token\": \"{SECRET}\", \"expires_in\": 3600}}",
+    "mysql -u {user} --password={SECRET} -h {host}",
+    "X-Api-Key: {SECRET}",
+    "Authorization: Bearer {SECRET}",
+    "The secret_name is prod-db and the password_hash column is bcrypt; status {status}.",
+)
+
+
+FILLER: tuple[str, ...] = (
+    "@@ -{line},7 +{line},9 @@ def retry(fn, attempts=3):\n-    for i in range(attempts):\n"
+    "+    for attempt in range(1, attempts + 1):\n+        delay = min(2 ** attempt, 30)\n"
+    "         try:\n             return fn()",
+    "diff --git a/{path} b/{path}\nindex {COMMIT7}..{COMMIT7} 100644\n--- a/{path}\n+++ b/{path}",
+    "def test_checkout_total(client, cart):\n    resp = client.post('/api/v2/checkout', "
+    "json=cart)\n    assert resp.status_code == {status}\n    assert resp.json()['total'] == 4200",
+    "func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {{\n\tctx, cancel := "
+    "context.WithTimeout(r.Context(), 5*time.Second)\n\tdefer cancel()\n}}",
+    "export function Cart({{ items }}: Props) {{\n  const total = items.reduce((s, i) => s + "
+    "i.price * i.qty, 0);\n  return <Summary total={{total}} />;\n}}",
+    "Traceback (most recent call last):\n  File \"{path}\", line {line}, in handle\n    "
+    "result = self.client.fetch(order_id)\nTimeoutError: read timed out after {ms} ms",
+    "=================== {count} passed, 2 failed, 3 skipped in {ms}.42s ===================",
+    "FAILED tests/test_api.py::test_refund_idempotent - AssertionError: expected 1 refund, got 2",
+    "npm WARN deprecated request@2.88.2: request has been deprecated\nadded {count} packages "
+    "in {ms}ms",
+    "Step 4/11 : RUN pip install --no-cache-dir -r requirements.txt\n ---> Running in "
+    "{md5}\nCollecting fastapi=={version}",
+    "kubectl rollout status deploy/api -n prod\nWaiting for deployment \"api\" rollout to "
+    "finish: 2 of 3 updated replicas are available...",
+    "Warning  BackOff  {ms}s (x{line} over 1h)  kubelet  Back-off restarting failed container "
+    "{pod}",
+    "The retry budget should be per request, not global. Otherwise one slow dependency starves "
+    "every other caller. Could we move the counter into the request context?",
+    "I think this is correct, but the naming is confusing: `attempts` counts retries, not "
+    "attempts. Suggest renaming to `max_retries` and adding a docstring.",
+    "This breaks backwards compatibility for clients on {version}; please gate it behind the "
+    "feature flag and add a migration note to CHANGELOG.md.",
+    "Can you add a test for the empty cart case? The current tests only cover {count} items.",
+    "LGTM after the nit about logging. We should never log the full request body here since it "
+    "may contain customer data.",
+    "The flaky test is caused by relying on dict ordering in the fixture; sort the keys before "
+    "comparing or use a set.",
+    "[{date}] INFO  worker.py:{line} processed batch {build} in {ms} ms (rows={count})",
+    "[{date}] WARN  db.pool: connection pool exhausted (size=20, waiting={line})",
+    "[{date}] ERROR api.handlers: upstream returned {status} for GET /v1/orders/{uuid}",
+    "##[group]Run actions/setup-python@v5\nwith:\n  python-version: {version}\n  cache: pip\n"
+    "##[endgroup]",
+    "SELECT o.id, o.total FROM orders o JOIN customers c ON c.id = o.customer_id WHERE "
+    "o.created_at >= '{date}' LIMIT {count};",
+    "Coverage: {line} statements, 87% covered. Missing: {path} lines {line}-{line}",
+    "    at com.example.payments.RetryPolicy.execute(RetryPolicy.java:{line})\n    at "
+    "com.example.payments.Client.charge(Client.java:{line})",
+    "Benchmark: p50 {ms} ms, p99 {ms} ms, throughput {count} req/s on c5.xlarge",
+)
+
+
+def _parse(template: str) -> list[tuple[bool, str]]:
+    parts, pos = [], 0
+    for m in re.finditer(r"\{\{|\}\}|\{(\w+)\}", template):
+        if m.group(1) is None:
+            parts.append((False, template[pos:m.start()] + m.group(0)[0]))
+        else:
+            parts.append((False, template[pos:m.start()]))
+            parts.append((True, m.group(1)))
+        pos = m.end()
+    parts.append((False, template[pos:]))
+    return [p for p in parts if p[0] or p[1]]
+
+
+_PARSED = [_parse(t) for t in TEMPLATES]
+_PARSED_FILLER = [_parse(t) for t in FILLER]
+
+
+def render_fragment(rng: random.Random, index: int | None = None, *,
+                    filler: bool = False) -> tuple[str, list[Span]]:
+    """One template filled with fresh values, and the spans of the planted values."""
+    templates = _PARSED_FILLER if filler else _PARSED
+    parts = templates[rng.randrange(len(templates)) if index is None else index]
+    out, spans, pos = [], [], 0
+    for is_field, value in parts:
+        if is_field:
+            text = GENERATORS[value](rng)
+            kind = _KIND_OF.get(value, value)
+            if kind in ENTITY_KINDS:
+                spans.append((pos, pos + len(text), kind))
+        else:
+            text = value
+        out.append(text)
+        pos += len(text)
+    return "".join(out), spans
+
+
+def _assemble(fragments: list[tuple[str, list[Span]]]) -> tuple[str, list[Span]]:
+    out, spans, pos = [], [], 0
+    for text, frag_spans in fragments:
+        spans.extend((s + pos, e + pos, k) for s, e, k in frag_spans)
+        out.append(text)
+        pos += len(text) + 1
+    return "\n".join(out), spans
+
+
+def make_labelled_corpus(n_texts: int, seed: int, *, filler_share: float = 0.0
+                         ) -> tuple[list[str], list[list[Span]]]:
+    """n texts of about 1-2 KB with every planted value's (start, end, kind) span.
+
+    With the default `filler_share` of 0 every fragment plants values (about 11 per KB: a
+    stress test for accuracy); `filler_share` is the probability that a fragment is plain code,
+    diff, log or review prose instead (still full of decoys).
+    """
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for _ in range(n_texts):
+        target = rng.randint(1000, 2000)
+        fragments, size = [], 0
+        while size < target:
+            fragment = render_fragment(rng, filler=rng.random() < filler_share)
+            fragments.append(fragment)
+            size += len(fragment[0]) + 1
+        text, spans = _assemble(fragments)
+        texts.append(text)
+        labels.append(spans)
+    return texts, labels
+
+
+REALISTIC_FILLER_SHARE = 0.85
+
+
+def iter_texts(n_texts: int, seed: int, *, filler_share: float = REALISTIC_FILLER_SHARE,
+               pool_size: int = 4000, labelled: bool = False
+               ) -> Iterator[str] | Iterator[tuple[str, list[Span]]]:
+    """Stream n texts recombined from a pool of rendered fragments: fast and memory-flat.
+
+    The default mix (85% plain fragments) plants about 2 values per KB, closer to real
+    code-review traces than the accuracy corpus.
+    """
+    rng = random.Random(seed)
+    planted = [render_fragment(rng, i % len(_PARSED)) for i in range(pool_size)]
+    plain = [render_fragment(rng, i % len(_PARSED_FILLER), filler=True) for i in range(pool_size)]
+    for _ in range(n_texts):
+        k = rng.randint(7, 12)
+        n_plain = sum(rng.random() < filler_share for _ in range(k))
+        fragments = rng.choices(plain, k=n_plain) + rng.choices(planted, k=k - n_plain)
+        rng.shuffle(fragments)
+        if labelled:
+            yield _assemble(fragments)
+        else:
+            yield "\n".join(f[0] for f in fragments)
+
+
+def make_trace_frame(texts: list[str], seed: int, *, id_prefix: str = "trace") -> pd.DataFrame:
+    """Trace rows (the design's schema, text columns only) built from corpus texts.
+
+    Each trace takes one text as its context and slices of others as prompt, two candidates and
+    an approved answer, so identifiers recur across fields as they do in real traces.
+    """
+    rng = random.Random(seed)
+    n = len(texts)
+    rows = []
+    for i, context in enumerate(texts):
+        other = texts[(i + 1) % n] if n else ""
+        cut = other.find("\n", len(other) // 3)
+        prompt = other[: cut if cut > 0 else len(other)]
+        lines = context.splitlines()
+        rows.append({
+            "trace_id": f"{id_prefix}-{i:07d}",
+            "prompt": prompt,
+            "context": context,
+            "candidates": [
+                {"candidate_id": "a", "model_id": "model-a",
+                 "generation": json.dumps({"temperature": 0.2, "max_tokens": 512}),
+                 "text": "\n".join(lines[: max(1, len(lines) // 3)])},
+                {"candidate_id": "b", "model_id": "model-b",
+                 "generation": json.dumps({"temperature": 0.7, "note": lines[-1]}),
+                 "text": "\n".join(lines[len(lines) // 2:])},
+            ],
+            "approved_answer": lines[0] if rng.random() < 0.5 else None,
+            "extra_json": json.dumps({"ticket": lines[min(1, len(lines) - 1)]}),
+        })
+    return pd.DataFrame(rows)
+
+
+def score_spans(gold: list[list[Span]], predicted: list[list[Span]], *,
+                kinds_must_match: bool = True) -> pd.DataFrame:
+    """Recall and precision per entity type.
+
+    A planted value is recalled when one predicted span covers all of it (a partial cover still
+    leaks the rest); a predicted span is correct when it overlaps a planted value. With
+    `kinds_must_match` both also need the same kind; without it, any planted value counts,
+    which is how tools with other kind names are scored.
+    """
+    found: dict[str, int] = {}
+    planted: dict[str, int] = {}
+    correct: dict[str, int] = {}
+    flagged: dict[str, int] = {}
+    for gold_spans, pred_spans in zip(gold, predicted, strict=True):
+        for gs, ge, gk in gold_spans:
+            planted[gk] = planted.get(gk, 0) + 1
+            if any(ps <= gs and pe >= ge and (pk == gk or not kinds_must_match)
+                   for ps, pe, pk in pred_spans):
+                found[gk] = found.get(gk, 0) + 1
+        for ps, pe, pk in pred_spans:
+            flagged[pk] = flagged.get(pk, 0) + 1
+            if any(ps < ge and gs < pe and (pk == gk or not kinds_must_match)
+                   for gs, ge, gk in gold_spans):
+                correct[pk] = correct.get(pk, 0) + 1
+    kinds = sorted(set(planted) | set(flagged))
+    return pd.DataFrame({
+        "kind": kinds,
+        "planted": [planted.get(k, 0) for k in kinds],
+        "recalled": [found.get(k, 0) for k in kinds],
+        "flagged": [flagged.get(k, 0) for k in kinds],
+        "correct": [correct.get(k, 0) for k in kinds],
+        "recall": [found.get(k, 0) / planted[k] if planted.get(k) else float("nan")
+                   for k in kinds],
+        "precision": [correct.get(k, 0) / flagged[k] if flagged.get(k) else float("nan")
+                      for k in kinds],
+    })
