@@ -24,8 +24,10 @@ def verify_release(data_root: Path, version: str) -> list[str]:
     manifest = read_manifest(folder)
     policy = settings.load_policy(storage)
     frozen = settings.load_frozen_set(storage, policy.frozen_eval_set)
+    damaged = {problem.split(":", 1)[0] for problem in problems}
     lanes = {lane: pq.read_table(folder / name).to_pandas()
-             for lane, name in RELEASE_FILES.items() if (folder / name).exists()}
+             for lane, name in RELEASE_FILES.items()
+             if (folder / name).exists() and name not in damaged}
     if lanes:
         training = training_rows(lanes)
         frozen_rows = frozen_fingerprints(storage, list(frozen.ids))

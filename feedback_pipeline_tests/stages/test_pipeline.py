@@ -15,6 +15,7 @@ from feedback_pipeline.core.contract import read_lines
 from feedback_pipeline.core.manifest import REQUIRED_FIELDS
 from feedback_pipeline.core.routing import route
 from feedback_pipeline.definitions import build_definitions
+from feedback_pipeline.jobs import DAILY_ASSETS, JUDGE_ASSETS
 from feedback_pipeline.storage import Storage
 from feedback_pipeline_tests.conftest import DAYS, copy_root
 
@@ -60,8 +61,14 @@ def test_materialize_two_days_and_count_every_table(generated_root, tmp_path):
     dg.materialize(frozen, resources=defs.resources, instance=instance)
     for day in DAYS:
         result = dg.materialize(assets, partition_key=day, resources=defs.resources,
-                                instance=instance, selection=dg.AssetSelection.all())
+                                instance=instance, selection=dg.AssetSelection.assets(*DAILY_ASSETS))
         assert result.success, day
+        judge = dg.materialize(assets, partition_key=day, resources=defs.resources,
+                               instance=instance, raise_on_error=False,
+                               selection=dg.AssetSelection.assets(*JUDGE_ASSETS))
+        evaluations = {e.check_name: e for e in judge.get_asset_check_evaluations()}
+        assert not evaluations["judge_auto_accept_allowed"].passed, "the judge is position-biased"
+        assert storage.table_days("warehouse", "judge_accepted_labels") == []
         lines = sum(1 for p in storage.landing_files("traces", day, (".jsonl", ".jsonl.gz"))
                     for _ in read_lines(p))
         raw = storage.read_table("restricted", "raw_traces", day).to_pandas()
