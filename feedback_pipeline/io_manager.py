@@ -1,5 +1,9 @@
 """Hive-partitioned Parquet for every stage table, written atomically through Storage.
 
+Assets return a DataFrame, an Arrow table, or a BatchStream (written batch by batch); an input
+annotated `PartitionBatches` arrives as a lazy reader instead of a loaded frame, so the large
+per-day stages stream without any special case here or in the assets.
+
 `warehouse` holds redacted, reviewer-safe tables; `restricted` holds raw traces, the vault and
 quarantine, owner-only. Assets return pandas frames; this layer decides where they live.
 """
@@ -10,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from feedback_pipeline.storage import WAREHOUSE, Storage
+from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -28,12 +32,21 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return context.asset_partition_key if context.has_asset_partitions else None
         return context.partition_key if context.has_partition_key else None
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | pa.Table) -> None:
-        table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
-        path = self.storage.write_table(self.zone, context.asset_key.path[-1], self._day(context), table)
+    def handle_output(self, context: dg.OutputContext,
+                      obj: pd.DataFrame | pa.Table | BatchStream) -> None:
+        name, day = context.asset_key.path[-1], self._day(context)
+        if isinstance(obj, BatchStream):
+            path, rows = self.storage.write_stream(self.zone, name, day, obj)
+            context.add_output_metadata({"dagster/row_count": rows})
+        else:
+            table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(
+                obj, preserve_index=False)
+            path = self.storage.write_table(self.zone, name, day, table)
         context.add_output_metadata({"path": dg.MetadataValue.path(self.storage.relative(path))})
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        return self.storage.read_table(
-            self.zone, context.asset_key.path[-1], self._day(context)
-        ).to_pandas()
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | PartitionBatches:
+        """A DataFrame, or a lazy PartitionBatches when the input is annotated with that type."""
+        name, day = context.asset_key.path[-1], self._day(context)
+        if getattr(context.dagster_type, "typing_type", None) is PartitionBatches:
+            return self.storage.batches(self.zone, name, day)
+        return self.storage.read_table(self.zone, name, day).to_pandas()

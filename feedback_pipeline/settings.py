@@ -122,7 +122,16 @@ def load_frozen_set(storage: Storage, set_id: str) -> FrozenEvalSet:
 
 def load_gold(storage: Storage, set_id: str) -> list[dict[str, Any]]:
     """Reviewer-training gold items; an absent file means no gold items, said by the caller."""
-    path = storage.config_path("gold", f"{set_id}.jsonl")
+    return _load_labelled(storage.config_path("gold", f"{set_id}.jsonl"))
+
+
+def load_frozen_labels(storage: Storage, set_id: str) -> list[dict[str, Any]]:
+    """Human outcomes of the frozen evaluation pairs (`<set_id>.labels.jsonl`), for measuring
+    selection; they never enter training."""
+    return _load_labelled(storage.config_path("frozen_eval", f"{set_id}.labels.jsonl"))
+
+
+def _load_labelled(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     items = []
@@ -134,7 +143,7 @@ def load_gold(storage: Storage, set_id: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg})") from err
         if not isinstance(item, dict) or "trace_id" not in item or "label" not in item:
-            raise ConfigError(f"{path}:{number}: a gold item needs trace_id and label")
+            raise ConfigError(f"{path}:{number}: an item needs trace_id and label")
         items.append(item)
     return items
 

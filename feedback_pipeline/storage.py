@@ -7,17 +7,20 @@ the Dagster resources and the CLI both wrap it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 WAREHOUSE = "warehouse"
@@ -36,6 +39,93 @@ def restrict(path: Path) -> None:
     """Owner-only permissions: 0700 for folders, 0600 for files."""
     mode = stat.S_IRWXU if path.is_dir() else stat.S_IRUSR | stat.S_IWUSR
     os.chmod(path, mode)
+
+
+class BatchStream:
+    """Record batches that become one partition, written as they arrive (never all in memory).
+
+    An asset returns one of these instead of a DataFrame when a day is too large to hold; the IO
+    manager writes it batch by batch to a temporary file and renames it into place.
+    """
+
+    def __init__(self, schema: pa.Schema,
+                 batches: Iterable[pa.RecordBatch | pa.Table | pd.DataFrame]) -> None:
+        self.schema = schema
+        self._batches = batches
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            if isinstance(batch, pd.DataFrame):
+                batch = pa.Table.from_pandas(batch, schema=self.schema, preserve_index=False)
+            if isinstance(batch, pa.Table):
+                yield from batch.cast(self.schema).to_batches()
+            elif batch.num_rows:
+                yield batch
+
+
+class PartitionBatches:
+    """A stored partition, read lazily in record batches (or whole, when it is small)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def num_rows(self) -> int:
+        return pq.ParquetFile(self.path).metadata.num_rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pq.ParquetFile(self.path).schema_arrow
+
+    def iter_batches(self, batch_size: int = 50_000,
+                     columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        yield from pq.ParquetFile(self.path).iter_batches(batch_size=batch_size, columns=columns)
+
+    def iter_frames(self, batch_size: int = 50_000,
+                    columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        for batch in self.iter_batches(batch_size, columns):
+            yield batch.to_pandas()
+
+    def to_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return pq.read_table(self.path, columns=columns).to_pandas()
+
+    def rows_where_in(self, column: str, values: Iterable[Any],
+                      columns: list[str] | None = None) -> pd.DataFrame:
+        """Only the rows whose `column` is in `values`, filtered batch by batch."""
+        wanted = pa.array(sorted(set(values)), type=self.schema.field(column).type)
+        parts = [batch.filter(pc.is_in(batch.column(column), value_set=wanted))
+                 for batch in self.iter_batches(columns=columns)]
+        if not parts:
+            return pq.read_table(self.path, columns=columns).slice(0, 0).to_pandas()
+        return pa.Table.from_batches(parts).to_pandas()
+
+
+class Spool:
+    """A temporary Parquet file collecting a side output while the main output streams."""
+
+    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f".spool-{uuid.uuid4().hex}.parquet"
+        self.schema = schema
+        self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+
+    def write(self, data: pa.Table | pd.DataFrame) -> None:
+        if isinstance(data, pd.DataFrame):
+            data = pa.Table.from_pandas(data, schema=self.schema, preserve_index=False)
+        if data.num_rows:
+            self._writer.write_table(data.cast(self.schema))
+
+    def stream(self) -> BatchStream:
+        """The spooled rows as a stream; the spool file is removed once it has been read."""
+        self._writer.close()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from pq.ParquetFile(self.path).iter_batches(batch_size=50_000)
+            finally:
+                self.path.unlink(missing_ok=True)
+
+        return BatchStream(self.schema, batches())
 
 
 class Storage:
@@ -121,6 +211,46 @@ class Storage:
                 stale.unlink()
         return final
 
+    def write_stream(self, zone: str, table: str, day: str | None,
+                     stream: BatchStream) -> tuple[Path, int]:
+        """Write a stream of batches as one partition, atomically; (path, rows written)."""
+        folder = self.partition_dir(zone, table, day)
+        self._ensure_dir(folder)
+        final = folder / "part-0.parquet"
+        tmp = folder / f".part-0.{uuid.uuid4().hex}.tmp"
+        rows = 0
+        try:
+            with pq.ParquetWriter(tmp, stream.schema, compression="zstd") as writer:
+                for batch in stream:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if self._is_restricted(tmp):
+            restrict(tmp)
+        os.replace(tmp, final)
+        return final, rows
+
+    def spool(self, zone: str, schema: pa.Schema) -> Spool:
+        folder = self.root / zone / ".spool"
+        self._ensure_dir(folder)
+        return Spool(folder, schema)
+
+    @contextlib.contextmanager
+    def open_atomic(self, path: Path) -> Iterator[Any]:
+        """A text handle whose file appears at `path` only when the block completes."""
+        self._ensure_dir(path.parent)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                yield handle
+            if self._is_restricted(tmp):
+                restrict(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def write_bytes(self, path: Path, payload: bytes) -> Path:
         self._ensure_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -165,12 +295,12 @@ class Storage:
             raise FileNotFoundError(f"{zone}/{table} has no partition {day or 'all'} under {self.root}")
         return pq.read_table(path)
 
-    def iter_batches(
-        self, zone: str, table: str, day: str | None, batch_size: int = 65_536
-    ) -> Iterator[pa.RecordBatch]:
-        """Stream one partition in record batches instead of loading it whole."""
-        parquet = pq.ParquetFile(self.partition_path(zone, table, day))
-        yield from parquet.iter_batches(batch_size=batch_size)
+    def batches(self, zone: str, table: str, day: str | None) -> PartitionBatches:
+        """One partition, to be streamed in record batches instead of loaded whole."""
+        path = self.partition_path(zone, table, day)
+        if not path.exists():
+            raise FileNotFoundError(f"{zone}/{table} has no partition {day or 'all'} under {self.root}")
+        return PartitionBatches(path)
 
     def table_days(self, zone: str, table: str) -> list[str]:
         base = self.table_dir(zone, table)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from feedback_pipeline.core.contract import candidates_of
 from feedback_pipeline.core.routing import (
@@ -25,6 +26,7 @@ TASK_FOR_QUEUE = {
 TASK_COLUMNS = ["task_id", "trace_id", "queue", "task", "slice", "prompt", "context",
                 "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                 "approved_answer", "rubric_version", "policy_text", "redaction_version"]
+TASK_SCHEMA = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
 
 
 def build_tasks(traces: pd.DataFrame, queues: pd.DataFrame, rubric_version: str,

@@ -5,10 +5,14 @@ counts and reasons only.
 """
 
 
+import itertools
+from collections.abc import Iterator
+
 import dagster as dg
+import pyarrow as pa
 
 from feedback_pipeline.core.contract import (
-    ParsedLines,
+    TRACE_SCHEMA,
     parse_trace_lines,
     quarantine_to_table,
     read_lines,
@@ -16,19 +20,28 @@ from feedback_pipeline.core.contract import (
 )
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table, value_counts
+from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table
+from feedback_pipeline.storage import BatchStream
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
+BATCH_ROWS = 20_000
 
 
-def ingest_day(pipeline: PipelineResource, day: str) -> tuple[ParsedLines, int]:
-    """Parse every trace file of one landing day; (rows and quarantine, file count)."""
+def ingest_batches(pipeline: PipelineResource, day: str,
+                   quarantine: list[dict]) -> Iterator[pa.Table]:
+    """Valid trace rows of one landing day in batches; bad lines are appended to `quarantine`."""
     storage = pipeline.storage
-    files = storage.landing_files("traces", day, TRACE_SUFFIXES)
-    parsed, seen = ParsedLines(), set()
-    for path in files:
-        parsed.extend(parse_trace_lines(read_lines(path), storage.relative(path), day, seen))
-    return parsed, len(files)
+    seen: set[str] = set()
+    for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
+        lines = read_lines(path)
+        while True:
+            chunk = list(itertools.islice(lines, BATCH_ROWS))
+            if not chunk:
+                break
+            parsed = parse_trace_lines(chunk, storage.relative(path), day, seen)
+            quarantine.extend(parsed.quarantine)
+            if parsed.rows:
+                yield traces_to_table(parsed.rows)
 
 
 @dg.multi_asset(
@@ -50,29 +63,22 @@ def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
             "warehouse", "redacted_traces", day):
         raise dg.Failure(description=f"the raw traces of {day} were deleted by retention; its "
                          "redacted tables are kept and cannot be rebuilt from raw")
-    parsed, n_files = ingest_day(pipeline, day)
-    quarantine = quarantine_to_table(parsed.quarantine)
-    reasons = {}
+    bad: list[dict] = []
+    files = storage.landing_files("traces", day, TRACE_SUFFIXES)
+    yield dg.Output(BatchStream(TRACE_SCHEMA, ingest_batches(pipeline, day, bad)),
+                    output_name="raw_traces", metadata={"files": len(files)})
+    quarantine = quarantine_to_table(bad)
+    reasons: dict[str, int] = {}
     for reason in quarantine.column("reason").to_pylist():
         key = reason.split(" (")[0].split("'")[0][:80]
         reasons[key] = reasons.get(key, 0) + 1
     if quarantine.num_rows:
-        context.log.warning(
-            f"{quarantine.num_rows} trace line(s) quarantined on {day}; "
-            "see restricted/trace_quarantine"
-        )
-    yield dg.Output(
-        traces_to_table(parsed.rows),
-        output_name="raw_traces",
-        metadata={"dagster/row_count": len(parsed.rows), "files": n_files,
-                  "quarantined_lines": quarantine.num_rows},
-    )
+        context.log.warning(f"{quarantine.num_rows} trace line(s) quarantined on {day}; "
+                            "see restricted/trace_quarantine")
     yield dg.Output(
         quarantine,
         output_name="trace_quarantine",
         metadata={"dagster/row_count": quarantine.num_rows,
-                  "reasons": counts_table(reasons, "reason"),
-                  "by_file": counts_table(value_counts(
-                      quarantine.column("source_file").to_pandas()), "file")
-                  if quarantine.num_rows else dg.MetadataValue.md("none")},
+                  "reasons": counts_table(reasons, "reason") if reasons
+                  else dg.MetadataValue.md("none")},
     )

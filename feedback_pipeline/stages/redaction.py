@@ -9,15 +9,21 @@ A second, independent scan (the residue check) blocks everything downstream on a
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
-import pandas as pd
+import pyarrow as pa
 
-from feedback_pipeline.core.contract import candidates_of
+from feedback_pipeline.core.contract import TRACE_SCHEMA, candidates_of
 from feedback_pipeline.core.fingerprint import fingerprints
 from feedback_pipeline.core.redaction import Redactor, find_residue
-from feedback_pipeline.core.vault import corpus_token_key, resolve_vault_key, seal_vault
+from feedback_pipeline.core.vault import (
+    SEALED_SCHEMA,
+    corpus_token_key,
+    resolve_vault_key,
+    seal_vault,
+)
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, id_list
+from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
 
 
 def row_texts(row: dict) -> Iterable[str]:
@@ -63,6 +69,10 @@ def residue_check_result(
     )
 
 
+REDACTED_SCHEMA = TRACE_SCHEMA.append(pa.field("redaction_version", pa.string())).append(
+    pa.field("prompt_fingerprint", pa.string()))
+
+
 @dg.multi_asset(
     outs={
         "redacted_traces": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
@@ -81,7 +91,8 @@ def residue_check_result(
                                    "secret in any redacted text.")],
 )
 def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                    raw_traces: pd.DataFrame):
+                    raw_traces: PartitionBatches):
+    """Streams the day batch by batch: memory stays one batch whatever the day's size."""
     policy = pipeline.policy
     deny_terms = pipeline.deny_terms()
     key = resolve_vault_key()
@@ -90,23 +101,35 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         version=policy.redaction_version,
         corpus_key=corpus_token_key(key) if policy.corpus_stable_tokens else None,
     )
-    redacted, vault = redactor.redact_traces(raw_traces)
-    redacted["prompt_fingerprint"] = fingerprints(redacted["prompt"])
-    sealed = seal_vault(vault, key)
-    records = redacted.to_dict("records")
-    offending, kinds = residue_ids(records, row_texts, deny_terms)
-    kinds_by_token = vault["kind"].value_counts().to_dict() if len(vault) else {}
+    vault = pipeline.storage.spool(RESTRICTED, SEALED_SCHEMA)
+    offending: list[str] = []
+    kinds: dict[str, int] = {}
+    tokens_by_kind: dict[str, int] = {}
+    scanned = 0
+
+    def redacted_batches():
+        nonlocal scanned
+        for frame in raw_traces.iter_frames():
+            redacted, mapping = redactor.redact_traces(frame)
+            redacted["prompt_fingerprint"] = fingerprints(redacted["prompt"])
+            vault.write(seal_vault(mapping, key))
+            for kind, count in mapping["kind"].value_counts().items():
+                tokens_by_kind[str(kind)] = tokens_by_kind.get(str(kind), 0) + int(count)
+            bad, found = residue_ids(redacted.to_dict("records"), row_texts, deny_terms)
+            offending.extend(bad)
+            for kind, count in found.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+            scanned += len(redacted)
+            yield redacted
+
     yield dg.Output(
-        redacted,
+        BatchStream(REDACTED_SCHEMA, redacted_batches()),
         output_name="redacted_traces",
-        metadata={
-            "dagster/row_count": len(redacted),
-            "redaction_version": policy.redaction_version,
-            "tokens_by_kind": counts_table({str(k): int(v) for k, v in kinds_by_token.items()},
-                                           "kind") if kinds_by_token else dg.MetadataValue.md("none"),
-        },
+        metadata={"redaction_version": policy.redaction_version},
     )
-    yield dg.Output(sealed, output_name="reidentification_vault",
-                    metadata={"dagster/row_count": len(sealed), "key_id": key.key_id})
+    yield dg.Output(vault.stream(), output_name="reidentification_vault",
+                    metadata={"key_id": key.key_id,
+                              "tokens_by_kind": counts_table(tokens_by_kind, "kind")
+                              if tokens_by_kind else dg.MetadataValue.md("none")})
     yield residue_check_result("no_redaction_residue", "redacted_traces", offending, kinds,
-                               len(records))
+                               scanned)

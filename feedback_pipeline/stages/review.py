@@ -20,13 +20,14 @@ from feedback_pipeline.core.labelstudio import (
     to_import_tasks,
 )
 from feedback_pipeline.core.redaction import Redactor, TokenTable
-from feedback_pipeline.core.review import parse_review_lines, resolve_reviews
-from feedback_pipeline.core.tasks import build_tasks, task_texts, tasks_to_jsonl
+from feedback_pipeline.core.review import REVIEW_COLUMNS, parse_review_lines, resolve_reviews
+from feedback_pipeline.core.tasks import TASK_SCHEMA, build_tasks, task_texts, tasks_to_jsonl
 from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, value_counts
 from feedback_pipeline.stages.redaction import residue_check_result, residue_ids
+from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches
 
 REVIEW_SUFFIXES = (".jsonl", ".json")
 
@@ -42,31 +43,59 @@ def reviewer_pseudonymiser():
     partitions_def=daily_partitions,
     group_name="review",
     kinds={"parquet"},
-    description="Redacted review tasks per queue, also exported as JSONL for reviewers.",
+    description="Redacted review tasks per queue, also exported as JSONL and as a Label Studio "
+                "import file for reviewers.",
     check_specs=[dg.AssetCheckSpec("no_residue_in_review_tasks", asset="review_tasks",
                                    blocking=True,
                                    description="Nothing a reviewer receives holds raw text.")],
 )
 def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                 redacted_traces: pd.DataFrame, routed_queues: pd.DataFrame):
+                 redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
+    """Streams tasks to the table and both export files; an export appears only when the
+    whole day passed the residue scan."""
     rubric = pipeline.rubric()
-    tasks = build_tasks(redacted_traces, routed_queues, rubric.version, rubric.policy_text)
+    deny_terms = pipeline.deny_terms()
     storage = pipeline.storage
-    export = storage.exports_dir / "review_tasks" / context.partition_key / "tasks.jsonl"
-    offending, kinds = residue_ids(tasks.to_dict("records"), task_texts, pipeline.deny_terms(),
-                                   id_field="task_id")
-    if not offending:
-        storage.write_text(export, tasks_to_jsonl(tasks))
-        storage.write_json(export.with_name("label_studio_tasks.json"), to_import_tasks(tasks))
-    else:
+    folder = storage.exports_dir / "review_tasks" / context.partition_key
+    offending: list[str] = []
+    kinds: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    spool_jsonl = storage.spool(WAREHOUSE, TASK_SCHEMA)
+
+    def task_batches():
+        for frame in redacted_traces.iter_frames():
+            tasks = build_tasks(frame, routed_queues, rubric.version, rubric.policy_text)
+            bad, found = residue_ids(tasks.to_dict("records"), task_texts, deny_terms,
+                                     id_field="task_id")
+            offending.extend(bad)
+            for kind, n in found.items():
+                kinds[kind] = kinds.get(kind, 0) + n
+            for task, n in tasks["task"].value_counts().items():
+                counts[str(task)] = counts.get(str(task), 0) + int(n)
+            spool_jsonl.write(tasks)
+            yield tasks
+
+    yield dg.Output(BatchStream(TASK_SCHEMA, task_batches()), metadata={
+        "by_task": counts_table(counts, "task") if counts else dg.MetadataValue.md("none")})
+    exported = spool_jsonl.stream()
+    if offending:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
-    yield dg.Output(tasks, metadata={
-        "dagster/row_count": len(tasks),
-        "by_task": counts_table(value_counts(tasks["task"]), "task"),
-        "export": dg.MetadataValue.path(storage.relative(export)) if not offending else "withheld",
-    })
+        for _ in exported:
+            pass
+    else:
+        with storage.open_atomic(folder / "tasks.jsonl") as jsonl, \
+                storage.open_atomic(folder / "label_studio_tasks.json") as studio:
+            studio.write("[")
+            first = True
+            for batch in exported:
+                frame = batch.to_pandas()
+                jsonl.write(tasks_to_jsonl(frame))
+                for item in to_import_tasks(frame):
+                    studio.write(("" if first else ",\n") + json.dumps(item, ensure_ascii=False))
+                    first = False
+            studio.write("]\n")
     yield residue_check_result("no_residue_in_review_tasks", "review_tasks", offending, kinds,
-                               len(tasks))
+                               sum(counts.values()))
 
 
 def _load_reviews(pipeline: PipelineResource, day: str) -> ParsedLines:
@@ -124,17 +153,17 @@ LANES = {
     can_subset=False,
 )
 def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                    redacted_traces: pd.DataFrame, routed_queues: pd.DataFrame):
+                    redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
     policy = pipeline.policy
     parsed = _load_reviews(pipeline, context.partition_key)
-    reviews = pd.DataFrame(parsed.rows)
-    if reviews.empty:
-        from feedback_pipeline.core.review import REVIEW_COLUMNS
-        reviews = pd.DataFrame(columns=REVIEW_COLUMNS)
+    reviews = pd.DataFrame(parsed.rows, columns=REVIEW_COLUMNS)
+    needed = set(reviews["trace_id"]) | set(routed_queues.loc[
+        routed_queues["destination"] == "DEMONSTRATION_QUEUE", "trace_id"])
+    traces = redacted_traces.rows_where_in("trace_id", needed)
     redactor = Redactor(pipeline.deny_terms(), version=policy.redaction_version)
     reviews = redact_review_text(reviews, redactor)
     rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
-    resolved = resolve_reviews(reviews, redacted_traces, routed_queues,
+    resolved = resolve_reviews(reviews, traces, routed_queues,
                                pipeline.rubric(), rubric_by_version=rubrics)
     quarantine = quarantine_to_table(parsed.quarantine + resolved.quarantine.to_dict("records"))
     frames = {

@@ -12,6 +12,10 @@ from feedback_pipeline.core.routing import DESTINATIONS, route
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import WAREHOUSE_IO, counts_table
+from feedback_pipeline.storage import PartitionBatches
+
+ROUTING_COLUMNS = ["trace_id", "slice", "reserved_for_evaluation", "unsafe_effect",
+                   "candidates", "approved_answer"]
 
 
 @dg.asset(
@@ -39,11 +43,15 @@ def frozen_evaluation_set(pipeline: PipelineResource) -> dg.Output[pd.DataFrame]
     deps=["frozen_evaluation_set"],
 )
 def routed_queues(
-    pipeline: PipelineResource, redacted_traces: pd.DataFrame
+    pipeline: PipelineResource, redacted_traces: PartitionBatches
 ) -> dg.Output[pd.DataFrame]:
     # The frozen ids are read from their config, the source of truth, so a day can be routed
     # before frozen_evaluation_set was ever materialized; the dependency records the lineage.
-    queues = route(redacted_traces, set(pipeline.frozen_set().ids))
+    frozen_ids = set(pipeline.frozen_set().ids)
+    queues = pd.concat([route(frame, frozen_ids) for frame in
+                        redacted_traces.iter_frames(columns=ROUTING_COLUMNS)]
+                       or [route(redacted_traces.to_pandas(ROUTING_COLUMNS), frozen_ids)],
+                       ignore_index=True)
     counts = {d: int((queues["destination"] == d).sum()) for d in DESTINATIONS}
     return dg.Output(
         queues,

@@ -8,14 +8,16 @@ model yet the stage says so and both batches are random, as the seed demands.
 import dagster as dg
 import pandas as pd
 
+from feedback_pipeline import settings
 from feedback_pipeline.core.contract import candidates_of
+from feedback_pipeline.core.experiment import selection_experiment
 from feedback_pipeline.core.preference_model import PreferenceModel, uncertainty_for
 from feedback_pipeline.core.routing import PREFERENCE_QUEUE
 from feedback_pipeline.core.selection import plan_batches
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import WAREHOUSE_IO
-from feedback_pipeline.storage import WAREHOUSE, Storage
+from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
 
 
 def earlier_pairs(storage: Storage, day: str) -> pd.DataFrame:
@@ -40,7 +42,8 @@ def selection_pool(traces: pd.DataFrame, queues: pd.DataFrame) -> pd.DataFrame:
 
 
 def select_batches(pool: pd.DataFrame, history: pd.DataFrame, batch_size: int,
-                   weight_uncertainty: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
+                   weight_uncertainty: float, seed: int,
+                   recommendation: str = "hybrid") -> tuple[pd.DataFrame, list[str]]:
     """Hybrid and random batches over one day's pool; with no model yet, random only."""
     model = None
     if len(history):
@@ -50,7 +53,8 @@ def select_batches(pool: pd.DataFrame, history: pd.DataFrame, batch_size: int,
     uncertainty, note = (None, "") if pool.empty else uncertainty_for(
         model, pool["prompt"].tolist(), pool["text_a"].tolist(), pool["text_b"].tolist())
     batches, notes = plan_batches(pool, uncertainty, batch_size,
-                                  weight_uncertainty=weight_uncertainty, seed=seed)
+                                  weight_uncertainty=weight_uncertainty, seed=seed,
+                                  recommendation=recommendation)
     return batches, [note, *notes] if note else notes
 
 
@@ -63,13 +67,18 @@ def select_batches(pool: pd.DataFrame, history: pd.DataFrame, batch_size: int,
     deps=["preference_pairs"],
 )
 def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                   redacted_traces: pd.DataFrame,
+                   redacted_traces: PartitionBatches,
                    routed_queues: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     policy = pipeline.policy
-    pool = selection_pool(redacted_traces, routed_queues)
+    preference_ids = routed_queues.loc[routed_queues["destination"] == PREFERENCE_QUEUE,
+                                       "trace_id"]
+    pool = selection_pool(redacted_traces.rows_where_in(
+        "trace_id", preference_ids, columns=["trace_id", "slice", "prompt", "candidates"]),
+        routed_queues)
     history = earlier_pairs(pipeline.storage, context.partition_key)
+    recommendation = current_recommendation(pipeline.storage)
     batches, notes = select_batches(pool, history, policy.batch_size, policy.weight_uncertainty,
-                                    policy.random_seed)
+                                    policy.random_seed, recommendation)
     context.log.info(f"selection on {context.partition_key}: {'; '.join(notes)}")
     arms = batches["arm"].value_counts().to_dict()
     return dg.Output(batches, metadata={
@@ -80,4 +89,82 @@ def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource
         "model_trained_on_pairs": len(history),
         "notes": "; ".join(notes) or "none",
         "selection_policy_version": policy.selection_policy_version,
+        "recommendation": recommendation,
     })
+
+
+def frozen_eval_pairs(storage: Storage, labels: list[dict]) -> pd.DataFrame:
+    """Frozen pairs with their human outcome: prompt, text_a, text_b, label, slice."""
+    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
+    if scan is None or not labels:
+        return pd.DataFrame(columns=["trace_id", "prompt", "text_a", "text_b", "label", "slice"])
+    traces = storage.query("SELECT trace_id, prompt, candidates FROM {t} WHERE trace_id IN "
+                           f"({', '.join(repr(str(x['trace_id'])) for x in labels)})",
+                           t=scan).to_pandas()
+    traces = traces[traces["candidates"].map(lambda c: len(candidates_of(c)) >= 2)]
+    pairs = selection_pool(traces.assign(slice=None), pd.DataFrame(
+        {"trace_id": traces["trace_id"], "destination": PREFERENCE_QUEUE}))
+    gold = pd.DataFrame(labels)[["trace_id", "label", "slice"]]
+    return pairs.drop(columns="slice").merge(gold, on="trace_id", how="inner")
+
+
+def run_experiment(storage: Storage, frozen_labels: list[dict], seed: int):
+    """The seed's experiment: base + hybrid batch vs base + random batch, on the frozen set."""
+    batches = storage.scan_sql(WAREHOUSE, "selected_batch")
+    pairs = storage.scan_sql(WAREHOUSE, "preference_pairs")
+    if batches is None or pairs is None:
+        return None
+    arms = storage.query("SELECT DISTINCT arm, trace_id FROM {t}", t=batches).to_pandas()
+    accepted = storage.query("SELECT trace_id, prompt, chosen, rejected FROM {t}",
+                             t=pairs).to_pandas()
+    in_arm = {arm: set(arms.loc[arms["arm"] == arm, "trace_id"]) for arm in ("hybrid", "random")}
+    train = {arm: accepted[accepted["trace_id"].isin(ids)] for arm, ids in in_arm.items()}
+    base = accepted[~accepted["trace_id"].isin(in_arm["hybrid"] | in_arm["random"])]
+    evaluation = frozen_eval_pairs(storage, frozen_labels)
+    if train["hybrid"].empty or train["random"].empty or evaluation.empty:
+        return None
+    return selection_experiment(train["hybrid"], train["random"], evaluation, base, seed)
+
+
+@dg.asset(
+    io_manager_key=WAREHOUSE_IO,
+    group_name="selection",
+    kinds={"parquet", "scikitlearn"},
+    description="Does hybrid selection beat random? Candidates trained on each arm's accepted "
+                "labels, scored on the frozen set's human labels; the verdict feeds selection.",
+    deps=["selected_batch", "preference_pairs", "frozen_evaluation_set"],
+)
+def selection_experiment_report(context: dg.AssetExecutionContext,
+                                pipeline: PipelineResource) -> dg.Output[pd.DataFrame]:
+    policy = pipeline.policy
+    labels = settings.load_frozen_labels(pipeline.storage, policy.frozen_eval_set)
+    report = run_experiment(pipeline.storage, labels, policy.random_seed)
+    if report is None:
+        context.log.info("not enough labelled batch items or frozen labels yet; no verdict")
+        table = pd.DataFrame({"arm": [], "accepted_labels": [], "score": [], "gain": [],
+                              "labels_per_percentage_point": [], "recommendation": []})
+        return dg.Output(table, metadata={"recommendation": "hybrid (no experiment yet)"})
+    summary = report.summary()
+    table = pd.DataFrame([
+        {"arm": "baseline", "accepted_labels": 0, "score": report.baseline_score, "gain": 0.0,
+         "labels_per_percentage_point": None},
+        *[{"arm": a.name, "accepted_labels": a.accepted_labels, "score": a.candidate_score,
+           "gain": a.gain, "labels_per_percentage_point": a.labels_per_percentage_point}
+          for a in report.arms.values()],
+    ]).assign(recommendation=report.recommendation)
+    return dg.Output(table, metadata={
+        "recommendation": report.recommendation,
+        "reason": report.reason,
+        "n_eval": report.n_eval,
+        "report": dg.MetadataValue.md(report.to_markdown()),
+        **{f"experiment/{k}": float(v) for k, v in summary.items()
+           if isinstance(v, int | float) and not isinstance(v, bool)},
+    })
+
+
+def current_recommendation(storage: Storage) -> str:
+    """The last experiment's verdict ("hybrid" until an experiment says otherwise)."""
+    if not storage.partition_path(WAREHOUSE, "selection_experiment_report", None).exists():
+        return "hybrid"
+    table = storage.read_table(WAREHOUSE, "selection_experiment_report", None).to_pandas()
+    return str(table["recommendation"].iloc[0]) if len(table) else "hybrid"

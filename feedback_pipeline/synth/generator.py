@@ -726,6 +726,7 @@ def _run(out: Path, *, days: int, traces_per_day: int, seed: int, start: date, p
     gold_per_day = min(8, max(3, math.ceil(GOLD_TOTAL / days)))
     totals = {"traces": 0, "reviews": 0, "judge": 0, "bad": 0, "planted": 0}
     frozen_ids: list[str] = []
+    frozen_labels: list[dict[str, str]] = []
     gold_items: list[dict[str, str]] = []
     bar = _progress(days * (traces_per_day + (4 if bad_lines else 0)), progress)
     try:
@@ -742,6 +743,11 @@ def _run(out: Path, *, days: int, traces_per_day: int, seed: int, start: date, p
             frozen_rows = np.flatnonzero((plan.reserved | (plan.category == LISTED))
                                          & plan.good())
             frozen_ids += [plan.ids[i] for i in frozen_rows]
+            paired = frozen_rows[plan.n_cand[frozen_rows] >= 2]
+            frozen_labels += [{"trace_id": plan.ids[i], "label": str(rv.OUTCOMES[o]),
+                               "slice": vocab.SLICES[plan.slice_idx[i]]}
+                              for i, o in zip(paired, rv.rubric_outcome(plan.truth[paired]),
+                                              strict=True)]
             _write_traces(sink, out, seed, plan, planted, totals, bar)
             target = _frozen_review_target(plan)
             totals["reviews"] += sink.write_all(
@@ -759,7 +765,7 @@ def _run(out: Path, *, days: int, traces_per_day: int, seed: int, start: date, p
         (out / "landing" / GENERATOR_FILE).write_text(json.dumps(params, sort_keys=True) + "\n")
         if write_config:
             write_config_files(out, frozen_ids=frozen_ids, gold=gold_items,
-                               reserved_at=day_names[-1])
+                               reserved_at=day_names[-1], frozen_labels=frozen_labels)
     return GenerationSummary(out=out, days=day_names, traces=totals["traces"],
                              reviews=totals["reviews"], judge_labels=totals["judge"],
                              bad_lines=totals["bad"], planted_identifiers=totals["planted"])
@@ -853,7 +859,7 @@ RUBRIC = {
 
 
 def write_config_files(out: Path, *, frozen_ids: list[str], gold: list[dict[str, str]],
-                       reserved_at: str) -> None:
+                       reserved_at: str, frozen_labels: list[dict[str, str]] = ()) -> None:
     """policy, rubric, frozen-eval set, gold items and deny list (docs/design.md, Config files)."""
     config = out / "config"
     for sub in ("rubrics", "frozen_eval", "gold", "redaction"):
@@ -867,6 +873,8 @@ def write_config_files(out: Path, *, frozen_ids: list[str], gold: list[dict[str,
     dump(config / "rubrics" / f"{RUBRIC_VERSION}.yaml", RUBRIC)
     dump(config / "frozen_eval" / f"{FROZEN_SET_ID}.yaml",
          {"set_id": FROZEN_SET_ID, "reserved_at": reserved_at, "ids": frozen_ids})
+    (config / "frozen_eval" / f"{FROZEN_SET_ID}.labels.jsonl").write_text(
+        "".join(json.dumps(g, sort_keys=True) + "\n" for g in frozen_labels), encoding="utf-8")
     (config / "gold" / f"{GOLD_SET_ID}.jsonl").write_text(
         "".join(json.dumps(g, sort_keys=True) + "\n" for g in gold), encoding="utf-8")
     (config / "redaction" / "deny_list.txt").write_text(
