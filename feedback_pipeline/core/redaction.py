@@ -1,0 +1,1200 @@
+"""Redaction of identifiers and secrets in trace text, with stable pseudonymous tokens.
+
+Every value a detector finds is replaced by a token of the seed's form `<KIND_N>`, numbered per
+kind in order of first appearance within one trace, so the same engineer is `<ENGINEER_1>` in
+the prompt, the context and every candidate. With a corpus key the token is instead a keyed
+hash of the value (`<ENGINEER_3f9a2c1b04de>`, HMAC-SHA256 truncated to 48 bits): the same value
+joins across traces without revealing who, and the key lives only behind the vault key.
+
+Detection is a set of named, versioned detectors (`DETECTORS`), each a precise Python pattern
+(the specification) plus an optional validator (Luhn for cards, a digit and a letter for bare
+commit hashes, ...). Overlaps resolve by priority, then length: the password inside a
+connection URL wins over the email-looking `secret@host` around it.
+
+Speed: Python's `re` runs at a few MB/s over all these patterns. When the `hyperscan` package
+is importable, one Hyperscan pass over a whole batch of texts (about 8 MB at a time) locates
+every place where some detector could match: each detector has a locator, a pattern that
+matches where every precise match starts (or inside the run of characters it starts with), and
+the precise pattern is then tried once, anchored there. Only those places cost Python time, so
+tokens are built only for matches. Without Hyperscan the same precise patterns run over whole
+texts behind cheap literal prefilters: identical output, slower.
+
+Commit hashes: lowercase hex of 7-40 characters after a commit word (commit, sha, rev,
+revert, cherry-pick, merge, HEAD is now at, `/commit/`) or in a git range `a..b`; bare, only
+exactly 12 characters (the seed's rule) or exactly 40, always with a digit and a letter and
+never touching a `-` (so the groups of a UUID survive). A 32-character md5 sum is neither
+12 nor 40 long and survives unless a commit word precedes it.
+
+Left alone on purpose: 0.0.0.0, 127.0.0.1 and ::1 (they identify nobody), template
+placeholders and environment references (`<password>`, `${DB_PASSWORD}`), code references
+(`password = settings.db_password`), and unquoted secret-named values that are plain lowercase
+words (`password: required`); a quoted value is a secret whatever it looks like.
+
+`find_residue` is the independent second opinion used by the blocking checks: its own simpler,
+broader patterns in their own Hyperscan database, run over already-redacted text.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+import json
+import re
+import string
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+try:
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised only where the wheel is missing
+    hyperscan = None
+
+REDACTION_VERSION = "code-review-redactor-v2"
+STABLE_TOKEN_HEX = 12
+NAME_PRIORITY = 65
+_SEPARATOR = b"\n\x00\n"
+_BATCH_BYTES = 8 << 20
+
+
+# ---- validators and canonical forms ------------------------------------------------------------
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_ok(value: str) -> bool:
+    """13-19 digits, a card-network first digit, one kind of separator, and a valid Luhn sum."""
+    digits = value.replace(" ", "").replace("-", "")
+    if not 13 <= len(digits) <= 19 or digits[0] not in "23456":
+        return False
+    if " " in value and "-" in value:
+        return False
+    return luhn_ok(digits)
+
+
+_HAS_DIGIT = re.compile(r"\d")
+_NOT_DIGIT = re.compile(r"\D")
+
+
+def _phone_ok(value: str) -> bool:
+    n = len(_NOT_DIGIT.sub("", value))
+    return 10 <= n <= 15 if value.startswith("+") else 10 <= n <= 11
+
+
+def hex_mixed(value: str) -> bool:
+    """For a hex string: at least one digit and one letter."""
+    return not value.isdigit() and not value.isalpha()
+
+
+def ipv6_ok(value: str) -> bool:
+    """A real IPv6 address, not `std::vector`, `x[1::2]` or a MAC address."""
+    groups = [g for g in value.split(":") if g]
+    if "::" in value:
+        if len(groups) > 7 or value.count("::") > 1:
+            return False
+    elif len(groups) != 8:
+        return False
+    hex_chars = sum(len(g) for g in groups if "." not in g)
+    return (any(c.isdigit() for c in value) and any(len(g) >= 3 for g in groups)
+            and hex_chars >= 5)
+
+
+def mixed_token(value: str) -> bool:
+    """API keys are random: upper, lower and digits. Rejects `sk-learn-compatible-estimator`."""
+    return (value.lower() != value and value.upper() != value
+            and _HAS_DIGIT.search(value) is not None)
+
+
+PLACEHOLDER_WORDS = frozenset({
+    "none", "null", "nil", "true", "false", "undefined", "required", "optional", "string", "str",
+    "bytes", "int", "redacted", "hidden", "masked", "changeit", "example", "placeholder",
+    "your_password", "your_token", "env", "secret", "password", "token", "value", "xxx", "xxxx",
+    "todo", "tbd",
+})
+_PLACEHOLDER = re.compile(
+    r"^(?:<[^<>]*>|\$\{[^}]*\}|\$\([^)]*\)|\$[A-Z_][A-Z0-9_]*|\{\{.*\}\}|\{\w*\}|%\(\w+\)s|%s"
+    r"|\*+|x+|X+|\.+|…|-+|#+)$"
+)
+_CODE_REFERENCE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+NON_ROUTABLE_IPV4 = frozenset({"0.0.0.0", "127.0.0.1", "255.255.255.255"})
+
+
+def is_placeholder(value: str) -> bool:
+    """Template slots, env references, masks and redaction tokens are not secrets."""
+    v = value.strip().strip("\"'")
+    return (not v or v.lower() in PLACEHOLDER_WORDS or bool(_PLACEHOLDER.match(v))
+            or v.startswith(("os.environ", "process.env", "getenv(")))
+
+
+def secret_value_ok(value: str, quoted: bool = False) -> bool:
+    """Is the value of a secret-named key a real secret (not a placeholder or code)?"""
+    v = value.strip()
+    if is_placeholder(v):
+        return False
+    if quoted:
+        return len(v) >= 4
+    if len(v) < 6 or _CODE_REFERENCE.match(v):
+        return False
+    if _HAS_DIGIT.search(v) or not v.replace("_", "").isalnum():
+        return True
+    return v.lower() != v and v.upper() != v
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _digits(value: str) -> str:
+    return _NOT_DIGIT.sub("", value)
+
+
+def _name_canonical(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value).casefold().split())
+
+
+# ---- detectors ---------------------------------------------------------------------------------
+
+Validator = Callable[[str, bool], bool]
+
+
+def _plain(check: Callable[[str], bool]) -> Validator:
+    return lambda value, quoted: check(value)
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One named, versioned recogniser.
+
+    `pattern` is the precise definition; the value is the first of `groups` that took part.
+    `locator` (Hyperscan syntax) matches wherever a precise match starts, or, with `rewind`,
+    inside the run of `rewind` characters (letters and digits too if `rewind_alnum`) that a
+    precise match starts with: the precise pattern is then tried once, at the run's start.
+    With `starts_with` (the characters a precise match can start with) the locator may also
+    consume one character of left context, which is then stepped over.
+    `triggers` are literals one of which must occur for the pattern to match at all (the
+    prefilter of the pure-Python path).
+    """
+
+    name: str
+    kind: str
+    version: str
+    pattern: re.Pattern[str]
+    priority: int
+    locator: bytes
+    rewind: str = ""
+    rewind_alnum: bool = False
+    starts_with: str = ""
+    groups: tuple[int, ...] = (0,)
+    validate: Validator | None = None
+    canonical: Callable[[str], str] | None = None
+    triggers: tuple[str, ...] = ()
+    ignore_case_triggers: bool = False
+    rewind_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        extra = string.ascii_letters + string.digits if self.rewind_alnum else ""
+        object.__setattr__(self, "rewind_set", frozenset(self.rewind + extra))
+
+    def may_match(self, text: str, lowered: str) -> bool:
+        if not self.triggers:
+            return True
+        haystack = lowered if self.ignore_case_triggers else text
+        return any(t in haystack for t in self.triggers)
+
+    def value_span(self, m: re.Match[str]) -> tuple[int, int]:
+        if self.groups == (0,):
+            return m.span()
+        for g in self.groups:
+            start = m.start(g)
+            if start >= 0:
+                return start, m.end(g)
+        return -1, -1
+
+
+def _d(name: str, kind: str, version: str, pattern: str, priority: int, locator: bytes, *,
+       rewind: str = "", rewind_alnum: bool = False, starts_with: str = "",
+       groups: tuple[int, ...] = (0,),
+       validate: Validator | None = None, canonical: Callable[[str], str] | None = None,
+       triggers: Sequence[str] = (), ignore_case: bool = False, flags: int = 0) -> Detector:
+    return Detector(name, kind, version, re.compile(pattern, flags), priority, locator, rewind,
+                    rewind_alnum, starts_with, groups, validate, canonical, tuple(triggers),
+                    ignore_case)
+
+
+_HEX = r"[0-9a-f]"
+_VALUE = r"(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s\"',;(){}\[\]<>`]+))"
+_COMMIT_WORDS = (r"(?:commits?|sha1?|rev|revision|reverts?|reverted|cherry-pick(?:ed)?"
+                 r"(?:\s+from)?|fixup!?|squash!?|merged?|parent|HEAD\s+is\s+now\s+at|"
+                 r"checked\s+out|bisect(?:ing)?|blame)")
+_SECRET_KEY_WORDS = (r"(?:password|passwd|passphrase|pwd|secret|client[_-]?secret|token|"
+                     r"api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|"
+                     r"signing[_-]?key|encryption[_-]?key|master[_-]?key|auth[_-]?token|"
+                     r"access[_-]?token|refresh[_-]?token|session[_-]?token|credentials?)")
+SECRET_KEY_NAME = re.compile(rf"(?i)^(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}$")
+_DIGIT_TRIGGERS = tuple("0123456789")
+_AWS_ID_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")
+_SECRET_WORDS_B = _SECRET_KEY_WORDS.encode()
+
+
+DETECTORS: tuple[Detector, ...] = (
+    _d("pem_private_key", "PRIVATE_KEY", "1",
+       r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+       r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)",
+       100, rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", triggers=["PRIVATE KEY"]),
+    _d("jwt", "JWT", "1",
+       r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", 95,
+       rb"(?:^|[^.])eyJ[A-Za-z0-9_-]{8}", starts_with="e", triggers=["eyJ"]),
+    _d("anthropic_key", "ANTHROPIC_KEY", "1",
+       r"(?<![\w-])sk-ant-(?:[a-z]+\d\d-)?[A-Za-z0-9_-]{20,}", 93, rb"sk-ant-", 
+       triggers=["sk-ant-"]),
+    _d("openai_key", "OPENAI_KEY", "1",
+       r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}(?![\w-])", 92,
+       rb"sk-[A-Za-z0-9_-]{4}", validate=_plain(mixed_token), triggers=["sk-"]),
+    _d("github_token", "GITHUB_TOKEN", "1",
+       r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})(?!\w)",
+       91, rb"gh[pousr]_[A-Za-z0-9]{8}|github_pat_", 
+       triggers=["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
+    _d("slack_token", "SLACK_TOKEN", "1",
+       r"(?<![\w-])xox[abposr]-[A-Za-z0-9-]{10,}(?![\w-])", 91, rb"xox[abposr]-", 
+       triggers=["xox"]),
+    _d("stripe_key", "STRIPE_KEY", "1",
+       r"(?<![\w-])[rs]k_(?:live|test)_[A-Za-z0-9]{16,}(?!\w)", 91, rb"[rs]k_(?:live|test)_",
+        triggers=["k_live_", "k_test_"]),
+    _d("google_api_key", "GOOGLE_API_KEY", "1",
+       r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])", 91, rb"AIza[0-9A-Za-z_-]{8}", 
+       triggers=["AIza"]),
+    _d("huggingface_token", "HF_TOKEN", "1",
+       r"(?<![\w-])hf_[A-Za-z0-9]{30,}(?!\w)", 91, rb"hf_[A-Za-z0-9]{8}", 
+       validate=_plain(mixed_token), triggers=["hf_"]),
+    _d("aws_access_key_id", "AWS_ACCESS_KEY", "1",
+       r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+       91, rb"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}", 
+       triggers=_AWS_ID_PREFIXES),
+    _d("aws_secret_access_key", "AWS_SECRET_KEY", "1",
+       r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*(?:=|:|=>)\s*[\"']?"
+       r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 90,
+       rb"(?i)aws_?secret_?(?:access_?)?key|secret_?access_?key",  groups=(1,),
+       triggers=["secret"], ignore_case=True),
+    _d("connection_url_password", "PASSWORD", "1",
+       r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@?#'\"]*:([^\s@/?#'\"]+)@", 85,
+       rb"[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#'\"]*:[^\s@/?#'\"]+@", groups=(1,),
+       validate=_plain(lambda v: not is_placeholder(v)), triggers=["://"]),
+    _d("bearer_token", "SECRET", "1",
+       r"(?i:\b(?:bearer|basic))\s+([^\s\"'`<>]{8,})", 81, rb"(?i)\b(?:bearer|basic)\s",
+       groups=(1,), validate=_plain(secret_value_ok), triggers=["bearer", "basic"],
+       ignore_case=True),
+    _d("secret_assignment", "SECRET", "1",
+       rf"(?i:(?<![\w.-])[\"']?(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}[\"']?)"
+       rf"\s{{0,8}}(?:=|:|=>|:=)\s*{_VALUE}", 80,
+       b"(?i)" + _SECRET_WORDS_B + rb"[\"']?\s{0,8}[:=]", rewind="_.-", rewind_alnum=True,
+       groups=(1, 2, 3), validate=secret_value_ok,
+       triggers=["pass", "pwd", "secret", "token", "key", "credential"], ignore_case=True),
+    _d("secret_cli_flag", "SECRET", "1",
+       rf"(?i:--{_SECRET_KEY_WORDS.replace('[_-]?', '-?')})(?:=|\s+){_VALUE}", 80,
+       b"(?i)--" + _SECRET_WORDS_B.replace(b"[_-]?", b"-?"), groups=(1, 2, 3),
+       validate=secret_value_ok, triggers=["--"]),
+    _d("email", "EMAIL", "1",
+       r"(?<![\w.%+-])[\w.%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+       r"[A-Za-z]{2,24}(?![\w-])", 70, rb"@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b", rewind="_.%+-",
+       rewind_alnum=True,
+       canonical=_lower, triggers=["@"]),
+    _d("payment_card", "CARD", "1",
+       r"(?<![\w.,-])(?:[2-6]\d{12,18}|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
+       r"|3\d{3}([ -])\d{6}\2\d{4,5})(?![\w]|[.,-]\d)", 60,
+       rb"\b[2-6](?:[ -]?\d){12}", validate=_plain(card_ok), canonical=_digits,
+       triggers=_DIGIT_TRIGGERS),
+    _d("phone_international", "PHONE", "1",
+       r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,4})(?:[ .-]?\d{2,4}){1,5}"
+       r"(?![\w]|[.-]\d)", 56, rb"\+[1-9][\d .()-]{7}", validate=_plain(_phone_ok),
+       canonical=_digits, triggers=["+"]),
+    _d("phone_north_american", "PHONE", "1",
+       r"(?<![\w+.-])(?:1[ .-])?(?:\([2-9]\d\d\)\s?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}"
+       r"(?![\w]|[.-]\d)", 55, rb"(?:\b1[ .-])?(?:\(\d{3}\)\s?|\b\d{3}[ .-])\d{3}[ .-]\d{4}",
+       validate=_plain(_phone_ok), canonical=_digits, triggers=_DIGIT_TRIGGERS),
+    _d("ipv6_mapped_ipv4", "IPV6", "1",
+       r"(?i)(?<![\w:])::ffff:(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", 53, rb"(?i)::ffff:",
+       canonical=_lower, triggers=["::"]),
+    _d("ipv6", "IPV6", "1",
+       r"(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|"
+       r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::"
+       r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?)(?![\w:]|\.\w)", 52,
+       rb"[0-9A-Fa-f]:(?:[0-9A-Fa-f]{1,4}:)?:|::[0-9A-Fa-f]|"
+       rb"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}",
+       rewind="0123456789abcdefABCDEF:", validate=_plain(ipv6_ok),
+       canonical=_lower, triggers=[":"]),
+    _d("ipv4", "IPV4", "1",
+       r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+       r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)", 50,
+       rb"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d",
+       validate=_plain(lambda v: v not in NON_ROUTABLE_IPV4), triggers=["."]),
+    _d("commit_in_context", "COMMIT", "1",
+       rf"(?i:\b{_COMMIT_WORDS})(?:\s*[:#=(\[/]\s*|\s+)(?:(?:of|to|from)\s+)?"
+       rf"({_HEX}{{7,40}})(?![\w-])", 46,
+       rb"(?i)\b(?:commits?|sha1?|rev|revision|reverts?|reverted|cherry-pick(?:ed)?|fixup!?|"
+       rb"squash!?|merged?|parent|head\s+is\s+now\s+at|checked\s+out|bisect|bisecting|blame)"
+       rb"[\s:#=(\[/]", groups=(1,), validate=_plain(hex_mixed), canonical=_lower,
+       triggers=["commit", "sha", "rev", "pick", "fixup", "squash", "merge", "parent", "head",
+                 "checked", "bisect", "blame"], ignore_case=True),
+    _d("commit_range", "COMMIT", "1",
+       rf"(?<![\w-])({_HEX}{{7,40}})(?=\.\.\.?{_HEX}{{7,40}}(?![\w-]))", 46,
+       rb"\b[0-9a-f]{7,40}\.\.\.?[0-9a-f]{7}", groups=(1,),
+       validate=_plain(hex_mixed), triggers=[".."]),
+    _d("commit_range_end", "COMMIT", "1",
+       rf"(?<![\w-]){_HEX}{{7,40}}\.\.\.?({_HEX}{{7,40}})(?![\w-])", 46,
+       rb"\b[0-9a-f]{7,40}\.\.\.?[0-9a-f]{7}", groups=(1,),
+       validate=_plain(hex_mixed), triggers=[".."]),
+    _d("commit_bare", "COMMIT", "1",
+       rf"(?<![\w-])(?:{_HEX}{{40}}|{_HEX}{{12}})(?![\w-])", 45,
+       rb"(?:^|[^\w-])(?:[0-9a-f]{12}|[0-9a-f]{40})\b", starts_with="0123456789abcdef",
+       validate=_plain(hex_mixed), triggers=_DIGIT_TRIGGERS),
+    _d("engineer_id", "ENGINEER", "1", r"\bENG-\d+\b", 40, rb"\bENG-\d",
+       triggers=["ENG-"]),
+)
+
+DETECTOR_VERSIONS: dict[str, str] = {d.name: d.version for d in DETECTORS} | {"deny_list": "1"}
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(d.kind for d in DETECTORS)) + ("NAME",)
+
+
+def _term_variants(term: str) -> list[str]:
+    return list(dict.fromkeys(unicodedata.normalize(form, term) for form in ("NFC", "NFD")))
+
+
+def _clean_terms(terms: Sequence[str]) -> list[str]:
+    return sorted({" ".join(t.split()) for t in terms if t and t.strip()}, key=len, reverse=True)
+
+
+def deny_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    """Whole-word, case-insensitive alternation of the deny terms, NFC and NFD spellings."""
+    parts = [r"\s+".join(re.escape(w) for w in variant.split())
+             for term in _clean_terms(terms) for variant in _term_variants(term)]
+    if not parts:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+
+
+def _deny_detector(terms: Sequence[str]) -> Detector | None:
+    pattern = deny_pattern(terms)
+    if pattern is None:
+        return None
+    return Detector("deny_list", "NAME", "1", pattern, NAME_PRIORITY, b"",
+                    canonical=_name_canonical)
+
+
+def _deny_locators(terms: Sequence[str]) -> list[bytes]:
+    return [r"\s+".join(re.escape(w) for w in variant.split()).encode()
+            for term in _clean_terms(terms) for variant in _term_variants(term)]
+
+
+# ---- tokens ------------------------------------------------------------------------------------
+
+class TokenTable:
+    """Per-trace value -> token map; the same (kind, value) always gets the same token."""
+
+    __slots__ = ("_by_value", "_mapping", "_counts")
+
+    def __init__(self) -> None:
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._mapping: dict[str, tuple[str, str]] = {}
+        self._counts: dict[str, int] = {}
+
+    def token(self, kind: str, canonical: str, value: str, label: str | None = None) -> str:
+        key = (kind, canonical)
+        found = self._by_value.get(key)
+        if found is not None:
+            return found
+        if label is None:
+            n = self._counts.get(kind, 0) + 1
+            self._counts[kind] = n
+            label = str(n)
+        token = f"<{kind}_{label}>"
+        self._by_value[key] = token
+        self._mapping[token] = (kind, value)
+        return token
+
+    def mapping(self) -> dict[str, tuple[str, str]]:
+        return dict(self._mapping)
+
+    def __len__(self) -> int:
+        return len(self._mapping)
+
+
+Span = tuple[int, int, str, str, str]  # start, end, kind, canonical value, raw value
+_Candidate = tuple[int, int, int, str, str, str]  # start, end, priority, kind, canonical, raw
+
+
+def resolve_overlaps(candidates: list[_Candidate]) -> list[Span]:
+    """Highest priority, then longest, wins; the survivors come back in text order.
+
+    Candidates are swept in start order and only clusters that actually overlap are sorted by
+    priority, so the usual case (no overlap) is linear.
+    """
+    if not candidates:
+        return []
+    candidates.sort(key=lambda c: (c[0], -c[1]))
+    chosen: list[Span] = []
+    cluster: list[_Candidate] = []
+    cluster_end = -1
+    for cand in candidates:
+        if cand[0] >= cluster_end:
+            if cluster:
+                chosen.extend(_resolve_cluster(cluster))
+            cluster = [cand]
+            cluster_end = cand[1]
+        else:
+            cluster.append(cand)
+            cluster_end = max(cluster_end, cand[1])
+    chosen.extend(_resolve_cluster(cluster))
+    return chosen
+
+
+def _resolve_cluster(cluster: list[_Candidate]) -> list[Span]:
+    if len(cluster) == 1:
+        start, end, _prio, kind, canon, value = cluster[0]
+        return [(start, end, kind, canon, value)]
+    cluster.sort(key=lambda c: (-c[2], c[0] - c[1], c[0]))
+    taken: list[tuple[int, int]] = []
+    kept: list[Span] = []
+    for start, end, _prio, kind, canon, value in cluster:
+        if any(start < e and s < end for s, e in taken):
+            continue
+        taken.append((start, end))
+        kept.append((start, end, kind, canon, value))
+    kept.sort()
+    return kept
+
+
+def _candidate(det: Detector, text: str, m: re.Match[str]) -> _Candidate | None:
+    start, end = det.value_span(m)
+    if start < 0 or end <= start:
+        return None
+    value = text[start:end]
+    if det.validate is not None:
+        quoted = start > 0 and end < len(text) and text[start - 1] == text[end] in "\"'"
+        if not det.validate(value, quoted):
+            return None
+    canon = det.canonical(value) if det.canonical else value
+    return start, end, det.priority, det.kind, canon, value
+
+
+# ---- the fast locator --------------------------------------------------------------------------
+
+class _Locator:
+    """One Hyperscan database over every detector's locator (and the deny terms)."""
+
+    def __init__(self, detectors: Sequence[Detector], deny: Detector | None,
+                 deny_locators: Sequence[bytes]) -> None:
+        som = hyperscan.HS_FLAG_SOM_LEFTMOST
+        by_locator: dict[tuple[bytes, int], list[Detector]] = {}
+        for det in detectors:
+            by_locator.setdefault((det.locator, som), []).append(det)
+        name_flags = (som | hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_UTF8
+                      | hyperscan.HS_FLAG_UCP)
+        for locator in deny_locators:
+            by_locator.setdefault((locator, name_flags), []).append(deny)
+        self.owners: list[tuple[Detector, ...]] = [tuple(d) for d in by_locator.values()]
+        index = {id(det): n for n, det in enumerate(dict.fromkeys(
+            det for dets in self.owners for det in dets))}
+        self.plans = [tuple((index[id(det)], det.pattern.match, det.rewind_set, det.rewind_alnum,
+                             frozenset(det.starts_with), det) for det in dets)
+                      for dets in self.owners]
+        self.db = hyperscan.Database()
+        self.db.compile(expressions=[k[0] for k in by_locator],
+                        ids=list(range(len(by_locator))), elements=len(by_locator),
+                        flags=[k[1] for k in by_locator])
+        self.scratch = _ThreadScratch(self.db)
+
+    def reports(self, buffer: bytes) -> list[tuple[int, int]]:
+        """(start offset, locator id) of every locator match in the buffer."""
+        found: list[tuple[int, int]] = []
+        add = found.append
+
+        def on_match(ident: int, start: int, _end: int, _flags: int, _ctx: object) -> None:
+            add((start, ident))
+
+        self.db.scan(buffer, match_event_handler=on_match, scratch=self.scratch.get())
+        return found
+
+
+class _ThreadScratch:
+    """Hyperscan scratch space is not shareable between threads: one per thread."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.local = threading.local()
+
+    def get(self) -> Any:
+        scratch = getattr(self.local, "scratch", None)
+        if scratch is None:
+            scratch = self.local.scratch = hyperscan.Scratch(self.db)
+        return scratch
+
+
+@lru_cache(maxsize=16)
+def _locator_for(terms: tuple[str, ...]) -> _Locator | None:
+    if hyperscan is None:
+        return None
+    return _Locator(DETECTORS, _deny_detector(terms), _deny_locators(terms))
+
+
+def _char_offsets(encoded: bytes) -> np.ndarray:
+    """Byte offset -> character offset for UTF-8 text (one past the end included)."""
+    data = np.frombuffer(encoded, dtype=np.uint8)
+    starts = (data & 0xC0) != 0x80
+    out = np.empty(len(data) + 1, dtype=np.int64)
+    out[0] = 0
+    np.cumsum(starts, out=out[1:])
+    return out
+
+
+# ---- the redactor ------------------------------------------------------------------------------
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: redaction allocates millions of small acyclic
+    objects (spans, tokens), and collections triggered by them cost about a fifth of the time.
+    Reference counting still frees everything; the collector resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Redactor:
+    """Replaces every detected identifier and secret with a token; see the module docstring."""
+
+    def __init__(self, deny_terms: Sequence[str] = (), *, version: str = REDACTION_VERSION,
+                 corpus_key: bytes | None = None, engine: str = "auto") -> None:
+        if engine not in ("auto", "hyperscan", "python"):
+            raise ValueError(f"unknown engine {engine!r}")
+        self.version = version
+        self.deny_terms = tuple(_clean_terms(deny_terms))
+        self.corpus_key = corpus_key
+        self._deny = _deny_detector(self.deny_terms)
+        self._labels: dict[tuple[str, str], str] = {}
+        self._locator = None if engine == "python" else _locator_for(self.deny_terms)
+        if engine == "hyperscan" and self._locator is None:
+            raise RuntimeError("the hyperscan package is not installed")
+
+    @property
+    def engine(self) -> str:
+        return "python" if self._locator is None else "hyperscan"
+
+    # ---- detection ----
+    def detect(self, text: str) -> list[Span]:
+        """Non-overlapping (start, end, kind, canonical value, raw value), in text order."""
+        return self.detect_many([text])[0]
+
+    def detect_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Spans for many texts at once: one Hyperscan pass per batch of about 8 MB."""
+        with _gc_paused():
+            return self._detect_many(texts)
+
+    def _detect_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        if self._locator is None:
+            return [self._detect_python(t) if t else [] for t in texts]
+        results: list[list[Span]] = []
+        start, size = 0, 0
+        for i, text in enumerate(texts):
+            size += len(text) if text else 0
+            if size >= _BATCH_BYTES:
+                results.extend(self._detect_batch(texts[start:i + 1]))
+                start, size = i + 1, 0
+        if start < len(texts):
+            results.extend(self._detect_batch(texts[start:]))
+        return results
+
+    def _detect_python(self, text: str) -> list[Span]:
+        lowered = text.lower()
+        found: list[_Candidate] = []
+        for det in DETECTORS:
+            if not det.may_match(text, lowered):
+                continue
+            for m in det.pattern.finditer(text):
+                cand = _candidate(det, text, m)
+                if cand is not None:
+                    found.append(cand)
+        if self._deny is not None:
+            for m in self._deny.pattern.finditer(text):
+                cand = _candidate(self._deny, text, m)
+                if cand is not None:
+                    found.append(cand)
+        return resolve_overlaps(found)
+
+    def _detect_batch(self, texts: Sequence[str]) -> list[list[Span]]:
+        encoded = [t.encode("utf-8") if t else b"" for t in texts]
+        reports = self._locator.reports(_SEPARATOR.join(encoded))
+        results: list[list[Span]] = [[] for _ in texts]
+        if not reports:
+            return results
+        if len(texts) == 1:
+            local = [r[0] for r in reports]
+            owner_ids = [r[1] for r in reports]
+            text_of = [0] * len(reports)
+        else:
+            bounds = np.fromiter(accumulate((len(b) + len(_SEPARATOR) for b in encoded),
+                                            initial=0), dtype=np.int64, count=len(encoded) + 1)
+            starts = np.fromiter((r[0] for r in reports), dtype=np.int64, count=len(reports))
+            text_of_array = np.searchsorted(bounds, starts, side="right") - 1
+            order = np.argsort(text_of_array, kind="stable")
+            local = (starts - bounds[text_of_array])[order].tolist()
+            text_of = text_of_array[order].tolist()
+            owner_ids = [reports[i][1] for i in order.tolist()]
+        plans = self._locator.plans
+        n, i = len(local), 0
+        while i < n:
+            k = text_of[i]
+            j = i + 1
+            while j < n and text_of[j] == k:
+                j += 1
+            text = texts[k]
+            limit = len(encoded[k])
+            offsets = None if text.isascii() else _char_offsets(encoded[k])
+            found: list[_Candidate] = []
+            seen: set[tuple[int, int]] = set()
+            for r in range(i, j):
+                start = local[r]
+                if start >= limit:
+                    continue
+                if offsets is not None:
+                    start = int(offsets[start])
+                for ident, match, chars, alnum, first, det in plans[owner_ids[r]]:
+                    at = start
+                    if first and at < len(text) and text[at] not in first:
+                        at += 1
+                    if chars:
+                        while at > 0:
+                            c = text[at - 1]
+                            if c in chars or (alnum and c > "\x7f" and c.isalnum()):
+                                at -= 1
+                            else:
+                                break
+                        key = (at, ident)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    m = match(text, at)
+                    if m is not None:
+                        cand = _candidate(det, text, m)
+                        if cand is not None:
+                            found.append(cand)
+            results[k] = resolve_overlaps(found) if len(found) > 1 else [
+                (c[0], c[1], c[3], c[4], c[5]) for c in found]
+            i = j
+        return results
+
+    def _label(self, kind: str, canonical: str) -> str | None:
+        if self.corpus_key is None:
+            return None
+        key = (kind, canonical)
+        label = self._labels.get(key)
+        if label is None:
+            digest = hmac.new(self.corpus_key, f"{kind}\x00{canonical}".encode(),
+                              hashlib.sha256).hexdigest()
+            label = digest[:STABLE_TOKEN_HEX]
+            if len(self._labels) >= 200_000:
+                self._labels.clear()
+            self._labels[key] = label
+        return label
+
+    # ---- text ----
+    def apply(self, text: str, spans: Sequence[Span], tokens: TokenTable) -> str:
+        """Replace the given spans of `text` with tokens from `tokens`."""
+        if not spans:
+            return text
+        out: list[str] = []
+        pos = 0
+        known = tokens._by_value
+        for start, end, kind, canon, value in spans:
+            token = known.get((kind, canon))
+            if token is None:
+                token = tokens.token(kind, canon, value, self._label(kind, canon))
+            out.append(text[pos:start])
+            out.append(token)
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def redact_text(self, text: str | None, tokens: TokenTable) -> str | None:
+        """The text with every detected value replaced by its token in `tokens`."""
+        if not isinstance(text, str) or not text:
+            return text
+        return self.apply(text, self.detect(text), tokens)
+
+    def redact_texts(self, texts: Sequence[str | None],
+                     tokens: Sequence[TokenTable] | None = None) -> list[str | None]:
+        """Batch form of redact_text; one TokenTable per text unless given."""
+        tables = tokens if tokens is not None else [TokenTable() for _ in texts]
+        present = [t if isinstance(t, str) else "" for t in texts]
+        with _gc_paused():
+            spans = self.detect_many(present)
+            return [self.apply(t, s, table) if isinstance(t, str) else t
+                    for t, s, table in zip(texts, spans, tables, strict=True)]
+
+    def redact_strings_in_json(self, json_text: str | None, tokens: TokenTable) -> str | None:
+        """Redact every string (keys and values) inside a JSON document, keeping its shape.
+
+        A string value under a secret-named key (`"password": "..."`) is a secret whatever it
+        looks like. A document with nothing to redact comes back byte for byte; text that is
+        not valid JSON is redacted as plain text.
+        """
+        if not isinstance(json_text, str) or not json_text:
+            return json_text
+        texts: list[str] = []
+        job = _json_job(json_text, texts)
+        return self._finish_json(job, texts, self.detect_many(texts), tokens)
+
+    def _finish_json(self, job: _JsonJob, texts: list[str], spans: list[list[Span]],
+                     tokens: TokenTable) -> str:
+        if job.doc is _NOT_JSON:
+            return self.apply(job.raw, spans[job.first], tokens)
+        changed = [False]
+        rebuilt = self._rebuild_json(job.doc, tokens, None, iter(range(job.first, job.last)),
+                                     texts, spans, changed)
+        return json.dumps(rebuilt, ensure_ascii=False) if changed[0] else job.raw
+
+    def _rebuild_json(self, value: Any, tokens: TokenTable, key: str | None, slots: Iterator[int],
+                      texts: list[str], spans: list[list[Span]], changed: list[bool]) -> Any:
+        if isinstance(value, str):
+            i = next(slots)
+            if key is not None and SECRET_KEY_NAME.match(key) and secret_value_ok(value, True):
+                changed[0] = True
+                return tokens.token("SECRET", value, value, self._label("SECRET", value))
+            if spans[i]:
+                changed[0] = True
+                return self.apply(texts[i], spans[i], tokens)
+            return value
+        if isinstance(value, dict):
+            rebuilt = {}
+            for k, v in value.items():
+                i = next(slots)
+                if spans[i]:
+                    changed[0] = True
+                    k_out = self.apply(texts[i], spans[i], tokens)
+                else:
+                    k_out = k
+                rebuilt[k_out] = self._rebuild_json(v, tokens, k, slots, texts, spans, changed)
+            return rebuilt
+        if isinstance(value, list):
+            return [self._rebuild_json(v, tokens, key, slots, texts, spans, changed)
+                    for v in value]
+        if _is_long_int(value):
+            i = next(slots)
+            if spans[i]:
+                changed[0] = True
+                return self.apply(texts[i], spans[i], tokens)
+        return value
+
+    # ---- tables ----
+    def redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Trace rows -> (redacted rows plus redaction_version, vault rows).
+
+        One TokenTable per trace, shared by every field of that trace in the order prompt,
+        context, candidates (text, generation), approved_answer, extra_json, so tokens number
+        in order of first appearance. Every text of the table, and every string inside its
+        JSON fields, goes through one batched detection. The input frame is not changed.
+        Vault rows: trace_id, token, kind, value (one per distinct token per trace).
+        """
+        with _gc_paused():
+            return self._redact_traces(traces)
+
+    def _redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        out = traces.copy()
+        n = len(out)
+        ids = ([str(t) for t in out["trace_id"].tolist()] if "trace_id" in out
+               else [str(i) for i in range(n)])
+        columns = {c: out[c].tolist() if c in out else [None] * n
+                   for c in ("prompt", "context", "approved_answer", "extra_json")}
+        candidates = [_candidate_list(c) for c in out["candidates"].tolist()] \
+            if "candidates" in out else [None] * n
+        texts: list[str] = []
+        append = texts.append
+        plan = []
+        for i in range(n):
+            row_slots: list[Any] = []
+            for column in ("prompt", "context"):
+                value = columns[column][i]
+                if isinstance(value, str) and value:
+                    row_slots.append(len(texts))
+                    append(value)
+                else:
+                    row_slots.append(None)
+            cand_slots = []
+            for cand in candidates[i] or ():
+                text, generation = cand.get("text"), cand.get("generation")
+                t = None
+                if isinstance(text, str) and text:
+                    t = len(texts)
+                    append(text)
+                g = _json_job(generation, texts) if isinstance(generation, str) and generation \
+                    else None
+                cand_slots.append((t, g))
+            row_slots.append(cand_slots)
+            value = columns["approved_answer"][i]
+            if isinstance(value, str) and value:
+                row_slots.append(len(texts))
+                append(value)
+            else:
+                row_slots.append(None)
+            value = columns["extra_json"][i]
+            row_slots.append(_json_job(value, texts) if isinstance(value, str) and value else None)
+            plan.append(row_slots)
+        spans = self.detect_many(texts)
+        apply = self.apply
+        tables = [TokenTable() for _ in range(n)]
+        new = {c: list(v) for c, v in columns.items()}
+        new_candidates: list[Any] = []
+        for i, (p, c, cand_slots, a, x) in enumerate(plan):
+            table = tables[i]
+            if p is not None:
+                new["prompt"][i] = apply(texts[p], spans[p], table)
+            if c is not None:
+                new["context"][i] = apply(texts[c], spans[c], table)
+            cands = candidates[i]
+            if cands is not None:
+                for cand, (t, g) in zip(cands, cand_slots, strict=True):
+                    if t is not None:
+                        cand["text"] = apply(texts[t], spans[t], table)
+                    if g is not None:
+                        cand["generation"] = self._finish_json(g, texts, spans, table)
+            new_candidates.append(cands)
+            if a is not None:
+                new["approved_answer"][i] = apply(texts[a], spans[a], table)
+            if x is not None:
+                new["extra_json"][i] = self._finish_json(x, texts, spans, table)
+        for column, values in new.items():
+            if column in out:
+                out[column] = pd.Series(values, index=out.index, dtype=out[column].dtype)
+        if "candidates" in out:
+            out["candidates"] = pd.Series(new_candidates, index=out.index, dtype=object)
+        out["redaction_version"] = self.version
+        return out, vault_frame(ids, tables)
+
+    def redact_trace_batches(
+        self, batches: Iterable[pd.DataFrame]
+    ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """Streaming form: one (redacted, vault) pair per input batch; memory is one batch."""
+        for batch in batches:
+            yield self.redact_traces(batch)
+
+
+def _candidate_list(value: Any) -> list[dict] | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    return [dict(c) for c in items]
+
+
+_NOT_JSON = object()
+
+
+class _JsonJob:
+    """A JSON field: its raw text, the parsed document (or _NOT_JSON) and the slots its
+    strings took in the batch being detected."""
+
+    __slots__ = ("raw", "doc", "first", "last")
+
+    def __init__(self, raw: str, doc: Any, first: int, last: int) -> None:
+        self.raw, self.doc, self.first, self.last = raw, doc, first, last
+
+
+def _json_job(raw: str, texts: list[str]) -> _JsonJob:
+    """Parse `raw` and queue its strings in `texts` (the raw text itself if it is not JSON)."""
+    first = len(texts)
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        texts.append(raw)
+        return _JsonJob(raw, _NOT_JSON, first, first + 1)
+    _json_strings(doc, texts)
+    return _JsonJob(raw, doc, first, len(texts))
+
+
+def _is_long_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**9
+
+
+def _json_strings(value: Any, out: list[str]) -> None:
+    """Every string of a parsed JSON document, in the order `_rebuild_json` consumes them."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(k)
+            _json_strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _json_strings(v, out)
+    elif _is_long_int(value):
+        out.append(str(value))
+
+
+VAULT_COLUMNS = ["trace_id", "token", "kind", "value"]
+
+
+def vault_frame(trace_ids: Sequence[str], tables: Sequence[TokenTable]) -> pd.DataFrame:
+    rows: dict[str, list[str]] = {c: [] for c in VAULT_COLUMNS}
+    for tid, table in zip(trace_ids, tables, strict=True):
+        for token, (kind, value) in table.mapping().items():
+            rows["trace_id"].append(tid)
+            rows["token"].append(token)
+            rows["kind"].append(kind)
+            rows["value"].append(value)
+    return pd.DataFrame(rows, columns=VAULT_COLUMNS, dtype=object)
+
+
+def load_deny_list(path: str | Path) -> list[str]:
+    """Terms of a deny list file: one a line, `#` starts a comment, blanks ignored."""
+    file = Path(path)
+    if not file.exists():
+        return []
+    terms = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        term = line.split("#", 1)[0].strip()
+        if term:
+            terms.append(term)
+    return terms
+
+
+# ---- residue: the independent second scan -------------------------------------------------------
+
+_R_TOKEN = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9a-f]+>")
+_R_PLACEHOLDER = "<TOKEN>"
+Accept = Callable[[str, re.Match[str]], bool]
+
+
+def _prev_not(chars: str) -> Accept:
+    def accept(text: str, m: re.Match[str]) -> bool:
+        i = m.start()
+        return i == 0 or not (text[i - 1].isalnum() or text[i - 1] in chars)
+    return accept
+
+
+def _both(*checks: Accept) -> Accept:
+    return lambda text, m: all(check(text, m) for check in checks)
+
+
+def _on_value(check: Callable[[str], bool], group: int = 0) -> Accept:
+    return lambda text, m: check(m.group(group))
+
+
+def _residue_card(run: str) -> bool:
+    """Any run of whole digit groups inside `run` that is a valid card number."""
+    groups = re.split(r"[ -]", run)
+    for i in range(len(groups)):
+        digits = ""
+        for group in groups[i:]:
+            digits += group
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and digits[0] in "23456" and luhn_ok(digits):
+                return True
+    return False
+
+
+def _residue_secret(value: str) -> bool:
+    quoted = value[:1] in "\"'"
+    return secret_value_ok(value.strip("\"'"), quoted)
+
+
+@dataclass(frozen=True)
+class _ResidueRule:
+    """A residue pattern: `locator` (Hyperscan) reports where `pattern` may match, at the same
+    start, or anywhere within `window` characters before it."""
+
+    kind: str
+    locator: bytes
+    pattern: re.Pattern[str]
+    accept: Accept | None = None
+    window: int = 0
+
+
+_R_RULES: tuple[_ResidueRule, ...] = (
+    _ResidueRule("PRIVATE_KEY", rb"-----BEGIN", re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY")),
+    _ResidueRule("JWT", rb"eyJ[\w-]{4}", re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]{4,}")),
+    _ResidueRule(
+        "API_KEY",
+        rb"sk-ant-|sk-proj-|gh[pousr]_|github_pat_|xox[a-z]-|[rs]k_(?:live|test)_|AIza|hf_",
+        re.compile(r"(?:sk-ant-|sk-proj-|gh[pousr]_|github_pat_|xox[a-z]-|[rs]k_live_|[rs]k_test_"
+                   r"|AIza|hf_)[\w-]{10,}"),
+        _on_value(lambda v: mixed_token(v) or v.startswith(("sk-ant-", "github_pat_")))),
+    _ResidueRule("API_KEY", rb"sk-[A-Za-z0-9_-]{20}", re.compile(r"sk-[A-Za-z0-9_-]{20,}"),
+                 _both(_prev_not("_"), _on_value(mixed_token))),
+    _ResidueRule("AWS_KEY", rb"AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA",
+                 re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{12,}"),
+                 _prev_not("_")),
+    _ResidueRule("URL_CREDENTIALS", rb"://[^\s/@:]*:[^\s/@]+@",
+                 re.compile(r"://[^\s/@:]*:([^\s/@]+)@"),
+                 _on_value(lambda v: not is_placeholder(v), 1)),
+    _ResidueRule("EMAIL", rb"@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]",
+                 re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), window=256),
+    _ResidueRule("ENGINEER", rb"ENG-\d", re.compile(r"ENG-\d+"), _prev_not("_")),
+    _ResidueRule("CARD", rb"\d(?:[ -]?\d){12}", re.compile(r"\d(?:[ -]?\d){12,}(?![\w])"),
+                 _both(_prev_not("_.-"), _on_value(_residue_card))),
+    _ResidueRule("PHONE", rb"\+\d", re.compile(r"\+\d[\d ().-]{7,}\d"),
+                 _on_value(lambda v: len(_NOT_DIGIT.sub("", v)) >= 10)),
+    _ResidueRule("PHONE", rb"\(?[2-9]\d\d\)?[ .-][2-9]\d\d[ .-]\d{4}",
+                 re.compile(r"\(?[2-9]\d\d\)?[ .-][2-9]\d\d[ .-]\d{4}\b"), _prev_not("_")),
+    _ResidueRule("IPV4", rb"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d",
+                 re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)"),
+                 _both(_prev_not("_."), _on_value(
+                     lambda v: all(int(p) <= 255 for p in v.split("."))
+                     and v not in NON_ROUTABLE_IPV4))),
+    _ResidueRule("IPV6", rb"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
+                 re.compile(r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])"),
+                 _both(_prev_not("_:"), _on_value(ipv6_ok))),
+    _ResidueRule("COMMIT", rb"\b[0-9a-f]{12}",
+                 re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{12})(?![\w-])"),
+                 _both(_prev_not("_-"), _on_value(hex_mixed))),
+    _ResidueRule("COMMIT", rb"(?i)(?:commit|sha|rev|revert|cherry-pick|merge|head is now at)"
+                 rb"\W{1,3}[0-9a-f]{7}",
+                 re.compile(r"(?i:commit|sha|rev|revert|cherry-pick|merge|HEAD is now at)\W{1,3}"
+                            r"([0-9a-f]{7,40})(?![\w-])"),
+                 _on_value(hex_mixed, 1)),
+    _ResidueRule("SECRET", rb"(?i)(?:pass|pwd|secret|token|api[_-]?key|apikey|credential)\w*"
+                 rb"[\"']?\s{0,8}[:=]",
+                 re.compile(r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey"
+                            r"|credentials?)[\"']?\s{0,8}[:=]\s*(\"[^\"\n]+\"|'[^'\n]+'"
+                            r"|[^\s\"',;()\[\]{}]+)"),
+                 _on_value(_residue_secret, 1)),
+)
+
+
+@lru_cache(maxsize=64)
+def _residue_deny(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    cleaned = [unicodedata.normalize("NFC", t.strip()) for t in terms if t and t.strip()]
+    if not cleaned:
+        return None
+    alternation = "|".join(r"\s+".join(map(re.escape, t.split())) for t in cleaned)
+    return re.compile(rf"(?:{alternation})(?!\w)", re.IGNORECASE)
+
+
+class _ResidueScanner:
+    """The residue rules (and deny terms) in one Hyperscan database of their own."""
+
+    def __init__(self, terms: tuple[str, ...]) -> None:
+        deny = _residue_deny(terms)
+        self.rules: list[_ResidueRule] = list(_R_RULES)
+        if deny is not None:
+            self.rules.append(_ResidueRule("NAME", b"", deny, _prev_not("")))
+        self.db = None
+        if hyperscan is None:
+            return
+        expressions = [r.locator for r in _R_RULES]
+        flags = [hyperscan.HS_FLAG_SOM_LEFTMOST] * len(expressions)
+        owners = list(range(len(_R_RULES)))
+        for term in terms:
+            words = unicodedata.normalize("NFC", term.strip()).split()
+            if words and deny is not None:
+                expressions.append(r"\s+".join(map(re.escape, words)).encode())
+                flags.append(hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_CASELESS
+                             | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP)
+                owners.append(len(self.rules) - 1)
+        self.owners = owners
+        self.db = hyperscan.Database()
+        self.db.compile(expressions=expressions, ids=list(range(len(expressions))),
+                        elements=len(expressions), flags=flags)
+        self.scratch = _ThreadScratch(self.db)
+
+    def scan(self, texts: list[str]) -> list[list[tuple[str, str]]]:
+        if self.db is None:
+            return [self._scan_python(t) for t in texts]
+        encoded = [t.encode("utf-8") for t in texts]
+        bounds = list(accumulate((len(b) + len(_SEPARATOR) for b in encoded), initial=0))
+        reports: list[tuple[int, int]] = []
+        add = reports.append
+
+        def on_match(ident: int, start: int, _end: int, _flags: int, _ctx: object) -> None:
+            add((start, ident))
+
+        self.db.scan(_SEPARATOR.join(encoded), match_event_handler=on_match,
+                     scratch=self.scratch.get())
+        reports.sort()
+        found: list[list[tuple[str, str]]] = [[] for _ in texts]
+        seen: set[tuple[int, int, int]] = set()
+        k, offsets = 0, None
+        for start, ident in reports:
+            while start >= bounds[k + 1]:
+                k += 1
+                offsets = None
+            local = start - bounds[k]
+            text = texts[k]
+            if local >= len(encoded[k]):
+                continue
+            if not text.isascii():
+                offsets = _char_offsets(encoded[k]) if offsets is None else offsets
+                local = int(offsets[local])
+            rule_index = self.owners[ident]
+            rule = self.rules[rule_index]
+            if rule.window:
+                matches = [m for m in rule.pattern.finditer(
+                    text, max(0, local - rule.window), min(len(text), local + rule.window))
+                    if m.start() <= local < m.end()]
+            else:
+                m = rule.pattern.match(text, local)
+                matches = [m] if m is not None else []
+            for m in matches:
+                key = (k, rule_index, m.start())
+                if key not in seen and (rule.accept is None or rule.accept(text, m)):
+                    seen.add(key)
+                    found[k].append((rule.kind, m.group(0)))
+        return found
+
+    def _scan_python(self, text: str) -> list[tuple[str, str]]:
+        found = []
+        for rule in self.rules:
+            for m in rule.pattern.finditer(text):
+                if rule.accept is None or rule.accept(text, m):
+                    found.append((rule.kind, m.group(0)))
+        return found
+
+
+@lru_cache(maxsize=16)
+def _residue_scanner(terms: tuple[str, ...]) -> _ResidueScanner:
+    return _ResidueScanner(terms)
+
+
+def _scrub(text: str) -> str:
+    return unicodedata.normalize("NFC", _R_TOKEN.sub(_R_PLACEHOLDER, text))
+
+
+def find_residue_many(texts: Sequence[str | None], deny_terms: Sequence[str] = ()
+                      ) -> list[list[tuple[str, str]]]:
+    """find_residue for many texts at once (one Hyperscan pass): what a check over a table
+    calls."""
+    scanner = _residue_scanner(tuple(_clean_terms(deny_terms)))
+    present = [_scrub(t) if isinstance(t, str) and t else "" for t in texts]
+    return scanner.scan(present)
+
+
+def find_residue(text: str, deny_terms: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(kind, matched text) for anything in already-redacted text that still looks raw.
+
+    Deliberately independent of the detectors above: its own simpler, broader patterns and its
+    own Hyperscan database, so a bug in one is unlikely to be repeated in the other. Redaction
+    tokens never count. Without Hyperscan the same patterns run over the whole text.
+    """
+    if not text or not isinstance(text, str):
+        return []
+    return find_residue_many([text], deny_terms)[0]
