@@ -105,6 +105,12 @@ def hex_mixed(value: str) -> bool:
     return not value.isdigit() and not value.isalpha()
 
 
+def commit_in_context_ok(value: str) -> bool:
+    """After a commit word a short SHA may be all digits (about 0.2% of 12-hex ids are); ten or
+    more digits there are taken as a commit, fewer are more likely counts or dates."""
+    return hex_mixed(value) or (value.isdigit() and len(value) >= 10)
+
+
 def ipv6_ok(value: str) -> bool:
     """A real IPv6 address, not `std::vector`, `x[1::2]` or a MAC address."""
     groups = [g for g in value.split(":") if g]
@@ -351,7 +357,7 @@ DETECTORS: tuple[Detector, ...] = (
        rf"({_HEX}{{7,40}})(?![\w-])", 46,
        rb"(?i)\b(?:commits?|sha1?|rev|revision|reverts?|reverted|cherry-pick(?:ed)?|fixup!?|"
        rb"squash!?|merged?|parent|head\s+is\s+now\s+at|checked\s+out|bisect|bisecting|blame)"
-       rb"[\s:#=(\[/]", groups=(1,), validate=_plain(hex_mixed), canonical=_lower,
+       rb"[\s:#=(\[/]", groups=(1,), validate=_plain(commit_in_context_ok), canonical=_lower,
        triggers=["commit", "sha", "rev", "pick", "fixup", "squash", "merge", "parent", "head",
                  "checked", "bisect", "blame"], ignore_case=True),
     _d("commit_range", "COMMIT", "1",
@@ -1071,7 +1077,7 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                  rb"\W{1,3}[0-9a-f]{7}",
                  re.compile(r"(?i:commit|sha|rev|revert|cherry-pick|merge|HEAD is now at)\W{1,3}"
                             r"([0-9a-f]{7,40})(?![\w-])"),
-                 _on_value(hex_mixed, 1)),
+                 _on_value(commit_in_context_ok, 1)),
     _ResidueRule("SECRET", rb"(?i)(?:pass|pwd|secret|token|api[_-]?key|apikey|credential)\w*"
                  rb"[\"']?\s{0,8}[:=]",
                  re.compile(r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey"

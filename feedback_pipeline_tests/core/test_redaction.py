@@ -368,3 +368,12 @@ def test_threads_can_share_a_redactor():
         results = list(pool.map(lambda _: (redactor.redact_texts(texts),
                                            find_residue_many(texts[:5], DENY_TERMS)), range(8)))
     assert all(r == expected and all(f) for r, f in results)
+
+
+def test_all_digit_short_sha_after_a_commit_word_is_redacted_and_counts_stay():
+    from feedback_pipeline.core.redaction import Redactor, TokenTable, find_residue
+
+    text = "pushed commit 285891891818 at 02:14; rev 2026 touched 1234567 rows"
+    out = Redactor().redact_text(text, TokenTable())
+    assert out == "pushed commit <COMMIT_1> at 02:14; rev 2026 touched 1234567 rows"
+    assert find_residue(text) and not find_residue(out)
