@@ -11,6 +11,8 @@ substitution, so the generator can JSON-escape a template once and splice values
 
 from __future__ import annotations
 
+import random
+
 SLICES = (
     "prompt-injection",
     "flaky-test-handoff",
@@ -308,8 +310,21 @@ DETAIL_ASKS = ("Keep the answer short.", "Cite the line you rely on.",
                "Explain it for a new teammate.", "List what you would check first.")
 
 
+DETAIL_OBSERVERS = ("the on-call engineer", "a new contributor", "the release captain",
+                    "the security reviewer", "the QA lead", "the docs team", "a customer",
+                    "the data team", "the mobile team", "the SRE rotation", "the billing team",
+                    "the design reviewer")
+DETAIL_WHEN = ("this morning", "in yesterday's standup", "during the incident review",
+               "in the retro", "on the support channel", "in the weekly sync",
+               "while pairing", "in a code comment", "before the freeze", "after the demo",
+               "in the migration plan", "during triage")
+
+
 def detail_sentence(seed: int) -> str:
-    """A deterministic case detail from 32 bits of a trace's seed."""
-    pick = lambda pool, shift: pool[(seed >> shift) % len(pool)]  # noqa: E731
-    return (f"Also, {pick(DETAIL_COMPONENTS, 0)} {pick(DETAIL_SYMPTOMS, 4)} "
-            f"{pick(DETAIL_EVENTS, 8)}. {pick(DETAIL_ASKS, 12)}")
+    """A deterministic case detail from the 32-bit seed of a trace (about 2.8 million
+    combinations), so two traces share a prompt only by design."""
+    rng = random.Random(seed)
+    pick = rng.choice
+    return (f"Also, {pick(DETAIL_COMPONENTS)} {pick(DETAIL_SYMPTOMS)} "
+            f"{pick(DETAIL_EVENTS)}, as {pick(DETAIL_OBSERVERS)} noticed "
+            f"{pick(DETAIL_WHEN)}. {pick(DETAIL_ASKS)}")
