@@ -8,6 +8,7 @@ demonstration, a pointwise assessment, the adjudication queue, an incident recor
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -256,48 +257,51 @@ def _route(
     pairs, demos, points, adjudication, incidents = [], [], [], [], []
     statuses: dict[str, str] = {}
 
-    pairwise = labels[labels["task"] == "pairwise"]
-    for tid, group in pairwise.groupby("trace_id", sort=True):
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for review in labels[labels["task"] == "pairwise"].to_dict("records"):
+        by_trace.setdefault(review["trace_id"], []).append(review)
+    for tid in sorted(by_trace):
+        group = by_trace[tid]
         trace = trace_by_id[tid]
         base = {"trace_id": tid, **_provenance(trace)}
-        review_ids = ",".join(group["review_id"])
-        reviewers = ",".join(sorted(set(group["reviewer_id"])))
+        review_ids = ",".join(r["review_id"] for r in group)
+        reviewers = ",".join(sorted({r["reviewer_id"] for r in group}))
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
             incidents.append({**base, "reason": "trace recorded an unsafe effect",
                               "review_ids": review_ids, "reviewer_ids": reviewers})
-            statuses.update(dict.fromkeys(group["review_id"], INCIDENT))
+            statuses.update((r["review_id"], INCIDENT) for r in group)
             continue
-        valid = group[group["status"] != RUBRIC_CONFLICT]
-        counts = valid["outcome"].value_counts()
-        if counts.empty:
+        valid = [r for r in group if r["status"] != RUBRIC_CONFLICT]
+        counts = Counter(r["outcome"] for r in valid).most_common()
+        if not counts:
             adjudication.append({**base, "reason": "every review contradicts the rubric",
                                  "outcomes": "", "review_ids": review_ids,
                                  "reviewer_ids": reviewers})
             continue
-        top, top_n = counts.index[0], int(counts.iloc[0])
+        top, top_n = counts[0]
         if len(counts) > 1 and top_n * 2 <= len(valid):
-            detail = ", ".join(f"{k}x{v}" for k, v in counts.items())
+            detail = ", ".join(f"{k}x{v}" for k, v in counts)
             adjudication.append({**base, "reason": f"reviewers disagree ({detail})",
                                  "outcomes": detail, "review_ids": review_ids,
                                  "reviewer_ids": reviewers})
-            statuses.update(dict.fromkeys(valid["review_id"], ADJUDICATION))
+            statuses.update((r["review_id"], ADJUDICATION) for r in valid)
             continue
         if top == "BOTH_BAD":
-            reasons = [r for r in valid["reason"] if isinstance(r, str) and r]
+            reasons = [r["reason"] for r in valid if isinstance(r["reason"], str) and r["reason"]]
             incidents.append({**base, "reason": "BOTH_BAD: " + (reasons[0] if reasons else
                               "neither candidate passes safety and authorization"),
                               "review_ids": review_ids, "reviewer_ids": reviewers})
-            statuses.update(dict.fromkeys(valid["review_id"], INCIDENT))
+            statuses.update((r["review_id"], INCIDENT) for r in valid)
             continue
         if top == "TIE":
             adjudication.append({**base, "reason": "tie under every rubric criterion",
                                  "outcomes": f"TIEx{top_n}", "review_ids": review_ids,
                                  "reviewer_ids": reviewers})
-            statuses.update(dict.fromkeys(valid["review_id"], ADJUDICATION))
+            statuses.update((r["review_id"], ADJUDICATION) for r in valid)
             continue
         cands = candidates_of(trace["candidates"])
         chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
-        agreeing = valid[valid["outcome"] == top]
+        agreeing = [r for r in valid if r["outcome"] == top]
         pairs.append({
             **base,
             "prompt": trace["prompt"],
@@ -310,12 +314,12 @@ def _route(
             "rejected_model_id": rejected.get("model_id"),
             "chosen_generation": chosen.get("generation"),
             "rejected_generation": rejected.get("generation"),
-            "rubric_version": ",".join(sorted(set(agreeing["rubric_version"]))),
-            "deciding_criterion": agreeing["deciding_criterion"].iloc[0],
-            "reviewer_ids": ",".join(sorted(set(agreeing["reviewer_id"]))),
-            "review_ids": ",".join(agreeing["review_id"]),
-            "n_reviews": int(len(group)),
-            "criteria_json": json.dumps([json.loads(c) for c in agreeing["criteria_json"]]),
+            "rubric_version": ",".join(sorted({r["rubric_version"] for r in agreeing})),
+            "deciding_criterion": agreeing[0]["deciding_criterion"],
+            "reviewer_ids": ",".join(sorted({r["reviewer_id"] for r in agreeing})),
+            "review_ids": ",".join(r["review_id"] for r in agreeing),
+            "n_reviews": len(group),
+            "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in agreeing]),
         })
 
     for review in labels[labels["task"] == "demonstration"].to_dict("records"):

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from feedback_pipeline.core.contract import TRACE_SCHEMA, candidates_of
 from feedback_pipeline.core.fingerprint import fingerprints
-from feedback_pipeline.core.redaction import Redactor, find_residue
+from feedback_pipeline.core.redaction import Redactor, find_residue_many
 from feedback_pipeline.core.vault import (
     SEALED_SCHEMA,
     corpus_token_key,
@@ -40,15 +40,19 @@ def row_texts(row: dict) -> Iterable[str]:
 def residue_ids(
     rows: Iterable[dict], text_of: callable, deny_terms: Sequence[str], id_field: str = "trace_id"
 ) -> tuple[list[str], dict[str, int]]:
-    """Ids of rows whose text still holds something that looks raw, and the kinds found."""
-    offending, kinds = [], {}
+    """Ids of rows whose text still holds something that looks raw, and the kinds found
+    (one batched pass of the independent residue scanner over every text of the rows)."""
+    owners, texts = [], []
     for row in rows:
-        found = [kind for text in text_of(row) for kind, _ in find_residue(text, deny_terms)]
-        if found:
-            offending.append(str(row[id_field]))
-            for kind in found:
-                kinds[kind] = kinds.get(kind, 0) + 1
-    return offending, kinds
+        for text in text_of(row):
+            owners.append(row[id_field])
+            texts.append(text)
+    offending, kinds = {}, {}
+    for owner, found in zip(owners, find_residue_many(texts, deny_terms), strict=True):
+        for kind, _ in found:
+            offending[str(owner)] = True
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return list(offending), kinds
 
 
 def residue_check_result(

@@ -33,7 +33,7 @@ from feedback_pipeline.core.manifest import (
     next_version,
     promotion_reasons,
 )
-from feedback_pipeline.core.redaction import find_residue
+from feedback_pipeline.core.redaction import find_residue_many
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
@@ -137,24 +137,28 @@ def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def residue_gate(lanes: dict[str, pd.DataFrame], tasks: pd.DataFrame,
                  deny_terms: list[str]) -> Gate:
-    offending = set()
-    text_columns = {"preference": ["prompt", "chosen", "rejected"],
-                    "unpaired": ["prompt", "completion"]}
-    for lane, columns in text_columns.items():
-        frame = lanes[lane]
+    owners: list[str] = []
+    texts: list[str] = []
+
+    def add(ids: pd.Series, values: pd.Series) -> None:
+        for tid, text in zip(ids, values, strict=True):
+            if isinstance(text, str):
+                owners.append(tid)
+                texts.append(text)
+
+    for lane, columns in {"preference": ["prompt", "chosen", "rejected"],
+                          "unpaired": ["prompt", "completion"]}.items():
         for column in columns:
-            for tid, text in zip(frame["trace_id"], frame[column], strict=True):
-                if isinstance(text, str) and find_residue(text, deny_terms):
-                    offending.add(tid)
+            add(lanes[lane]["trace_id"], lanes[lane][column])
     for tid, messages in zip(lanes["sft"]["trace_id"], lanes["sft"]["messages"], strict=True):
-        if any(find_residue(m["content"], deny_terms) for m in messages):
-            offending.add(tid)
+        for message in messages:
+            owners.append(tid)
+            texts.append(message["content"])
     if not tasks.empty:
         for column in ("prompt", "context", "candidate_a", "candidate_b", "approved_answer"):
-            for tid, text in zip(tasks["trace_id"], tasks[column], strict=True):
-                if isinstance(text, str) and find_residue(text, deny_terms):
-                    offending.add(tid)
-    ids = sorted(offending)
+            add(tasks["trace_id"], tasks[column])
+    found = find_residue_many(texts, deny_terms)
+    ids = sorted({owner for owner, hits in zip(owners, found, strict=True) if hits})
     return Gate("redaction_residue", not ids, len(ids),
                 "independent residue scan over every training file and review task",
                 offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
