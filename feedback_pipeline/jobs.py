@@ -1,7 +1,15 @@
-"""The jobs users launch: the daily data pipeline, the judge calibration, the release."""
+"""The jobs users launch: the daily data pipeline, the judge calibration, the release, and the
+checks-only audit.
+
+The per-day jobs run each step in its own process (multiprocess executor); a backfill runs one
+such run per day, as many at once as the run queue (dagster.yaml) or `max_parallel_partitions`
+(policy.yaml, for `python -m feedback_pipeline.automation.backfill`) allows. Two runs of
+different days never write the same file: every table write replaces one partition atomically.
+"""
 
 import dagster as dg
 
+from feedback_pipeline.automation.checks import AUDIT_CHECKS
 from feedback_pipeline.partitions import daily_partitions
 
 DAILY_ASSETS = [
@@ -11,25 +19,55 @@ DAILY_ASSETS = [
     "agreement_report", "selected_batch",
 ]
 JUDGE_ASSETS = ["judge_calibration", "judge_quarantine", "judge_accepted_labels"]
-RELEASE_ASSETS = ["frozen_evaluation_set", "dataset_manifest", "dataset_release"]
+RELEASE_ASSETS = ["frozen_evaluation_set", "selection_experiment_report", "dataset_manifest",
+                  "dataset_release"]
+PRELOADED_MODULES = ["feedback_pipeline.definitions"]
+AUDIT_SELECTION = dg.AssetSelection.checks(*(key for check in AUDIT_CHECKS
+                                             for key in check.check_keys))
+
+
+def _forkserver_config(config: dict) -> dict:
+    """One process per step, forked from a server that has already imported the stages: a step
+    starts in well under a second instead of re-importing pandas, pyarrow and dagster."""
+    return {"max_concurrent": config["max_concurrent"],
+            "start_method": {"forkserver": {"preload_modules": PRELOADED_MODULES}}}
+
+
+stage_executor = dg.multiprocess_executor.configured(
+    _forkserver_config,
+    config_schema={"max_concurrent": dg.Field(int, default_value=0, description=(
+        "Steps of one run at once; 0 means one per CPU."))},
+    name="stage_multiprocess",
+)
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.assets(*DAILY_ASSETS),
+    selection=dg.AssetSelection.assets(*DAILY_ASSETS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
+    executor_def=stage_executor,
     description="Every per-day stage for one UTC day: ingest through selection.",
 )
 
 judge_job = dg.define_asset_job(
     "judge_calibration_job",
-    selection=dg.AssetSelection.assets(*JUDGE_ASSETS),
+    selection=dg.AssetSelection.assets(*JUDGE_ASSETS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
+    executor_def=stage_executor,
     description="Calibrates the LLM judge for one day; kept apart so a biased judge never "
                 "blocks the data pipeline.",
 )
 
 release_job = dg.define_asset_job(
     "release",
-    selection=dg.AssetSelection.assets(*RELEASE_ASSETS),
+    selection=dg.AssetSelection.assets(*RELEASE_ASSETS) - AUDIT_SELECTION,
     description="Builds the release candidate for a window, runs every gate, promotes.",
 )
+
+gate_audit_job = dg.define_asset_job(
+    "gate_audit",
+    selection=AUDIT_SELECTION,
+    description="Checks only: re-scans stored tables for residue and re-verifies the latest "
+                "release; materializes nothing.",
+)
+
+ALL_JOBS = [daily_pipeline_job, judge_job, release_job, gate_audit_job]

@@ -1,16 +1,264 @@
-"""Sensors: alert when a run fails (blocking gates fail runs)."""
+"""Sensors: run a day when its landing files change; page when a check or a run fails.
+
+- `landing_sensor` fingerprints every trace and review file (name, mtime, size). A day whose
+  fingerprints differ from the cursor gets one `daily_pipeline` run for its partition; the cursor
+  then holds the new fingerprints, so an unchanged file never starts a second run.
+- `check_failure_alert` reads asset-check executions from the event log (blocking gates and
+  warnings alike) newer than its cursor and sends each failure to the configured sinks.
+- `run_failure_alert` sends every failed run of this code location to the same sinks.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
+
+from feedback_pipeline.automation.alerts import (
+    Alert,
+    alert_settings,
+    check_alert,
+    dispatch,
+    run_failure_alert,
+)
+from feedback_pipeline.jobs import daily_pipeline_job
+from feedback_pipeline.partitions import daily_partitions
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.storage import Storage
+
+WATCHED_KINDS = ("traces", "reviews")
+WATCHED_SUFFIXES = (".jsonl", ".jsonl.gz", ".json")
+CHECK_HISTORY_LIMIT = 200
+TRIGGER_TAG = "feedback/trigger"
+
+Fingerprints = dict[str, list[int]]
 
 
-@dg.run_failure_sensor(name="run_failure_alert", minimum_interval_seconds=30)
-def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
-    """Logs every failed run with its job and reason (no record text reaches the message)."""
-    context.log.error(
-        f"run {context.dagster_run.run_id} of {context.dagster_run.job_name} failed: "
-        f"{context.failure_event.message}"
+# ---- landing ------------------------------------------------------------------------------
+def landing_fingerprints(storage: Storage) -> Fingerprints:
+    """`<kind>/<day>/<file>` -> [mtime_ns, size] for every watched landing file."""
+    found: Fingerprints = {}
+    for kind in WATCHED_KINDS:
+        for day in storage.landing_days(kind):
+            for path in storage.landing_files(kind, day, WATCHED_SUFFIXES):
+                stat = path.stat()
+                found[f"{kind}/{day}/{path.name}"] = [stat.st_mtime_ns, stat.st_size]
+    return found
+
+
+def day_of(file_key: str) -> str:
+    return file_key.split("/", 2)[1]
+
+
+def changed_days(previous: Fingerprints, current: Fingerprints) -> dict[str, list[str]]:
+    """Day -> the file keys that are new, changed or gone since `previous`."""
+    changed: dict[str, list[str]] = {}
+    for key in sorted(set(previous) | set(current)):
+        if previous.get(key) != current.get(key):
+            changed.setdefault(day_of(key), []).append(key)
+    return changed
+
+
+def day_digest(fingerprints: Fingerprints, day: str) -> str:
+    """A short stable digest of one day's files: the run key, so a day runs once per state."""
+    items = sorted((k, v) for k, v in fingerprints.items() if day_of(k) == day)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def parse_cursor(cursor: str | None) -> Fingerprints:
+    if not cursor:
+        return {}
+    try:
+        loaded = json.loads(cursor)
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): list(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+@dataclass(frozen=True)
+class LandingDecision:
+    """What one landing-sensor tick asks for, and the cursor to store after it."""
+
+    requests: list[dg.RunRequest]
+    cursor: Fingerprints
+    waiting: list[str]
+
+
+def decide_landing(previous: Fingerprints, current: Fingerprints,
+                   has_partition: Callable[[str], bool] = daily_partitions.has_partition_key,
+                   ) -> LandingDecision:
+    """One run per changed day that has traces and is already a partition.
+
+    A day that is not yet a partition (today's, still landing) or has reviews but no trace files
+    keeps its old fingerprints in the cursor, so it is picked up on a later tick. A day whose
+    trace files were removed (raw retention) is forgotten without a run.
+    """
+    requests, waiting = [], []
+    cursor = dict(previous)
+    trace_days = {day_of(k) for k in current if k.startswith("traces/")}
+    for day, files in changed_days(previous, current).items():
+        if day not in trace_days and not any(key in current for key in files):
+            for key in files:
+                cursor.pop(key, None)
+            continue
+        if day not in trace_days or not has_partition(day):
+            waiting.append(day)
+            continue
+        for key in files:
+            if key in current:
+                cursor[key] = current[key]
+            else:
+                cursor.pop(key, None)
+        requests.append(dg.RunRequest(
+            run_key=f"landing:{day}:{day_digest(current, day)}",
+            partition_key=day,
+            tags={TRIGGER_TAG: "landing_sensor", "feedback/changed_files": str(len(files))},
+        ))
+    return LandingDecision(requests, cursor, waiting)
+
+
+@dg.sensor(
+    name="landing_sensor",
+    job=daily_pipeline_job,
+    minimum_interval_seconds=60,
+    description="Starts daily_pipeline for each day whose trace or review files are new or "
+                "changed (cursor: file -> mtime and size).",
+)
+def landing_sensor(context: dg.SensorEvaluationContext,
+                   pipeline: PipelineResource) -> dg.SensorResult:
+    previous = parse_cursor(context.cursor)
+    decision = decide_landing(previous, landing_fingerprints(pipeline.storage))
+    if decision.waiting:
+        context.log.info(f"waiting for day(s) not yet runnable: {', '.join(decision.waiting)}")
+    return dg.SensorResult(
+        run_requests=decision.requests,
+        cursor=json.dumps(decision.cursor, sort_keys=True),
+        skip_reason=None if decision.requests else "no new or changed landing files",
     )
 
 
+# ---- failed checks ------------------------------------------------------------------------
+def plain_metadata(metadata: Mapping[str, object]) -> dict[str, object]:
+    """Metadata values unwrapped to plain Python (text, numbers, booleans)."""
+    return {k: getattr(v, "value", v) for k, v in metadata.items()}
+
+
+def parse_check_cursor(cursor: str | None) -> tuple[int, set[int]]:
+    """(watermark, alerted ids above it): every execution at or below the watermark is done."""
+    if not cursor:
+        return 0, set()
+    try:
+        loaded = json.loads(cursor)
+        return int(loaded.get("watermark", 0)), {int(i) for i in loaded.get("alerted", [])}
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 0, set()
+
+
+def new_check_records(instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey],
+                      watermark: int) -> list[AssetCheckExecutionRecord]:
+    """Every execution of these checks newer than `watermark`, oldest first (paged)."""
+    records = []
+    for key in check_keys:
+        before = None
+        while True:
+            page = instance.event_log_storage.get_asset_check_execution_history(
+                key, limit=CHECK_HISTORY_LIMIT, cursor=before)
+            fresh = [r for r in page if r.id > watermark]
+            records += fresh
+            if len(page) < CHECK_HISTORY_LIMIT or len(fresh) < len(page):
+                break
+            before = page[-1].id
+    return sorted(records, key=lambda r: r.id)
+
+
+def alert_for_record(record: AssetCheckExecutionRecord, run: dg.DagsterRun | None) -> Alert:
+    evaluation = record.event.dagster_event.event_specific_data
+    return check_alert(
+        check_name=record.key.name,
+        asset=record.key.asset_key.to_user_string(),
+        partition=record.partition or (run.tags.get("dagster/partition") if run else None),
+        severity=evaluation.severity.value,
+        blocking=evaluation.blocking,
+        metadata=plain_metadata(evaluation.metadata),
+        run_id=record.run_id,
+        job_name=run.job_name if run else None,
+        source_id=f"check-execution:{record.id}",
+    )
+
+
+def failed_check_alerts(instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey],
+                        cursor: str | None) -> tuple[list[Alert], str]:
+    """Alerts for check failures not yet alerted, and the next cursor.
+
+    An execution still PLANNED (its run is going) holds the watermark back so that its result
+    is read on a later tick; one whose run has finished without a result never will resolve.
+    """
+    watermark, alerted = parse_check_cursor(cursor)
+    alerts, pending = [], []
+    runs: dict[str, dg.DagsterRun | None] = {}
+    seen = watermark
+    for record in new_check_records(instance, check_keys, watermark):
+        seen = max(seen, record.id)
+        if record.run_id not in runs:
+            runs[record.run_id] = instance.get_run_by_id(record.run_id)
+        run = runs[record.run_id]
+        if record.status == AssetCheckExecutionRecordStatus.PLANNED:
+            if run is not None and not run.is_finished:
+                pending.append(record.id)
+            continue
+        if record.status == AssetCheckExecutionRecordStatus.FAILED and record.id not in alerted:
+            alerts.append(alert_for_record(record, run))
+            alerted.add(record.id)
+    new_watermark = min(pending) - 1 if pending else seen
+    cursor_out = json.dumps({"watermark": new_watermark,
+                             "alerted": sorted(i for i in alerted if i > new_watermark)})
+    return alerts, cursor_out
+
+
+@dg.sensor(
+    name="check_failure_alert",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends every failed asset check (blocking gates and warnings) to the alert "
+                "sinks named in policy.yaml; cursor: the last check execution read.",
+)
+def check_failure_alert(context: dg.SensorEvaluationContext,
+                        pipeline: PipelineResource) -> dg.SkipReason | None:
+    check_keys = context.repository_def.asset_graph.asset_check_keys
+    alerts, cursor = failed_check_alerts(context.instance, check_keys, context.cursor)
+    if alerts:
+        dispatch(alerts, alert_settings(pipeline.policy), pipeline.storage, context.log)
+    context.update_cursor(cursor)
+    if not alerts:
+        return dg.SkipReason("no new failed checks")
+    return None
+
+
+# ---- failed runs --------------------------------------------------------------------------
+@dg.run_failure_sensor(
+    name="run_failure_alert",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends every failed run (a blocking gate fails its run) to the alert sinks.",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
+                             pipeline: PipelineResource) -> None:
+    run = context.dagster_run
+    step_failures = context.get_step_failure_events()
+    errors = [(error.cls_name, error.message) for e in step_failures
+              if (error := getattr(e.event_specific_data, "error", None)) is not None]
+    alert = run_failure_alert(
+        job_name=run.job_name, run_id=run.run_id, partition=run.tags.get("dagster/partition"),
+        failed_steps=[e.step_key for e in step_failures if e.step_key],
+        errors=errors or [(None, context.failure_event.message or "")],
+    )
+    dispatch([alert], alert_settings(pipeline.policy), pipeline.storage, context.log)
+
+
 def all_sensors() -> list:
-    return [run_failure_alert]
+    return [landing_sensor, check_failure_alert, run_failure_alert_sensor]

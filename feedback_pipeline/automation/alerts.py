@@ -1,0 +1,275 @@
+"""Alerts: what a failed gate or run tells the people on call, and where it is sent.
+
+An alert names the check, the asset, the partition, the rule and the offending ids, and carries
+counts and figures, never record text: every free-text field is passed through the independent
+residue scan and cut short before it leaves. Sinks are chosen in `policy.yaml`:
+
+```yaml
+alerts:
+  sinks: [log, jsonl, webhook]          # default: log and jsonl, plus webhook when a URL is set
+  jsonl_path: restricted/alerts/alerts.jsonl   # relative to the data root, or absolute
+  webhook_url: https://hooks.example/...       # better: FEEDBACK_ALERT_WEBHOOK_URL
+  webhook_timeout_seconds: 5
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from feedback_pipeline.core.redaction import find_residue
+from feedback_pipeline.settings import ConfigError, Policy
+from feedback_pipeline.storage import RESTRICTED, Storage
+
+SINKS = ("log", "jsonl", "webhook")
+WEBHOOK_ENV = "FEEDBACK_ALERT_WEBHOOK_URL"
+DEFAULT_JSONL_PATH = f"{RESTRICTED}/alerts/alerts.jsonl"
+MAX_TEXT = 240
+MAX_IDS = 25
+SAFE_ID = re.compile(r"^[\w.:/+-]{1,100}$")
+MORE_IDS = re.compile(r"\(\+(\d+) more\)\s*$")
+SAFE_ERROR_CLASSES = frozenset({"DagsterAssetCheckFailedError", "Failure", "ConfigError",
+                                "ReleaseExistsError"})
+ERROR_PREFIX = re.compile(r"^\s*(?:[\w]+\.)+(?=\w+(?:Error|Exception|Failure)\b)")
+
+
+class AlertLog(Protocol):
+    def error(self, msg: str) -> Any: ...
+    def warning(self, msg: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go; read from the `alerts:` key of policy.yaml and the environment."""
+
+    sinks: tuple[str, ...] = ("log", "jsonl")
+    jsonl_path: str = DEFAULT_JSONL_PATH
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = 5.0
+
+    def jsonl_file(self, storage: Storage) -> Path:
+        path = Path(self.jsonl_path)
+        return path if path.is_absolute() else storage.root / path
+
+
+def alert_settings(policy: Policy, environ: Mapping[str, str] | None = None) -> AlertSettings:
+    """Parse `alerts:` from the policy; the webhook URL may come from FEEDBACK_ALERT_WEBHOOK_URL
+    so that a secret URL never sits in a versioned config file."""
+    environ = os.environ if environ is None else environ
+    raw = policy.extra.get("alerts") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("policy.yaml: 'alerts' must be a mapping")
+    url = environ.get(WEBHOOK_ENV) or raw.get("webhook_url") or None
+    sinks = raw.get("sinks")
+    if sinks is None:
+        sinks = ["log", "jsonl"] + (["webhook"] if url else [])
+    if isinstance(sinks, str):
+        sinks = [sinks]
+    unknown = [s for s in sinks if s not in SINKS]
+    if unknown:
+        raise ConfigError(f"policy.yaml: alerts.sinks has unknown sink(s) {unknown}; "
+                          f"expected some of {list(SINKS)}")
+    try:
+        timeout = float(raw.get("webhook_timeout_seconds", 5.0))
+    except (TypeError, ValueError) as err:
+        raise ConfigError("policy.yaml: alerts.webhook_timeout_seconds must be a number") from err
+    return AlertSettings(sinks=tuple(dict.fromkeys(sinks)),
+                         jsonl_path=str(raw.get("jsonl_path") or DEFAULT_JSONL_PATH),
+                         webhook_url=url, webhook_timeout_seconds=timeout)
+
+
+def scrub(text: object, limit: int = MAX_TEXT) -> str | None:
+    """Free text made safe to page with: anything that still looks raw becomes <KIND>."""
+    if text is None:
+        return None
+    value = " ".join(str(text).split())
+    for kind, matched in sorted(find_residue(value), key=lambda m: -len(m[1])):
+        value = value.replace(matched, f"<{kind}>")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def safe_ids(ids: Sequence[str] | str | None) -> tuple[list[str], int]:
+    """Offending ids fit to show (id-shaped and residue-free), and how many there were.
+
+    Accepts a list or the `a, b (+N more)` text the stages put in check metadata.
+    """
+    if ids is None:
+        return [], 0
+    extra = 0
+    if isinstance(ids, str):
+        more = MORE_IDS.search(ids)
+        if more:
+            extra = int(more.group(1))
+            ids = ids[: more.start()]
+        ids = [part.strip() for part in ids.split(",")]
+    cleaned = [i for i in (str(x).strip() for x in ids) if i and i.lower() != "none"]
+    total = len(cleaned) + extra
+    shown = [i if SAFE_ID.match(i) and not find_residue(i) else "<withheld-id>"
+             for i in cleaned[:MAX_IDS]]
+    return shown, total
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One page: a failed check evaluation (`check_failed`) or a failed run (`run_failed`)."""
+
+    kind: str
+    check_name: str | None = None
+    asset: str | None = None
+    partition: str | None = None
+    severity: str = "ERROR"
+    blocking: bool | None = None
+    rule: str | None = None
+    reason: str | None = None
+    offending_ids: list[str] = field(default_factory=list)
+    offending_count: int = 0
+    figures: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    job_name: str | None = None
+    source_id: str | None = None
+    created_at: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def title(self) -> str:
+        where = f"{self.asset}" + (f" [{self.partition}]" if self.partition else "")
+        if self.kind == "check_failed":
+            gate = "blocking gate" if self.blocking else "check"
+            return f"{gate} {self.check_name} failed on {where}"
+        part = f" [{self.partition}]" if self.partition else ""
+        return f"run of {self.job_name}{part} failed"
+
+    def text(self) -> str:
+        """The Slack-compatible message body: names, ids and figures only."""
+        lines = [f"[{self.severity}] feedback-pipeline: {self.title}"]
+        if self.rule:
+            lines.append(f"rule: {self.rule}")
+        if self.reason:
+            lines.append(f"reason: {self.reason}")
+        if self.offending_count:
+            shown = ", ".join(self.offending_ids)
+            hidden = self.offending_count - len(self.offending_ids)
+            label = "failed steps" if self.kind == "run_failed" else "offending ids"
+            lines.append(f"{label} ({self.offending_count}): {shown}"
+                         + (f" (+{hidden} more)" if hidden > 0 else ""))
+        if self.figures:
+            lines.append("figures: " + ", ".join(f"{k}={v:g}" for k, v in self.figures.items()))
+        if self.run_id:
+            lines.append(f"run: {self.run_id}" + (f" ({self.job_name})" if self.job_name else ""))
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "title": self.title}
+
+
+def as_number(value: object) -> float | None:
+    """A figure worth showing: a number, or text that is exactly a number (JSON metadata)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def check_alert(*, check_name: str, asset: str, partition: str | None, severity: str, blocking: bool | None, metadata: Mapping[str, Any],
+                run_id: str | None, job_name: str | None, source_id: str | None) -> Alert:
+    """An alert from one failed check evaluation's plain values (metadata unwrapped)."""
+    ids: list[str] = []
+    total = 0
+    for key, value in metadata.items():
+        if key.endswith("_ids") and isinstance(value, str | list | tuple):
+            shown, count = safe_ids(value)
+            ids += shown
+            total += count
+    figures = {k: number for k, v in metadata.items() if (number := as_number(v)) is not None}
+    return Alert(
+        kind="check_failed",
+        check_name=check_name, asset=asset, partition=partition,
+        severity=severity, blocking=blocking,
+        rule=scrub(metadata.get("rule")),
+        reason=scrub(metadata.get("reason")),
+        offending_ids=ids, offending_count=total, figures=figures,
+        run_id=run_id, job_name=job_name, source_id=source_id,
+    )
+
+
+def error_reason(cls_name: str | None, message: str) -> str | None:
+    """What a run failure may say: the message of errors our own code words (gate failures,
+    config errors, `dg.Failure`), scrubbed; for anything else only the error's class, since an
+    arbitrary exception may quote the data it choked on."""
+    if cls_name is None or cls_name in SAFE_ERROR_CLASSES:
+        return scrub(ERROR_PREFIX.sub("", message), 200)
+    return f"{cls_name} (message withheld; see the run's logs)"
+
+
+def run_failure_alert(*, job_name: str, run_id: str, partition: str | None,
+                      failed_steps: Sequence[str],
+                      errors: Sequence[tuple[str | None, str]]) -> Alert:
+    """An alert for a failed run: its job, partition, failed steps and their errors.
+
+    `errors` holds (error class name or None for Dagster's own run message, message)."""
+    reasons = [r for r in (error_reason(cls, msg) for cls, msg in errors) if r]
+    return Alert(kind="run_failed", job_name=job_name, run_id=run_id, partition=partition,
+                 severity="ERROR", rule="a run of a production job must succeed",
+                 reason="; ".join(dict.fromkeys(reasons)) or None,
+                 offending_ids=list(failed_steps)[:MAX_IDS], offending_count=len(failed_steps),
+                 source_id=f"run:{run_id}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    sink: str
+    ok: bool
+    detail: str = ""
+
+
+def post_webhook(url: str, alert: Alert, timeout: float) -> Delivery:
+    """JSON POST with a Slack-compatible body: {"text": ...}."""
+    body = json.dumps({"text": alert.text()}).encode("utf-8")
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Delivery("webhook", 200 <= response.status < 300, f"HTTP {response.status}")
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        return Delivery("webhook", False, type(err).__name__)
+
+
+def dispatch(alerts: Sequence[Alert], settings: AlertSettings, storage: Storage,
+             log: AlertLog | None = None) -> list[Delivery]:
+    """Send every alert to every configured sink; a sink that fails is reported, not raised,
+    so one broken webhook never silences the others."""
+    deliveries: list[Delivery] = []
+    for alert in alerts:
+        for sink in settings.sinks:
+            if sink == "log" and log is not None:
+                (log.error if alert.severity == "ERROR" else log.warning)(alert.text())
+                deliveries.append(Delivery("log", True))
+            elif sink == "jsonl":
+                path = settings.jsonl_file(storage)
+                storage.append_line(path, json.dumps(alert.to_json(), sort_keys=True))
+                deliveries.append(Delivery("jsonl", True, storage.relative(path)))
+            elif sink == "webhook":
+                if not settings.webhook_url:
+                    deliveries.append(Delivery("webhook", False, f"no URL ({WEBHOOK_ENV})"))
+                    continue
+                deliveries.append(post_webhook(settings.webhook_url, alert,
+                                               settings.webhook_timeout_seconds))
+    if log is not None:
+        for failed in (d for d in deliveries if not d.ok):
+            log.warning(f"alert sink {failed.sink} failed: {failed.detail}")
+    return deliveries

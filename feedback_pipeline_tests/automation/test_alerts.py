@@ -1,0 +1,121 @@
+"""Alert settings, scrubbing, and a failed gate paged to a real webhook on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from feedback_pipeline.automation.alerts import (
+    WEBHOOK_ENV,
+    Alert,
+    alert_settings,
+    check_alert,
+    run_failure_alert,
+    safe_ids,
+    scrub,
+)
+from feedback_pipeline.automation.sensors import check_failure_alert
+from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.settings import ConfigError, Policy
+from feedback_pipeline_tests.automation.conftest import set_policy
+from feedback_pipeline_tests.stages.test_pipeline import raw_identifiers
+
+
+def test_sinks_come_from_the_policy_and_the_url_from_the_environment():
+    assert alert_settings(Policy(), environ={}).sinks == ("log", "jsonl")
+    with_url = alert_settings(Policy(), environ={WEBHOOK_ENV: "http://127.0.0.1:1/x"})
+    assert with_url.sinks == ("log", "jsonl", "webhook")
+    assert with_url.webhook_url == "http://127.0.0.1:1/x"
+    chosen = Policy(extra={"alerts": {"sinks": ["webhook"], "webhook_url": "http://a/b",
+                                      "jsonl_path": "/var/alerts.jsonl"}})
+    settings = alert_settings(chosen, environ={})
+    assert settings.sinks == ("webhook",) and settings.webhook_url == "http://a/b"
+    assert settings.jsonl_path == "/var/alerts.jsonl"
+    assert alert_settings(chosen, environ={WEBHOOK_ENV: "http://env/c"}).webhook_url == \
+        "http://env/c"
+    with pytest.raises(ConfigError, match="pager"):
+        alert_settings(Policy(extra={"alerts": {"sinks": ["log", "pager"]}}), environ={})
+
+
+def test_scrub_and_ids_keep_names_and_figures_but_no_raw_values():
+    assert scrub("cohens_kappa 0.512 < gate 0.99") == "cohens_kappa 0.512 < gate 0.99"
+    cleaned = scrub("mail jane.doe@example.com about ENG-123456 at commit 3f9a2b7c1d4e")
+    assert "jane.doe" not in cleaned and "ENG-123456" not in cleaned
+    assert "3f9a2b7c1d4e" not in cleaned
+    assert len(scrub("x " * 500)) <= 240
+    shown, total = safe_ids("tr-1, tr-2, bob@example.com (+7 more)")
+    assert shown == ["tr-1", "tr-2", "<withheld-id>"] and total == 10
+
+
+def test_a_check_alert_names_check_asset_partition_rule_and_ids():
+    alert = check_alert(
+        check_name="no_redaction_residue", asset="redacted_traces", partition="2026-05-02",
+        severity="ERROR", blocking=True,
+        metadata={"rule": "independent residue scan finds nothing raw", "offending_rows": 2,
+                  "offending_ids": "tr-9, tr-12", "kinds": "| EMAIL | 2 |"},
+        run_id="r1", job_name="daily_pipeline", source_id="check-execution:7")
+    text = alert.text()
+    for part in ("no_redaction_residue", "redacted_traces", "2026-05-02", "tr-9, tr-12",
+                 "independent residue scan", "offending_rows=2", "blocking gate"):
+        assert part in text
+    assert "EMAIL |" not in text
+    assert Alert(**{k: v for k, v in alert.to_json().items() if k != "title"}) == alert
+
+
+def test_a_run_failure_withholds_messages_of_unknown_errors():
+    alert = run_failure_alert(
+        job_name="daily_pipeline", run_id="r2", partition="2026-05-01",
+        failed_steps=["redacted_traces"],
+        errors=[("ValueError", "could not parse 'alice@example.com wrote this prompt'"),
+                ("Failure", "promotion refused: agreement below gate")])
+    assert "alice" not in alert.text() and "wrote this prompt" not in alert.text()
+    assert "ValueError (message withheld" in alert.text()
+    assert "promotion refused: agreement below gate" in alert.text()
+    assert "failed steps (1): redacted_traces" in alert.text()
+
+
+def test_failed_gate_reaches_the_webhook_once_without_raw_text(failed_gate, webhook,
+                                                               tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    """A gate fails on a real instance; the alert sensor posts it to a loopback webhook."""
+    policy_file = failed_gate.root / "config" / "policy.yaml"
+    original = policy_file.read_text()
+    set_policy(failed_gate.root, alerts={"sinks": ["webhook", "jsonl"],
+                                         "jsonl_path": str(tmp_path / "alerts.jsonl")})
+    monkeypatch.setenv(WEBHOOK_ENV, webhook.url)
+    try:
+        posted_once_and_only_once(failed_gate, webhook, tmp_path)
+    finally:
+        policy_file.write_text(original)
+
+
+def posted_once_and_only_once(failed_gate, webhook, tmp_path: Path) -> None:
+    with dg.build_sensor_context(
+            instance=failed_gate.instance, cursor=None, definitions=failed_gate.defs,
+            resources={"pipeline": PipelineResource(data_root=str(failed_gate.root))}) as context:
+        check_failure_alert(context)
+        cursor = context.cursor
+
+    agreement = [b for b in webhook.bodies if "gate agreement_gate failed" in b["text"]]
+    assert len(agreement) == 1, [b["text"] for b in webhook.bodies]
+    body = agreement[0]
+    assert set(body) == {"text"}
+    assert "dataset_manifest" in body["text"] and "blocking gate" in body["text"]
+    assert "rule: cohens_kappa (point) >= 0.99" in body["text"]
+    raw = raw_identifiers(failed_gate.root)
+    assert raw
+    for posted in webhook.bodies:
+        leaked = [value for value in raw if value in json.dumps(posted)]
+        assert not leaked
+    jsonl = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert len(jsonl) == len(webhook.bodies)
+
+    posted = len(webhook.bodies)
+    with dg.build_sensor_context(
+            instance=failed_gate.instance, cursor=cursor, definitions=failed_gate.defs,
+            resources={"pipeline": PipelineResource(data_root=str(failed_gate.root))}) as context:
+        check_failure_alert(context)
+    assert len(webhook.bodies) == posted
