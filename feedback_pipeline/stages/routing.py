@@ -6,13 +6,14 @@ training queue, whatever its trace says.
 
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from feedback_pipeline.core.routing import DESTINATIONS, route
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import WAREHOUSE_IO, counts_table
-from feedback_pipeline.storage import PartitionBatches
+from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
 
 ROUTING_COLUMNS = ["trace_id", "slice", "reserved_for_evaluation", "unsafe_effect",
                    "candidates", "approved_answer"]
@@ -22,16 +23,50 @@ ROUTING_COLUMNS = ["trace_id", "slice", "reserved_for_evaluation", "unsafe_effec
     io_manager_key=WAREHOUSE_IO,
     group_name="evaluation",
     kinds={"parquet"},
-    description="The reserved evaluation ids of the policy's frozen set (append-only config).",
+    description="Every reserved evaluation id of the policy's frozen set, its content "
+                "fingerprint and when it was reserved. A set version is append-only.",
 )
-def frozen_evaluation_set(pipeline: PipelineResource) -> dg.Output[pd.DataFrame]:
+def frozen_evaluation_set(context: dg.AssetExecutionContext,
+                          pipeline: PipelineResource) -> dg.Output[pd.DataFrame]:
+    storage = pipeline.storage
     frozen = pipeline.frozen_set()
-    table = pd.DataFrame({
-        "set_id": frozen.set_id,
-        "trace_id": list(frozen.ids),
-        "reserved_at": frozen.reserved_at,
-    })
-    return dg.Output(table, metadata={"dagster/row_count": len(table), "set_id": frozen.set_id})
+    previous = (storage.read_table(WAREHOUSE, "frozen_evaluation_set", None).to_pandas()
+                if storage.has_table(WAREHOUSE, "frozen_evaluation_set", None) else None)
+    table = reserve(frozen.set_id, list(frozen.ids), frozen.reserved_at, previous)
+    table["prompt_fingerprint"] = table["trace_id"].map(
+        fingerprints_of(storage, list(frozen.ids)))
+    return dg.Output(table, metadata={
+        "dagster/row_count": len(table), "set_id": frozen.set_id,
+        "with_fingerprint": int(table["prompt_fingerprint"].notna().sum())})
+
+
+def reserve(set_id: str, ids: list[str], reserved_at: str,
+            previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The set's rows; ids already reserved keep their date; removing an id is refused."""
+    known: dict[str, str] = {}
+    if previous is not None and len(previous):
+        same = previous[previous["set_id"] == set_id]
+        known = dict(zip(same["trace_id"], same["reserved_at"], strict=True))
+        removed = sorted(set(known) - set(ids))
+        if removed:
+            raise dg.Failure(description=(
+                f"frozen set {set_id} is append-only, but {len(removed)} id(s) were removed "
+                f"from its config ({', '.join(removed[:20])}); publish a new set version "
+                "instead of editing this one"))
+    return pd.DataFrame({"set_id": set_id, "trace_id": ids,
+                         "reserved_at": [known.get(i, reserved_at) for i in ids]})
+
+
+def fingerprints_of(storage: Storage, ids: list[str]) -> dict[str, str]:
+    """Prompt fingerprints of the given traces wherever they landed (DuckDB over partitions)."""
+    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
+    if scan is None or not ids:
+        return {}
+    with duckdb.connect() as con:
+        con.register("wanted", pd.DataFrame({"trace_id": ids}))
+        rows = con.sql(f"SELECT t.trace_id, t.prompt_fingerprint FROM {scan} t "
+                       "JOIN wanted USING (trace_id)").fetchall()
+    return dict(rows)
 
 
 @dg.asset(
