@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 
 from feedback_pipeline import settings
-from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates
+from feedback_pipeline.core.leakage import find_all_leaks
 from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_files
 from feedback_pipeline.stages.release import frozen_fingerprints, training_rows
 from feedback_pipeline.storage import Storage
@@ -31,10 +30,7 @@ def verify_release(data_root: Path, version: str) -> list[str]:
     if lanes:
         training = training_rows(lanes)
         frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
-        leaks = pd.concat([find_leaks(training, frozen_rows),
-                           find_near_duplicates(training, frozen_rows,
-                                                policy.near_duplicate_threshold)],
-                          ignore_index=True)
+        leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
         problems += [f"leak: {r.training_id} ({r.lane}) matches frozen {r.frozen_id} by {r.rule} "
                      f"(frozen set {frozen.set_id}; released against "
                      f"{manifest.get('frozen_evaluation_set')})" for r in leaks.itertuples()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,14 +191,14 @@ def validate_trace(obj: Any, partition_day: str | None = None) -> dict[str, Any]
     return row
 
 
-def parse_trace_lines(
+def parse_lines(
     lines: Iterable[tuple[int, str]],
     source_file: str,
-    partition_day: str | None,
-    seen_ids: set[str] | None = None,
+    validate: Callable[[Any], dict[str, Any]],
+    id_field: str,
 ) -> ParsedLines:
-    """Validate numbered JSONL lines; repeated trace ids (also across files) are quarantined."""
-    seen = seen_ids if seen_ids is not None else set()
+    """Numbered JSONL lines through `validate`: a typed row each, or a quarantine row naming
+    the file, the line and the broken rule. Valid lines always flow on."""
     parsed = ParsedLines()
     for number, line in lines:
         record_id = None
@@ -207,12 +207,9 @@ def parse_trace_lines(
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ContractError(f"not valid JSON ({err.msg} at column {err.colno})") from err
-            if isinstance(obj, dict) and isinstance(obj.get("trace_id"), str):
-                record_id = obj["trace_id"]
-            row = validate_trace(obj, partition_day)
-            if row["trace_id"] in seen:
-                raise ContractError(f"trace_id {row['trace_id']!r} already seen in this partition")
-            seen.add(row["trace_id"])
+            if isinstance(obj, dict) and isinstance(obj.get(id_field), str):
+                record_id = obj[id_field]
+            row = validate(obj)
         except ContractError as err:
             parsed.quarantine.append(quarantine_row(source_file, number, str(err), line, record_id))
             continue
@@ -220,6 +217,25 @@ def parse_trace_lines(
         row["source_line"] = number
         parsed.rows.append(row)
     return parsed
+
+
+def parse_trace_lines(
+    lines: Iterable[tuple[int, str]],
+    source_file: str,
+    partition_day: str | None,
+    seen_ids: set[str] | None = None,
+) -> ParsedLines:
+    """Validate trace lines; repeated trace ids (also across files of a day) are quarantined."""
+    seen = seen_ids if seen_ids is not None else set()
+
+    def validate(obj: Any) -> dict[str, Any]:
+        row = validate_trace(obj, partition_day)
+        if row["trace_id"] in seen:
+            raise ContractError(f"trace_id {row['trace_id']!r} already seen in this partition")
+        seen.add(row["trace_id"])
+        return row
+
+    return parse_lines(lines, source_file, validate, "trace_id")
 
 
 def quarantine_row(

@@ -124,3 +124,11 @@ def find_near_duplicates(training: pd.DataFrame, frozen: pd.DataFrame, threshold
         if similarity >= threshold:
             found.append(("near_duplicate", lanes[i], tids[i], fids[j], round(similarity, 4)))
     return pd.DataFrame(found, columns=columns)
+
+
+def find_all_leaks(training: pd.DataFrame, frozen: pd.DataFrame,
+                   near_duplicate_threshold: float) -> pd.DataFrame:
+    """Every rule at once: by id, by content fingerprint, and by near-duplicate prompt."""
+    return pd.concat([find_leaks(training, frozen),
+                      find_near_duplicates(training, frozen, near_duplicate_threshold)],
+                     ignore_index=True)

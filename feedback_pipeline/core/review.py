@@ -19,6 +19,7 @@ from feedback_pipeline.core.contract import (
     ContractError,
     ParsedLines,
     candidates_of,
+    parse_lines,
     parse_timestamp,
     quarantine_row,
 )
@@ -117,24 +118,8 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
 def parse_review_lines(
     lines: Iterable[tuple[int, str]], source_file: str, known_rubrics: set[str]
 ) -> ParsedLines:
-    parsed = ParsedLines()
-    for number, line in lines:
-        record_id = None
-        try:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ContractError(f"not valid JSON ({err.msg} at column {err.colno})") from err
-            if isinstance(obj, dict) and isinstance(obj.get("review_id"), str):
-                record_id = obj["review_id"]
-            row = validate_review(obj, known_rubrics)
-        except ContractError as err:
-            parsed.quarantine.append(quarantine_row(source_file, number, str(err), line, record_id))
-            continue
-        row["source_file"] = source_file
-        row["source_line"] = number
-        parsed.rows.append(row)
-    return parsed
+    return parse_lines(lines, source_file, lambda obj: validate_review(obj, known_rubrics),
+                       "review_id")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from feedback_pipeline.core.candidate import (
     sft_rows,
     unpaired_rows,
 )
-from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
+from feedback_pipeline.core.leakage import find_all_leaks, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
@@ -245,10 +245,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
 
     training = training_rows(lanes)
     frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
-    leaks = pd.concat([find_leaks(training, frozen_rows),
-                       find_near_duplicates(training, frozen_rows,
-                                            policy.near_duplicate_threshold)],
-                      ignore_index=True)
+    leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
     leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
                      "by id, by normalised prompt fingerprint, and by near-duplicate (word "
                      f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every training "
