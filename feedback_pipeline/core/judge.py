@@ -88,11 +88,12 @@ class JudgeCalibration:
         }
 
 
-def _one_choice(values: pd.Series) -> str | None:
-    distinct = values.dropna().unique()
-    if len(distinct) == 0:
-        return None
-    return str(distinct[0]) if len(distinct) == 1 else INCONSISTENT
+def _one_choice(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Per group: its one mapped choice, INCONSISTENT when repeats differ; groups with no
+    choice are absent (vectorised: nunique and first, no Python call per group)."""
+    grouped = frame.dropna(subset=["mapped_choice"]).groupby(keys, sort=True)["mapped_choice"]
+    first = grouped.first().astype(object)
+    return first.where(grouped.nunique() == 1, INCONSISTENT)
 
 
 def _rate(matches: pd.Series) -> float | None:
@@ -121,8 +122,7 @@ def calibrate_judge(judge: pd.DataFrame, gold: pd.DataFrame, gate: float = 0.9) 
     mapped = mapped[mapped["trace_id"].isin(gold["trace_id"])]
 
     per_order = (
-        mapped.groupby(["judge_id", "trace_id", "order"], sort=True)["mapped_choice"]
-        .agg(_one_choice)
+        _one_choice(mapped, ["judge_id", "trace_id", "order"])
         .unstack("order")
         .reindex(columns=list(ORDERS))
     )
@@ -224,8 +224,9 @@ def judge_preferences(judge: pd.DataFrame, calibration: JudgeCalibration) -> pd.
     mapped = map_back_frame(judge)
     passed = calibration.by_judge.loc[calibration.by_judge["passed"], "judge_id"].astype(str)
     mapped = mapped[mapped["judge_id"].astype(str).isin(set(passed))]
-    per_item = mapped.groupby("trace_id", sort=True).agg(
-        choice=("mapped_choice", _one_choice), n_judges=("judge_id", "nunique")
-    )
+    per_item = pd.DataFrame({
+        "choice": _one_choice(mapped, ["trace_id"]),
+        "n_judges": mapped.groupby("trace_id", sort=True)["judge_id"].nunique(),
+    })
     per_item = per_item[per_item["choice"].notna() & (per_item["choice"] != INCONSISTENT)]
     return per_item.reset_index()[columns].astype({"trace_id": "string", "choice": "string"})
