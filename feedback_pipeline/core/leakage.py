@@ -55,9 +55,6 @@ def leaked_ids(leaks: pd.DataFrame) -> list[str]:
 
 # ---- near-duplicates: MinHash over word shingles, LSH banding, exact Jaccard to confirm ----
 
-_PRIME = np.uint64((1 << 61) - 1)
-
-
 def shingle_hashes(text: str | None, k: int = 3) -> np.ndarray:
     """Stable 32-bit hashes of the word k-grams of the normalised text (unique, sorted)."""
     words = normalise_text(text or "").split()
@@ -68,16 +65,24 @@ def shingle_hashes(text: str | None, k: int = 3) -> np.ndarray:
                                  count=len(grams)))
 
 
-def minhash_signatures(shingles: list[np.ndarray], num_perm: int = 64,
-                       seed: int = 0) -> np.ndarray:
-    """(n, num_perm) MinHash signatures by universal hashing (a*x + b) mod a Mersenne prime."""
+def minhash_signatures(shingles: list[np.ndarray], num_perm: int = 64, seed: int = 0,
+                       chunk_rows: int = 20_000) -> np.ndarray:
+    """(n, num_perm) MinHash signatures by multiply-shift hashing ((a*x + b) mod 2^64) >> 32,
+    vectorised over chunks of rows (np.minimum.reduceat over each row's shingles)."""
     rng = np.random.default_rng(seed)
-    a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
-    b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
+    a = rng.integers(1, np.iinfo(np.int64).max, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, np.iinfo(np.int64).max, size=num_perm, dtype=np.uint64)
     out = np.full((len(shingles), num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
-    for row, values in enumerate(shingles):
-        if len(values):
-            out[row] = ((np.outer(values, a) + b) % _PRIME).min(axis=0)
+    for start in range(0, len(shingles), chunk_rows):
+        block = shingles[start:start + chunk_rows]
+        lengths = np.fromiter((len(x) for x in block), dtype=np.int64, count=len(block))
+        rows = np.flatnonzero(lengths)
+        if not len(rows):
+            continue
+        values = np.concatenate([block[i] for i in rows])
+        hashed = (values[:, None] * a + b) >> np.uint64(32)
+        offsets = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
+        out[start + rows] = np.minimum.reduceat(hashed, offsets, axis=0)
     return out
 
 
@@ -88,12 +93,22 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
+def _band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
+    """(n, bands) uint64 keys: each band of a signature folded into one number."""
+    rows_per_band = signatures.shape[1] // bands
+    weights = np.random.default_rng(1).integers(1, 1 << 61, size=rows_per_band,
+                                                 dtype=np.uint64)
+    shaped = signatures[:, :bands * rows_per_band].reshape(len(signatures), bands, rows_per_band)
+    return (shaped * weights).sum(axis=2, dtype=np.uint64)
+
+
 def find_near_duplicates(training: pd.DataFrame, frozen: pd.DataFrame, threshold: float,
                          num_perm: int = 64, bands: int = 16) -> pd.DataFrame:
     """Training prompts whose word-shingle Jaccard similarity to a frozen prompt is >= threshold.
 
-    `training` has lane, trace_id, prompt; `frozen` has trace_id, prompt. LSH banding proposes
-    candidate pairs; each is confirmed by exact Jaccard, so the threshold means what it says.
+    `training` has lane, trace_id, prompt; `frozen` has trace_id, prompt. LSH banding over
+    MinHash signatures proposes candidate pairs (vectorised); each is confirmed by exact
+    Jaccard, so the threshold means what it says.
     """
     columns = ["rule", "lane", "training_id", "frozen_id", "similarity"]
     frozen = frozen[frozen["prompt"].notna()]
@@ -101,28 +116,26 @@ def find_near_duplicates(training: pd.DataFrame, frozen: pd.DataFrame, threshold
         return pd.DataFrame(columns=columns)
     train_sh = [shingle_hashes(t) for t in training["prompt"]]
     frozen_sh = [shingle_hashes(t) for t in frozen["prompt"]]
-    sig_t = minhash_signatures(train_sh, num_perm)
-    sig_f = minhash_signatures(frozen_sh, num_perm)
-    rows_per_band = num_perm // bands
-    buckets: dict[tuple[int, bytes], list[int]] = {}
-    for j in range(len(frozen_sh)):
-        for band in range(bands):
-            key = (band, sig_f[j, band * rows_per_band:(band + 1) * rows_per_band].tobytes())
-            buckets.setdefault(key, []).append(j)
-    candidates: set[tuple[int, int]] = set()
-    for i in range(len(train_sh)):
-        for band in range(bands):
-            key = (band, sig_t[i, band * rows_per_band:(band + 1) * rows_per_band].tobytes())
-            candidates.update((i, j) for j in buckets.get(key, ()))
+    sig_t, sig_f = minhash_signatures(train_sh, num_perm), minhash_signatures(frozen_sh, num_perm)
+    keys_t, keys_f = _band_keys(sig_t, bands), _band_keys(sig_f, bands)
+    pairs = []
+    for band in range(bands):
+        left = pd.DataFrame({"key": keys_t[:, band], "i": np.arange(len(keys_t))})
+        right = pd.DataFrame({"key": keys_f[:, band], "j": np.arange(len(keys_f))})
+        pairs.append(left[left["key"].isin(right["key"])].merge(right, on="key")[["i", "j"]])
+    candidates = pd.concat(pairs, ignore_index=True).drop_duplicates()
+    i, j = candidates["i"].to_numpy(), candidates["j"].to_numpy()
+    estimate = (sig_t[i] == sig_f[j]).mean(axis=1)
+    keep = estimate >= threshold - 0.25
     lanes, tids, fids = (training["lane"].to_numpy(), training["trace_id"].to_numpy(),
                          frozen["trace_id"].to_numpy())
     found = []
-    for i, j in sorted(candidates):
-        if tids[i] == fids[j]:
+    for a, b in sorted(zip(i[keep].tolist(), j[keep].tolist(), strict=True)):
+        if tids[a] == fids[b]:
             continue
-        similarity = jaccard(train_sh[i], frozen_sh[j])
+        similarity = jaccard(train_sh[a], frozen_sh[b])
         if similarity >= threshold:
-            found.append(("near_duplicate", lanes[i], tids[i], fids[j], round(similarity, 4)))
+            found.append(("near_duplicate", lanes[a], tids[a], fids[b], round(similarity, 4)))
     return pd.DataFrame(found, columns=columns)
 
 
