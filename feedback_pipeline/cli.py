@@ -61,7 +61,7 @@ def _valid_day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD day") from err
 
 
-def run_pipeline(data_root: Path, start: str | None = None, end: str | None = None,
+def run_pipeline(data_root: str | Path, start: str | None = None, end: str | None = None,
                  instance: Any = None) -> RunOutcome:
     """Every stage for each landed day in the window, then a release attempt."""
     from feedback_pipeline.core.manifest import GATE_REASONS
@@ -160,8 +160,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.start and args.end and args.start > args.end:
         print("error: --start is after --end", file=sys.stderr)
         return EXIT_USAGE
-    root = Path(args.data_root)
-    if not root.is_dir():
+    from feedback_pipeline.storage import Storage
+
+    root = args.data_root
+    if not Storage(root).root.is_dir():
         print(f"error: data root {root} does not exist", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -194,7 +196,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from feedback_pipeline.verify import verify_release
 
-    problems = verify_release(Path(args.data_root), args.version)
+    problems = verify_release(args.data_root, args.version)
     for problem in problems:
         print(f"FAIL {problem}")
     if not problems:

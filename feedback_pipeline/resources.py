@@ -1,7 +1,7 @@
 """Dagster resources over the plain storage and settings layers.
 
 The data root comes from FEEDBACK_DATA_ROOT (default ./data) or from the resource setting; the
-asset code is the same whether the root is local or, later, an object-store URL.
+asset code is the same whether the root is a local folder or an fsspec URL (s3://, gcs://).
 """
 
 from __future__ import annotations

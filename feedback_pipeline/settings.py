@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from feedback_pipeline.core.rubric import Rubric
-from feedback_pipeline.storage import Storage
+from feedback_pipeline.storage import AnyPath, Storage
 
 
 class ConfigError(ValueError):
@@ -64,7 +63,7 @@ class Policy:
             raise ConfigError(f"policy.yaml: invalid value for {', '.join(bad)}")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: AnyPath) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"missing config file {path}")
     try:
@@ -131,7 +130,7 @@ def load_frozen_labels(storage: Storage, set_id: str) -> list[dict[str, Any]]:
     return _load_labelled(storage.config_path("frozen_eval", f"{set_id}.labels.jsonl"))
 
 
-def _load_labelled(path: Path) -> list[dict[str, Any]]:
+def _load_labelled(path: AnyPath) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     items = []

@@ -3,6 +3,14 @@
 One class owns the layout of contract section 1 so that stages never build paths by hand, every
 write is atomic (temporary name + rename), and the restricted zone is owner-only. Plain Python:
 the Dagster resources and the CLI both wrap it.
+
+The root is a local folder or an fsspec URL (`s3://bucket/prefix`, `gcs://...`, `memory://x`).
+A local root keeps the plain `pathlib` code; a URL root hands out `FsPath` objects with the same
+slice of the pathlib API, backed by the fsspec filesystem. On object stores, Parquet partitions
+and streamed exports are written under a temporary key and then moved onto the final key (a
+server-side copy: the final object appears whole or not at all); small files (JSON, bytes) are
+one put, which object stores apply atomically per object. Object stores have no permission bits:
+protect the `restricted/` prefix with the store's own access policy.
 """
 
 from __future__ import annotations
@@ -10,14 +18,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import shutil
 import stat
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +46,152 @@ DEFAULT_DATA_ROOT = "data"
 def default_data_root() -> str:
     """FEEDBACK_DATA_ROOT, else ./data (contract section 1)."""
     return os.environ.get("FEEDBACK_DATA_ROOT", DEFAULT_DATA_ROOT)
+
+
+def is_url(root: str | os.PathLike[str]) -> bool:
+    """True for an fsspec URL such as s3://bucket/prefix (a Windows drive letter is not one)."""
+    text = os.fspath(root) if isinstance(root, os.PathLike) else str(root)
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").isalnum()
+
+
+class FsPath:
+    """A path inside an fsspec filesystem, with the part of pathlib's API the pipeline uses.
+
+    `str()` gives the full URL, so messages, DuckDB scans and child processes see where the
+    data lives. There is deliberately no `__fspath__`: nothing may open it as a local file.
+    """
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, path: str) -> None:
+        self.fs = fs
+        self.path = path.rstrip("/") or "/"
+
+    # ---- pure path operations -------------------------------------------------------------
+    def __truediv__(self, other: str | os.PathLike[str]) -> FsPath:
+        return FsPath(self.fs, posixpath.join(self.path, os.fspath(other)))
+
+    def joinpath(self, *parts: str) -> FsPath:
+        return FsPath(self.fs, posixpath.join(self.path, *parts))
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    @property
+    def parent(self) -> FsPath:
+        return FsPath(self.fs, posixpath.dirname(self.path))
+
+    def with_name(self, name: str) -> FsPath:
+        return self.parent / name
+
+    def resolve(self) -> FsPath:
+        return self
+
+    def is_relative_to(self, other: FsPath) -> bool:
+        return self.path == other.path or self.path.startswith(other.path.rstrip("/") + "/")
+
+    def relative_to(self, other: FsPath) -> PurePosixPath:
+        if not self.is_relative_to(other):
+            raise ValueError(f"{self} is not under {other}")
+        return PurePosixPath(posixpath.relpath(self.path, other.path))
+
+    def __str__(self) -> str:
+        return self.fs.unstrip_protocol(self.path)
+
+    def __repr__(self) -> str:
+        return f"FsPath({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FsPath) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __lt__(self, other: FsPath) -> bool:
+        return self.path < other.path
+
+    # ---- filesystem operations ------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.fs.exists(self.path)
+
+    def is_dir(self) -> bool:
+        return self.fs.isdir(self.path)
+
+    def is_file(self) -> bool:
+        return self.fs.isfile(self.path)
+
+    def iterdir(self) -> Iterator[FsPath]:
+        for child in self.fs.ls(self.path, detail=False):
+            child = child.rstrip("/")
+            if child != self.path:
+                yield FsPath(self.fs, child)
+
+    def glob(self, pattern: str) -> Iterator[FsPath]:
+        for found in self.fs.glob(posixpath.join(self.path, pattern)):
+            yield FsPath(self.fs, found)
+
+    def stat(self) -> SimpleNamespace:
+        """Size and modification time (ns; 0 where the store does not say)."""
+        info = self.fs.info(self.path)
+        try:
+            modified = self.fs.modified(self.path)
+            mtime_ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else 0
+        except (NotImplementedError, OSError, ValueError):
+            mtime_ns = 0
+        return SimpleNamespace(st_size=int(info.get("size") or 0), st_mtime_ns=mtime_ns,
+                               st_mtime=mtime_ns / 1e9)
+
+    def open(self, mode: str = "r", **kwargs: Any) -> Any:
+        if "b" not in mode:
+            kwargs.setdefault("encoding", "utf-8")
+        return self.fs.open(self.path, mode, **kwargs)
+
+    def read_bytes(self) -> bytes:
+        return self.fs.cat_file(self.path)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def write_bytes(self, payload: bytes) -> int:
+        """One put: atomic per object on object stores."""
+        self.fs.pipe_file(self.path, payload)
+        return len(payload)
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> int:
+        return self.write_bytes(text.encode(encoding))
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        self.fs.makedirs(self.path, exist_ok=exist_ok)
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            self.fs.rm_file(self.path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def rmtree(self) -> None:
+        self.fs.rm(self.path, recursive=True)
+
+
+AnyPath = Path | FsPath
+
+
+def arrow_target(path: AnyPath) -> tuple[str | Path, Any]:
+    """(source, pyarrow filesystem) for pyarrow's readers and writers; None means local."""
+    if isinstance(path, FsPath):
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        return path.path, PyFileSystem(FSSpecHandler(path.fs))
+    return path, None
 
 
 def restrict(path: Path) -> None:
@@ -66,20 +225,24 @@ class BatchStream:
 class PartitionBatches:
     """A stored partition, read lazily in record batches (or whole, when it is small)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: AnyPath) -> None:
         self.path = path
+
+    def _file(self) -> pq.ParquetFile:
+        source, filesystem = arrow_target(self.path)
+        return pq.ParquetFile(source, filesystem=filesystem)
 
     @property
     def num_rows(self) -> int:
-        return pq.ParquetFile(self.path).metadata.num_rows
+        return self._file().metadata.num_rows
 
     @property
     def schema(self) -> pa.Schema:
-        return pq.ParquetFile(self.path).schema_arrow
+        return self._file().schema_arrow
 
     def iter_batches(self, batch_size: int = 50_000,
                      columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        yield from pq.ParquetFile(self.path).iter_batches(batch_size=batch_size, columns=columns)
+        yield from self._file().iter_batches(batch_size=batch_size, columns=columns)
 
     def iter_frames(self, batch_size: int = 50_000,
                     columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -87,7 +250,8 @@ class PartitionBatches:
             yield batch.to_pandas()
 
     def to_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
-        return pq.read_table(self.path, columns=columns).to_pandas()
+        source, filesystem = arrow_target(self.path)
+        return pq.read_table(source, columns=columns, filesystem=filesystem).to_pandas()
 
     def rows_where_in(self, column: str, values: Iterable[Any],
                       columns: list[str] | None = None) -> pd.DataFrame:
@@ -96,7 +260,7 @@ class PartitionBatches:
         parts = [batch.filter(pc.is_in(batch.column(column), value_set=wanted))
                  for batch in self.iter_batches(columns=columns)]
         if not parts:
-            return pq.read_table(self.path, columns=columns).slice(0, 0).to_pandas()
+            return self.to_pandas(columns).iloc[0:0]
         return pa.Table.from_batches(parts).to_pandas()
 
 
@@ -129,13 +293,33 @@ class Spool:
 
 
 class Storage:
-    """Paths and atomic IO under one data root."""
+    """Paths and atomic IO under one data root: a local folder or an fsspec URL."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).resolve()
+    root: AnyPath
+
+    def __init__(self, root: str | os.PathLike[str] | FsPath) -> None:
+        if isinstance(root, FsPath):
+            self.fs: fsspec.AbstractFileSystem | None = root.fs
+            self.root = root
+        elif is_url(root):
+            fs, base = fsspec.core.url_to_fs(str(root))
+            self.fs = fs
+            self.root = FsPath(fs, base)
+        else:
+            self.fs = None
+            self.root = Path(root).resolve()
+
+    @property
+    def remote(self) -> bool:
+        """True when the root is an fsspec URL rather than a local folder."""
+        return self.fs is not None
+
+    def path(self, *parts: str) -> AnyPath:
+        """A path under the root (for the few files the layout methods do not name)."""
+        return self.root.joinpath(*parts)
 
     # ---- layout -------------------------------------------------------------------------
-    def landing_dir(self, kind: str, day: str | None = None) -> Path:
+    def landing_dir(self, kind: str, day: str | None = None) -> AnyPath:
         if kind not in LANDING_KINDS:
             raise ValueError(f"unknown landing kind {kind!r}; expected one of {LANDING_KINDS}")
         base = self.root / "landing" / kind
@@ -148,79 +332,98 @@ class Storage:
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.iterdir()))
 
-    def landing_files(self, kind: str, day: str, suffixes: tuple[str, ...]) -> list[Path]:
+    def landing_files(self, kind: str, day: str, suffixes: tuple[str, ...]) -> list[AnyPath]:
         folder = self.landing_dir(kind, day)
         if not folder.is_dir():
             return []
         return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(suffixes))
 
-    def config_path(self, *parts: str) -> Path:
+    def config_path(self, *parts: str) -> AnyPath:
         return self.root.joinpath("config", *parts)
 
-    def relative(self, path: Path) -> str:
+    def relative(self, path: AnyPath) -> str:
         try:
             return str(path.resolve().relative_to(self.root))
         except ValueError:
             return str(path)
 
-    def table_dir(self, zone: str, table: str) -> Path:
+    def table_dir(self, zone: str, table: str) -> AnyPath:
         if zone not in ZONES:
             raise ValueError(f"unknown zone {zone!r}")
         return self.root / zone / table
 
-    def partition_dir(self, zone: str, table: str, day: str | None) -> Path:
+    def partition_dir(self, zone: str, table: str, day: str | None) -> AnyPath:
         base = self.table_dir(zone, table)
         return base / f"date={day}" if day else base / "all"
 
     @property
-    def releases_dir(self) -> Path:
+    def releases_dir(self) -> AnyPath:
         return self.root / "releases"
 
     @property
-    def exports_dir(self) -> Path:
+    def exports_dir(self) -> AnyPath:
         return self.root / "exports"
 
     @property
-    def audit_log(self) -> Path:
+    def audit_log(self) -> AnyPath:
         return self.root / RESTRICTED / "audit" / "vault_access.jsonl"
 
     # ---- writes ---------------------------------------------------------------------------
-    def _ensure_dir(self, path: Path) -> None:
+    def _ensure_dir(self, path: AnyPath) -> None:
         path.mkdir(parents=True, exist_ok=True)
+        if self.remote:
+            return
         if self._is_restricted(path):
             current = path
             while current != self.root and current.is_relative_to(self.root):
                 restrict(current)
                 current = current.parent
 
-    def _is_restricted(self, path: Path) -> bool:
-        return path.resolve().is_relative_to(self.root / RESTRICTED)
+    def _is_restricted(self, path: AnyPath) -> bool:
+        return not self.remote and path.resolve().is_relative_to(self.root / RESTRICTED)
 
-    def write_table(self, zone: str, table: str, day: str | None, data: pa.Table) -> Path:
+    def _move(self, tmp: AnyPath, final: AnyPath) -> None:
+        """Rename locally; on a store, a server-side move that makes `final` appear whole."""
+        if isinstance(tmp, FsPath):
+            try:
+                tmp.fs.mv(tmp.path, final.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, final)
+
+    def write_table(self, zone: str, table: str, day: str | None, data: pa.Table) -> AnyPath:
         """Replace one partition atomically: a re-run of a day replaces it cleanly."""
         folder = self.partition_dir(zone, table, day)
         self._ensure_dir(folder)
         final = folder / "part-0.parquet"
         tmp = folder / f".part-0.{uuid.uuid4().hex}.tmp"
-        pq.write_table(data, tmp, compression="zstd")
+        source, filesystem = arrow_target(tmp)
+        try:
+            pq.write_table(data, source, compression="zstd", filesystem=filesystem)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         if self._is_restricted(tmp):
             restrict(tmp)
-        os.replace(tmp, final)
+        self._move(tmp, final)
         for stale in folder.iterdir():
             if stale != final and stale.suffix == ".parquet":
                 stale.unlink()
         return final
 
     def write_stream(self, zone: str, table: str, day: str | None,
-                     stream: BatchStream) -> tuple[Path, int]:
+                     stream: BatchStream) -> tuple[AnyPath, int]:
         """Write a stream of batches as one partition, atomically; (path, rows written)."""
         folder = self.partition_dir(zone, table, day)
         self._ensure_dir(folder)
         final = folder / "part-0.parquet"
         tmp = folder / f".part-0.{uuid.uuid4().hex}.tmp"
         rows = 0
+        source, filesystem = arrow_target(tmp)
         try:
-            with pq.ParquetWriter(tmp, stream.schema, compression="zstd") as writer:
+            with pq.ParquetWriter(source, stream.schema, compression="zstd",
+                                  filesystem=filesystem) as writer:
                 for batch in stream:
                     writer.write_batch(batch)
                     rows += batch.num_rows
@@ -229,30 +432,37 @@ class Storage:
             raise
         if self._is_restricted(tmp):
             restrict(tmp)
-        os.replace(tmp, final)
+        self._move(tmp, final)
         return final, rows
 
     def spool(self, zone: str, schema: pa.Schema) -> Spool:
+        """Scratch space for a side output; a local temporary folder when the root is a URL."""
+        if self.remote:
+            return Spool(Path(tempfile.gettempdir()) / "feedback-pipeline-spool", schema)
         folder = self.root / zone / ".spool"
         self._ensure_dir(folder)
         return Spool(folder, schema)
 
     @contextlib.contextmanager
-    def open_atomic(self, path: Path) -> Iterator[Any]:
+    def open_atomic(self, path: AnyPath) -> Iterator[Any]:
         """A text handle whose file appears at `path` only when the block completes."""
         self._ensure_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
+            with tmp.open("w", encoding="utf-8") as handle:
                 yield handle
             if self._is_restricted(tmp):
                 restrict(tmp)
-            os.replace(tmp, path)
+            self._move(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def write_bytes(self, path: Path, payload: bytes) -> Path:
+    def write_bytes(self, path: AnyPath, payload: bytes) -> AnyPath:
+        """Replace `path` whole: temporary file + rename locally, one put on an object store."""
         self._ensure_dir(path.parent)
+        if isinstance(path, FsPath):
+            path.write_bytes(payload)
+            return path
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(payload)
         if self._is_restricted(tmp):
@@ -260,14 +470,20 @@ class Storage:
         os.replace(tmp, path)
         return path
 
-    def write_text(self, path: Path, text: str) -> Path:
+    def write_text(self, path: AnyPath, text: str) -> AnyPath:
         return self.write_bytes(path, text.encode("utf-8"))
 
-    def write_json(self, path: Path, obj: Any) -> Path:
+    def write_json(self, path: AnyPath, obj: Any) -> AnyPath:
         return self.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
-    def append_line(self, path: Path, line: str) -> None:
+    def append_line(self, path: AnyPath, line: str) -> None:
+        """Append one line; object stores cannot append, so there the object is rewritten
+        (one writer at a time, fine for alert logs)."""
         self._ensure_dir(path.parent)
+        if isinstance(path, FsPath):
+            old = path.read_bytes() if path.exists() else b""
+            path.write_bytes(old + (line.rstrip("\n") + "\n").encode("utf-8"))
+            return
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(line.rstrip("\n") + "\n")
         if self._is_restricted(path):
@@ -275,13 +491,23 @@ class Storage:
 
     def delete_partition(self, zone: str, table: str, day: str) -> bool:
         folder = self.partition_dir(zone, table, day)
+        return self.remove_tree(folder)
+
+    def delete_landing(self, kind: str, day: str) -> bool:
+        """Remove one landed day of `kind` (retention); False when there was none."""
+        return self.remove_tree(self.landing_dir(kind, day))
+
+    def remove_tree(self, folder: AnyPath) -> bool:
         if not folder.exists():
             return False
-        shutil.rmtree(folder)
+        if isinstance(folder, FsPath):
+            folder.rmtree()
+        else:
+            shutil.rmtree(folder)
         return True
 
     # ---- reads ----------------------------------------------------------------------------
-    def partition_path(self, zone: str, table: str, day: str | None) -> Path:
+    def partition_path(self, zone: str, table: str, day: str | None) -> AnyPath:
         return self.partition_dir(zone, table, day) / "part-0.parquet"
 
     def has_table(self, zone: str, table: str, day: str | None = None) -> bool:
@@ -293,7 +519,12 @@ class Storage:
         path = self.partition_path(zone, table, day)
         if not path.exists():
             raise FileNotFoundError(f"{zone}/{table} has no partition {day or 'all'} under {self.root}")
-        return pq.read_table(path)
+        return self.read_parquet(path)
+
+    def read_parquet(self, path: AnyPath, columns: list[str] | None = None) -> pa.Table:
+        """Any Parquet file under the root (a partition, a release file)."""
+        source, filesystem = arrow_target(path)
+        return pq.read_table(source, columns=columns, filesystem=filesystem)
 
     def batches(self, zone: str, table: str, day: str | None) -> PartitionBatches:
         """One partition, to be streamed in record batches instead of loaded whole."""
@@ -322,7 +553,31 @@ class Storage:
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         return f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true)"
 
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection that can read scan_sql() fragments (the fsspec filesystem is
+        registered on it when the root is a URL)."""
+        con = duckdb.connect()
+        if self.fs is not None:
+            con.register_filesystem(self.fs)
+        return con
+
     def query(self, sql: str, **tables: str | None) -> pa.Table:
         """Run DuckDB SQL where {name} placeholders are filled by scan_sql() fragments."""
-        with duckdb.connect() as con:
+        with self.connect() as con:
             return con.sql(sql.format(**tables)).to_arrow_table()
+
+    # ---- releases -------------------------------------------------------------------------
+    def list_versions(self) -> list[str]:
+        from feedback_pipeline.core.release import list_versions
+
+        return list_versions(self.releases_dir)
+
+    def release_dir(self, version: str) -> AnyPath:
+        return self.releases_dir / version
+
+    def write_release(self, version: str, files: dict[str, bytes],
+                      manifest: dict[str, Any]) -> AnyPath:
+        """releases/<version>, immutable (see core.release.write_release for the atomicity)."""
+        from feedback_pipeline.core.release import write_release
+
+        return write_release(self.releases_dir, version, files, manifest)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from feedback_pipeline import settings
 from feedback_pipeline.core.leakage import find_all_leaks
 from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_files
@@ -13,10 +11,12 @@ from feedback_pipeline.stages.release import frozen_fingerprints, training_rows
 from feedback_pipeline.storage import Storage
 
 
-def verify_release(data_root: Path, version: str) -> list[str]:
-    """Problems with release `version`; empty when the release is intact and leak-free."""
+def verify_release(data_root: str | Path, version: str) -> list[str]:
+    """Problems with release `version`; empty when the release is intact and leak-free.
+
+    `data_root` is a local folder or an fsspec URL."""
     storage = Storage(data_root)
-    folder = storage.releases_dir / version
+    folder = storage.release_dir(version)
     if not (folder / "manifest.json").exists():
         return [f"{version}: no such release under {storage.releases_dir}"]
     problems = verify_files(folder)
@@ -24,7 +24,7 @@ def verify_release(data_root: Path, version: str) -> list[str]:
     policy = settings.load_policy(storage)
     frozen = settings.load_frozen_set(storage, policy.frozen_eval_set)
     damaged = {problem.split(":", 1)[0] for problem in problems}
-    lanes = {lane: pq.read_table(folder / name).to_pandas()
+    lanes = {lane: storage.read_parquet(folder / name).to_pandas()
              for lane, name in RELEASE_FILES.items()
              if (folder / name).exists() and name not in damaged}
     if lanes:

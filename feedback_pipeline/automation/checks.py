@@ -8,7 +8,6 @@ scanner or a tampered release file is noticed without re-materializing anything.
 import dagster as dg
 
 from feedback_pipeline.core.manifest import next_version
-from feedback_pipeline.core.release import list_versions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import id_list
 from feedback_pipeline.stages.redaction import residue_ids, row_texts
@@ -66,12 +65,12 @@ def warehouse_residue_rescan(pipeline: PipelineResource) -> dg.AssetCheckResult:
 )
 def release_integrity(pipeline: PipelineResource) -> dg.AssetCheckResult:
     storage = pipeline.storage
-    _, latest = next_version(list_versions(storage.releases_dir), pipeline.policy.dataset_name)
+    _, latest = next_version(storage.list_versions(), pipeline.policy.dataset_name)
     if latest is None:
         return dg.AssetCheckResult(passed=True, metadata={
             "rule": "sha256 of every file and leakage against the frozen set",
             "reason": "no release yet"})
-    problems = verify_release(storage.root, latest)
+    problems = verify_release(str(storage.root), latest)
     leaked = sorted({p.split()[1] for p in problems if p.startswith("leak: ")})
     other = [p for p in problems if not p.startswith("leak: ")]
     return dg.AssetCheckResult(

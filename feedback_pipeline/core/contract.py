@@ -7,7 +7,9 @@ and reason; valid lines of the same file always flow on, nothing is dropped sile
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,10 +86,15 @@ class ParsedLines:
         self.quarantine.extend(other.quarantine)
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text) of a .jsonl or .jsonl.gz file; blank lines skipped."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+def read_lines(path: Path | Any) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of a .jsonl or .jsonl.gz file; blank lines skipped.
+
+    `path` is a local Path or any object with `.name` and `.open("rb")` (a storage path on an
+    object store)."""
+    raw = open(path, "rb") if isinstance(path, str | os.PathLike) else path.open("rb")  # noqa: SIM115
+    with raw, (gzip.open(raw, "rt", encoding="utf-8", errors="replace")
+               if path.name.endswith(".gz") else
+               io.TextIOWrapper(raw, encoding="utf-8", errors="replace")) as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield number, line.rstrip("\n")

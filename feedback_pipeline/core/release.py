@@ -2,6 +2,11 @@
 
 Training files are named so the Hugging Face loader infers no test split from them, and the
 dataset card declares every config and split explicitly.
+
+The release folder is a local `Path` or any object with the same slice of the pathlib API (the
+storage layer's fsspec-backed paths). Object stores cannot rename a folder, so there a release
+is written file by file with `manifest.json` last: a version exists only once its manifest does
+(list_versions and the existence check both look for it), and each object is one atomic put.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -27,6 +32,20 @@ RELEASE_FILES = {
     "sft": "sft_demonstrations.parquet",
     "unpaired": "pointwise_labels.parquet",
 }
+
+
+class ReleasePath(Protocol):
+    """What a release folder must offer: pathlib's names, on a local disk or an object store."""
+
+    name: str
+
+    def __truediv__(self, other: str) -> ReleasePath: ...
+    def exists(self) -> bool: ...
+    def is_dir(self) -> bool: ...
+    def iterdir(self) -> Any: ...
+    def open(self, mode: str = ...) -> Any: ...
+    def read_text(self, encoding: str = ...) -> str: ...
+    def write_bytes(self, payload: bytes) -> int: ...
 
 
 class ReleaseExistsError(FileExistsError):
@@ -43,39 +62,43 @@ def sha256_bytes(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path | ReleasePath) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def list_versions(releases_dir: Path) -> list[str]:
+def list_versions(releases_dir: Path | ReleasePath) -> list[str]:
     if not releases_dir.is_dir():
         return []
     return sorted(p.name for p in releases_dir.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists())
 
 
+def _manifest_text(manifest: dict[str, Any], files: Mapping[str, bytes]) -> str:
+    manifest = dict(manifest, files={name: sha256_bytes(p) for name, p in files.items()})
+    return json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_release(
-    releases_dir: Path, version: str, files: Mapping[str, bytes], manifest: dict[str, Any]
-) -> Path:
+    releases_dir: Path | ReleasePath, version: str, files: Mapping[str, bytes],
+    manifest: dict[str, Any],
+) -> Path | ReleasePath:
     """Write files + manifest (with every file's sha256) to releases/<version> atomically."""
     final = releases_dir / version
+    if not isinstance(releases_dir, Path):
+        return _write_release_objects(final, version, files, manifest)
     if final.exists():
         raise ReleaseExistsError(f"release {version} already exists at {final}; it is immutable")
     releases_dir.mkdir(parents=True, exist_ok=True)
     staging = releases_dir / f".staging-{version}-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        hashes = {}
         for name, payload in files.items():
             (staging / name).write_bytes(payload)
-            hashes[name] = sha256_bytes(payload)
-        manifest = dict(manifest, files=hashes)
-        (staging / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        (staging / "manifest.json").write_text(_manifest_text(manifest, files), encoding="utf-8")
         for path in staging.iterdir():
             os.chmod(path, 0o444)
         try:
@@ -90,11 +113,25 @@ def write_release(
     return final
 
 
-def read_manifest(release_dir: Path) -> dict[str, Any]:
+def _write_release_objects(final: ReleasePath, version: str, files: Mapping[str, bytes],
+                           manifest: dict[str, Any]) -> ReleasePath:
+    """Object-store release: data files first, the manifest last, each one atomic put."""
+    marker = final / "manifest.json"
+    if marker.exists():
+        raise ReleaseExistsError(f"release {version} already exists at {final}; it is immutable")
+    for name, payload in files.items():
+        (final / name).write_bytes(payload)
+    if marker.exists():
+        raise ReleaseExistsError(f"release {version} appeared while writing")
+    marker.write_bytes(_manifest_text(manifest, files).encode("utf-8"))
+    return final
+
+
+def read_manifest(release_dir: Path | ReleasePath) -> dict[str, Any]:
     return json.loads((release_dir / "manifest.json").read_text(encoding="utf-8"))
 
 
-def verify_files(release_dir: Path) -> list[str]:
+def verify_files(release_dir: Path | ReleasePath) -> list[str]:
     """Problems found re-hashing a release: changed, missing or unlisted files."""
     manifest = read_manifest(release_dir)
     listed: dict[str, str] = manifest.get("files", {})

@@ -89,6 +89,8 @@ def default_key_path(env: Mapping[str, str]) -> Path:
 
 def _check_outside_data_root(path: Path, env: Mapping[str, str]) -> None:
     root = env.get(DATA_ROOT_ENV)
+    if root and "://" in root:
+        return  # a URL data root is an object store; a local key file cannot be inside it
     if root and path.resolve().is_relative_to(Path(root).resolve()):
         raise VaultKeyError("the vault key file must live outside the data root")
 

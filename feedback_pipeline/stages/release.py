@@ -8,6 +8,7 @@ gates pass, and writes an immutable releases/<dataset_version>/.
 
 import json
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -15,7 +16,6 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import (
@@ -38,9 +38,7 @@ from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
     dataset_card,
-    list_versions,
     parquet_bytes,
-    write_release,
 )
 from feedback_pipeline.core.review import unsafe_accepted_pairs
 from feedback_pipeline.resources import PipelineResource
@@ -87,9 +85,7 @@ def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame
         frozen["prompt_fingerprint"] = None
         frozen["prompt"] = None
         return frozen
-    import duckdb
-
-    with duckdb.connect() as con:
+    with storage.connect() as con:
         con.register("frozen_ids", frozen)
         return con.execute(
             f"SELECT f.trace_id, t.prompt_fingerprint, t.prompt FROM frozen_ids f "
@@ -101,8 +97,8 @@ def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame
 def parent_lanes(storage: Storage, parent: str | None) -> dict[str, pd.DataFrame]:
     if parent is None:
         return {}
-    folder = storage.releases_dir / parent
-    return {lane: pq.read_table(folder / name).to_pandas()
+    folder = storage.release_dir(parent)
+    return {lane: storage.read_parquet(folder / name).to_pandas()
             for lane, name in RELEASE_FILES.items() if (folder / name).exists()}
 
 
@@ -225,7 +221,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                      pipeline: PipelineResource):
     storage, policy = pipeline.storage, pipeline.policy
     days = window_days(storage, config.start, config.end)
-    version, parent = next_version(list_versions(storage.releases_dir), policy.dataset_name)
+    version, parent = next_version(storage.list_versions(), policy.dataset_name)
     window = {
         "preference": preference_rows(read_window(storage, "preference_pairs", days)
                                       .reindex(columns=PREF_INPUT)),
@@ -306,11 +302,12 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                                   "reason": g.reason} for g in gates}
     manifest["promotion_reasons"] = promotion_reasons(gates)
 
-    folder = storage.root / WAREHOUSE / CANDIDATE_DIR[0]
+    folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
     for lane, frame in lanes.items():
         storage.write_bytes(folder / RELEASE_FILES[lane], parquet_bytes(frame))
-    folder.mkdir(parents=True, exist_ok=True)
-    agreement.confusion_heatmap_png(report, path=folder / HEATMAP)
+    with tempfile.TemporaryDirectory() as scratch:
+        agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)
+        storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
     storage.write_json(folder / "manifest.json", manifest)
 
     yield dg.MaterializeResult(metadata={
@@ -360,8 +357,8 @@ POINT_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_versio
 def dataset_release(context: dg.AssetExecutionContext,
                     pipeline: PipelineResource) -> dg.MaterializeResult:
     storage = pipeline.storage
-    folder = storage.root / WAREHOUSE / CANDIDATE_DIR[0]
-    manifest = json.loads((folder / "manifest.json").read_text())
+    folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     if manifest["promotion_reasons"]:
         raise dg.Failure(description="promotion refused: " +
                          "; ".join(manifest["promotion_reasons"]))
@@ -375,7 +372,7 @@ def dataset_release(context: dg.AssetExecutionContext,
     present = dict(RELEASE_FILES)
     files["README.md"] = dataset_card(manifest, present).encode("utf-8")
     try:
-        path = write_release(storage.releases_dir, version, files, manifest)
+        path = storage.write_release(version, files, manifest)
     except ReleaseExistsError as err:
         raise dg.Failure(description=str(err)) from err
     return dg.MaterializeResult(metadata={

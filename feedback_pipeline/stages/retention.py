@@ -18,8 +18,6 @@ RAW_TABLES = ("raw_traces", "trace_quarantine", "review_quarantine", "judge_quar
 
 def apply_retention(pipeline: PipelineResource, today: datetime | None = None) -> dict[str, list]:
     """Delete every raw partition older than the policy allows; what was deleted, by place."""
-    import shutil
-
     storage = pipeline.storage
     now = (today or datetime.now(UTC)).date()
     days = set(storage.landing_days("traces"))
@@ -27,9 +25,7 @@ def apply_retention(pipeline: PipelineResource, today: datetime | None = None) -
         days.update(storage.table_days(RESTRICTED, table))
     deleted: dict[str, list] = {"landing/traces": []}
     for day in expired_days(days, now, pipeline.policy.raw_retention_days):
-        folder = storage.landing_dir("traces", day)
-        if folder.exists():
-            shutil.rmtree(folder)
+        if storage.delete_landing("traces", day):
             deleted["landing/traces"].append(day)
         for table in RAW_TABLES:
             if storage.delete_partition(RESTRICTED, table, day):

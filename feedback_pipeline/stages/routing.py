@@ -6,7 +6,6 @@ training queue, whatever its trace says.
 
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from feedback_pipeline.core.routing import DESTINATIONS, route
@@ -62,7 +61,7 @@ def fingerprints_of(storage: Storage, ids: list[str]) -> dict[str, str]:
     scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
     if scan is None or not ids:
         return {}
-    with duckdb.connect() as con:
+    with storage.connect() as con:
         con.register("wanted", pd.DataFrame({"trace_id": ids}))
         rows = con.sql(f"SELECT t.trace_id, t.prompt_fingerprint FROM {scan} t "
                        "JOIN wanted USING (trace_id)").fetchall()

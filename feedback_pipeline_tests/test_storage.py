@@ -1,0 +1,138 @@
+"""Storage on a local folder and on an fsspec URL (memory://): same layout, same results."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from feedback_pipeline.core.release import ReleaseExistsError, verify_files
+from feedback_pipeline.storage import WAREHOUSE, BatchStream, FsPath, Storage, is_url
+
+SCHEMA = pa.schema([("trace_id", pa.string()), ("n", pa.int64())])
+
+
+@pytest.fixture(params=["local", "memory"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "local":
+        yield Storage(tmp_path / "data")
+        return
+    root = f"memory://storage-test-{uuid.uuid4().hex}"
+    yield Storage(root)
+    fs, path = fsspec.core.url_to_fs(root)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def table(ids: list[str]) -> pa.Table:
+    return pa.table({"trace_id": ids, "n": list(range(len(ids)))}, schema=SCHEMA)
+
+
+def test_url_roots_are_recognised(tmp_path: Path) -> None:
+    assert is_url("s3://bucket/prefix") and is_url("memory://x")
+    assert not is_url(tmp_path) and not is_url("data") and not is_url("C:/data")
+    assert isinstance(Storage("memory://x").root, FsPath)
+    assert isinstance(Storage(tmp_path).root, Path)
+    assert str(Storage("memory://abc/def").root) == "memory:///abc/def"
+
+
+def test_write_table_replaces_a_partition_atomically(storage: Storage) -> None:
+    storage.write_table(WAREHOUSE, "t", "2026-05-01", table(["a", "b", "c"]))
+    final = storage.write_table(WAREHOUSE, "t", "2026-05-01", table(["x"]))
+    assert final.name == "part-0.parquet"
+    assert storage.read_table(WAREHOUSE, "t", "2026-05-01").column("trace_id").to_pylist() == ["x"]
+    names = [p.name for p in storage.partition_dir(WAREHOUSE, "t", "2026-05-01").iterdir()]
+    assert names == ["part-0.parquet"]  # no temporary file left behind
+
+
+def test_write_stream_and_failed_stream_keep_the_old_partition(storage: Storage) -> None:
+    path, rows = storage.write_stream(WAREHOUSE, "s", "2026-05-02", BatchStream(
+        SCHEMA, [table(["a", "b"]), pd.DataFrame({"trace_id": ["c"], "n": [9]})]))
+    assert rows == 3 and path.exists()
+
+    def broken():
+        yield table(["z"])
+        raise RuntimeError("source went away")
+
+    with pytest.raises(RuntimeError):
+        storage.write_stream(WAREHOUSE, "s", "2026-05-02", BatchStream(SCHEMA, broken()))
+    batches = storage.batches(WAREHOUSE, "s", "2026-05-02")
+    assert batches.num_rows == 3
+    assert batches.rows_where_in("trace_id", ["c"])["n"].tolist() == [9]
+    assert [p.name for p in path.parent.iterdir()] == ["part-0.parquet"]
+
+
+def test_scan_sql_and_query_read_chosen_days(storage: Storage) -> None:
+    storage.write_table(WAREHOUSE, "q", "2026-05-01", table(["a", "b"]))
+    storage.write_table(WAREHOUSE, "q", "2026-05-02", table(["c"]))
+    assert storage.table_days(WAREHOUSE, "q") == ["2026-05-01", "2026-05-02"]
+    scan = storage.scan_sql(WAREHOUSE, "q")
+    got = storage.query("SELECT trace_id, date FROM {t} ORDER BY trace_id", t=scan)
+    assert got.column("trace_id").to_pylist() == ["a", "b", "c"]
+    assert [str(d) for d in got.column("date").to_pylist()] == ["2026-05-01"] * 2 + ["2026-05-02"]
+    one = storage.scan_sql(WAREHOUSE, "q", days=["2026-05-02"])
+    assert storage.query("SELECT count(*) AS n FROM {t}", t=one).column("n").to_pylist() == [1]
+    assert storage.scan_sql(WAREHOUSE, "q", days=["2026-06-01"]) is None
+
+
+def test_landing_days_files_and_text(storage: Storage) -> None:
+    storage.write_text(storage.landing_dir("traces", "2026-05-03") / "b.jsonl", "{}\n")
+    storage.write_text(storage.landing_dir("traces", "2026-05-01") / "a.jsonl", "{}\n")
+    storage.write_text(storage.landing_dir("traces", "2026-05-01") / "notes.txt", "x")
+    assert storage.landing_days("traces") == ["2026-05-01", "2026-05-03"]
+    files = storage.landing_files("traces", "2026-05-01", (".jsonl",))
+    assert [p.name for p in files] == ["a.jsonl"]
+    assert storage.relative(files[0]) == "landing/traces/2026-05-01/a.jsonl"
+    with storage.open_atomic(storage.exports_dir / "x" / "out.json") as handle:
+        handle.write('{"ok": true}')
+    assert json.loads((storage.exports_dir / "x" / "out.json").read_text()) == {"ok": True}
+    assert storage.delete_landing("traces", "2026-05-03")
+    assert storage.landing_days("traces") == ["2026-05-01"]
+
+
+def test_releases_are_immutable_and_verified(storage: Storage) -> None:
+    path = storage.write_release("ds-v1", {"a.parquet": b"one"}, {"dataset_version": "ds-v1"})
+    assert storage.list_versions() == ["ds-v1"]
+    assert verify_files(path) == []
+    with pytest.raises(ReleaseExistsError):
+        storage.write_release("ds-v1", {"a.parquet": b"two"}, {"dataset_version": "ds-v1"})
+    assert (path / "a.parquet").read_bytes() == b"one"
+
+
+def test_whole_pipeline_on_an_in_memory_object_store(generated_root: Path) -> None:
+    """Landing data copied into memory://, run end to end: a release appears there, a re-run
+    makes no new version, and nothing is written to the local disk copy."""
+    from feedback_pipeline.cli import run_pipeline
+
+    url = f"memory://e2e-{uuid.uuid4().hex}/data"
+    fs, base = fsspec.core.url_to_fs(url)
+    fs.put(str(generated_root), base, recursive=True)
+    try:
+        storage = Storage(url)
+        assert storage.landing_days("traces")
+        outcome = run_pipeline(url, instance=dg.DagsterInstance.ephemeral())
+        assert outcome.error is None and outcome.promoted, (outcome.error, outcome.reasons)
+        versions = storage.list_versions()
+        assert versions == [outcome.dataset_version]
+        release = storage.release_dir(versions[0])
+        manifest = json.loads((release / "manifest.json").read_text())
+        assert set(manifest["files"]) <= {p.name for p in release.iterdir()}
+        assert "preference_pairs.parquet" in manifest["files"]
+        assert verify_files(release) == []
+        assert storage.read_parquet(release / "preference_pairs.parquet").num_rows > 0
+        quarantined = sum(storage.read_table("restricted", "trace_quarantine", day).num_rows
+                          for day in storage.table_days("restricted", "trace_quarantine"))
+        assert quarantined > 0
+        assert storage.has_table(WAREHOUSE, "redacted_traces", storage.landing_days()[0])
+
+        again = run_pipeline(url, instance=dg.DagsterInstance.ephemeral())
+        assert again.error is None and not again.promoted
+        assert storage.list_versions() == versions
+    finally:
+        fs.rm(base, recursive=True)
