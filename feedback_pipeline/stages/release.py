@@ -9,6 +9,7 @@ gates pass, and writes an immutable releases/<dataset_version>/.
 import json
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -131,10 +132,16 @@ def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def residue_gate(lanes: dict[str, pd.DataFrame], tasks: pd.DataFrame,
+TASK_TEXT_COLUMNS = ["trace_id", "prompt", "context", "candidate_a", "candidate_b",
+                     "approved_answer"]
+
+
+def residue_gate(lanes: dict[str, pd.DataFrame], task_frames: Iterable[pd.DataFrame],
                  deny_terms: list[str]) -> Gate:
+    """Scans every training text and every review task; tasks arrive a batch at a time."""
     owners: list[str] = []
     texts: list[str] = []
+    offending: set[str] = set()
 
     def add(ids: pd.Series, values: pd.Series) -> None:
         for tid, text in zip(ids, values, strict=True):
@@ -150,11 +157,16 @@ def residue_gate(lanes: dict[str, pd.DataFrame], tasks: pd.DataFrame,
         for message in messages:
             owners.append(tid)
             texts.append(message["content"])
-    if not tasks.empty:
-        for column in ("prompt", "context", "candidate_a", "candidate_b", "approved_answer"):
+    for tasks in task_frames:
+        for column in TASK_TEXT_COLUMNS[1:]:
             add(tasks["trace_id"], tasks[column])
+        offending.update(o for o, hits in zip(owners, find_residue_many(texts, deny_terms),
+                                              strict=True) if hits)
+        owners.clear()
+        texts.clear()
     found = find_residue_many(texts, deny_terms)
-    ids = sorted({owner for owner, hits in zip(owners, found, strict=True) if hits})
+    offending.update(o for o, hits in zip(owners, found, strict=True) if hits)
+    ids = sorted(offending)
     return Gate("redaction_residue", not ids, len(ids),
                 "independent residue scan over every training file and review task",
                 offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
@@ -236,7 +248,9 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     labels = read_window(storage, "reviewed_labels", days)
     incidents = read_window(storage, "incident_records", days)
     adjudication = read_window(storage, "adjudication_queue", days)
-    tasks = read_window(storage, "review_tasks", days)
+    tasks = (frame for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
+             for frame in storage.batches(WAREHOUSE, "review_tasks", day).iter_frames(
+                 columns=TASK_TEXT_COLUMNS))
     frozen = pipeline.frozen_set()
 
     training = training_rows(lanes)

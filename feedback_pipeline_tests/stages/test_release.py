@@ -61,3 +61,27 @@ def test_run_json_output_and_exit_status(pipeline_run, capsys):
     assert main(["run", "--data-root", str(root / "missing")]) == 2
     assert main(["run", "--data-root", str(root), "--start", "2026-05-03",
                  "--end", "2026-05-01"]) == 2
+
+
+def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run, tmp_path):
+    import dagster as dg
+    import pyarrow.parquet as pq
+
+    from feedback_pipeline.definitions import build_definitions
+    from feedback_pipeline_tests.conftest import DAYS, copy_root
+
+    root = copy_root(pipeline_run[0], tmp_path / "data")
+    path = root / "warehouse" / "review_tasks" / f"date={DAYS[0]}" / "part-0.parquet"
+    tasks = pq.read_table(path).to_pandas()
+    planted = tasks["trace_id"].iloc[0]
+    tasks.loc[0, "prompt"] = tasks.loc[0, "prompt"] + " ping jane.doe@example.com (ENG-918204)"
+    tasks.to_parquet(path, index=False)
+    defs = build_definitions(str(root))
+    result = defs.resolve_job_def("release").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        run_config={"ops": {"dataset_manifest": {"config": {"start": None, "end": None}}}})
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    residue = checks["redaction_residue"]
+    assert not residue.passed
+    assert planted in residue.metadata["offending_ids"].value
+    assert "jane.doe" not in str(residue.metadata)
