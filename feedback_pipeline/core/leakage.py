@@ -66,7 +66,7 @@ def shingle_hashes(text: str | None, k: int = 3) -> np.ndarray:
 
 
 def minhash_signatures(shingles: list[np.ndarray], num_perm: int = 64, seed: int = 0,
-                       chunk_rows: int = 20_000) -> np.ndarray:
+                       chunk_rows: int = 4_000) -> np.ndarray:
     """(n, num_perm) MinHash signatures by multiply-shift hashing ((a*x + b) mod 2^64) >> 32,
     vectorised over chunks of rows (np.minimum.reduceat over each row's shingles)."""
     rng = np.random.default_rng(seed)
@@ -118,19 +118,20 @@ def find_near_duplicates(training: pd.DataFrame, frozen: pd.DataFrame, threshold
     frozen_sh = [shingle_hashes(t) for t in frozen["prompt"]]
     sig_t, sig_f = minhash_signatures(train_sh, num_perm), minhash_signatures(frozen_sh, num_perm)
     keys_t, keys_f = _band_keys(sig_t, bands), _band_keys(sig_f, bands)
-    pairs = []
+    kept = []
     for band in range(bands):
         left = pd.DataFrame({"key": keys_t[:, band], "i": np.arange(len(keys_t))})
         right = pd.DataFrame({"key": keys_f[:, band], "j": np.arange(len(keys_f))})
-        pairs.append(left[left["key"].isin(right["key"])].merge(right, on="key")[["i", "j"]])
-    candidates = pd.concat(pairs, ignore_index=True).drop_duplicates()
+        pairs = left[left["key"].isin(right["key"])].merge(right, on="key")
+        i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+        likely = (sig_t[i] == sig_f[j]).mean(axis=1) >= threshold - 0.25
+        kept.append(pd.DataFrame({"i": i[likely], "j": j[likely]}))
+    candidates = pd.concat(kept, ignore_index=True).drop_duplicates()
     i, j = candidates["i"].to_numpy(), candidates["j"].to_numpy()
-    estimate = (sig_t[i] == sig_f[j]).mean(axis=1)
-    keep = estimate >= threshold - 0.25
     lanes, tids, fids = (training["lane"].to_numpy(), training["trace_id"].to_numpy(),
                          frozen["trace_id"].to_numpy())
     found = []
-    for a, b in sorted(zip(i[keep].tolist(), j[keep].tolist(), strict=True)):
+    for a, b in sorted(zip(i.tolist(), j.tolist(), strict=True)):
         if tids[a] == fids[b]:
             continue
         similarity = jaccard(train_sh[a], frozen_sh[b])
