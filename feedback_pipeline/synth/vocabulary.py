@@ -321,10 +321,11 @@ DETAIL_WHEN = ("this morning", "in yesterday's standup", "during the incident re
 
 
 def detail_sentence(seed: int) -> str:
-    """A deterministic case detail from the 32-bit seed of a trace (about 2.8 million
-    combinations), so two traces share a prompt only by design."""
+    """A deterministic case detail from the 32-bit seed of a trace, varied enough (pools and
+    build numbers) that two traces share a prompt, or nearly, only by design."""
     rng = random.Random(seed)
     pick = rng.choice
     return (f"Also, {pick(DETAIL_COMPONENTS)} {pick(DETAIL_SYMPTOMS)} "
             f"{pick(DETAIL_EVENTS)}, as {pick(DETAIL_OBSERVERS)} noticed "
-            f"{pick(DETAIL_WHEN)}. {pick(DETAIL_ASKS)}")
+            f"{pick(DETAIL_WHEN)}. Seen in build {rng.randrange(10**5)} on runner "
+            f"{rng.randrange(400)} after {rng.randrange(2, 90)} minutes. {pick(DETAIL_ASKS)}")
