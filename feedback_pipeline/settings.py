@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from feedback_pipeline.core.redaction import parse_deny_list
 from feedback_pipeline.core.rubric import Rubric
 from feedback_pipeline.storage import AnyPath, Storage
 
@@ -149,11 +150,4 @@ def _load_labelled(path: AnyPath) -> list[dict[str, Any]]:
 
 def load_deny_terms(storage: Storage) -> list[str]:
     path = storage.config_path("redaction", "deny_list.txt")
-    if not path.exists():
-        return []
-    terms = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        term = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
-        if term:
-            terms.append(term)
-    return terms
+    return parse_deny_list(path.read_text(encoding="utf-8")) if path.exists() else []

@@ -970,17 +970,14 @@ def vault_frame(trace_ids: Sequence[str], tables: Sequence[TokenTable]) -> pd.Da
     return pd.DataFrame(rows, columns=VAULT_COLUMNS, dtype=object)
 
 
+def parse_deny_list(text: str) -> list[str]:
+    """Terms of a deny list: one a line, `#` starts a comment, blanks ignored."""
+    return [term for line in text.splitlines() if (term := line.split("#", 1)[0].strip())]
+
+
 def load_deny_list(path: str | Path) -> list[str]:
-    """Terms of a deny list file: one a line, `#` starts a comment, blanks ignored."""
     file = Path(path)
-    if not file.exists():
-        return []
-    terms = []
-    for line in file.read_text(encoding="utf-8").splitlines():
-        term = line.split("#", 1)[0].strip()
-        if term:
-            terms.append(term)
-    return terms
+    return parse_deny_list(file.read_text(encoding="utf-8")) if file.exists() else []
 
 
 # ---- residue: the independent second scan -------------------------------------------------------

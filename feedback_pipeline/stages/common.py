@@ -8,7 +8,6 @@ import pandas as pd
 
 RESTRICTED_IO = "restricted_io_manager"
 WAREHOUSE_IO = "io_manager"
-OWNERS = ["team:ml-data"]
 
 
 def counts_table(counts: Mapping[str, int], key: str = "value") -> dg.MetadataValue:
