@@ -8,14 +8,13 @@ scanner or a tampered release file is noticed without re-materializing anything.
 import dagster as dg
 
 from feedback_pipeline.core.manifest import next_version
+from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import id_list
-from feedback_pipeline.stages.redaction import residue_ids, row_texts
-from feedback_pipeline.stages.review import task_texts
 from feedback_pipeline.storage import WAREHOUSE
 from feedback_pipeline.verify import verify_release
 
-RESCANNED = (("redacted_traces", row_texts, "trace_id"), ("review_tasks", task_texts, "task_id"))
+RESCANNED = (("redacted_traces", REDACTED_TRACE_TEXTS), ("review_tasks", REVIEW_TASK_TEXTS))
 
 
 @dg.asset_check(
@@ -30,16 +29,16 @@ def warehouse_residue_rescan(pipeline: PipelineResource) -> dg.AssetCheckResult:
     days_hit: set[str] = set()
     kinds: dict[str, int] = {}
     scanned = 0
-    for table, text_of, id_field in RESCANNED:
+    for table, layout in RESCANNED:
         for day in storage.table_days(WAREHOUSE, table):
-            rows = storage.read_table(WAREHOUSE, table, day).to_pylist()
-            scanned += len(rows)
-            ids, found = residue_ids(rows, text_of, deny_terms, id_field=id_field)
-            if ids:
-                days_hit.add(day)
-                offending += ids
-            for kind, count in found.items():
-                kinds[kind] = kinds.get(kind, 0) + count
+            for batch in storage.batches(WAREHOUSE, table, day).iter_batches():
+                scanned += batch.num_rows
+                ids, found = residue_in_table(batch, layout, deny_terms)
+                if ids:
+                    days_hit.add(day)
+                    offending += ids
+                for kind, count in found.items():
+                    kinds[kind] = kinds.get(kind, 0) + count
     return dg.AssetCheckResult(
         passed=not offending,
         severity=dg.AssetCheckSeverity.ERROR,

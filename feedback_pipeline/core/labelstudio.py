@@ -18,10 +18,12 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from feedback_pipeline.core.contract import ContractError, ParsedLines, quarantine_row
 from feedback_pipeline.core.review import validate_review
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS
+from feedback_pipeline.core.tasks import TASK_SCHEMA, import_task_json
 
 LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
                  "demonstration": "demonstration.xml"}
@@ -35,15 +37,11 @@ def labeling_config(task: str) -> str:
     return resources.files("feedback_pipeline.labelstudio").joinpath(LABEL_CONFIGS[task]).read_text()
 
 
-def to_import_tasks(tasks: pd.DataFrame) -> list[dict[str, Any]]:
-    """Label Studio's import format: one {"data": {...}} per task (strings only, no NaN)."""
-    out = []
-    for task in tasks.to_dict("records"):
-        data = {k: ("" if task.get(k) is None or (isinstance(task.get(k), float)
-                                                   and pd.isna(task[k])) else task[k])
-                for k in TASK_DATA_FIELDS}
-        out.append({"data": data})
-    return out
+def to_import_tasks(tasks: pd.DataFrame | pa.Table) -> list[dict[str, Any]]:
+    """Label Studio's import format: one {"data": {...}} per task (strings only, no nulls)."""
+    if isinstance(tasks, pd.DataFrame):
+        tasks = pa.Table.from_pandas(tasks, schema=TASK_SCHEMA, preserve_index=False)
+    return [json.loads(item) for item in import_task_json(tasks, TASK_DATA_FIELDS)]
 
 
 def annotator_identity(completed_by: Any) -> str:

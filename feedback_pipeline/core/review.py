@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from feedback_pipeline.core.contract import (
     ContractError,
@@ -165,9 +168,16 @@ def _provenance(trace: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def records(rows: pd.DataFrame | pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts through Arrow (C speed; missing values become None, never NaN)."""
+    if isinstance(rows, pd.DataFrame):
+        rows = pa.Table.from_pandas(rows, preserve_index=False)
+    return rows.to_pylist()
+
+
 def resolve_reviews(
-    reviews: pd.DataFrame,
-    traces: pd.DataFrame,
+    reviews: pd.DataFrame | pa.Table,
+    traces: pd.DataFrame | pa.Table,
     queues: pd.DataFrame,
     rubric: Rubric,
     *,
@@ -179,13 +189,13 @@ def resolve_reviews(
     """
     rubrics = dict(rubric_by_version or {})
     rubrics.setdefault(rubric.version, rubric)
-    trace_by_id = {row["trace_id"]: row for row in traces.to_dict("records")}
+    trace_by_id = {row["trace_id"]: row for row in records(traces)}
     dests: dict[str, set[str]] = {}
     for tid, dest in zip(queues["trace_id"], queues["destination"], strict=True):
         dests.setdefault(tid, set()).add(dest)
 
     labels, quarantined = [], []
-    for review in reviews.to_dict("records"):
+    for review in records(reviews):
         tid = review["trace_id"]
         trace = trace_by_id.get(tid)
         reason = None
@@ -227,10 +237,46 @@ def resolve_reviews(
                 )
             )
 
-    label_frame = pd.DataFrame(labels, columns=[*REVIEW_COLUMNS, "slice", "outcome",
-                                                "deciding_criterion", "status"])
+    label_frame = pd.DataFrame(labels, columns=LABEL_COLUMNS)
     lanes = _route(label_frame, trace_by_id, dests, rubrics)
     return ResolvedReviews(labels=label_frame, quarantine=pd.DataFrame(quarantined), **lanes)
+
+
+def resolve_review_batches(
+    reviews: pa.Table,
+    trace_batches: Iterable[pa.RecordBatch | pa.Table],
+    queues: pd.DataFrame,
+    rubric: Rubric,
+    *,
+    rubric_by_version: Mapping[str, Rubric] | None = None,
+) -> Iterator[ResolvedReviews]:
+    """resolve_reviews one batch of traces at a time: a trace's reviews all travel with it, so
+    the lanes are the same as for the whole day, and memory stays one batch of traces.
+
+    Reviews of a trace found in no batch come last, quarantined as unknown traces.
+    """
+    queue_table = pa.table({"trace_id": pa.array(queues["trace_id"].astype(object), pa.string()),
+                            "destination": pa.array(queues["destination"].astype(object),
+                                                    pa.string())})
+    demo_ids = queue_table.filter(pc.equal(queue_table["destination"], "DEMONSTRATION_QUEUE"))
+    matched = np.zeros(reviews.num_rows, dtype=bool)
+    for batch in trace_batches:
+        ids = batch.column("trace_id")
+        hit = np.asarray(pc.is_in(reviews["trace_id"], value_set=ids).fill_null(False))
+        matched |= hit
+        own = reviews.filter(pa.array(hit))
+        needed = pa.concat_arrays([own["trace_id"].combine_chunks().cast(pa.string()),
+                                   demo_ids["trace_id"].combine_chunks()])
+        traces = batch.filter(pc.is_in(ids, value_set=needed))
+        if not own.num_rows and not traces.num_rows:
+            continue
+        own_queues = queue_table.filter(pc.is_in(queue_table["trace_id"], value_set=ids))
+        yield resolve_reviews(own, traces, own_queues.to_pandas(), rubric,
+                              rubric_by_version=rubric_by_version)
+    if not matched.all():
+        yield resolve_reviews(reviews.filter(pa.array(~matched)), pa.table({"trace_id": []}),
+                              pd.DataFrame({"trace_id": [], "destination": []}), rubric,
+                              rubric_by_version=rubric_by_version)
 
 
 def _route(
@@ -243,7 +289,7 @@ def _route(
     statuses: dict[str, str] = {}
 
     by_trace: dict[str, list[dict[str, Any]]] = {}
-    for review in labels[labels["task"] == "pairwise"].to_dict("records"):
+    for review in records(labels[labels["task"] == "pairwise"]):
         by_trace.setdefault(review["trace_id"], []).append(review)
     for tid in sorted(by_trace):
         group = by_trace[tid]
@@ -307,7 +353,7 @@ def _route(
             "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in agreeing]),
         })
 
-    for review in labels[labels["task"] == "demonstration"].to_dict("records"):
+    for review in records(labels[labels["task"] == "demonstration"]):
         tid = review["trace_id"]
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
             incidents.append({"trace_id": tid, **_provenance(trace_by_id[tid]),
@@ -326,7 +372,7 @@ def _route(
             demos.append(_demonstration(trace, trace["approved_answer"], "approved_answer",
                                         None, None, None))
 
-    for review in labels[labels["task"] == "pointwise"].to_dict("records"):
+    for review in records(labels[labels["task"] == "pointwise"]):
         tid = review["trace_id"]
         trace = trace_by_id[tid]
         if dests.get(tid, set()) & {"INCIDENT_REVIEW"}:
@@ -387,6 +433,24 @@ POINTWISE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "completion", "l
 ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "outcomes", "review_ids",
                         "reviewer_ids"]
 INCIDENT_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "review_ids", "reviewer_ids"]
+LABEL_COLUMNS = [*REVIEW_COLUMNS, "slice", "outcome", "deciding_criterion", "status"]
+_TYPED = {"reviewed_at": pa.timestamp("us", tz="UTC"), "score": pa.int64(),
+          "source_line": pa.int64(), "n_reviews": pa.int64(), "label": pa.string()}
+
+
+def _schema(columns: list[str], **types: pa.DataType) -> pa.Schema:
+    return pa.schema([(c, types.get(c, _TYPED.get(c, pa.string()))) for c in columns])
+
+
+REVIEW_SCHEMA = _schema(REVIEW_COLUMNS)
+LANE_SCHEMAS = {
+    "labels": _schema(LABEL_COLUMNS),
+    "preference_pairs": _schema(PREFERENCE_COLUMNS),
+    "demonstrations": _schema(DEMONSTRATION_COLUMNS),
+    "pointwise": _schema(POINTWISE_COLUMNS, label=pa.bool_()),
+    "adjudication": _schema(ADJUDICATION_COLUMNS),
+    "incidents": _schema(INCIDENT_COLUMNS),
+}
 
 
 def unsafe_accepted_pairs(pairs: pd.DataFrame, rubric: Rubric) -> list[str]:

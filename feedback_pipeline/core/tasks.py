@@ -1,17 +1,18 @@
-"""Review tasks built from redacted traces: what a reviewer sees, and nothing more."""
+"""Review tasks built from redacted traces: what a reviewer sees, and nothing more.
+
+Tasks are built and serialised column-wise in DuckDB over Arrow batches, so a day of a million
+traces never becomes a million Python dicts.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
-
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from feedback_pipeline.core.contract import candidates_of
 from feedback_pipeline.core.routing import (
     DEMONSTRATION_QUEUE,
+    FROZEN_EVALUATION,
     INCIDENT_REVIEW,
     NEEDS_TRIAGE,
     PREFERENCE_QUEUE,
@@ -27,59 +28,87 @@ TASK_COLUMNS = ["task_id", "trace_id", "queue", "task", "slice", "prompt", "cont
                 "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                 "approved_answer", "rubric_version", "policy_text", "redaction_version"]
 TASK_SCHEMA = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
+TASK_TEXT_COLUMNS = ("prompt", "context", "candidate_a", "candidate_b", "approved_answer")
+PRIMARY_SCHEMA = pa.schema([("trace_id", pa.string()), ("queue", pa.string()),
+                            ("task", pa.string())])
+_TRACE_FIELDS = {"slice": pa.string(), "context": pa.string(), "approved_answer": pa.string(),
+                 "redaction_version": pa.string()}
+
+
+def primary_queues(queues: pd.DataFrame) -> pa.Table:
+    """trace_id -> the one queue (and task) a reviewer gets; frozen traces get none."""
+    frozen = set(queues.loc[queues["destination"] == FROZEN_EVALUATION, "trace_id"])
+    order = {queue: rank for rank, queue in enumerate(TASK_FOR_QUEUE)}
+    rank = queues["destination"].map(order)
+    kept = queues.loc[rank.notna() & ~queues["trace_id"].isin(frozen), ["trace_id", "destination"]]
+    kept = kept.assign(rank=rank[kept.index]).sort_values(["rank"], kind="stable")
+    kept = kept.drop_duplicates("trace_id")
+    return pa.table({"trace_id": pa.array(kept["trace_id"].astype(object), pa.string()),
+                     "queue": pa.array(kept["destination"].astype(object), pa.string()),
+                     "task": pa.array(kept["destination"].map(TASK_FOR_QUEUE).astype(object),
+                                      pa.string())}, schema=PRIMARY_SCHEMA)
+
+
+def _with_trace_fields(traces: pa.Table) -> pa.Table:
+    for name, kind in _TRACE_FIELDS.items():
+        if name not in traces.column_names:
+            traces = traces.append_column(name, pa.nulls(traces.num_rows, kind))
+    return traces
+
+
+def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubric_version: str,
+                     policy_text: str) -> pa.Table:
+    """One task per reviewable trace of `traces`, in trace order (DuckDB over Arrow)."""
+    if isinstance(traces, pa.RecordBatch):
+        traces = pa.Table.from_batches([traces])
+    batch = _with_trace_fields(traces).append_column(
+        "_row", pa.array(range(traces.num_rows), pa.int64()))
+    with duckdb.connect() as con:
+        con.register("batch", batch)
+        con.register("primary_queue", primary)
+        result = con.sql(
+            """
+            SELECT b.trace_id || ':' || p.task AS task_id, b.trace_id, p.queue, p.task,
+                   b.slice, b.prompt, b.context,
+                   b.candidates[1].candidate_id AS candidate_a_id,
+                   b.candidates[1].text AS candidate_a,
+                   b.candidates[2].candidate_id AS candidate_b_id,
+                   b.candidates[2].text AS candidate_b,
+                   b.approved_answer, $rubric AS rubric_version, $policy AS policy_text,
+                   b.redaction_version
+            FROM batch b JOIN primary_queue p ON b.trace_id = p.trace_id
+            ORDER BY b._row
+            """,
+            params={"rubric": rubric_version, "policy": policy_text},
+        ).to_arrow_table()
+    return result.cast(TASK_SCHEMA)
 
 
 def build_tasks(traces: pd.DataFrame, queues: pd.DataFrame, rubric_version: str,
                 policy_text: str) -> pd.DataFrame:
-    """One task per reviewable trace; frozen evaluation traces get no task at all."""
-    dests: dict[str, set[str]] = {}
-    for tid, queue in zip(queues["trace_id"], queues["destination"], strict=True):
-        dests.setdefault(tid, set()).add(queue)
-    rows = []
-    for trace in traces.to_dict("records"):
-        tid = trace["trace_id"]
-        queue = primary_queue(dests.get(tid, set()))
-        if queue is None:
-            continue
-        task = TASK_FOR_QUEUE[queue]
-        cands = candidates_of(trace["candidates"])
-        a = cands[0] if cands else {}
-        b = cands[1] if len(cands) > 1 else {}
-        rows.append({
-            "task_id": f"{tid}:{task}",
-            "trace_id": tid,
-            "queue": queue,
-            "task": task,
-            "slice": trace.get("slice"),
-            "prompt": trace["prompt"],
-            "context": trace.get("context"),
-            "candidate_a_id": a.get("candidate_id"),
-            "candidate_a": a.get("text"),
-            "candidate_b_id": b.get("candidate_id"),
-            "candidate_b": b.get("text"),
-            "approved_answer": trace.get("approved_answer"),
-            "rubric_version": rubric_version,
-            "policy_text": policy_text,
-            "redaction_version": trace.get("redaction_version"),
-        })
-    return pd.DataFrame(rows, columns=TASK_COLUMNS)
+    """build_task_table for a small pandas frame of traces (tests, previews)."""
+    table = pa.Table.from_pandas(traces, preserve_index=False)
+    return build_task_table(table, primary_queues(queues), rubric_version,
+                            policy_text).to_pandas()
 
 
-def primary_queue(destinations: set[str]) -> str | None:
-    """The queue whose task a reviewer gets; None for frozen evaluation traces."""
-    if "FROZEN_EVALUATION" in destinations:
-        return None
-    return next((q for q in TASK_FOR_QUEUE if q in destinations), None)
+def _json_rows(tasks: pa.Table, select: str) -> list[str]:
+    with duckdb.connect() as con:
+        con.register("tasks", tasks)
+        return con.sql(f"SELECT {select} FROM tasks").to_arrow_table().column(0).to_pylist()
 
 
-def task_texts(task: Mapping[str, Any]) -> list[str]:
-    return [task[c] for c in ("prompt", "context", "candidate_a", "candidate_b",
-                              "approved_answer") if isinstance(task.get(c), str)]
-
-
-def tasks_to_jsonl(tasks: pd.DataFrame) -> str:
-    lines = []
-    for task in tasks.to_dict("records"):
-        clean = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in task.items()}
-        lines.append(json.dumps(clean, ensure_ascii=False, sort_keys=True))
+def tasks_to_jsonl(tasks: pa.Table | pd.DataFrame) -> str:
+    """One JSON object per task, keys sorted, missing values as null."""
+    if isinstance(tasks, pd.DataFrame):
+        tasks = pa.Table.from_pandas(tasks, schema=TASK_SCHEMA, preserve_index=False)
+    fields = ", ".join(f"'{c}': \"{c}\"" for c in sorted(tasks.column_names))
+    lines = _json_rows(tasks, f"to_json({{{fields}}})::VARCHAR")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def import_task_json(tasks: pa.Table, fields: tuple[str, ...]) -> list[str]:
+    """Label Studio's import objects, one JSON text per task: {"data": {field: text}},
+    with missing values as empty strings."""
+    data = ", ".join(f"'{c}': coalesce(\"{c}\", '')" for c in fields)
+    return _json_rows(tasks, f"to_json({{'data': {{{data}}}}})::VARCHAR")

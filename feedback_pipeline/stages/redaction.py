@@ -6,14 +6,13 @@ A second, independent scan (the residue check) blocks everything downstream on a
 """
 
 
-from collections.abc import Iterable, Sequence
-
 import dagster as dg
 import pyarrow as pa
 
-from feedback_pipeline.core.contract import TRACE_SCHEMA, candidates_of
+from feedback_pipeline.core.contract import TRACE_SCHEMA
 from feedback_pipeline.core.fingerprint import fingerprints
-from feedback_pipeline.core.redaction import Redactor, find_residue_many
+from feedback_pipeline.core.redaction import Redactor
+from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import (
     SEALED_SCHEMA,
     corpus_token_key,
@@ -24,35 +23,6 @@ from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, id_list
 from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
-
-
-def row_texts(row: dict) -> Iterable[str]:
-    """Every text a reviewer could see in one redacted trace row."""
-    for name in ("prompt", "context", "approved_answer", "extra_json"):
-        if isinstance(row.get(name), str):
-            yield row[name]
-    for cand in candidates_of(row.get("candidates")):
-        for name in ("text", "generation"):
-            if isinstance(cand.get(name), str):
-                yield cand[name]
-
-
-def residue_ids(
-    rows: Iterable[dict], text_of: callable, deny_terms: Sequence[str], id_field: str = "trace_id"
-) -> tuple[list[str], dict[str, int]]:
-    """Ids of rows whose text still holds something that looks raw, and the kinds found
-    (one batched pass of the independent residue scanner over every text of the rows)."""
-    owners, texts = [], []
-    for row in rows:
-        for text in text_of(row):
-            owners.append(row[id_field])
-            texts.append(text)
-    offending, kinds = {}, {}
-    for owner, found in zip(owners, find_residue_many(texts, deny_terms), strict=True):
-        for kind, _ in found:
-            offending[str(owner)] = True
-            kinds[kind] = kinds.get(kind, 0) + 1
-    return list(offending), kinds
 
 
 def residue_check_result(
@@ -119,12 +89,13 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
             vault.write(seal_vault(mapping, key))
             for kind, count in mapping["kind"].value_counts().items():
                 tokens_by_kind[str(kind)] = tokens_by_kind.get(str(kind), 0) + int(count)
-            bad, found = residue_ids(redacted.to_dict("records"), row_texts, deny_terms)
+            table = pa.Table.from_pandas(redacted, schema=REDACTED_SCHEMA, preserve_index=False)
+            bad, found = residue_in_table(table, REDACTED_TRACE_TEXTS, deny_terms)
             offending.extend(bad)
             for kind, count in found.items():
                 kinds[kind] = kinds.get(kind, 0) + count
             scanned += len(redacted)
-            yield redacted
+            yield table
 
     yield dg.Output(
         BatchStream(REDACTED_SCHEMA, redacted_batches()),

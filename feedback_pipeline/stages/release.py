@@ -10,6 +10,7 @@ import json
 import subprocess
 import tempfile
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import (
@@ -34,7 +36,6 @@ from feedback_pipeline.core.manifest import (
     next_version,
     promotion_reasons,
 )
-from feedback_pipeline.core.redaction import find_residue_many
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
@@ -42,6 +43,7 @@ from feedback_pipeline.core.release import (
     parquet_bytes,
 )
 from feedback_pipeline.core.review import unsafe_accepted_pairs
+from feedback_pipeline.core.texts import RELEASE_TEXTS, REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import id_list
 from feedback_pipeline.storage import WAREHOUSE, Storage
@@ -132,40 +134,25 @@ def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-TASK_TEXT_COLUMNS = ["trace_id", "prompt", "context", "candidate_a", "candidate_b",
-                     "approved_answer"]
+TASK_TEXT_COLUMNS = ["task_id", "trace_id", *REVIEW_TASK_TEXTS.columns]
+RESIDUE_CHUNK_ROWS = 50_000
 
 
-def residue_gate(lanes: dict[str, pd.DataFrame], task_frames: Iterable[pd.DataFrame],
+def residue_gate(lanes: dict[str, pd.DataFrame], task_batches: Iterable[pa.RecordBatch],
                  deny_terms: list[str]) -> Gate:
-    """Scans every training text and every review task; tasks arrive a batch at a time."""
-    owners: list[str] = []
-    texts: list[str] = []
+    """Scans every training text and every review task, a chunk of rows at a time."""
     offending: set[str] = set()
-
-    def add(ids: pd.Series, values: pd.Series) -> None:
-        for tid, text in zip(ids, values, strict=True):
-            if isinstance(text, str):
-                owners.append(tid)
-                texts.append(text)
-
-    for lane, columns in {"preference": ["prompt", "chosen", "rejected"],
-                          "unpaired": ["prompt", "completion"]}.items():
-        for column in columns:
-            add(lanes[lane]["trace_id"], lanes[lane][column])
-    for tid, messages in zip(lanes["sft"]["trace_id"], lanes["sft"]["messages"], strict=True):
-        for message in messages:
-            owners.append(tid)
-            texts.append(message["content"])
-    for tasks in task_frames:
-        for column in TASK_TEXT_COLUMNS[1:]:
-            add(tasks["trace_id"], tasks[column])
-        offending.update(o for o, hits in zip(owners, find_residue_many(texts, deny_terms),
-                                              strict=True) if hits)
-        owners.clear()
-        texts.clear()
-    found = find_residue_many(texts, deny_terms)
-    offending.update(o for o, hits in zip(owners, found, strict=True) if hits)
+    for lane, layout in RELEASE_TEXTS.items():
+        frame = lanes[lane]
+        for start in range(0, len(frame), RESIDUE_CHUNK_ROWS):
+            chunk = frame.iloc[start:start + RESIDUE_CHUNK_ROWS]
+            columns = [c for c in (layout.id_field, *layout.columns, layout.list_column)
+                       if c in chunk]
+            table = pa.Table.from_pandas(chunk[columns], preserve_index=False)
+            offending.update(residue_in_table(table, layout, deny_terms)[0])
+    task_layout = replace(REVIEW_TASK_TEXTS, id_field="trace_id")
+    for batch in task_batches:
+        offending.update(residue_in_table(batch, task_layout, deny_terms)[0])
     ids = sorted(offending)
     return Gate("redaction_residue", not ids, len(ids),
                 "independent residue scan over every training file and review task",
@@ -248,8 +235,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     labels = read_window(storage, "reviewed_labels", days)
     incidents = read_window(storage, "incident_records", days)
     adjudication = read_window(storage, "adjudication_queue", days)
-    tasks = (frame for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
-             for frame in storage.batches(WAREHOUSE, "review_tasks", day).iter_frames(
+    tasks = (batch for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
+             for batch in storage.batches(WAREHOUSE, "review_tasks", day).iter_batches(
                  columns=TASK_TEXT_COLUMNS))
     frozen = pipeline.frozen_set()
 

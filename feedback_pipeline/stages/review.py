@@ -3,30 +3,44 @@
 
 import hashlib
 import hmac
+import itertools
 import json
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from feedback_pipeline.core.contract import (
-    ParsedLines,
     quarantine_row,
     quarantine_to_table,
     read_lines,
 )
 from feedback_pipeline.core.labelstudio import (
+    TASK_DATA_FIELDS,
     make_pseudonymiser,
     parse_label_studio_export,
-    to_import_tasks,
 )
-from feedback_pipeline.core.redaction import Redactor, TokenTable
-from feedback_pipeline.core.review import REVIEW_COLUMNS, parse_review_lines, resolve_reviews
-from feedback_pipeline.core.tasks import TASK_SCHEMA, build_tasks, task_texts, tasks_to_jsonl
+from feedback_pipeline.core.redaction import Redactor
+from feedback_pipeline.core.review import (
+    LANE_SCHEMAS,
+    REVIEW_SCHEMA,
+    parse_review_lines,
+    resolve_review_batches,
+)
+from feedback_pipeline.core.tasks import (
+    TASK_SCHEMA,
+    build_task_table,
+    import_task_json,
+    primary_queues,
+    tasks_to_jsonl,
+)
+from feedback_pipeline.core.texts import REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, value_counts
-from feedback_pipeline.stages.redaction import residue_check_result, residue_ids
+from feedback_pipeline.stages.redaction import residue_check_result
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches
 
 REVIEW_SUFFIXES = (".jsonl", ".json")
@@ -57,27 +71,27 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     deny_terms = pipeline.deny_terms()
     storage = pipeline.storage
     folder = storage.exports_dir / "review_tasks" / context.partition_key
+    primary = primary_queues(routed_queues)
     offending: list[str] = []
     kinds: dict[str, int] = {}
     counts: dict[str, int] = {}
-    spool_jsonl = storage.spool(WAREHOUSE, TASK_SCHEMA)
+    spool = storage.spool(WAREHOUSE, TASK_SCHEMA)
 
     def task_batches():
-        for frame in redacted_traces.iter_frames():
-            tasks = build_tasks(frame, routed_queues, rubric.version, rubric.policy_text)
-            bad, found = residue_ids(tasks.to_dict("records"), task_texts, deny_terms,
-                                     id_field="task_id")
+        for batch in redacted_traces.iter_batches():
+            tasks = build_task_table(batch, primary, rubric.version, rubric.policy_text)
+            bad, found = residue_in_table(tasks, REVIEW_TASK_TEXTS, deny_terms)
             offending.extend(bad)
             for kind, n in found.items():
                 kinds[kind] = kinds.get(kind, 0) + n
-            for task, n in tasks["task"].value_counts().items():
-                counts[str(task)] = counts.get(str(task), 0) + int(n)
-            spool_jsonl.write(tasks)
+            for item in pc.value_counts(tasks.column("task")).to_pylist():
+                counts[str(item["values"])] = counts.get(str(item["values"]), 0) + item["counts"]
+            spool.write(tasks)
             yield tasks
 
     yield dg.Output(BatchStream(TASK_SCHEMA, task_batches()), metadata={
         "by_task": counts_table(counts, "task") if counts else dg.MetadataValue.md("none")})
-    exported = spool_jsonl.stream()
+    exported = spool.stream()
     if offending:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
         for _ in exported:
@@ -88,48 +102,68 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
             studio.write("[")
             first = True
             for batch in exported:
-                frame = batch.to_pandas()
-                jsonl.write(tasks_to_jsonl(frame))
-                for item in to_import_tasks(frame):
-                    studio.write(("" if first else ",\n") + json.dumps(item, ensure_ascii=False))
+                tasks = pa.Table.from_batches([batch])
+                jsonl.write(tasks_to_jsonl(tasks))
+                items = import_task_json(tasks, TASK_DATA_FIELDS)
+                if items:
+                    studio.write(("" if first else ",\n") + ",\n".join(items))
                     first = False
             studio.write("]\n")
     yield residue_check_result("no_residue_in_review_tasks", "review_tasks", offending, kinds,
                                sum(counts.values()))
 
 
-def _load_reviews(pipeline: PipelineResource, day: str) -> ParsedLines:
+REVIEW_CHUNK_LINES = 100_000
+TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
+                 "redaction_version", "prompt_template_version", "policy_version",
+                 "prompt_fingerprint"]
+
+
+def _reviews_table(rows: list[dict], pseudonym, redactor: Redactor) -> pa.Table:
+    """Validated review rows as Arrow: reviewer pseudonymised, free text redacted."""
+    for row in rows:
+        row["reviewer_id"] = pseudonym(row["reviewer_id"])
+    table = pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
+    for column in ("reason", "answer"):
+        redacted = redactor.redact_texts(table.column(column).to_pylist())
+        table = table.set_column(table.schema.get_field_index(column), column,
+                                 pa.array(redacted, pa.string()))
+    return table
+
+
+def _load_reviews(pipeline: PipelineResource, day: str,
+                  redactor: Redactor) -> tuple[pa.Table, list[dict]]:
+    """Every landed review of the day as one Arrow table (parsed in chunks, so the Python
+    rows of a million reviews never exist at once), and the quarantined ones."""
     storage = pipeline.storage
     known = pipeline.known_rubrics()
     pseudonym = reviewer_pseudonymiser()
-    parsed = ParsedLines()
+    tables: list[pa.Table] = []
+    quarantine: list[dict] = []
     for path in storage.landing_files("reviews", day, REVIEW_SUFFIXES):
         source = storage.relative(path)
         if path.name.endswith(".jsonl"):
-            parsed.extend(parse_review_lines(read_lines(path), source, known))
+            lines = read_lines(path)
+            while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
+                parsed = parse_review_lines(chunk, source, known)
+                quarantine.extend(parsed.quarantine)
+                tables.append(_reviews_table(parsed.rows, pseudonym, redactor))
             continue
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            parsed.quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
-                                                    f"({err.msg})", "", None))
+            quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
+                                             f"({err.msg})", "", None))
             continue
-        parsed.extend(parse_label_studio_export(payload, source, known))
-    for row in parsed.rows:
-        row["reviewer_id"] = pseudonym(row["reviewer_id"])
-    return parsed
+        parsed = parse_label_studio_export(payload, source, known)
+        quarantine.extend(parsed.quarantine)
+        tables.append(_reviews_table(parsed.rows, pseudonym, redactor))
+    return pa.concat_tables([REVIEW_SCHEMA.empty_table(), *tables]), quarantine
 
 
-def redact_review_text(reviews: pd.DataFrame, redactor: Redactor) -> pd.DataFrame:
-    """Reasons and corrected answers are free text: redacted like any trace text."""
-    out = reviews.copy()
-    for column in ("reason", "answer"):
-        if column in out:
-            out[column] = [redactor.redact_text(v, TokenTable()) if isinstance(v, str) else v
-                           for v in out[column]]
-    return out
-
-
+LANE_OF_OUTPUT = {"reviewed_labels": "labels", "preference_pairs": "preference_pairs",
+                  "demonstrations": "demonstrations", "pointwise_assessments": "pointwise",
+                  "adjudication_queue": "adjudication", "incident_records": "incidents"}
 LANES = {
     "reviewed_labels": "Every valid review with its rubric-derived outcome and status.",
     "preference_pairs": "Accepted prompt/chosen/rejected pairs with full provenance.",
@@ -154,31 +188,30 @@ LANES = {
 )
 def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                     redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
+    """Resolves the day one batch of traces at a time (each trace's reviews travel with
+    it); every lane is spooled to disk and then streamed into its table."""
     policy = pipeline.policy
-    parsed = _load_reviews(pipeline, context.partition_key)
-    reviews = pd.DataFrame(parsed.rows, columns=REVIEW_COLUMNS)
-    needed = set(reviews["trace_id"]) | set(routed_queues.loc[
-        routed_queues["destination"] == "DEMONSTRATION_QUEUE", "trace_id"])
-    traces = redacted_traces.rows_where_in("trace_id", needed)
+    storage = pipeline.storage
     redactor = Redactor(pipeline.deny_terms(), version=policy.redaction_version)
-    reviews = redact_review_text(reviews, redactor)
+    reviews, quarantined = _load_reviews(pipeline, context.partition_key, redactor)
     rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
-    resolved = resolve_reviews(reviews, traces, routed_queues,
-                               pipeline.rubric(), rubric_by_version=rubrics)
-    quarantine = quarantine_to_table(parsed.quarantine + resolved.quarantine.to_dict("records"))
-    frames = {
-        "reviewed_labels": resolved.labels,
-        "preference_pairs": resolved.preference_pairs,
-        "demonstrations": resolved.demonstrations,
-        "pointwise_assessments": resolved.pointwise,
-        "adjudication_queue": resolved.adjudication,
-        "incident_records": resolved.incidents,
-    }
-    for name, frame in frames.items():
-        metadata = {"dagster/row_count": len(frame)}
-        if name == "reviewed_labels" and len(frame):
-            metadata["by_status"] = counts_table(value_counts(frame["status"]), "status")
-        yield dg.Output(frame, output_name=name, metadata=metadata)
+    spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
+    statuses: dict[str, int] = {}
+    for resolved in resolve_review_batches(
+            reviews, redacted_traces.iter_batches(columns=TRACE_COLUMNS), routed_queues,
+            pipeline.rubric(), rubric_by_version=rubrics):
+        for lane, spool in spools.items():
+            spool.write(getattr(resolved, lane))
+        quarantined.extend(resolved.quarantine.to_dict("records"))
+        for status, n in value_counts(resolved.labels["status"]).items():
+            statuses[status] = statuses.get(status, 0) + n
+    del reviews
+    quarantine = quarantine_to_table(quarantined)
+    for name, lane in LANE_OF_OUTPUT.items():
+        metadata = {}
+        if name == "reviewed_labels" and statuses:
+            metadata["by_status"] = counts_table(statuses, "status")
+        yield dg.Output(spools[lane].stream(), output_name=name, metadata=metadata)
     reasons = value_counts(pd.Series([r.split(" (")[0].split("'")[0][:60]
                                       for r in quarantine.column("reason").to_pylist()],
                                      dtype=object))

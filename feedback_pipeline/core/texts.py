@@ -1,0 +1,75 @@
+"""Where the reviewer-visible text of each table lives, read column-wise for the residue scan.
+
+A residue check must see every text a reviewer could see; listing the columns once per table
+(and reading them straight from Arrow) keeps the scans cheap and the lists in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from feedback_pipeline.core.redaction import find_residue_many
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """The text columns of a table, and the text fields of the structs in one list column."""
+
+    id_field: str
+    columns: tuple[str, ...]
+    list_fields: tuple[str, ...] = ()
+    list_column: str = "candidates"
+
+
+REDACTED_TRACE_TEXTS = TextLayout("trace_id", ("prompt", "context", "approved_answer",
+                                               "extra_json"), ("text", "generation"))
+REVIEW_TASK_TEXTS = TextLayout("task_id", ("prompt", "context", "candidate_a", "candidate_b",
+                                           "approved_answer"))
+RELEASE_TEXTS = {
+    "preference": TextLayout("trace_id", ("prompt", "chosen", "rejected")),
+    "sft": TextLayout("trace_id", (), ("content",), "messages"),
+    "unpaired": TextLayout("trace_id", ("prompt", "completion")),
+}
+
+
+def table_texts(table: pa.Table | pa.RecordBatch,
+                layout: TextLayout) -> tuple[np.ndarray, list[str | None]]:
+    """(row index of each text, the texts) for every text column present in the table."""
+    rows = np.arange(table.num_rows)
+    owners: list[np.ndarray] = []
+    texts: list[str | None] = []
+    names = set(table.schema.names)
+    for name in layout.columns:
+        if name in names:
+            owners.append(rows)
+            texts.extend(table.column(name).to_pylist())
+    if layout.list_fields and layout.list_column in names:
+        nested = table.column(layout.list_column)
+        flat = pc.list_flatten(nested)
+        parents = np.asarray(pc.list_parent_indices(nested))
+        for field in layout.list_fields:
+            owners.append(parents)
+            texts.extend(pc.struct_field(flat, field).to_pylist())
+    index = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    return index, texts
+
+
+def residue_in_table(table: pa.Table | pa.RecordBatch, layout: TextLayout,
+                     deny_terms: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """Ids of rows whose text still holds something that looks raw, and the kinds found."""
+    owners, texts = table_texts(table, layout)
+    hits = find_residue_many(texts, deny_terms)
+    kinds: dict[str, int] = {}
+    bad_rows: set[int] = set()
+    for position, found in enumerate(hits):
+        if found:
+            bad_rows.add(int(owners[position]))
+            for kind, _ in found:
+                kinds[kind] = kinds.get(kind, 0) + 1
+    ids = table.column(layout.id_field).to_pylist()
+    return [str(ids[row]) for row in sorted(bad_rows)], kinds
