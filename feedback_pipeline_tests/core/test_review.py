@@ -1,11 +1,14 @@
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from feedback_pipeline.core.contract import ContractError
 from feedback_pipeline.core.review import (
     REVIEW_COLUMNS,
+    REVIEW_SCHEMA,
+    resolve_review_batches,
     resolve_reviews,
     unsafe_accepted_pairs,
     validate_review,
@@ -140,3 +143,32 @@ def test_unsafe_accepted_pair_is_detected_from_reviewer_criteria():
 def test_malformed_reviews_are_rejected_with_a_reason(obj, reason):
     with pytest.raises(ContractError, match=reason):
         validate_review(obj, KNOWN)
+
+
+def test_batched_resolution_gives_the_same_lanes_as_the_whole_day():
+    traces = [trace(f"t{i}", approved="fixed" if i % 4 == 0 else None) for i in range(12)]
+    reviews = []
+    for i in range(12):
+        tid = f"t{i}"
+        a, b = (marks(), marks(clear=False)) if i % 3 else (marks(actionable=False), marks())
+        reviews.append(pairwise(f"r{i}", tid, a, b))
+        reviews.append(pairwise(f"s{i}", tid, a, b if i % 5 else marks(), reviewer="rev-02"))
+    reviews.append(pairwise("orphan", "t-missing", marks(), marks()))
+    frame = pd.DataFrame(traces)
+    queues = route(frame, {"t3"})
+    whole = resolve_reviews(pd.DataFrame(reviews, columns=REVIEW_COLUMNS), frame, queues, RUBRIC)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    review_table = pa.Table.from_pylist(reviews, schema=REVIEW_SCHEMA)
+    parts = list(resolve_review_batches(review_table, table.to_batches(max_chunksize=5), queues,
+                                        RUBRIC))
+    assert len(parts) == 4
+    for lane in ("labels", "preference_pairs", "demonstrations", "adjudication", "incidents",
+                 "quarantine"):
+        got = pd.concat([getattr(p, lane) for p in parts], ignore_index=True)
+        expected = getattr(whole, lane)
+        assert len(got) == len(expected), lane
+        key = "review_id" if lane == "labels" else ("record_id" if lane == "quarantine"
+                                                   else "trace_id")
+        assert sorted(got[key].astype(str)) == sorted(expected[key].astype(str)), lane
+    assert parts[-1].quarantine["record_id"].tolist() == ["orphan"]
+    assert not any(p.preference_pairs["trace_id"].eq("t3").any() for p in parts)

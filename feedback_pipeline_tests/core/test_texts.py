@@ -1,0 +1,46 @@
+import pyarrow as pa
+
+from feedback_pipeline.core.texts import (
+    REDACTED_TRACE_TEXTS,
+    RELEASE_TEXTS,
+    REVIEW_TASK_TEXTS,
+    residue_in_table,
+    table_texts,
+)
+
+CLEAN = "the build on <HOST_1> failed for <EMAIL_2>; rerun after the fix"
+
+
+def traces(*candidate_texts):
+    return pa.table({
+        "trace_id": [f"t{i}" for i in range(len(candidate_texts))],
+        "prompt": [CLEAN] * len(candidate_texts),
+        "context": [None] * len(candidate_texts),
+        "candidates": [[{"candidate_id": "a", "text": CLEAN, "generation": None},
+                        {"candidate_id": "b", "text": text, "generation": "{}"}]
+                       for text in candidate_texts],
+    })
+
+
+def test_every_nested_candidate_text_is_scanned_and_owned_by_its_row():
+    table = traces(CLEAN, "mail me at dana.fox+ci@example.com", CLEAN)
+    owners, texts = table_texts(table, REDACTED_TRACE_TEXTS)
+    assert len(owners) == len(texts) == 3 * 2 + 3 * 2 * 2
+    ids, kinds = residue_in_table(table, REDACTED_TRACE_TEXTS, [])
+    assert ids == ["t1"]
+    assert kinds == {"EMAIL": 1}
+
+
+def test_clean_tables_pass_and_deny_terms_are_found_in_any_column():
+    tasks = pa.table({"task_id": ["k1", "k2"], "prompt": [CLEAN, CLEAN],
+                      "candidate_a": [CLEAN, "ask Mirela Ionescu"], "candidate_b": [None, CLEAN]})
+    assert residue_in_table(tasks, REVIEW_TASK_TEXTS, [])[0] == []
+    assert residue_in_table(tasks, REVIEW_TASK_TEXTS, ["Mirela Ionescu"])[0] == ["k2"]
+
+
+def test_sft_messages_are_scanned():
+    sft = pa.table({"trace_id": ["d1", "d2"], "messages": [
+        [{"role": "user", "content": CLEAN}, {"role": "assistant", "content": CLEAN}],
+        [{"role": "user", "content": CLEAN},
+         {"role": "assistant", "content": "key AKIAIOSFODNN7EXAMPLF"}]]})
+    assert residue_in_table(sft, RELEASE_TEXTS["sft"], [])[0] == ["d2"]
