@@ -1,54 +1,63 @@
 """A release candidate: the parent release's rows plus newly accepted rows, in TRL shapes.
 
 Releases are cumulative. A row keeps the version that first released it; retracted trace ids
-are removed; with no new and no retracted rows there is nothing to release.
+are removed; with no new and no retracted rows there is nothing to release. Each lane is built
+by DuckDB from the window's Parquet partitions straight into a Parquet file (sorted by row id),
+so a window of millions of rows never passes through pandas.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import pandas as pd
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 LANES = ("preference", "sft", "unpaired")
 PROVENANCE = ["trace_id", "slice", "redaction_version", "prompt_template_version",
               "policy_version", "prompt_fingerprint", "rubric_version", "reviewer_ids"]
+_PROV = ", ".join(PROVENANCE)
 
-
-def preference_rows(pairs: pd.DataFrame) -> pd.DataFrame:
-    """TRL's standard preference format (prompt, chosen, rejected) plus provenance columns."""
-    columns = ["prompt", "chosen", "rejected", *PROVENANCE, "outcome", "deciding_criterion",
-               "chosen_model_id", "rejected_model_id", "chosen_generation",
-               "rejected_generation", "chosen_candidate_id", "criteria_json"]
-    out = pairs.reindex(columns=columns).copy()
-    out["row_id"] = out["trace_id"]
-    return out
-
-
-def sft_rows(demos: pd.DataFrame) -> pd.DataFrame:
-    """TRL's conversational format: a `messages` list of {role, content}."""
-    out = demos.reindex(columns=[*PROVENANCE, "source"]).copy()
-    out.insert(0, "messages", [
-        [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
-        for p, a in zip(demos["prompt"], demos["answer"], strict=True)
-    ])
-    out["row_id"] = out["trace_id"]
-    return out
-
-
-def unpaired_rows(points: pd.DataFrame) -> pd.DataFrame:
-    """TRL's unpaired preference format: prompt, completion, label (bool)."""
-    columns = ["prompt", "completion", "label", *PROVENANCE, "assessment", "score",
-               "candidate_id", "model_id", "review_ids"]
-    out = points.reindex(columns=columns).copy()
-    out["row_id"] = out["trace_id"].astype(str) + ":" + out["review_ids"].astype(str)
-    return out
+# TRL's standard preference format (prompt, chosen, rejected), its conversational format (a
+# `messages` list of {role, content}) and its unpaired format (prompt, completion, label), each
+# followed by provenance; the source is a window of preference_pairs, demonstrations and
+# pointwise_assessments partitions.
+LANE_SELECT = {
+    "preference": f"prompt, chosen, rejected, {_PROV}, outcome, deciding_criterion, "
+                  "chosen_model_id, rejected_model_id, chosen_generation, rejected_generation, "
+                  "chosen_candidate_id, criteria_json, trace_id AS row_id",
+    "sft": "[{'role': 'user', 'content': prompt}, {'role': 'assistant', 'content': answer}] "
+           f"AS messages, {_PROV}, source, trace_id AS row_id",
+    "unpaired": f"prompt, completion, label, {_PROV}, assessment, score, candidate_id, "
+                "model_id, review_ids, trace_id || ':' || coalesce(review_ids, 'None') AS row_id",
+}
+_INPUT_TYPES = {"label": pa.bool_(), "score": pa.int64(), "n_reviews": pa.int64()}
+LANE_INPUT = {
+    "preference": ["trace_id", "slice", "redaction_version", "prompt_template_version",
+                   "policy_version", "prompt_fingerprint", "prompt", "chosen", "rejected",
+                   "outcome", "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
+                   "rejected_model_id", "chosen_generation", "rejected_generation",
+                   "rubric_version", "deciding_criterion", "reviewer_ids", "review_ids",
+                   "n_reviews", "criteria_json"],
+    "sft": ["trace_id", "slice", "redaction_version", "prompt_template_version",
+            "policy_version", "prompt_fingerprint", "prompt", "answer", "source", "review_ids",
+            "reviewer_ids", "rubric_version"],
+    "unpaired": ["trace_id", "slice", "redaction_version", "prompt_template_version",
+                 "policy_version", "prompt_fingerprint", "prompt", "completion", "label",
+                 "assessment", "score", "candidate_id", "model_id", "rubric_version",
+                 "reviewer_ids", "review_ids"],
+}
 
 
 @dataclass
 class ReleaseCandidate:
-    lanes: dict[str, pd.DataFrame]
+    """Where each lane's file was written, and what changed against the parent."""
+
+    files: dict[str, Path]
+    rows: dict[str, int] = field(default_factory=dict)
     new_rows: dict[str, int] = field(default_factory=dict)
     retracted_rows: dict[str, int] = field(default_factory=dict)
 
@@ -57,21 +66,52 @@ class ReleaseCandidate:
         return any(self.new_rows.values()) or any(self.retracted_rows.values())
 
 
-def assemble(window: Mapping[str, pd.DataFrame], parent: Mapping[str, pd.DataFrame],
-             version: str, retracted: Collection[str] = ()) -> ReleaseCandidate:
-    """Parent rows (keeping their dataset_version) + window rows not yet released - retractions."""
-    retracted = set(retracted)
-    lanes, new, gone = {}, {}, {}
+def empty_input(lane: str) -> pa.Table:
+    """A lane's source table with no rows (a window without partitions)."""
+    return pa.schema([(c, _INPUT_TYPES.get(c, pa.string())) for c in LANE_INPUT[lane]]
+                     ).empty_table()
+
+
+def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | None],
+                    parent: Mapping[str, str | None], version: str, retracted: Collection[str],
+                    folder: Path) -> ReleaseCandidate:
+    """Parent rows (keeping their dataset_version) + window rows not yet released -
+    retractions, one sorted Parquet file per lane in `folder`.
+
+    `window[lane]` and `parent[lane]` are DuckDB FROM-clauses (e.g. `read_parquet([...])`) or
+    None when there is nothing of that lane.
+    """
+    con.register("retracted", pa.table({"trace_id": pa.array(sorted(retracted), pa.string())}))
+    out = ReleaseCandidate(files={})
     for lane in LANES:
-        old = parent.get(lane)
-        fresh = window[lane].copy()
-        fresh["dataset_version"] = version
-        if old is None or old.empty:
-            old = fresh.iloc[0:0]
-        kept_old = old[~old["trace_id"].isin(retracted)]
-        fresh = fresh[~fresh["row_id"].isin(set(old["row_id"])) & ~fresh["trace_id"].isin(retracted)]
-        gone[lane] = int(len(old) - len(kept_old))
-        new[lane] = int(len(fresh))
-        combined = pd.concat([kept_old, fresh], ignore_index=True) if len(kept_old) else fresh
-        lanes[lane] = combined.sort_values("row_id", kind="stable").reset_index(drop=True)
-    return ReleaseCandidate(lanes=lanes, new_rows=new, retracted_rows=gone)
+        source = window.get(lane)
+        if source is None:
+            con.register(f"empty_{lane}", empty_input(lane))
+            source = f"empty_{lane}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW fresh AS SELECT {LANE_SELECT[lane]}, "
+                    f"'{_escaped(version)}' AS dataset_version FROM {source}")
+        old = parent.get(lane) or "(SELECT * FROM fresh WHERE false)"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW old AS SELECT * FROM {old}")
+        con.execute("""
+            CREATE OR REPLACE TEMP VIEW lane AS
+            SELECT * FROM (
+                SELECT *, 0 AS _origin FROM old ANTI JOIN retracted USING (trace_id)
+                UNION ALL BY NAME
+                SELECT *, 1 AS _origin FROM (SELECT * FROM fresh ANTI JOIN old USING (row_id))
+                    ANTI JOIN retracted USING (trace_id))
+        """)
+        path = folder / f"{lane}.parquet"
+        con.execute(f"COPY (SELECT * EXCLUDE (_origin) FROM lane ORDER BY row_id, _origin) "
+                    f"TO '{_escaped(str(path))}' (FORMAT parquet, COMPRESSION zstd)")
+        kept, new = con.execute("SELECT count(*) FILTER (WHERE _origin = 0), "
+                                "count(*) FILTER (WHERE _origin = 1) FROM lane").fetchall()[0]
+        total_old = con.execute("SELECT count(*) FROM old").fetchall()[0][0]
+        out.files[lane] = path
+        out.rows[lane] = pq.ParquetFile(path).metadata.num_rows
+        out.new_rows[lane] = int(new)
+        out.retracted_rows[lane] = int(total_old - kept)
+    return out
+
+
+def _escaped(text: str) -> str:
+    return text.replace("'", "''")

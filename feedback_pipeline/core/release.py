@@ -12,7 +12,6 @@ is written file by file with `manifest.json` last: a version exists only once it
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -21,9 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 # config name -> file name; none contains "test", "eval", "valid" or "dev".
@@ -50,12 +46,6 @@ class ReleasePath(Protocol):
 
 class ReleaseExistsError(FileExistsError):
     """A dataset version that exists is never written again."""
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
-    return sink.getvalue()
 
 
 def sha256_bytes(payload: bytes) -> str:

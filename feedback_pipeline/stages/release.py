@@ -19,15 +19,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from feedback_pipeline.core import agreement
-from feedback_pipeline.core.candidate import (
-    LANES,
-    assemble,
-    preference_rows,
-    sft_rows,
-    unpaired_rows,
-)
+from feedback_pipeline.core.candidate import LANES, write_candidate
 from feedback_pipeline.core.leakage import find_all_leaks, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
@@ -40,7 +35,6 @@ from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
     dataset_card,
-    parquet_bytes,
 )
 from feedback_pipeline.core.review import unsafe_accepted_pairs
 from feedback_pipeline.core.texts import RELEASE_TEXTS, REVIEW_TASK_TEXTS, residue_in_table
@@ -72,12 +66,26 @@ def window_days(storage: Storage, start: str | None, end: str | None) -> list[st
     return [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
 
 
-def read_window(storage: Storage, table: str, days: list[str]) -> pd.DataFrame:
-    """All partitions of one warehouse table in the window, through DuckDB."""
+def read_window(storage: Storage, table: str, days: list[str],
+                columns: list[str]) -> pd.DataFrame:
+    """Some columns of every partition of one warehouse table in the window, through DuckDB."""
     scan = storage.scan_sql(WAREHOUSE, table, days)
     if scan is None:
-        return pd.DataFrame()
-    return storage.query("SELECT * EXCLUDE (date) FROM {t}", t=scan).to_pandas()
+        return pd.DataFrame(columns=columns)
+    return storage.query(f"SELECT {', '.join(columns)} FROM {{t}}", t=scan).to_pandas()
+
+
+def parent_sources(storage: Storage, parent: str | None) -> dict[str, str | None]:
+    """DuckDB FROM-clauses over the parent release's lane files (None where there is none)."""
+    if parent is None:
+        return {}
+    folder = storage.release_dir(parent)
+    return {lane: _parquet(folder / name) if (folder / name).exists() else None
+            for lane, name in RELEASE_FILES.items()}
+
+
+def _parquet(path: Any) -> str:
+    return "read_parquet('" + str(path).replace("'", "''") + "')"
 
 
 def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame:
@@ -95,14 +103,6 @@ def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame
             f"LEFT JOIN (SELECT trace_id, prompt_fingerprint, prompt FROM {scan}) t "
             f"USING (trace_id)"
         ).df()
-
-
-def parent_lanes(storage: Storage, parent: str | None) -> dict[str, pd.DataFrame]:
-    if parent is None:
-        return {}
-    folder = storage.release_dir(parent)
-    return {lane: storage.read_parquet(folder / name).to_pandas()
-            for lane, name in RELEASE_FILES.items() if (folder / name).exists()}
 
 
 def load_retractions(storage: Storage) -> set[str]:
@@ -138,18 +138,13 @@ TASK_TEXT_COLUMNS = ["task_id", "trace_id", *REVIEW_TASK_TEXTS.columns]
 RESIDUE_CHUNK_ROWS = 50_000
 
 
-def residue_gate(lanes: dict[str, pd.DataFrame], task_batches: Iterable[pa.RecordBatch],
-                 deny_terms: list[str]) -> Gate:
-    """Scans every training text and every review task, a chunk of rows at a time."""
+def residue_gate(lane_batches: dict[str, Iterable[pa.RecordBatch]],
+                 task_batches: Iterable[pa.RecordBatch], deny_terms: list[str]) -> Gate:
+    """Scans every training text and every review task, a batch of rows at a time."""
     offending: set[str] = set()
-    for lane, layout in RELEASE_TEXTS.items():
-        frame = lanes[lane]
-        for start in range(0, len(frame), RESIDUE_CHUNK_ROWS):
-            chunk = frame.iloc[start:start + RESIDUE_CHUNK_ROWS]
-            columns = [c for c in (layout.id_field, *layout.columns, layout.list_column)
-                       if c in chunk]
-            table = pa.Table.from_pandas(chunk[columns], preserve_index=False)
-            offending.update(residue_in_table(table, layout, deny_terms)[0])
+    for lane, batches in lane_batches.items():
+        for batch in batches:
+            offending.update(residue_in_table(batch, RELEASE_TEXTS[lane], deny_terms)[0])
     task_layout = replace(REVIEW_TASK_TEXTS, id_field="trace_id")
     for batch in task_batches:
         offending.update(residue_in_table(batch, task_layout, deny_terms)[0])
@@ -221,41 +216,54 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     storage, policy = pipeline.storage, pipeline.policy
     days = window_days(storage, config.start, config.end)
     version, parent = next_version(storage.list_versions(), policy.dataset_name)
-    window = {
-        "preference": preference_rows(read_window(storage, "preference_pairs", days)
-                                      .reindex(columns=PREF_INPUT)),
-        "sft": sft_rows(read_window(storage, "demonstrations", days)
-                        .reindex(columns=DEMO_INPUT)),
-        "unpaired": unpaired_rows(read_window(storage, "pointwise_assessments", days)
-                                  .reindex(columns=POINT_INPUT)),
-    }
-    candidate = assemble(window, parent_lanes(storage, parent), version,
-                         load_retractions(storage))
-    lanes = candidate.lanes
-    labels = read_window(storage, "reviewed_labels", days)
-    incidents = read_window(storage, "incident_records", days)
-    adjudication = read_window(storage, "adjudication_queue", days)
-    tasks = (batch for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
-             for batch in storage.batches(WAREHOUSE, "review_tasks", day).iter_batches(
-                 columns=TASK_TEXT_COLUMNS))
+    retracted = load_retractions(storage)
     frozen = pipeline.frozen_set()
+    with tempfile.TemporaryDirectory() as scratch, storage.connect() as con:
+        con.execute(f"SET temp_directory = '{Path(scratch) / 'spill'}'")
+        candidate = write_candidate(
+            con, {lane: storage.scan_sql(WAREHOUSE, table, days)
+                  for lane, table in WINDOW_TABLES.items()},
+            parent_sources(storage, parent), version, retracted, Path(scratch))
+        files = candidate.files
+        training = con.sql(TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
+                           ).df()
+        labels = read_window(storage, "reviewed_labels", days, LABEL_GATE_COLUMNS)
+        incidents = read_window(storage, "incident_records", days, ["reason"])
+        adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
+        tasks = (batch for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
+                 for batch in storage.batches(WAREHOUSE, "review_tasks", day).iter_batches(
+                     columns=TASK_TEXT_COLUMNS))
 
-    training = training_rows(lanes)
-    frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
-    leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
-    leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
-                     "by id, by normalised prompt fingerprint, and by near-duplicate (word "
-                     f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every training "
-                     "row, parent rows included",
-                     offending=leaked_ids(leaks),
-                     reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by {r.rule}"
-                                      for r in leaks.itertuples()) or None)
-    agree_gate, agreement_record, report = agreement_gate(labels, pipeline.gold(), policy)
-    unsafe = unsafe_accepted_pairs(lanes["preference"], pipeline.rubric())
-    unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
-                       "no chosen answer marked unsafe by its reviewers", offending=unsafe,
-                       reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe else None)
-    residue = residue_gate(lanes, tasks, pipeline.deny_terms())
+        frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
+        leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
+        del training
+        leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
+                         "by id, by normalised prompt fingerprint, and by near-duplicate (word "
+                         f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every "
+                         "training row, parent rows included",
+                         offending=leaked_ids(leaks),
+                         reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
+                                          f"{r.rule}" for r in leaks.itertuples()) or None)
+        agree_gate, agreement_record, report = agreement_gate(labels, pipeline.gold(), policy)
+        rubric = pipeline.rubric()
+        unsafe = sorted({tid for batch in pq.ParquetFile(files["preference"]).iter_batches(
+            columns=["trace_id", "chosen_candidate_id", "criteria_json"])
+            for tid in unsafe_accepted_pairs(batch.to_pandas(), rubric)})
+        unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
+                           "no chosen answer marked unsafe by its reviewers", offending=unsafe,
+                           reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe
+                           else None)
+        lane_batches = {lane: pq.ParquetFile(path).iter_batches(
+            batch_size=RESIDUE_CHUNK_ROWS,
+            columns=[c for c in RESIDUE_COLUMNS[lane]
+                     if c in pq.ParquetFile(path).schema_arrow.names])
+            for lane, path in files.items()}
+        residue = residue_gate(lane_batches, tasks, pipeline.deny_terms())
+        folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
+        for lane, path in files.items():
+            storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())
+        agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)
+        storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
 
     both_bad = int(incidents["reason"].astype(str).str.startswith("BOTH_BAD").sum()) \
         if not incidents.empty else 0
@@ -273,9 +281,9 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         "reviewer_training_set": policy.reviewer_training_set,
         "agreement_report": agreement_record,
         "row_counts": {
-            "demonstrations": len(lanes["sft"]),
-            "preferences": len(lanes["preference"]),
-            "pointwise": len(lanes["unpaired"]),
+            "demonstrations": candidate.rows["sft"],
+            "preferences": candidate.rows["preference"],
+            "pointwise": candidate.rows["unpaired"],
             "ties": ties,
             "both_bad": both_bad,
             "rejected": conflicts,
@@ -303,21 +311,15 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                                   "reason": g.reason} for g in gates}
     manifest["promotion_reasons"] = promotion_reasons(gates)
 
-    folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
-    for lane, frame in lanes.items():
-        storage.write_bytes(folder / RELEASE_FILES[lane], parquet_bytes(frame))
-    with tempfile.TemporaryDirectory() as scratch:
-        agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)
-        storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
     storage.write_json(folder / "manifest.json", manifest)
 
     yield dg.MaterializeResult(metadata={
         "dataset_version": version,
         "parent_dataset": parent or "none",
         "source_window": manifest["source_window"] or "empty",
-        "preferences": len(lanes["preference"]),
-        "demonstrations": len(lanes["sft"]),
-        "pointwise": len(lanes["unpaired"]),
+        "preferences": candidate.rows["preference"],
+        "demonstrations": candidate.rows["sft"],
+        "pointwise": candidate.rows["unpaired"],
         "new_rows": sum(candidate.new_rows.values()),
         "promotion_reasons": ", ".join(manifest["promotion_reasons"]) or "none",
         "agreement": agreement_record["value"] if agreement_record["value"] is not None else -1.0,
@@ -334,18 +336,17 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         )
 
 
-PREF_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_version",
-              "policy_version", "prompt_fingerprint", "prompt", "chosen", "rejected", "outcome",
-              "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
-              "rejected_model_id", "chosen_generation", "rejected_generation", "rubric_version",
-              "deciding_criterion", "reviewer_ids", "review_ids", "n_reviews", "criteria_json"]
-DEMO_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_version",
-              "policy_version", "prompt_fingerprint", "prompt", "answer", "source", "review_ids",
-              "reviewer_ids", "rubric_version"]
-POINT_INPUT = ["trace_id", "slice", "redaction_version", "prompt_template_version",
-               "policy_version", "prompt_fingerprint", "prompt", "completion", "label",
-               "assessment", "score", "candidate_id", "model_id", "rubric_version",
-               "reviewer_ids", "review_ids"]
+WINDOW_TABLES = {"preference": "preference_pairs", "sft": "demonstrations",
+                 "unpaired": "pointwise_assessments"}
+LABEL_GATE_COLUMNS = ["review_id", "trace_id", "reviewer_id", "task", "outcome", "slice",
+                      "criteria_json", "status"]
+RESIDUE_COLUMNS = {lane: ["trace_id", *layout.columns, layout.list_column]
+                   for lane, layout in RELEASE_TEXTS.items()}
+TRAINING_SQL = """
+    SELECT 'preference' AS lane, trace_id, prompt, prompt_fingerprint FROM {preference}
+    UNION ALL SELECT 'sft', trace_id, messages[1].content, prompt_fingerprint FROM {sft}
+    UNION ALL SELECT 'unpaired', trace_id, prompt, prompt_fingerprint FROM {unpaired}
+"""
 
 
 @dg.asset(

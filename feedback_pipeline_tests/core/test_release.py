@@ -1,10 +1,12 @@
 import os
 
-import pandas as pd
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from feedback_pipeline.core.candidate import assemble, preference_rows, sft_rows, unpaired_rows
+from feedback_pipeline.core.candidate import LANE_INPUT, empty_input, write_candidate
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
@@ -74,27 +76,52 @@ def test_release_is_written_once_and_verify_detects_tampering(tmp_path):
     assert verify_files(path) == ["a.parquet: sha256 differs from the manifest"]
 
 
-def test_candidate_is_cumulative_minus_retractions_and_detects_no_change():
-    def window(ids):
-        pairs = pd.DataFrame({"trace_id": ids, "prompt": "p", "chosen": "c", "rejected": "r",
-                              "prompt_fingerprint": ids})
-        demos = pd.DataFrame({"trace_id": ["d1"], "prompt": ["p"], "answer": ["a"]})
-        points = pd.DataFrame({"trace_id": ["u1"], "prompt": ["p"], "completion": ["c"],
-                               "label": [True], "review_ids": ["rv1"]})
-        return {"preference": preference_rows(pairs), "sft": sft_rows(demos),
-                "unpaired": unpaired_rows(points)}
+def test_candidate_is_cumulative_minus_retractions_and_detects_no_change(tmp_path):
+    def window(name, ids):
+        folder = tmp_path / name
+        folder.mkdir()
+        sources = {
+            "preference": pa.table({"trace_id": ids, "prompt": ["p"] * len(ids),
+                                    "chosen": ["c"] * len(ids), "rejected": ["r"] * len(ids),
+                                    "prompt_fingerprint": ids}),
+            "sft": pa.table({"trace_id": ["d1"], "prompt": ["p"], "answer": ["a"]}),
+            "unpaired": pa.table({"trace_id": ["u1"], "prompt": ["p"], "completion": ["c"],
+                                  "label": [True], "review_ids": ["rv1"]}),
+        }
+        clauses = {}
+        for lane, table in sources.items():
+            for column in LANE_INPUT[lane]:
+                if column not in table.column_names:
+                    kind = empty_input(lane).schema.field(column).type
+                    table = table.append_column(column, pa.nulls(table.num_rows, kind))
+            pq.write_table(table, folder / f"{lane}.parquet")
+            clauses[lane] = f"read_parquet('{folder / f'{lane}.parquet'}')"
+        return clauses
 
-    v1 = assemble(window(["t1", "t2"]), {}, "ds-v1")
+    def build(name, ids, parent, version, retracted=()):
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+        with duckdb.connect() as con:
+            return write_candidate(con, window(name, ids), parent, version, retracted, out)
+
+    def lanes_of(candidate):
+        return {lane: f"read_parquet('{path}')" for lane, path in candidate.files.items()}
+
+    v1 = build("w1", ["t2", "t1"], {}, "ds-v1")
     assert v1.new_rows == {"preference": 2, "sft": 1, "unpaired": 1}
-    assert v1.lanes["sft"]["messages"][0] == [{"role": "user", "content": "p"},
-                                              {"role": "assistant", "content": "a"}]
-    same = assemble(window(["t1", "t2"]), v1.lanes, "ds-v2")
+    assert v1.rows == {"preference": 2, "sft": 1, "unpaired": 1}
+    sft = pq.read_table(v1.files["sft"]).to_pylist()[0]
+    assert sft["messages"] == [{"role": "user", "content": "p"},
+                               {"role": "assistant", "content": "a"}]
+    assert pq.read_table(v1.files["unpaired"]).column("row_id").to_pylist() == ["u1:rv1"]
+    assert pq.read_table(v1.files["preference"]).column("trace_id").to_pylist() == ["t1", "t2"]
+    same = build("w2", ["t1", "t2"], lanes_of(v1), "ds-v2")
     assert not same.has_changes
-    v2 = assemble(window(["t2", "t3"]), v1.lanes, "ds-v2", retracted={"t1"})
-    got = dict(zip(v2.lanes["preference"]["trace_id"], v2.lanes["preference"]["dataset_version"],
-                   strict=True))
-    assert got == {"t2": "ds-v1", "t3": "ds-v2"}
+    v2 = build("w3", ["t2", "t3"], lanes_of(v1), "ds-v2", retracted={"t1"})
+    rows = pq.read_table(v2.files["preference"]).to_pylist()
+    assert {r["trace_id"]: r["dataset_version"] for r in rows} == {"t2": "ds-v1", "t3": "ds-v2"}
     assert v2.retracted_rows["preference"] == 1
+    assert v2.new_rows["preference"] == 1
 
 
 def test_dataset_card_declares_configs_and_splits_without_test_names():
