@@ -515,11 +515,12 @@ class Storage:
             return self.partition_path(zone, table, day).exists()
         return bool(self.table_days(zone, table))
 
-    def read_table(self, zone: str, table: str, day: str | None) -> pa.Table:
+    def read_table(self, zone: str, table: str, day: str | None,
+                   columns: list[str] | None = None) -> pa.Table:
         path = self.partition_path(zone, table, day)
         if not path.exists():
             raise FileNotFoundError(f"{zone}/{table} has no partition {day or 'all'} under {self.root}")
-        return self.read_parquet(path)
+        return self.read_parquet(path, columns=columns)
 
     def read_parquet(self, path: AnyPath, columns: list[str] | None = None) -> pa.Table:
         """Any Parquet file under the root (a partition, a release file)."""

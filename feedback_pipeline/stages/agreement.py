@@ -35,6 +35,8 @@ def pairwise_reviews(labels: pd.DataFrame) -> pd.DataFrame:
     kinds={"parquet"},
     description="Cohen's kappa, Krippendorff's alpha and the confusion matrix over duplicate "
                 "reviews, with per-slice and per-reviewer diagnostics.",
+    ins={"reviewed_labels": dg.AssetIn(metadata={"columns": [
+        "review_id", "trace_id", "reviewer_id", "task", "outcome", "slice", "criteria_json"]})},
     check_specs=[dg.AssetCheckSpec("daily_agreement_gate", asset="agreement_report",
                                    blocking=False,
                                    description="The day's agreement reaches the declared gate "

@@ -36,6 +36,7 @@ def load_judge_labels(pipeline: PipelineResource, day: str) -> ParsedLines:
     partitions_def=daily_partitions,
     group_name="judge",
     can_subset=False,
+    ins={"preference_pairs": dg.AssetIn(metadata={"columns": ["trace_id", "outcome", "slice"]})},
     check_specs=[dg.AssetCheckSpec("judge_auto_accept_allowed", asset="judge_calibration",
                                    blocking=True,
                                    description="Agreement with human gold reaches the declared "
