@@ -45,6 +45,7 @@ class Policy:
     near_duplicate_threshold: float = 0.8
     bootstrap_samples: int = 1000
     max_parallel_partitions: int = 2
+    model_training_pairs: int = 50_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,6 +59,7 @@ class Policy:
             in ("cohens_kappa", "krippendorff_alpha_nominal"),
             "near_duplicate_threshold": 0.0 < self.near_duplicate_threshold <= 1.0,
             "raw_retention_days": self.raw_retention_days >= 0,
+            "model_training_pairs": self.model_training_pairs >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -20,13 +20,21 @@ from feedback_pipeline.stages.common import WAREHOUSE_IO
 from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
 
 
-def earlier_pairs(storage: Storage, day: str) -> pd.DataFrame:
-    """Accepted preference pairs from partitions before `day` (the model's training data)."""
-    days = [d for d in storage.table_days(WAREHOUSE, "preference_pairs") if d < day]
+def earlier_pairs(storage: Storage, day: str, limit: int) -> pd.DataFrame:
+    """The most recent accepted preference pairs before `day`, at most `limit` of them (the
+    model's training data: bounded, so the cost of a day does not grow with the history)."""
+    days, total = [], 0
+    for earlier in reversed([d for d in storage.table_days(WAREHOUSE, "preference_pairs")
+                             if d < day]):
+        if total >= limit:
+            break
+        days.append(earlier)
+        total += storage.batches(WAREHOUSE, "preference_pairs", earlier).num_rows
     scan = storage.scan_sql(WAREHOUSE, "preference_pairs", days)
     if scan is None:
         return pd.DataFrame(columns=["prompt", "chosen", "rejected"])
-    return storage.query("SELECT prompt, chosen, rejected FROM {t}", t=scan).to_pandas()
+    return storage.query("SELECT prompt, chosen, rejected FROM {t} "
+                         f"ORDER BY date DESC, trace_id LIMIT {int(limit)}", t=scan).to_pandas()
 
 
 def selection_pool(traces: pd.DataFrame, queues: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +83,8 @@ def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource
     pool = selection_pool(redacted_traces.rows_where_in(
         "trace_id", preference_ids, columns=["trace_id", "slice", "prompt", "candidates"]),
         routed_queues)
-    history = earlier_pairs(pipeline.storage, context.partition_key)
+    history = (earlier_pairs(pipeline.storage, context.partition_key,
+                             policy.model_training_pairs) if len(pool) else pool.iloc[0:0])
     recommendation = current_recommendation(pipeline.storage)
     batches, notes = select_batches(pool, history, policy.batch_size, policy.weight_uncertainty,
                                     policy.random_seed, recommendation)
@@ -108,21 +117,29 @@ def frozen_eval_pairs(storage: Storage, labels: list[dict]) -> pd.DataFrame:
     return pairs.drop(columns="slice").merge(gold, on="trace_id", how="inner")
 
 
-def run_experiment(storage: Storage, frozen_labels: list[dict], seed: int):
-    """The seed's experiment: base + hybrid batch vs base + random batch, on the frozen set."""
+def run_experiment(storage: Storage, frozen_labels: list[dict], seed: int, base_limit: int):
+    """The seed's experiment: base + hybrid batch vs base + random batch, on the frozen set.
+
+    Only the arms' pairs and at most `base_limit` of the most recent other pairs are read, so
+    the experiment costs the same on the hundredth day as on the second."""
     batches = storage.scan_sql(WAREHOUSE, "selected_batch")
     pairs = storage.scan_sql(WAREHOUSE, "preference_pairs")
     if batches is None or pairs is None:
         return None
-    arms = storage.query("SELECT DISTINCT arm, trace_id FROM {t}", t=batches).to_pandas()
-    accepted = storage.query("SELECT trace_id, prompt, chosen, rejected FROM {t}",
-                             t=pairs).to_pandas()
-    in_arm = {arm: set(arms.loc[arms["arm"] == arm, "trace_id"]) for arm in ("hybrid", "random")}
-    train = {arm: accepted[accepted["trace_id"].isin(ids)] for arm, ids in in_arm.items()}
-    base = accepted[~accepted["trace_id"].isin(in_arm["hybrid"] | in_arm["random"])]
-    evaluation = frozen_eval_pairs(storage, frozen_labels)
-    if train["hybrid"].empty or train["random"].empty or evaluation.empty:
-        return None
+    with storage.connect() as con:
+        con.execute(f"CREATE TEMP TABLE arms AS SELECT DISTINCT arm, trace_id FROM {batches}")
+        columns = "p.trace_id, p.prompt, p.chosen, p.rejected"
+        train = {arm: con.execute(f"SELECT {columns} FROM {pairs} p JOIN arms a "
+                                  f"ON p.trace_id = a.trace_id WHERE a.arm = '{arm}'").df()
+                 for arm in ("hybrid", "random")}
+        if train["hybrid"].empty or train["random"].empty:
+            return None
+        evaluation = frozen_eval_pairs(storage, frozen_labels)
+        if evaluation.empty:
+            return None
+        base = con.execute(f"SELECT {columns} FROM {pairs} p ANTI JOIN arms a "
+                           f"ON p.trace_id = a.trace_id ORDER BY p.date DESC, p.trace_id "
+                           f"LIMIT {int(base_limit)}").df()
     return selection_experiment(train["hybrid"], train["random"], evaluation, base, seed)
 
 
@@ -138,7 +155,8 @@ def selection_experiment_report(context: dg.AssetExecutionContext,
                                 pipeline: PipelineResource) -> dg.Output[pd.DataFrame]:
     policy = pipeline.policy
     labels = settings.load_frozen_labels(pipeline.storage, policy.frozen_eval_set)
-    report = run_experiment(pipeline.storage, labels, policy.random_seed)
+    report = run_experiment(pipeline.storage, labels, policy.random_seed,
+                            policy.model_training_pairs)
     if report is None:
         context.log.info("not enough labelled batch items or frozen labels yet; no verdict")
         table = pd.DataFrame({"arm": [], "accepted_labels": [], "score": [], "gain": [],

@@ -1,6 +1,11 @@
 import pandas as pd
+import pyarrow as pa
 
-from feedback_pipeline.stages.selection import current_recommendation, select_batches
+from feedback_pipeline.stages.selection import (
+    current_recommendation,
+    earlier_pairs,
+    select_batches,
+)
 from feedback_pipeline.storage import Storage
 
 
@@ -30,3 +35,16 @@ def test_a_random_recommendation_turns_the_hybrid_arm_off():
     fallback, notes = select_batches(pool, history, 5, 0.6, 1, "random")
     assert set(fallback["arm"]) == {"random"} and len(fallback) == 5
     assert any("random" in note for note in notes)
+
+
+def test_the_model_trains_on_the_newest_pairs_only_up_to_the_policy_limit(tmp_path):
+    storage = Storage(tmp_path)
+    for day, n in (("2026-05-01", 4), ("2026-05-02", 3), ("2026-05-03", 2)):
+        storage.write_table("warehouse", "preference_pairs", day, pa.table({
+            "trace_id": [f"{day}-{i}" for i in range(n)], "prompt": [day] * n,
+            "chosen": ["c"] * n, "rejected": ["r"] * n}))
+    history = earlier_pairs(storage, "2026-05-04", limit=4)
+    assert len(history) == 4
+    assert history["prompt"].value_counts().to_dict() == {"2026-05-03": 2, "2026-05-02": 2}
+    assert len(earlier_pairs(storage, "2026-05-03", limit=100)) == 7
+    assert earlier_pairs(storage, "2026-05-01", limit=100).empty
