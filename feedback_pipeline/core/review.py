@@ -26,6 +26,7 @@ from feedback_pipeline.core.contract import (
     parse_timestamp,
     quarantine_row,
 )
+from feedback_pipeline.core.parallel import ordered_map
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS, PAIRWISE_OUTCOMES, Rubric
 
 TASKS = ("pairwise", "pointwise", "demonstration")
@@ -249,12 +250,28 @@ def resolve_review_batches(
     rubric: Rubric,
     *,
     rubric_by_version: Mapping[str, Rubric] | None = None,
+    workers: int = 1,
 ) -> Iterator[ResolvedReviews]:
     """resolve_reviews one batch of traces at a time: a trace's reviews all travel with it, so
-    the lanes are the same as for the whole day, and memory stays one batch of traces.
+    the lanes are the same as for the whole day, and memory stays a few batches of traces.
+    Batches resolve in `workers` processes (core.parallel), results in batch order.
 
     Reviews of a trace found in no batch come last, quarantined as unknown traces.
     """
+    rubrics = dict(rubric_by_version or {})
+    items = ((own, traces, own_queues, rubric, rubrics)
+             for own, traces, own_queues in _review_work(reviews, trace_batches, queues))
+    yield from ordered_map(_resolve_item, items, workers)
+
+
+def _resolve_item(item: tuple) -> ResolvedReviews:
+    reviews, traces, queues, rubric, rubrics = item
+    return resolve_reviews(reviews, traces, queues, rubric, rubric_by_version=rubrics)
+
+
+def _review_work(reviews: pa.Table, trace_batches: Iterable[pa.RecordBatch | pa.Table],
+                 queues: pd.DataFrame) -> Iterator[tuple[pa.Table, pa.Table, pd.DataFrame]]:
+    """(reviews, traces, queue rows) per batch of traces; unmatched reviews last."""
     queue_table = pa.table({"trace_id": pa.array(queues["trace_id"].astype(object), pa.string()),
                             "destination": pa.array(queues["destination"].astype(object),
                                                     pa.string())})
@@ -267,16 +284,15 @@ def resolve_review_batches(
         own = reviews.filter(pa.array(hit))
         needed = pa.concat_arrays([own["trace_id"].combine_chunks().cast(pa.string()),
                                    demo_ids["trace_id"].combine_chunks()])
-        traces = batch.filter(pc.is_in(ids, value_set=needed))
+        traces = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        traces = traces.filter(pc.is_in(ids, value_set=needed))
         if not own.num_rows and not traces.num_rows:
             continue
         own_queues = queue_table.filter(pc.is_in(queue_table["trace_id"], value_set=ids))
-        yield resolve_reviews(own, traces, own_queues.to_pandas(), rubric,
-                              rubric_by_version=rubric_by_version)
+        yield own, traces, own_queues.to_pandas()
     if not matched.all():
-        yield resolve_reviews(reviews.filter(pa.array(~matched)), pa.table({"trace_id": []}),
-                              pd.DataFrame({"trace_id": [], "destination": []}), rubric,
-                              rubric_by_version=rubric_by_version)
+        yield (reviews.filter(pa.array(~matched)), pa.table({"trace_id": pa.array([], pa.string())}),
+               pd.DataFrame({"trace_id": [], "destination": []}))
 
 
 def _route(

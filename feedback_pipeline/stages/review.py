@@ -16,17 +16,13 @@ from feedback_pipeline.core.contract import (
     quarantine_to_table,
     read_lines,
 )
-from feedback_pipeline.core.labelstudio import (
-    TASK_DATA_FIELDS,
-    make_pseudonymiser,
-    parse_label_studio_export,
-)
-from feedback_pipeline.core.redaction import Redactor
-from feedback_pipeline.core.review import (
-    LANE_SCHEMAS,
-    REVIEW_SCHEMA,
-    parse_review_lines,
-    resolve_review_batches,
+from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
+from feedback_pipeline.core.parallel import ordered_map, stage_workers
+from feedback_pipeline.core.review import LANE_SCHEMAS, REVIEW_SCHEMA, resolve_review_batches
+from feedback_pipeline.core.review_intake import (
+    IntakeSettings,
+    parse_review_chunk,
+    parse_review_export,
 )
 from feedback_pipeline.core.tasks import (
     TASK_SCHEMA,
@@ -46,10 +42,9 @@ from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches
 REVIEW_SUFFIXES = (".jsonl", ".json")
 
 
-def reviewer_pseudonymiser():
-    """Keyed with a derivation of the vault key, so pseudonyms cannot be reversed by guessing."""
-    key = hmac.new(resolve_vault_key().secret, b"reviewer-pseudonym", hashlib.sha256).digest()
-    return make_pseudonymiser(key)
+def reviewer_pseudonym_key() -> bytes:
+    """A derivation of the vault key, so pseudonyms cannot be reversed by guessing."""
+    return hmac.new(resolve_vault_key().secret, b"reviewer-pseudonym", hashlib.sha256).digest()
 
 
 @dg.asset(
@@ -119,45 +114,39 @@ TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
                  "prompt_fingerprint"]
 
 
-def _reviews_table(rows: list[dict], pseudonym, redactor: Redactor) -> pa.Table:
-    """Validated review rows as Arrow: reviewer pseudonymised, free text redacted."""
-    for row in rows:
-        row["reviewer_id"] = pseudonym(row["reviewer_id"])
-    table = pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
-    for column in ("reason", "answer"):
-        redacted = redactor.redact_texts(table.column(column).to_pylist())
-        table = table.set_column(table.schema.get_field_index(column), column,
-                                 pa.array(redacted, pa.string()))
-    return table
-
-
-def _load_reviews(pipeline: PipelineResource, day: str,
-                  redactor: Redactor) -> tuple[pa.Table, list[dict]]:
-    """Every landed review of the day as one Arrow table (parsed in chunks, so the Python
-    rows of a million reviews never exist at once), and the quarantined ones."""
+def _load_reviews(pipeline: PipelineResource, day: str) -> tuple[pa.Table, list[dict]]:
+    """Every landed review of the day as one Arrow table (chunks parsed in worker processes),
+    and the quarantined ones."""
     storage = pipeline.storage
-    known = pipeline.known_rubrics()
-    pseudonym = reviewer_pseudonymiser()
+    intake = IntakeSettings(
+        known_rubrics=frozenset(pipeline.known_rubrics()),
+        pseudonym_key=reviewer_pseudonym_key(),
+        deny_terms=tuple(pipeline.deny_terms()),
+        redaction_version=pipeline.policy.redaction_version)
     tables: list[pa.Table] = []
     quarantine: list[dict] = []
-    for path in storage.landing_files("reviews", day, REVIEW_SUFFIXES):
+
+    def chunks():
+        for path in storage.landing_files("reviews", day, REVIEW_SUFFIXES):
+            if path.name.endswith(".jsonl"):
+                lines = read_lines(path)
+                while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
+                    yield chunk, storage.relative(path), intake
+
+    for table, bad in ordered_map(parse_review_chunk, chunks(), stage_workers()):
+        tables.append(table)
+        quarantine.extend(bad)
+    for path in storage.landing_files("reviews", day, (".json",)):
         source = storage.relative(path)
-        if path.name.endswith(".jsonl"):
-            lines = read_lines(path)
-            while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
-                parsed = parse_review_lines(chunk, source, known)
-                quarantine.extend(parsed.quarantine)
-                tables.append(_reviews_table(parsed.rows, pseudonym, redactor))
-            continue
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
                                              f"({err.msg})", "", None))
             continue
-        parsed = parse_label_studio_export(payload, source, known)
-        quarantine.extend(parsed.quarantine)
-        tables.append(_reviews_table(parsed.rows, pseudonym, redactor))
+        table, bad = parse_review_export(payload, source, intake)
+        tables.append(table)
+        quarantine.extend(bad)
     return pa.concat_tables([REVIEW_SCHEMA.empty_table(), *tables]), quarantine
 
 
@@ -190,16 +179,14 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
                     redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
     """Resolves the day one batch of traces at a time (each trace's reviews travel with
     it); every lane is spooled to disk and then streamed into its table."""
-    policy = pipeline.policy
     storage = pipeline.storage
-    redactor = Redactor(pipeline.deny_terms(), version=policy.redaction_version)
-    reviews, quarantined = _load_reviews(pipeline, context.partition_key, redactor)
+    reviews, quarantined = _load_reviews(pipeline, context.partition_key)
     rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
     spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
     statuses: dict[str, int] = {}
     for resolved in resolve_review_batches(
             reviews, redacted_traces.iter_batches(columns=TRACE_COLUMNS), routed_queues,
-            pipeline.rubric(), rubric_by_version=rubrics):
+            pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
         for lane, spool in spools.items():
             spool.write(getattr(resolved, lane))
         quarantined.extend(resolved.quarantine.to_dict("records"))

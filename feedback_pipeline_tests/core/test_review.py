@@ -145,7 +145,8 @@ def test_malformed_reviews_are_rejected_with_a_reason(obj, reason):
         validate_review(obj, KNOWN)
 
 
-def test_batched_resolution_gives_the_same_lanes_as_the_whole_day():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_resolution_gives_the_same_lanes_as_the_whole_day(workers):
     traces = [trace(f"t{i}", approved="fixed" if i % 4 == 0 else None) for i in range(12)]
     reviews = []
     for i in range(12):
@@ -160,7 +161,7 @@ def test_batched_resolution_gives_the_same_lanes_as_the_whole_day():
     table = pa.Table.from_pandas(frame, preserve_index=False)
     review_table = pa.Table.from_pylist(reviews, schema=REVIEW_SCHEMA)
     parts = list(resolve_review_batches(review_table, table.to_batches(max_chunksize=5), queues,
-                                        RUBRIC))
+                                        RUBRIC, workers=workers))
     assert len(parts) == 4
     for lane in ("labels", "preference_pairs", "demonstrations", "adjudication", "incidents",
                  "quarantine"):

@@ -1,0 +1,90 @@
+"""Per-batch work on both cores: a bounded, order-keeping map over worker processes.
+
+The per-day stages are pure-Python per record (parsing, rubric resolution, token building),
+so one process uses one core. Batches are independent, so `ordered_map` hands them to worker
+processes and yields results in input order, with at most `workers + 1` batches in flight so
+memory stays a few batches whatever the day's size.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+WORKERS_ENV = "FEEDBACK_STAGE_WORKERS"
+
+
+def stage_workers() -> int:
+    """Worker processes per stage: FEEDBACK_STAGE_WORKERS, else one per core (at most 4)."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError as err:
+            raise ValueError(f"{WORKERS_ENV} must be an integer, got {raw!r}") from err
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """fn over items, results in input order; in worker processes when workers > 1.
+
+    `fn` must be a module-level function and items picklable. With one worker (or one item)
+    everything runs in this process, so small days pay no process start-up.
+    """
+    iterator = iter(items)
+    first = next(iterator, None)
+    if first is None:
+        return
+    second = next(iterator, None)
+    if workers <= 1 or second is None:
+        yield fn(first)
+        if second is not None:
+            yield fn(second)
+        yield from map(fn, iterator)
+        return
+    pool = _pool(workers)
+    pending: deque[Future[R]] = deque([pool.submit(fn, first), pool.submit(fn, second)])
+    try:
+        for item in iterator:
+            if len(pending) > workers:
+                yield pending.popleft().result()
+            pending.append(pool.submit(fn, item))
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool:
+        _POOLS.pop(workers, None)
+        raise
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """One pool per process and size, reused by every stage a run executes in this process
+    (worker start-up is paid once) and shut down when the process exits."""
+    if workers not in _POOLS:
+        if not _POOLS:
+            atexit.register(_shutdown)
+        _POOLS[workers] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    return _POOLS[workers]
+
+
+def _shutdown() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _POOLS.clear()
+    gc.collect()

@@ -1,0 +1,63 @@
+"""Reviews in: each chunk of landed lines validated, reviewers pseudonymised, free text redacted.
+
+A chunk is independent of the others, so a million-review day is parsed a chunk at a time in
+worker processes (core.parallel) and arrives as compact Arrow tables, never as a million dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+
+from feedback_pipeline.core.labelstudio import make_pseudonymiser, parse_label_studio_export
+from feedback_pipeline.core.redaction import Redactor
+from feedback_pipeline.core.review import REVIEW_SCHEMA, parse_review_lines
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """What a worker needs to treat a chunk exactly as the stage would."""
+
+    known_rubrics: frozenset[str]
+    pseudonym_key: bytes
+    deny_terms: tuple[str, ...]
+    redaction_version: str
+
+
+@lru_cache(maxsize=4)
+def _redactor(deny_terms: tuple[str, ...], version: str) -> Redactor:
+    return Redactor(deny_terms, version=version)
+
+
+def review_table(rows: list[dict[str, Any]], settings: IntakeSettings) -> pa.Table:
+    """Validated review rows as Arrow: reviewer pseudonymised, reason and answer redacted."""
+    pseudonym = make_pseudonymiser(settings.pseudonym_key)
+    for row in rows:
+        row["reviewer_id"] = pseudonym(row["reviewer_id"])
+    table = pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
+    redactor = _redactor(settings.deny_terms, settings.redaction_version)
+    for column in ("reason", "answer"):
+        redacted = redactor.redact_texts(table.column(column).to_pylist())
+        table = table.set_column(table.schema.get_field_index(column), column,
+                                 pa.array(redacted, pa.string()))
+    return table
+
+
+def parse_review_chunk(
+    item: tuple[Sequence[tuple[int, str]], str, IntakeSettings],
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """(reviews, quarantine rows) of one chunk of numbered JSONL lines from `source`."""
+    lines, source, settings = item
+    parsed = parse_review_lines(lines, source, set(settings.known_rubrics))
+    return review_table(parsed.rows, settings), parsed.quarantine
+
+
+def parse_review_export(payload: Any, source: str,
+                        settings: IntakeSettings) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """(reviews, quarantine rows) of one Label Studio export (raw JSON or JSON-MIN)."""
+    parsed = parse_label_studio_export(payload, source, set(settings.known_rubrics))
+    return review_table(parsed.rows, settings), parsed.quarantine
