@@ -6,18 +6,22 @@ counts and reasons only.
 
 
 import itertools
+from collections import deque
 from collections.abc import Iterator
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 
 from feedback_pipeline.core.contract import (
     TRACE_SCHEMA,
     parse_trace_lines,
+    quarantine_row,
     quarantine_to_table,
     read_lines,
     traces_to_table,
 )
+from feedback_pipeline.core.parallel import ordered_map, stage_workers
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table
@@ -27,21 +31,46 @@ TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 BATCH_ROWS = 20_000
 
 
+def parse_trace_chunk(item: tuple[list[tuple[int, str]], str, str]) -> tuple[pa.Table, list[dict]]:
+    """(valid rows, quarantine rows) of one chunk of numbered lines; runs in a worker."""
+    lines, source, day = item
+    parsed = parse_trace_lines(lines, source, day)
+    return traces_to_table(parsed.rows), parsed.quarantine
+
+
 def ingest_batches(pipeline: PipelineResource, day: str,
                    quarantine: list[dict]) -> Iterator[pa.Table]:
-    """Valid trace rows of one landing day in batches; bad lines are appended to `quarantine`."""
+    """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines,
+    and ids repeated anywhere in the day, are appended to `quarantine`."""
     storage = pipeline.storage
     seen: set[str] = set()
-    for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
-        lines = read_lines(path)
-        while True:
-            chunk = list(itertools.islice(lines, BATCH_ROWS))
-            if not chunk:
-                break
-            parsed = parse_trace_lines(chunk, storage.relative(path), day, seen)
-            quarantine.extend(parsed.quarantine)
-            if parsed.rows:
-                yield traces_to_table(parsed.rows)
+    submitted: deque[list[tuple[int, str]]] = deque()
+
+    def chunks():
+        for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
+            lines = read_lines(path)
+            while chunk := list(itertools.islice(lines, BATCH_ROWS)):
+                submitted.append(chunk)
+                yield chunk, storage.relative(path), day
+
+    for table, bad in ordered_map(parse_trace_chunk, chunks(), stage_workers()):
+        chunk = submitted.popleft()
+        quarantine.extend(bad)
+        ids = table.column("trace_id").to_pylist()
+        repeated = [i for i, tid in enumerate(ids) if tid in seen]
+        seen.update(ids)
+        if repeated:
+            text = dict(chunk)
+            sources = table.column("source_file").to_pylist()
+            numbers = table.column("source_line").to_pylist()
+            quarantine.extend(quarantine_row(
+                sources[i], numbers[i], f"trace_id {ids[i]!r} already seen in this partition",
+                text[numbers[i]], ids[i]) for i in repeated)
+            keep = np.ones(len(ids), dtype=bool)
+            keep[repeated] = False
+            table = table.filter(pa.array(keep))
+        if table.num_rows:
+            yield table
 
 
 @dg.multi_asset(
