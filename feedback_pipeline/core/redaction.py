@@ -12,12 +12,15 @@ commit hashes, ...). Overlaps resolve by priority, then length: the password ins
 connection URL wins over the email-looking `secret@host` around it.
 
 Speed: Python's `re` runs at a few MB/s over all these patterns. When the `hyperscan` package
-is importable, one Hyperscan pass over a whole batch of texts (about 8 MB at a time) locates
-every place where some detector could match: each detector has a locator, a pattern that
-matches where every precise match starts (or inside the run of characters it starts with), and
-the precise pattern is then tried once, anchored there. Only those places cost Python time, so
-tokens are built only for matches. Without Hyperscan the same precise patterns run over whole
-texts behind cheap literal prefilters: identical output, slower.
+is importable, a batch of texts (about 8 MB at a time) is joined into one string and one UTF-8
+buffer, and one Hyperscan pass locates every place where some detector could match: each
+detector has a locator, a pattern that matches where every precise match starts (or inside the
+run of characters it starts with), and the precise pattern is then tried once, anchored there
+and bounded to its own text. numpy maps the reports to texts and characters; only the reported
+places cost Python time, tokens are built only for matches, and a text with nothing in it is
+never touched again. A JSON field in which no locator reports (and that has no escapes and no
+secret-named key) is not even parsed. Without Hyperscan the same precise patterns run over
+whole texts behind cheap literal prefilters: identical output, slower.
 
 Commit hashes: lowercase hex of 7-40 characters after a commit word (commit, sha, rev,
 revert, cherry-pick, merge, HEAD is now at, `/commit/`) or in a git range `a..b`; bare, only
@@ -31,7 +34,9 @@ placeholders and environment references (`<password>`, `${DB_PASSWORD}`), code r
 words (`password: required`); a quoted value is a secret whatever it looks like.
 
 `find_residue` is the independent second opinion used by the blocking checks: its own simpler,
-broader patterns in their own Hyperscan database, run over already-redacted text.
+broader patterns in their own Hyperscan database, run over already-redacted text; a match that
+starts inside a redaction token never counts. `residue_flags` is the same scan answering only
+"anything raw?" per text (plus counts per kind), and reads an Arrow column directly.
 """
 
 from __future__ import annotations
@@ -39,21 +44,24 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import string
 import threading
 import unicodedata
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 try:
     import hyperscan
@@ -140,6 +148,7 @@ _PLACEHOLDER = re.compile(
     r"^(?:<[^<>]*>|\$\{[^}]*\}|\$\([^)]*\)|\$[A-Z_][A-Z0-9_]*|\{\{.*\}\}|\{\w*\}|%\(\w+\)s|%s"
     r"|\*+|x+|X+|\.+|…|-+|#+)$"
 )
+_PLACEHOLDER_FIRST = frozenset("<${%*xX.…-#")
 _CODE_REFERENCE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 NON_ROUTABLE_IPV4 = frozenset({"0.0.0.0", "127.0.0.1", "255.255.255.255"})
 
@@ -147,7 +156,8 @@ NON_ROUTABLE_IPV4 = frozenset({"0.0.0.0", "127.0.0.1", "255.255.255.255"})
 def is_placeholder(value: str) -> bool:
     """Template slots, env references, masks and redaction tokens are not secrets."""
     v = value.strip().strip("\"'")
-    return (not v or v.lower() in PLACEHOLDER_WORDS or bool(_PLACEHOLDER.match(v))
+    return (not v or v.lower() in PLACEHOLDER_WORDS
+            or (v[0] in _PLACEHOLDER_FIRST and _PLACEHOLDER.match(v) is not None)
             or v.startswith(("os.environ", "process.env", "getenv(")))
 
 
@@ -183,7 +193,11 @@ Validator = Callable[[str, bool], bool]
 
 
 def _plain(check: Callable[[str], bool]) -> Validator:
-    return lambda value, quoted: check(value)
+    """A validator that ignores quoting; `.plain` lets hot loops call `check` directly."""
+    def validate(value: str, quoted: bool) -> bool:
+        return check(value)
+    validate.plain = check  # type: ignore[attr-defined]
+    return validate
 
 
 @dataclass(frozen=True)
@@ -326,15 +340,16 @@ DETECTORS: tuple[Detector, ...] = (
     _d("payment_card", "CARD", "1",
        r"(?<![\w.,-])(?:[2-6]\d{12,18}|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
        r"|3\d{3}([ -])\d{6}\2\d{4,5})(?![\w]|[.,-]\d)", 60,
-       rb"\b[2-6](?:[ -]?\d){12}", validate=_plain(card_ok), canonical=_digits,
-       triggers=_DIGIT_TRIGGERS),
+       rb"\b[2-6]\d{3}(?:\d{9}|[ -]\d{4}[ -]\d{4}|[ -]\d{6})", validate=_plain(card_ok),
+       canonical=_digits, triggers=_DIGIT_TRIGGERS),
     _d("phone_international", "PHONE", "1",
        r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,4})(?:[ .-]?\d{2,4}){1,5}"
        r"(?![\w]|[.-]\d)", 56, rb"\+[1-9][\d .()-]{7}", validate=_plain(_phone_ok),
        canonical=_digits, triggers=["+"]),
     _d("phone_north_american", "PHONE", "1",
        r"(?<![\w+.-])(?:1[ .-])?(?:\([2-9]\d\d\)\s?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}"
-       r"(?![\w]|[.-]\d)", 55, rb"(?:\b1[ .-])?(?:\(\d{3}\)\s?|\b\d{3}[ .-])\d{3}[ .-]\d{4}",
+       r"(?![\w]|[.-]\d)", 55,
+       rb"(?:\b1[ .-])?(?:\([2-9]\d\d\)\s?|\b[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}",
        validate=_plain(_phone_ok), canonical=_digits, triggers=_DIGIT_TRIGGERS),
     _d("ipv6_mapped_ipv4", "IPV6", "1",
        r"(?i)(?<![\w:])::ffff:(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", 53, rb"(?i)::ffff:",
@@ -445,45 +460,62 @@ class TokenTable:
 
 Span = tuple[int, int, str, str, str]  # start, end, kind, canonical value, raw value
 _Candidate = tuple[int, int, int, str, str, str]  # start, end, priority, kind, canonical, raw
+# Inside a batch a found value also carries the index of its text: _Candidate + (text,).
 
 
 def resolve_overlaps(candidates: list[_Candidate]) -> list[Span]:
-    """Highest priority, then longest, wins; the survivors come back in text order.
+    """Highest priority, then longest, wins; the survivors come back in text order."""
+    return [(c[0], c[1], c[3], c[4], c[5]) for c in _resolve(candidates)]
 
-    Candidates are swept in start order and only clusters that actually overlap are sorted by
-    priority, so the usual case (no overlap) is linear.
+
+def _resolve(candidates: list[tuple]) -> list[tuple]:
+    """resolve_overlaps keeping the candidate tuples whole (whatever follows the priority).
+
+    One sweep in start order; only clusters that actually overlap are sorted by priority, so
+    the usual case (no overlap) costs one comparison a candidate.
     """
-    if not candidates:
-        return []
-    candidates.sort(key=lambda c: (c[0], -c[1]))
-    chosen: list[Span] = []
-    cluster: list[_Candidate] = []
+    candidates.sort()
+    chosen: list[tuple] = []
+    keep = chosen.append
+    pending = None
+    cluster: list[tuple] | None = None
     cluster_end = -1
     for cand in candidates:
         if cand[0] >= cluster_end:
-            if cluster:
+            if cluster is not None:
                 chosen.extend(_resolve_cluster(cluster))
-            cluster = [cand]
+                cluster = None
+            elif pending is not None:
+                keep(pending)
+            pending = cand
             cluster_end = cand[1]
         else:
+            if cluster is None:
+                cluster = [pending]
             cluster.append(cand)
-            cluster_end = max(cluster_end, cand[1])
-    chosen.extend(_resolve_cluster(cluster))
+            if cand[1] > cluster_end:
+                cluster_end = cand[1]
+    if cluster is not None:
+        chosen.extend(_resolve_cluster(cluster))
+    elif pending is not None:
+        keep(pending)
     return chosen
 
 
-def _resolve_cluster(cluster: list[_Candidate]) -> list[Span]:
-    if len(cluster) == 1:
-        start, end, _prio, kind, canon, value = cluster[0]
-        return [(start, end, kind, canon, value)]
+def _resolve_cluster(cluster: list[tuple]) -> list[tuple]:
+    if len(cluster) == 2:
+        # Two overlapping candidates (the usual cluster): one survives, the first on a tie.
+        a, b = cluster
+        return [a if (a[2], a[1] - a[0], -a[0]) >= (b[2], b[1] - b[0], -b[0]) else b]
     cluster.sort(key=lambda c: (-c[2], c[0] - c[1], c[0]))
     taken: list[tuple[int, int]] = []
-    kept: list[Span] = []
-    for start, end, _prio, kind, canon, value in cluster:
+    kept: list[tuple] = []
+    for cand in cluster:
+        start, end = cand[0], cand[1]
         if any(start < e and s < end for s, e in taken):
             continue
         taken.append((start, end))
-        kept.append((start, end, kind, canon, value))
+        kept.append(cand)
     kept.sort()
     return kept
 
@@ -519,25 +551,144 @@ class _Locator:
         self.owners: list[tuple[Detector, ...]] = [tuple(d) for d in by_locator.values()]
         index = {id(det): n for n, det in enumerate(dict.fromkeys(
             det for dets in self.owners for det in dets))}
-        self.plans = [tuple((index[id(det)], det.pattern.match, det.rewind_set, det.rewind_alnum,
-                             frozenset(det.starts_with), det) for det in dets)
-                      for dets in self.owners]
+        self.plans = [tuple(_plan(index[id(det)], det) for det in dets) for dets in self.owners]
         self.db = hyperscan.Database()
         self.db.compile(expressions=[k[0] for k in by_locator],
                         ids=list(range(len(by_locator))), elements=len(by_locator),
                         flags=[k[1] for k in by_locator])
         self.scratch = _ThreadScratch(self.db)
 
-    def reports(self, buffer: bytes) -> list[tuple[int, int]]:
-        """(start offset, locator id) of every locator match in the buffer."""
-        found: list[tuple[int, int]] = []
-        add = found.append
+    def reports(self, buffer: Any) -> array:
+        """Every locator match in the buffer as start * len(owners) + locator id."""
+        return _scan_keys(self.db, self.scratch.get(), buffer, len(self.owners))
 
-        def on_match(ident: int, start: int, _end: int, _flags: int, _ctx: object) -> None:
-            add((start, ident))
 
-        self.db.scan(buffer, match_event_handler=on_match, scratch=self.scratch.get())
-        return found
+def _scan_keys(db: Any, scratch: Any, buffer: Any, n_ids: int) -> array:
+    found = array("q")
+    add = found.append
+
+    def on_match(ident: int, start: int, _end: int, _flags: int, _ctx: object) -> None:
+        add(start * n_ids + ident)
+
+    db.scan(buffer, match_event_handler=on_match, scratch=scratch)
+    return found
+
+
+Reports = list[tuple[int, list[int], list[int], list[int], list[int]]]
+
+
+def _grouped_reports(batch: _Joined, buffer: Any, keys: array, n_ids: int,
+                     group_of: np.ndarray | None = None) -> Reports:
+    """Hyperscan reports, deduplicated, as (group, starts, text indexes, text starts, text
+    ends), one entry per group (the locator id, or `group_of[id]`), starts in text order.
+
+    Offsets are characters of the joined string. A report on the separator character just
+    before a text belongs to that text (a locator may consume one character of left context);
+    other reports outside every text are dropped. One text with few reports (a single field
+    redacted or checked on its own) takes a path with no numpy call.
+    """
+    if not keys:
+        return []
+    if batch.single and len(keys) <= 256:
+        text = batch.text
+        size = len(text)
+        ordered = sorted(set(keys))
+        if text.isascii():
+            places = [divmod(key, n_ids) for key in ordered]
+        else:
+            byte_starts = np.array([key // n_ids for key in ordered], dtype=np.int64)
+            chars = batch.char_offsets(byte_starts, buffer).tolist()
+            places = [(c, key % n_ids) for c, key in zip(chars, ordered, strict=True)]
+        groups: dict[int, list[int]] = {}
+        for at, ident in places:
+            if at < size:
+                groups.setdefault(ident if group_of is None else int(group_of[ident]),
+                                  []).append(at)
+        return [(g, ats, [0] * len(ats), [0] * len(ats), [size] * len(ats))
+                for g, ats in sorted(groups.items())]
+    unique = np.unique(np.frombuffer(keys, dtype=np.int64))
+    starts = batch.char_offsets(unique // n_ids, buffer)
+    ids = unique % n_ids
+    text_index = batch.text_of(starts)
+    inside = starts < batch.ends[text_index]
+    group = (ids if group_of is None else group_of[ids])[inside]
+    order = np.argsort(group, kind="stable")
+    group = group[order]
+    starts = starts[inside][order]
+    text_index = text_index[inside][order]
+    cuts = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), len(group)]
+    ats, owners = starts.tolist(), text_index.tolist()
+    lows = batch.starts[text_index].tolist()
+    highs = batch.ends[text_index].tolist()
+    return [(int(group[a]), ats[a:b], owners[a:b], lows[a:b], highs[a:b])
+            for a, b in itertools.pairwise(cuts)]
+
+
+def _plan(ident: int, det: Detector) -> tuple:
+    """A detector as `_run_plan` uses it: everything looked up once."""
+    return (ident, det.pattern.match, det.rewind_set, det.rewind_alnum,
+            frozenset(det.starts_with), None if det.groups == (0,) else det.groups,
+            det.validate, getattr(det.validate, "plain", None), det.canonical, det.priority,
+            det.kind)
+
+
+def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: list[int],
+              highs: list[int], found: list[tuple]) -> None:
+    """Try one detector's precise pattern at each place its locator reported (see Detector)."""
+    _ident, match, chars, alnum, first, groups, validate, plain, canonical, priority, kind = plan
+    add = found.append
+    size = len(text)
+    if not chars and not first:
+        places: Iterable[tuple[int, int, int]] = zip(ats, owners, highs, strict=True)
+    else:
+        places = _anchors(text, ats, owners, lows, highs, chars, alnum, first)
+    for pos, k, hi in places:
+        m = match(text, pos, hi)
+        if m is None:
+            continue
+        if groups is None:
+            start, end = m.span()
+        else:
+            for g in groups:
+                start, end = m.span(g)
+                if start >= 0:
+                    break
+            if start < 0 or end <= start:
+                continue
+        value = text[start:end]
+        if plain is not None:
+            if not plain(value):
+                continue
+        elif validate is not None and not validate(
+                value, start > 0 and end < size and text[start - 1] == text[end] in "\"'"):
+            continue
+        add((start, end, priority, kind,
+             value if canonical is None else canonical(value), value, k))
+
+
+def _anchors(text: str, ats: list[int], owners: list[int], lows: list[int], highs: list[int],
+             chars: frozenset[str], alnum: bool, first: frozenset[str]
+             ) -> Iterator[tuple[int, int, int]]:
+    """Where to try a pattern whose locator may start one character early (`first`) or inside
+    the run the match starts with (`chars`): each place once."""
+    seen: set[int] = set()
+    for at, k, lo, hi in zip(ats, owners, lows, highs, strict=True):
+        pos = at
+        if first and text[pos] not in first:
+            pos += 1
+        if pos < lo:
+            continue
+        if chars:
+            while pos > lo:
+                c = text[pos - 1]
+                if c in chars or (alnum and c > "\x7f" and c.isalnum()):
+                    pos -= 1
+                else:
+                    break
+            if pos in seen:
+                continue
+            seen.add(pos)
+        yield pos, k, hi
 
 
 class _ThreadScratch:
@@ -561,14 +712,132 @@ def _locator_for(terms: tuple[str, ...]) -> _Locator | None:
     return _Locator(DETECTORS, _deny_detector(terms), _deny_locators(terms))
 
 
-def _char_offsets(encoded: bytes) -> np.ndarray:
-    """Byte offset -> character offset for UTF-8 text (one past the end included)."""
-    data = np.frombuffer(encoded, dtype=np.uint8)
-    starts = (data & 0xC0) != 0x80
-    out = np.empty(len(data) + 1, dtype=np.int64)
-    out[0] = 0
-    np.cumsum(starts, out=out[1:])
-    return out
+# ---- batches: many texts as one string ----------------------------------------------------------
+
+_SEP = _SEPARATOR.decode()
+
+
+class _Joined:
+    """Texts joined by `_SEP` into one string (and, on demand, one UTF-8 buffer), with every
+    text's character bounds. The separator is a newline on each side, so patterns see a text's
+    edges exactly as they would in the text alone (lookarounds, `\\b`); matches are bounded to
+    their own text with `endpos`."""
+
+    __slots__ = ("texts", "text", "starts", "ends", "single", "_starts_list", "_ends_list",
+                 "_buffer")
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+        self.single = len(texts) == 1
+        self._buffer: Any = None
+        if self.single:
+            self.text = texts[0]
+            self._starts_list, self._ends_list = [0], [len(self.text)]
+            self.starts = np.zeros(1, dtype=np.int64)
+            self.ends = np.array(self._ends_list, dtype=np.int64)
+            return
+        self.text = _SEP.join(texts)
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        self.starts = _starts_of(lengths)
+        self.ends = self.starts + lengths
+        self._starts_list: list[int] | None = None
+        self._ends_list: list[int] | None = None
+
+    @classmethod
+    def from_arrow(cls, values: pa.Array) -> _Joined:
+        """A batch straight from an Arrow string array (nulls read as empty): normalised (NFC,
+        only when some text is not ASCII), joined and encoded by Arrow, decoded once, with no
+        Python string per text. `texts` stays None."""
+        values = pc.fill_null(values.cast(pa.large_string()), "")
+        if not pc.all(pc.string_is_ascii(values)).as_py():
+            values = pc.utf8_normalize(values, form="NFC")
+        lists = pa.LargeListArray.from_arrays(pa.array([0, len(values)], pa.int64()), values)
+        joined = pc.binary_join(lists, pa.scalar(_SEP, pa.large_string()))
+        bounds = np.frombuffer(joined.buffers()[1], dtype=np.int64)[
+            joined.offset:joined.offset + 2].tolist()
+        buffer = joined.buffers()[2][bounds[0]:bounds[1]]
+        sizes = np.asarray(pc.binary_length(values), dtype=np.int64)
+        byte_starts = _starts_of(sizes)
+        self = cls.__new__(cls)
+        self.texts = None
+        self.single = len(values) == 1
+        self._buffer = buffer
+        self.text = str(memoryview(buffer), "utf-8")
+        self._starts_list = self._ends_list = None
+        self.starts = self.char_offsets(byte_starts, buffer)
+        self.ends = self.char_offsets(byte_starts + sizes, buffer)
+        return self
+
+    def encoded(self) -> Any:
+        if self._buffer is not None:
+            return self._buffer
+        # Text by text: encoding ASCII text is a copy, and one non-ASCII character would make
+        # the encoder walk the whole joined string the slow way.
+        return _SEPARATOR.join([t.encode("utf-8", "surrogatepass") for t in self.texts])
+
+    def char_offsets(self, byte_offsets: np.ndarray, buffer: bytes) -> np.ndarray:
+        """Character offsets of byte offsets into `encoded()` (a continuation byte maps to the
+        character after the one it belongs to)."""
+        if self.text.isascii():
+            return byte_offsets
+        continuation = np.flatnonzero(np.frombuffer(buffer, dtype=np.int8) < -64)
+        return byte_offsets - np.searchsorted(continuation, byte_offsets)
+
+    def text_of(self, offsets: np.ndarray) -> np.ndarray:
+        """Index of the text each offset falls in; the separator character just before a text
+        counts as that text's (a locator may consume one character of left context)."""
+        return np.searchsorted(self.starts, offsets + 1, side="right") - 1
+
+    @property
+    def starts_list(self) -> list[int]:
+        if self._starts_list is None:
+            self._starts_list = self.starts.tolist()
+        return self._starts_list
+
+    @property
+    def ends_list(self) -> list[int]:
+        if self._ends_list is None:
+            self._ends_list = self.ends.tolist()
+        return self._ends_list
+
+
+def _starts_of(lengths: np.ndarray) -> np.ndarray:
+    """Where each text starts once they are joined by `_SEP`."""
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1] + len(_SEP), out=starts[1:])
+    return starts
+
+
+def _arrow_batches(values: pa.Array | pa.ChunkedArray) -> Iterator[tuple[int, _Joined]]:
+    """(index of the first text, batch) over an Arrow string array, about `_BATCH_BYTES` of
+    text a batch."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    first = 0
+    for chunk in chunks:
+        sizes = np.asarray(pc.fill_null(pc.binary_length(chunk), 0), dtype=np.int64)
+        for lo, hi in itertools.pairwise(_cuts(np.cumsum(sizes))):
+            yield first + lo, _Joined.from_arrow(chunk.slice(lo, hi - lo))
+        first += len(chunk)
+
+
+def _batches(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """Index ranges of about `_BATCH_BYTES` characters each (one text may exceed it)."""
+    if len(texts) <= 1:
+        yield from [(0, 1)] if texts else []
+        return
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+    yield from itertools.pairwise(_cuts(ends))
+
+
+def _cuts(ends: np.ndarray) -> list[int]:
+    """Batch boundaries (indexes) given each text's cumulative end: a batch closes with the
+    text that reaches the next multiple of `_BATCH_BYTES`."""
+    n = len(ends)
+    if n == 0:
+        return []
+    marks = np.arange(_BATCH_BYTES, int(ends[-1]) + 1, _BATCH_BYTES)
+    inner = (np.searchsorted(ends, marks, side="left") + 1).tolist()
+    return [0, *sorted({c for c in inner if 0 < c < n}), n]
 
 
 # ---- the redactor ------------------------------------------------------------------------------
@@ -598,7 +867,7 @@ class Redactor:
         self.deny_terms = tuple(_clean_terms(deny_terms))
         self.corpus_key = corpus_key
         self._deny = _deny_detector(self.deny_terms)
-        self._labels: dict[tuple[str, str], str] = {}
+        self._stable_tokens: dict[tuple[str, str], str] = {}
         self._locator = None if engine == "python" else _locator_for(self.deny_terms)
         if engine == "hyperscan" and self._locator is None:
             raise RuntimeError("the hyperscan package is not installed")
@@ -614,22 +883,28 @@ class Redactor:
 
     def detect_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """Spans for many texts at once: one Hyperscan pass per batch of about 8 MB."""
+        present = [t if isinstance(t, str) else "" for t in texts]
+        results: list[list[Span]] = [[] for _ in present]
         with _gc_paused():
-            return self._detect_many(texts)
-
-    def _detect_many(self, texts: Sequence[str]) -> list[list[Span]]:
-        if self._locator is None:
-            return [self._detect_python(t) if t else [] for t in texts]
-        results: list[list[Span]] = []
-        start, size = 0, 0
-        for i, text in enumerate(texts):
-            size += len(text) if text else 0
-            if size >= _BATCH_BYTES:
-                results.extend(self._detect_batch(texts[start:i + 1]))
-                start, size = i + 1, 0
-        if start < len(texts):
-            results.extend(self._detect_batch(texts[start:]))
+            for lo, hi in _batches(present):
+                batch = _Joined(present[lo:hi])
+                starts = batch.starts_list
+                for start, end, _prio, kind, canon, value, k in self._detect_joined(batch):
+                    base = starts[k]
+                    results[lo + k].append((start - base, end - base, kind, canon, value))
         return results
+
+    def _detect_joined(self, batch: _Joined) -> list[tuple]:
+        """What every text of the batch holds, in text order and offsets of the joined string:
+        (start, end, priority, kind, canonical value, raw value, text index)."""
+        if self._locator is not None:
+            return self._locate(batch)
+        found: list[tuple] = []
+        for k, (text, base) in enumerate(zip(batch.texts, batch.starts_list, strict=True)):
+            if text:
+                found.extend((s + base, e + base, 0, kind, c, v, k)
+                             for s, e, kind, c, v in self._detect_python(text))
+        return found
 
     def _detect_python(self, text: str) -> list[Span]:
         lowered = text.lower()
@@ -648,81 +923,33 @@ class Redactor:
                     found.append(cand)
         return resolve_overlaps(found)
 
-    def _detect_batch(self, texts: Sequence[str]) -> list[list[Span]]:
-        encoded = [t.encode("utf-8") if t else b"" for t in texts]
-        reports = self._locator.reports(_SEPARATOR.join(encoded))
-        results: list[list[Span]] = [[] for _ in texts]
-        if not reports:
-            return results
-        if len(texts) == 1:
-            local = [r[0] for r in reports]
-            owner_ids = [r[1] for r in reports]
-            text_of = [0] * len(reports)
-        else:
-            bounds = np.fromiter(accumulate((len(b) + len(_SEPARATOR) for b in encoded),
-                                            initial=0), dtype=np.int64, count=len(encoded) + 1)
-            starts = np.fromiter((r[0] for r in reports), dtype=np.int64, count=len(reports))
-            text_of_array = np.searchsorted(bounds, starts, side="right") - 1
-            order = np.argsort(text_of_array, kind="stable")
-            local = (starts - bounds[text_of_array])[order].tolist()
-            text_of = text_of_array[order].tolist()
-            owner_ids = [reports[i][1] for i in order.tolist()]
-        plans = self._locator.plans
-        n, i = len(local), 0
-        while i < n:
-            k = text_of[i]
-            j = i + 1
-            while j < n and text_of[j] == k:
-                j += 1
-            text = texts[k]
-            limit = len(encoded[k])
-            offsets = None if text.isascii() else _char_offsets(encoded[k])
-            found: list[_Candidate] = []
-            seen: set[tuple[int, int]] = set()
-            for r in range(i, j):
-                start = local[r]
-                if start >= limit:
-                    continue
-                if offsets is not None:
-                    start = int(offsets[start])
-                for ident, match, chars, alnum, first, det in plans[owner_ids[r]]:
-                    at = start
-                    if first and at < len(text) and text[at] not in first:
-                        at += 1
-                    if chars:
-                        while at > 0:
-                            c = text[at - 1]
-                            if c in chars or (alnum and c > "\x7f" and c.isalnum()):
-                                at -= 1
-                            else:
-                                break
-                        key = (at, ident)
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                    m = match(text, at)
-                    if m is not None:
-                        cand = _candidate(det, text, m)
-                        if cand is not None:
-                            found.append(cand)
-            results[k] = resolve_overlaps(found) if len(found) > 1 else [
-                (c[0], c[1], c[3], c[4], c[5]) for c in found]
-            i = j
-        return results
+    def _locate(self, batch: _Joined) -> list[tuple]:
+        """One Hyperscan pass over the batch; each precise pattern is then tried once where its
+        locator reported, anchored and bounded to the text it is in. Reports are grouped by
+        locator so each detector's loop runs with everything it needs in local variables."""
+        buffer = batch.encoded()
+        locator = self._locator
+        found: list[tuple] = []
+        for owner, ats, owners, lows, highs in _grouped_reports(
+                batch, buffer, locator.reports(buffer), len(locator.owners)):
+            for plan in locator.plans[owner]:
+                _run_plan(plan, batch.text, ats, owners, lows, highs, found)
+        return _resolve(found)
 
     def _label(self, kind: str, canonical: str) -> str | None:
         if self.corpus_key is None:
             return None
-        key = (kind, canonical)
-        label = self._labels.get(key)
-        if label is None:
-            digest = hmac.new(self.corpus_key, f"{kind}\x00{canonical}".encode(),
-                              hashlib.sha256).hexdigest()
-            label = digest[:STABLE_TOKEN_HEX]
-            if len(self._labels) >= 200_000:
-                self._labels.clear()
-            self._labels[key] = label
-        return label
+        return self._stable_token(kind, canonical)[len(kind) + 2:-1]
+
+    def _stable_token(self, kind: str, canonical: str) -> str:
+        """The corpus-stable token of a value: a keyed hash, cached (the cache is bounded)."""
+        digest = hmac.new(self.corpus_key, f"{kind}\x00{canonical}".encode(),
+                          hashlib.sha256).hexdigest()
+        token = f"<{kind}_{digest[:STABLE_TOKEN_HEX]}>"
+        if len(self._stable_tokens) >= 200_000:
+            self._stable_tokens.clear()
+        self._stable_tokens[(kind, canonical)] = token
+        return token
 
     # ---- text ----
     def apply(self, text: str, spans: Sequence[Span], tokens: TokenTable) -> str:
@@ -746,17 +973,87 @@ class Redactor:
         """The text with every detected value replaced by its token in `tokens`."""
         if not isinstance(text, str) or not text:
             return text
-        return self.apply(text, self.detect(text), tokens)
+        return self._redact_all([text], [tokens])[0]
 
     def redact_texts(self, texts: Sequence[str | None],
                      tokens: Sequence[TokenTable] | None = None) -> list[str | None]:
         """Batch form of redact_text; one TokenTable per text unless given."""
-        tables = tokens if tokens is not None else [TokenTable() for _ in texts]
         present = [t if isinstance(t, str) else "" for t in texts]
+        redacted = self._redact_all(present, tokens)
+        return [r if isinstance(t, str) else t for t, r in zip(texts, redacted, strict=True)]
+
+    def _redact_all(self, texts: list[str], tables: Sequence[TokenTable] | None,
+                    whole_secrets: frozenset[int] | set[int] = frozenset()) -> list[str]:
+        """Every text redacted with the token table at the same index, in text order (so
+        tokens number in order of first appearance across texts sharing a table); without
+        tables, each text numbers its own tokens and no mapping is kept. A text whose index is
+        in `whole_secrets` becomes one SECRET token. Texts with nothing found come back as the
+        same objects."""
+        out = list(texts)
         with _gc_paused():
-            spans = self.detect_many(present)
-            return [self.apply(t, s, table) if isinstance(t, str) else t
-                    for t, s, table in zip(texts, spans, tables, strict=True)]
+            for lo, hi in _batches(texts):
+                self._redact_batch(_Joined(texts[lo:hi]), tables, whole_secrets, out, lo)
+        return out
+
+    def _redact_batch(self, batch: _Joined, tables: Sequence[TokenTable] | None,
+                      whole_secrets: frozenset[int] | set[int], out: list[str], lo: int) -> None:
+        # A function of its own so that its temporaries are gone before the collector resumes.
+        spans = self._detect_joined(batch)
+        forced = [k - lo for k in whole_secrets if lo <= k < lo + len(batch.starts)]
+        if spans or forced:
+            self._apply_joined(batch, spans, forced, tables, out, lo)
+
+    def _apply_joined(self, batch: _Joined, found: list[tuple], forced: list[int],
+                      tables: Sequence[TokenTable] | None, out: list[str], offset: int) -> None:
+        """Write the redacted form of every text of the batch that holds something into
+        `out[offset + k]`; the texts in `forced` become one SECRET token each."""
+        if forced:
+            whole = set(forced)
+            found = [f for f in found if f[6] not in whole]
+            found += [(batch.starts_list[k], batch.ends_list[k], 0, "SECRET", batch.texts[k],
+                       batch.texts[k], k) for k in forced]
+            found.sort()
+        text = batch.text
+        starts, ends = batch.starts_list, batch.ends_list
+        stable = self.corpus_key is not None
+        stable_tokens = self._stable_tokens
+        # Stable tokens need no table when nobody keeps the mapping.
+        keep_tables = tables is not None or not stable
+        current = -1
+        pieces: list[str] = []
+        add = pieces.append
+        pos = 0
+        table = TokenTable()
+        by_value, mapping = table._by_value, table._mapping
+        for start, end, _prio, kind, canon, value, k in found:
+            if k != current:
+                if current >= 0:
+                    add(text[pos:ends[current]])
+                    out[offset + current] = "".join(pieces)
+                current, pos = k, starts[k]
+                pieces = []
+                add = pieces.append
+                if keep_tables:
+                    table = TokenTable() if tables is None else tables[offset + k]
+                    by_value, mapping = table._by_value, table._mapping
+            key = (kind, canon)
+            if not keep_tables:
+                token = stable_tokens.get(key) or self._stable_token(kind, canon)
+            else:
+                token = by_value.get(key)
+                if token is None:
+                    if stable:
+                        token = stable_tokens.get(key) or self._stable_token(kind, canon)
+                        by_value[key] = token
+                        mapping[token] = (kind, value)
+                    else:
+                        token = table.token(kind, canon, value)
+            add(text[pos:start])
+            add(token)
+            pos = end
+        if current >= 0:
+            add(text[pos:ends[current]])
+            out[offset + current] = "".join(pieces)
 
     def redact_strings_in_json(self, json_text: str | None, tokens: TokenTable) -> str | None:
         """Redact every string (keys and values) inside a JSON document, keeping its shape.
@@ -768,49 +1065,10 @@ class Redactor:
         if not isinstance(json_text, str) or not json_text:
             return json_text
         texts: list[str] = []
-        job = _json_job(json_text, texts)
-        return self._finish_json(job, texts, self.detect_many(texts), tokens)
-
-    def _finish_json(self, job: _JsonJob, texts: list[str], spans: list[list[Span]],
-                     tokens: TokenTable) -> str:
-        if job.doc is _NOT_JSON:
-            return self.apply(job.raw, spans[job.first], tokens)
-        changed = [False]
-        rebuilt = self._rebuild_json(job.doc, tokens, None, iter(range(job.first, job.last)),
-                                     texts, spans, changed)
-        return json.dumps(rebuilt, ensure_ascii=False) if changed[0] else job.raw
-
-    def _rebuild_json(self, value: Any, tokens: TokenTable, key: str | None, slots: Iterator[int],
-                      texts: list[str], spans: list[list[Span]], changed: list[bool]) -> Any:
-        if isinstance(value, str):
-            i = next(slots)
-            if key is not None and SECRET_KEY_NAME.match(key) and secret_value_ok(value, True):
-                changed[0] = True
-                return tokens.token("SECRET", value, value, self._label("SECRET", value))
-            if spans[i]:
-                changed[0] = True
-                return self.apply(texts[i], spans[i], tokens)
-            return value
-        if isinstance(value, dict):
-            rebuilt = {}
-            for k, v in value.items():
-                i = next(slots)
-                if spans[i]:
-                    changed[0] = True
-                    k_out = self.apply(texts[i], spans[i], tokens)
-                else:
-                    k_out = k
-                rebuilt[k_out] = self._rebuild_json(v, tokens, k, slots, texts, spans, changed)
-            return rebuilt
-        if isinstance(value, list):
-            return [self._rebuild_json(v, tokens, key, slots, texts, spans, changed)
-                    for v in value]
-        if _is_long_int(value):
-            i = next(slots)
-            if spans[i]:
-                changed[0] = True
-                return self.apply(texts[i], spans[i], tokens)
-        return value
+        secrets: set[int] = set()
+        job = _json_job(json_text, texts, secrets)
+        redacted = self._redact_all(texts, [tokens] * len(texts), secrets)
+        return _finish_json(job, texts, redacted)
 
     # ---- tables ----
     def redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -834,10 +1092,18 @@ class Redactor:
                    for c in ("prompt", "context", "approved_answer", "extra_json")}
         candidates = [_candidate_list(c) for c in out["candidates"].tolist()] \
             if "candidates" in out else [None] * n
+        tables = [TokenTable() for _ in range(n)]
         texts: list[str] = []
+        table_of: list[TokenTable] = []
+        secrets: set[int] = set()
         append = texts.append
         plan = []
+        generations = [c.get("generation") for cands in candidates for c in cands or ()]
+        unchanged = self._json_unchanged(generations + columns["extra_json"])
+        generation_unchanged = iter(unchanged[:len(generations)])
+        extra_unchanged = unchanged[len(generations):]
         for i in range(n):
+            first = len(texts)
             row_slots: list[Any] = []
             for column in ("prompt", "context"):
                 value = columns[column][i]
@@ -853,8 +1119,9 @@ class Redactor:
                 if isinstance(text, str) and text:
                     t = len(texts)
                     append(text)
-                g = _json_job(generation, texts) if isinstance(generation, str) and generation \
-                    else None
+                keep = next(generation_unchanged)
+                g = _json_job(generation, texts, secrets) \
+                    if isinstance(generation, str) and generation and not keep else None
                 cand_slots.append((t, g))
             row_slots.append(cand_slots)
             value = columns["approved_answer"][i]
@@ -864,31 +1131,31 @@ class Redactor:
             else:
                 row_slots.append(None)
             value = columns["extra_json"][i]
-            row_slots.append(_json_job(value, texts) if isinstance(value, str) and value else None)
+            row_slots.append(_json_job(value, texts, secrets)
+                             if isinstance(value, str) and value and not extra_unchanged[i]
+                             else None)
             plan.append(row_slots)
-        spans = self.detect_many(texts)
-        apply = self.apply
-        tables = [TokenTable() for _ in range(n)]
+            table_of.extend([tables[i]] * (len(texts) - first))
+        redacted = self._redact_all(texts, table_of, secrets)
         new = {c: list(v) for c, v in columns.items()}
         new_candidates: list[Any] = []
         for i, (p, c, cand_slots, a, x) in enumerate(plan):
-            table = tables[i]
             if p is not None:
-                new["prompt"][i] = apply(texts[p], spans[p], table)
+                new["prompt"][i] = redacted[p]
             if c is not None:
-                new["context"][i] = apply(texts[c], spans[c], table)
+                new["context"][i] = redacted[c]
             cands = candidates[i]
             if cands is not None:
                 for cand, (t, g) in zip(cands, cand_slots, strict=True):
                     if t is not None:
-                        cand["text"] = apply(texts[t], spans[t], table)
+                        cand["text"] = redacted[t]
                     if g is not None:
-                        cand["generation"] = self._finish_json(g, texts, spans, table)
+                        cand["generation"] = _finish_json(g, texts, redacted)
             new_candidates.append(cands)
             if a is not None:
-                new["approved_answer"][i] = apply(texts[a], spans[a], table)
+                new["approved_answer"][i] = redacted[a]
             if x is not None:
-                new["extra_json"][i] = self._finish_json(x, texts, spans, table)
+                new["extra_json"][i] = _finish_json(x, texts, redacted)
         for column, values in new.items():
             if column in out:
                 out[column] = pd.Series(values, index=out.index, dtype=out[column].dtype)
@@ -896,6 +1163,28 @@ class Redactor:
             out["candidates"] = pd.Series(new_candidates, index=out.index, dtype=object)
         out["redaction_version"] = self.version
         return out, vault_frame(ids, tables)
+
+    def _json_unchanged(self, fields: Sequence[Any]) -> list[bool]:
+        """Which JSON fields certainly come back byte for byte, told without parsing them.
+
+        Without escapes every string of the document is a substring of its text, between
+        quotes (or, for long integers, JSON punctuation), which every locator treats as it
+        treats the edge of a text; so when no locator reports anywhere in the text, none would
+        in any of its strings. A secret-named key makes its string values secrets whatever they
+        look like, so such a document is always parsed.
+        """
+        present = [f if isinstance(f, str) else "" for f in fields]
+        if self._locator is None or not present:
+            return [False] * len(present)
+        located = np.zeros(len(present), dtype=bool)
+        for lo, hi in _batches(present):
+            batch = _Joined(present[lo:hi])
+            buffer = batch.encoded()
+            for _owner, _ats, owners, _lows, _highs in _grouped_reports(
+                    batch, buffer, self._locator.reports(buffer), len(self._locator.owners)):
+                located[[lo + k for k in owners]] = True
+        return [not hit and "\\" not in raw and not _has_secret_key(raw)
+                for hit, raw in zip(located.tolist(), present, strict=True)]
 
     def redact_trace_batches(
         self, batches: Iterable[pd.DataFrame]
@@ -917,7 +1206,7 @@ _NOT_JSON = object()
 
 class _JsonJob:
     """A JSON field: its raw text, the parsed document (or _NOT_JSON) and the slots its
-    strings took in the batch being detected."""
+    strings took in the batch being redacted."""
 
     __slots__ = ("raw", "doc", "first", "last")
 
@@ -925,49 +1214,93 @@ class _JsonJob:
         self.raw, self.doc, self.first, self.last = raw, doc, first, last
 
 
-def _json_job(raw: str, texts: list[str]) -> _JsonJob:
-    """Parse `raw` and queue its strings in `texts` (the raw text itself if it is not JSON)."""
+def _json_job(raw: str, texts: list[str], secrets: set[int]) -> _JsonJob:
+    """Parse `raw` and queue its strings in `texts` (the raw text itself if it is not JSON);
+    the slots of string values under secret-named keys go into `secrets`."""
     first = len(texts)
     try:
         doc = json.loads(raw)
     except ValueError:
         texts.append(raw)
         return _JsonJob(raw, _NOT_JSON, first, first + 1)
-    _json_strings(doc, texts)
+    _json_strings(doc, texts, None, secrets)
     return _JsonJob(raw, doc, first, len(texts))
+
+
+# A JSON key (a string followed by a colon) that SECRET_KEY_NAME matches whole.
+_SECRET_JSON_KEY = re.compile(rf'(?i)"(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}"\s*:')
+
+
+def _has_secret_key(raw: str) -> bool:
+    return _SECRET_JSON_KEY.search(raw) is not None
 
 
 def _is_long_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**9
 
 
-def _json_strings(value: Any, out: list[str]) -> None:
+def _json_strings(value: Any, out: list[str], key: str | None, secrets: set[int]) -> None:
     """Every string of a parsed JSON document, in the order `_rebuild_json` consumes them."""
     if isinstance(value, str):
+        if key is not None and SECRET_KEY_NAME.match(key) and secret_value_ok(value, True):
+            secrets.add(len(out))
         out.append(value)
     elif isinstance(value, dict):
         for k, v in value.items():
             out.append(k)
-            _json_strings(v, out)
+            _json_strings(v, out, k, secrets)
     elif isinstance(value, list):
         for v in value:
-            _json_strings(v, out)
+            _json_strings(v, out, key, secrets)
     elif _is_long_int(value):
         out.append(str(value))
+
+
+def _finish_json(job: _JsonJob, texts: list[str], redacted: list[str]) -> str:
+    """The JSON field rebuilt from its redacted strings; byte for byte when none changed."""
+    if job.doc is _NOT_JSON:
+        return redacted[job.first]
+    if all(redacted[i] is texts[i] for i in range(job.first, job.last)):
+        return job.raw
+    rebuilt = _rebuild_json(job.doc, iter(range(job.first, job.last)), texts, redacted)
+    return json.dumps(rebuilt, ensure_ascii=False)
+
+
+def _rebuild_json(value: Any, slots: Iterator[int], texts: list[str], redacted: list[str]
+                  ) -> Any:
+    if isinstance(value, str):
+        return redacted[next(slots)]
+    if isinstance(value, dict):
+        rebuilt = {}
+        for _k, v in value.items():
+            key = redacted[next(slots)]
+            rebuilt[key] = _rebuild_json(v, slots, texts, redacted)
+        return rebuilt
+    if isinstance(value, list):
+        return [_rebuild_json(v, slots, texts, redacted) for v in value]
+    if _is_long_int(value):
+        i = next(slots)
+        return value if redacted[i] is texts[i] else redacted[i]
+    return value
 
 
 VAULT_COLUMNS = ["trace_id", "token", "kind", "value"]
 
 
 def vault_frame(trace_ids: Sequence[str], tables: Sequence[TokenTable]) -> pd.DataFrame:
-    rows: dict[str, list[str]] = {c: [] for c in VAULT_COLUMNS}
+    ids: list[str] = []
+    tokens: list[str] = []
+    entries: list[tuple[str, str]] = []
     for tid, table in zip(trace_ids, tables, strict=True):
-        for token, (kind, value) in table.mapping().items():
-            rows["trace_id"].append(tid)
-            rows["token"].append(token)
-            rows["kind"].append(kind)
-            rows["value"].append(value)
-    return pd.DataFrame(rows, columns=VAULT_COLUMNS, dtype=object)
+        mapping = table._mapping
+        if mapping:
+            ids.extend([tid] * len(mapping))
+            tokens.extend(mapping)
+            entries.extend(mapping.values())
+    kinds = [kind for kind, _ in entries]
+    values = [value for _, value in entries]
+    return pd.DataFrame({"trace_id": ids, "token": tokens, "kind": kinds, "value": values},
+                        columns=VAULT_COLUMNS, dtype=object)
 
 
 def parse_deny_list(text: str) -> list[str]:
@@ -983,7 +1316,6 @@ def load_deny_list(path: str | Path) -> list[str]:
 # ---- residue: the independent second scan -------------------------------------------------------
 
 _R_TOKEN = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9a-f]+>")
-_R_PLACEHOLDER = "<TOKEN>"
 Accept = Callable[[str, re.Match[str]], bool]
 
 
@@ -994,8 +1326,8 @@ def _prev_not(chars: str) -> Accept:
     return accept
 
 
-def _both(*checks: Accept) -> Accept:
-    return lambda text, m: all(check(text, m) for check in checks)
+def _both(first: Accept, second: Accept) -> Accept:
+    return lambda text, m: first(text, m) and second(text, m)
 
 
 def _on_value(check: Callable[[str], bool], group: int = 0) -> Accept:
@@ -1024,13 +1356,40 @@ def _residue_secret(value: str) -> bool:
 @dataclass(frozen=True)
 class _ResidueRule:
     """A residue pattern: `locator` (Hyperscan) reports where `pattern` may match, at the same
-    start, or anywhere within `window` characters before it."""
+    start, or anywhere within `window` characters before it; `lead` are the characters such a
+    match may run over before the reported place (see `_window_matches`)."""
 
     kind: str
     locator: bytes
     pattern: re.Pattern[str]
     accept: Accept | None = None
     window: int = 0
+    lead: str = ""
+
+
+def _window_matches(rule: _ResidueRule, text: str, at: int, lo: int, hi: int
+                    ) -> Sequence[re.Match[str]]:
+    """The matches a scan of the `window` around `at` finds that cover `at`.
+
+    Only a match starting in the run of `lead` characters (and word characters) just before
+    `at` can cover it; the pattern is tried once at the start of that run. When the run is
+    preceded by the reported character itself (`a@b.io@c.io`), an earlier match may end inside
+    it, and the window is scanned the slow way to keep the same answer.
+    """
+    floor = max(lo, at - rule.window)
+    end = min(hi, at + rule.window)
+    start = at
+    lead = rule.lead
+    while start > floor:
+        c = text[start - 1]
+        if c in lead or c.isalnum():
+            start -= 1
+        else:
+            break
+    if start > floor and text[start - 1] == text[at]:
+        return [m for m in rule.pattern.finditer(text, floor, end) if m.start() <= at < m.end()]
+    m = rule.pattern.match(text, start, end)
+    return (m,) if m is not None and m.start() <= at < m.end() else ()
 
 
 _R_RULES: tuple[_ResidueRule, ...] = (
@@ -1051,7 +1410,8 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                  re.compile(r"://[^\s/@:]*:([^\s/@]+)@"),
                  _on_value(lambda v: not is_placeholder(v), 1)),
     _ResidueRule("EMAIL", rb"@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]",
-                 re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), window=256),
+                 re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), window=256,
+                 lead="_.+%-"),
     _ResidueRule("ENGINEER", rb"ENG-\d", re.compile(r"ENG-\d+"), _prev_not("_")),
     _ResidueRule("CARD", rb"\d(?:[ -]?\d){12}", re.compile(r"\d(?:[ -]?\d){12,}(?![\w])"),
                  _both(_prev_not("_.-"), _on_value(_residue_card))),
@@ -1075,10 +1435,12 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                  re.compile(r"(?i:commit|sha|rev|revert|cherry-pick|merge|HEAD is now at)\W{1,3}"
                             r"([0-9a-f]{7,40})(?![\w-])"),
                  _on_value(commit_in_context_ok, 1)),
-    _ResidueRule("SECRET", rb"(?i)(?:pass|pwd|secret|token|api[_-]?key|apikey|credential)\w*"
+    _ResidueRule("SECRET", rb"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key"
+                 rb"|apikey|credentials?|(?:secret|access|private|signing|encryption|master)[_-]?key)"
                  rb"[\"']?\s{0,8}[:=]",
                  re.compile(r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey"
-                            r"|credentials?)[\"']?\s{0,8}[:=]\s*(\"[^\"\n]+\"|'[^'\n]+'"
+                            r"|credentials?|(?:secret|access|private|signing|encryption|master)[_-]?key)"
+                            r"[\"']?\s{0,8}[:=]\s*(\"[^\"\n]+\"|'[^'\n]+'"
                             r"|[^\s\"',;()\[\]{}]+)"),
                  _on_value(_residue_secret, 1)),
 )
@@ -1115,6 +1477,7 @@ class _ResidueScanner:
                              | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP)
                 owners.append(len(self.rules) - 1)
         self.owners = owners
+        self.rule_of = np.array(owners, dtype=np.int64)
         self.db = hyperscan.Database()
         self.db.compile(expressions=expressions, ids=list(range(len(expressions))),
                         elements=len(expressions), flags=flags)
@@ -1122,55 +1485,70 @@ class _ResidueScanner:
 
     def scan(self, texts: list[str]) -> list[list[tuple[str, str]]]:
         if self.db is None:
-            return [self._scan_python(t) for t in texts]
-        encoded = [t.encode("utf-8") for t in texts]
-        bounds = list(accumulate((len(b) + len(_SEPARATOR) for b in encoded), initial=0))
-        reports: list[tuple[int, int]] = []
-        add = reports.append
-
-        def on_match(ident: int, start: int, _end: int, _flags: int, _ctx: object) -> None:
-            add((start, ident))
-
-        self.db.scan(_SEPARATOR.join(encoded), match_event_handler=on_match,
-                     scratch=self.scratch.get())
-        reports.sort()
+            return [self._scan_python(t) if t else [] for t in texts]
         found: list[list[tuple[str, str]]] = [[] for _ in texts]
-        seen: set[tuple[int, int, int]] = set()
-        k, offsets = 0, None
-        for start, ident in reports:
-            while start >= bounds[k + 1]:
-                k += 1
-                offsets = None
-            local = start - bounds[k]
-            text = texts[k]
-            if local >= len(encoded[k]):
-                continue
-            if not text.isascii():
-                offsets = _char_offsets(encoded[k]) if offsets is None else offsets
-                local = int(offsets[local])
-            rule_index = self.owners[ident]
-            rule = self.rules[rule_index]
-            if rule.window:
-                matches = [m for m in rule.pattern.finditer(
-                    text, max(0, local - rule.window), min(len(text), local + rule.window))
-                    if m.start() <= local < m.end()]
-            else:
-                m = rule.pattern.match(text, local)
-                matches = [m] if m is not None else []
-            for m in matches:
-                key = (k, rule_index, m.start())
-                if key not in seen and (rule.accept is None or rule.accept(text, m)):
-                    seen.add(key)
-                    found[k].append((rule.kind, m.group(0)))
+        for lo, hi in _batches(texts):
+            batch = _Joined(texts[lo:hi])
+            for k, _start, _rule, kind, matched in self._scan_batch(batch):
+                found[lo + k].append((kind, matched))
         return found
+
+    def _scan_batch(self, batch: _Joined) -> list[tuple[int, int, int, str, str]]:
+        """(text index, start, rule, kind, matched text) of every accepted match, in order.
+
+        Reports are grouped by rule so that each rule's loop runs on local variables; a match
+        counts once per rule and start, and never when it starts inside a redaction token."""
+        buffer = batch.encoded()
+        groups = _grouped_reports(batch, buffer, _scan_keys(self.db, self.scratch.get(), buffer,
+                                                            len(self.owners)),
+                                  len(self.owners), self.rule_of)
+        text = batch.text
+        hits: list[tuple[int, int, int, str, str]] = []
+        for rule_index, ats, owners, lows, highs in groups:
+            rule = self.rules[rule_index]
+            accept, kind, window = rule.accept, rule.kind, rule.window
+            pattern = rule.pattern
+            seen: set[int] = set()
+            for at, k, lo, hi in zip(ats, owners, lows, highs, strict=True):
+                if at < lo:
+                    continue
+                if window:
+                    matches = _window_matches(rule, text, at, lo, hi)
+                else:
+                    m = pattern.match(text, at, hi)
+                    if m is None:
+                        continue
+                    matches = (m,)
+                for m in matches:
+                    start = m.start()
+                    if start in seen:
+                        continue
+                    seen.add(start)
+                    if (accept is None or accept(text, m)) and not _in_token(text, start, lo, hi):
+                        hits.append((k, start, rule_index, kind, m.group(0)))
+        hits.sort()
+        return hits
 
     def _scan_python(self, text: str) -> list[tuple[str, str]]:
         found = []
         for rule in self.rules:
             for m in rule.pattern.finditer(text):
-                if rule.accept is None or rule.accept(text, m):
+                if (rule.accept is None or rule.accept(text, m)) \
+                        and not _in_token(text, m.start(), 0, len(text)):
                     found.append((rule.kind, m.group(0)))
         return found
+
+
+_TOKEN_REACH = 128
+
+
+def _in_token(text: str, pos: int, lo: int, hi: int) -> bool:
+    """Does `pos` fall inside a redaction token (`<KIND_label>`) of text[lo:hi]?"""
+    opening = text.rfind("<", max(lo, pos - _TOKEN_REACH), pos + 1)
+    if opening < 0:
+        return False
+    m = _R_TOKEN.match(text, opening, hi)
+    return m is not None and m.end() > pos
 
 
 @lru_cache(maxsize=16)
@@ -1178,17 +1556,48 @@ def _residue_scanner(terms: tuple[str, ...]) -> _ResidueScanner:
     return _ResidueScanner(terms)
 
 
-def _scrub(text: str) -> str:
-    return unicodedata.normalize("NFC", _R_TOKEN.sub(_R_PLACEHOLDER, text))
+def _nfc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def find_residue_many(texts: Sequence[str | None], deny_terms: Sequence[str] = ()
                       ) -> list[list[tuple[str, str]]]:
-    """find_residue for many texts at once (one Hyperscan pass): what a check over a table
-    calls."""
+    """find_residue for many texts at once (one Hyperscan pass per batch): what a check over a
+    table calls."""
     scanner = _residue_scanner(tuple(_clean_terms(deny_terms)))
-    present = [_scrub(t) if isinstance(t, str) and t else "" for t in texts]
-    return scanner.scan(present)
+    return scanner.scan([_nfc(t) if isinstance(t, str) and t else "" for t in texts])
+
+
+def residue_flags(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray,
+                  deny_terms: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, int]]:
+    """The residue scan of find_residue_many as one bool per text (anything raw found) and the
+    number of matches of each kind, for checks that need no more.
+
+    It builds no list per text and takes an Arrow string column as it is: Arrow joins,
+    normalises and encodes it, and no Python string is made per text.
+    """
+    scanner = _residue_scanner(tuple(_clean_terms(deny_terms)))
+    arrow = isinstance(texts, pa.Array | pa.ChunkedArray)
+    flags = np.zeros(len(texts), dtype=bool)
+    kinds: dict[str, int] = {}
+    if arrow and scanner.db is not None and (pa.types.is_string(texts.type)
+                                             or pa.types.is_large_string(texts.type)):
+        batches: Iterable[tuple[int, _Joined]] = _arrow_batches(texts)
+    else:
+        values = texts.to_pylist() if arrow else texts
+        present = [_nfc(t) if isinstance(t, str) and t else "" for t in values]
+        if scanner.db is None:
+            for i, found in enumerate(scanner.scan(present)):
+                flags[i] = bool(found)
+                for kind, _ in found:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+            return flags, kinds
+        batches = ((lo, _Joined(present[lo:hi])) for lo, hi in _batches(present))
+    for first, batch in batches:
+        for k, _start, _rule, kind, _matched in scanner._scan_batch(batch):
+            flags[first + k] = True
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return flags, kinds
 
 
 def find_residue(text: str, deny_terms: Sequence[str] = ()) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from feedback_pipeline.core.redaction import (
@@ -17,6 +18,7 @@ from feedback_pipeline.core.redaction import (
     find_residue_many,
     hyperscan,
     load_deny_list,
+    residue_flags,
 )
 from feedback_pipeline.synth.secrets_corpus import DENY_TERMS, make_labelled_corpus, score_spans
 
@@ -377,3 +379,99 @@ def test_all_digit_short_sha_after_a_commit_word_is_redacted_and_counts_stay():
     out = Redactor().redact_text(text, TokenTable())
     assert out == "pushed commit <COMMIT_1> at 02:14; rev 2026 touched 1234567 rows"
     assert find_residue(text) and not find_residue(out)
+
+
+JWT_AT_START = ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+
+
+def test_values_at_the_start_of_a_later_text_in_a_batch(redactor):
+    texts = ["first text", "abc123def456 is the fix", JWT_AT_START, "ENG-7"]
+    assert redactor.detect_many(texts) == [redactor.detect(t) for t in texts]
+    assert [k for s in redactor.detect_many(texts) for _, _, k, _, _ in s] == \
+        ["COMMIT", "JWT", "ENGINEER"]
+
+
+def test_batch_boundaries_change_nothing(monkeypatch):
+    from feedback_pipeline.core import redaction
+
+    texts, _ = make_labelled_corpus(80, seed=21)
+    texts[3:3] = [None, "", JWT_AT_START]
+    redactor = Redactor(DENY_TERMS, corpus_key=b"k" * 32)
+    whole = redactor.redact_texts(texts), redactor.detect_many(texts), \
+        find_residue_many(texts, DENY_TERMS)
+    monkeypatch.setattr(redaction, "_BATCH_BYTES", 2000)
+    assert (redactor.redact_texts(texts), redactor.detect_many(texts),
+            find_residue_many(texts, DENY_TERMS)) == whole
+
+
+def test_secret_json_values_number_with_the_rest_of_the_trace():
+    frame = pd.DataFrame({
+        "trace_id": ["t1"],
+        "prompt": ["token: 'abcd1234' and ENG-3"],
+        "extra_json": [json.dumps({"password": "hunter2x9", "note": "token: 'abcd1234'",
+                                   "api_key": ["Zx9Qw8Er7T", "${API_KEY}"]})],
+    })
+    redacted, vault = Redactor().redact_traces(frame)
+    assert redacted.loc[0, "prompt"] == "token: '<SECRET_1>' and <ENGINEER_1>"
+    assert json.loads(redacted.loc[0, "extra_json"]) == {
+        "password": "<SECRET_2>", "note": "token: '<SECRET_1>'",
+        "api_key": ["<SECRET_3>", "${API_KEY}"]}
+    assert dict(zip(vault["token"], vault["value"], strict=True)) == {
+        "<SECRET_1>": "abcd1234", "<ENGINEER_1>": "ENG-3", "<SECRET_2>": "hunter2x9",
+        "<SECRET_3>": "Zx9Qw8Er7T"}
+
+
+def test_lone_surrogates_from_json_escapes_do_not_break_redaction(redactor):
+    out = redactor.redact_strings_in_json('{"a": "\\ud800 ENG-5"}', TokenTable())
+    assert json.loads(out) == {"a": "\ud800 <ENGINEER_1>"}
+
+
+def test_residue_catches_compound_secret_keys_and_values_beside_tokens():
+    assert find_residue("secret_token: Abc123XyzQ") == [("SECRET", "token: Abc123XyzQ")]
+    assert find_residue("<EMAIL_1>ops@example.com") == [("EMAIL", "ops@example.com")]
+    assert find_residue("a@b.cc@example.com") == [("EMAIL", "a@b.cc")]
+    assert find_residue("<COMMIT_3f9a2c1b04de> <ENGINEER_12> <IPV6_1>::1") == []
+
+
+def test_residue_flags_agree_with_find_residue_many_for_lists_and_arrow():
+    texts, _ = make_labelled_corpus(30, seed=8)
+    redacted = Redactor(DENY_TERMS).redact_texts(texts)
+    nfd_name = unicodedata.normalize("NFD", "reviewed by Zoë Müller")
+    sample = texts[:10] + redacted + [None, "", nfd_name, "clean <EMAIL_1> text"]
+    expected = find_residue_many(sample, DENY_TERMS)
+    kinds: dict[str, int] = {}
+    for found in expected:
+        for kind, _ in found:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    flags = np.array([bool(f) for f in expected])
+    assert flags[:10].all() and not flags[10:40].any() and flags[-2] and not flags[-1]
+    as_arrow = pa.array(sample)
+    chunked = pa.chunked_array([as_arrow.slice(0, 17), as_arrow.slice(17)])
+    for given in (sample, as_arrow, chunked, as_arrow.cast(pa.large_string())):
+        got_flags, got_kinds = residue_flags(given, DENY_TERMS)
+        assert got_flags.dtype == bool
+        assert got_flags.tolist() == flags.tolist()
+        assert got_kinds == kinds
+
+
+def test_residue_flags_without_hyperscan(monkeypatch):
+    from feedback_pipeline.core import redaction
+
+    sample = ["ops@example.com leaked", "<EMAIL_1> only", None]
+    monkeypatch.setattr(redaction, "hyperscan", None)
+    redaction._residue_scanner.cache_clear()
+    try:
+        flags, kinds = residue_flags(pa.array(sample))
+    finally:
+        redaction._residue_scanner.cache_clear()
+    assert flags.tolist() == [True, False, False] and kinds == {"EMAIL": 1}
+
+
+@pytest.mark.parametrize("text", ["secret_key = Zq8Lw2Pn7Rx4Tb9K", "SECRET_KEY: Zq8Lw2Pn7Rx4Tb9K",
+                                  "private-key: 'Zq8Lw2Pn7Rx4Tb9K'", "signing_key=Zq8Lw2Pn7Rx4Tb9K"])
+def test_residue_scan_flags_secret_key_assignments_and_passes_their_tokens(text):
+    assert [kind for kind, _ in find_residue(text)] == ["SECRET"]
+    redacted = Redactor().redact_text(text, TokenTable())
+    assert "Zq8Lw2Pn7Rx4Tb9K" not in redacted
+    assert find_residue(redacted) == []
