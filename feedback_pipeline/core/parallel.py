@@ -8,14 +8,13 @@ memory stays a few batches whatever the day's size.
 
 from __future__ import annotations
 
-import atexit
-import gc
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.util import Finalize
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -70,14 +69,21 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+_OWNER = {"pid": 0}
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     """One pool per process and size, reused by every stage a run executes in this process
-    (worker start-up is paid once) and shut down when the process exits."""
+    (worker start-up is paid once) and shut down when the process exits.
+
+    The shutdown is a multiprocessing finalizer, not an atexit hook: a Dagster step process is
+    itself a multiprocessing child, which joins its children before atexit hooks run, so idle
+    pool workers would otherwise keep it from ever exiting."""
+    if _OWNER["pid"] != os.getpid():
+        _POOLS.clear()
+        _OWNER["pid"] = os.getpid()
+        Finalize(None, _shutdown, exitpriority=100)
     if workers not in _POOLS:
-        if not _POOLS:
-            atexit.register(_shutdown)
         _POOLS[workers] = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
     return _POOLS[workers]
@@ -87,4 +93,3 @@ def _shutdown() -> None:
     for pool in _POOLS.values():
         pool.shutdown(wait=True, cancel_futures=True)
     _POOLS.clear()
-    gc.collect()

@@ -7,22 +7,16 @@ A second, independent scan (the residue check) blocks everything downstream on a
 
 
 import dagster as dg
-import pyarrow as pa
 
-from feedback_pipeline.core.contract import TRACE_SCHEMA
-from feedback_pipeline.core.fingerprint import fingerprints
-from feedback_pipeline.core.redaction import Redactor
-from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table
-from feedback_pipeline.core.vault import (
-    SEALED_SCHEMA,
-    corpus_token_key,
-    resolve_vault_key,
-    seal_vault,
-)
+from feedback_pipeline.core.parallel import ordered_map, stage_workers
+from feedback_pipeline.core.redaction_batch import REDACTED_SCHEMA, RedactionJob, redact_batch
+from feedback_pipeline.core.vault import SEALED_SCHEMA, resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, id_list
 from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
+
+BATCH_ROWS = 20_000
 
 
 def residue_check_result(
@@ -41,10 +35,6 @@ def residue_check_result(
             "kinds": counts_table(kinds, "kind") if kinds else dg.MetadataValue.md("none"),
         },
     )
-
-
-REDACTED_SCHEMA = TRACE_SCHEMA.append(pa.field("redaction_version", pa.string())).append(
-    pa.field("prompt_fingerprint", pa.string()))
 
 
 @dg.multi_asset(
@@ -66,15 +56,12 @@ REDACTED_SCHEMA = TRACE_SCHEMA.append(pa.field("redaction_version", pa.string())
 )
 def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                     raw_traces: PartitionBatches):
-    """Streams the day batch by batch: memory stays one batch whatever the day's size."""
+    """Streams the day batch by batch on every core: memory stays a few batches whatever the
+    day's size."""
     policy = pipeline.policy
-    deny_terms = pipeline.deny_terms()
     key = resolve_vault_key()
-    redactor = Redactor(
-        deny_terms,
-        version=policy.redaction_version,
-        corpus_key=corpus_token_key(key) if policy.corpus_stable_tokens else None,
-    )
+    job = RedactionJob(tuple(pipeline.deny_terms()), policy.redaction_version,
+                       policy.corpus_stable_tokens, key)
     vault = pipeline.storage.spool(RESTRICTED, SEALED_SCHEMA)
     offending: list[str] = []
     kinds: dict[str, int] = {}
@@ -83,19 +70,16 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
 
     def redacted_batches():
         nonlocal scanned
-        for frame in raw_traces.iter_frames():
-            redacted, mapping = redactor.redact_traces(frame)
-            redacted["prompt_fingerprint"] = fingerprints(redacted["prompt"])
-            vault.write(seal_vault(mapping, key))
-            for kind, count in mapping["kind"].value_counts().items():
-                tokens_by_kind[str(kind)] = tokens_by_kind.get(str(kind), 0) + int(count)
-            table = pa.Table.from_pandas(redacted, schema=REDACTED_SCHEMA, preserve_index=False)
-            bad, found = residue_in_table(table, REDACTED_TRACE_TEXTS, deny_terms)
-            offending.extend(bad)
-            for kind, count in found.items():
+        items = ((batch, job) for batch in raw_traces.iter_batches(batch_size=BATCH_ROWS))
+        for result in ordered_map(redact_batch, items, stage_workers()):
+            vault.write(result.sealed)
+            for kind, count in result.tokens_by_kind.items():
+                tokens_by_kind[kind] = tokens_by_kind.get(kind, 0) + count
+            offending.extend(result.offending)
+            for kind, count in result.residue_kinds.items():
                 kinds[kind] = kinds.get(kind, 0) + count
-            scanned += len(redacted)
-            yield table
+            scanned += result.table.num_rows
+            yield result.table
 
     yield dg.Output(
         BatchStream(REDACTED_SCHEMA, redacted_batches()),

@@ -1,3 +1,4 @@
+import multiprocessing
 import os
 
 import pytest
@@ -29,3 +30,21 @@ def test_worker_count_comes_from_the_environment(monkeypatch):
         stage_workers()
     monkeypatch.delenv(WORKERS_ENV)
     assert 1 <= stage_workers() <= 4
+
+
+def _map_in_child() -> None:
+    assert [v for v, _ in ordered_map(square_with_pid, range(6), workers=2)] == [
+        x * x for x in range(6)]
+
+
+def test_a_multiprocessing_child_using_the_pool_still_exits():
+    """Dagster step processes are multiprocessing children; they join their children before
+    atexit hooks run, so the pool must shut down before that or the step never ends."""
+    child = multiprocessing.get_context("spawn").Process(target=_map_in_child)
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive
+    assert child.exitcode == 0
