@@ -277,7 +277,7 @@ def near_duplicate_section(rows: int, frozen: int, baseline_rows: int, threshold
         same = (their_pairs <= mine_pairs, len(mine_pairs - their_pairs))
     scale = rows / base_rows
     print(f"\nnear-duplicates: {rows:,} training prompts (read from Parquet in 65,536-row "
-          f"batches, checked 32,768 rows at a time, 2 worker threads) vs {frozen:,} frozen "
+          f"batches, checked 512 rows at a time, 2 worker threads) vs {frozen:,} frozen "
           f"prompts, {max(10, rows // 200):,} paraphrases planted, threshold {threshold}; "
           f"data written in {made:.0f} s")
     print(table(["check", "prompts", "wall s", "CPU s", "pairs found", "peak MiB",

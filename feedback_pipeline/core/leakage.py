@@ -494,12 +494,14 @@ def _batch_near_duplicates(batch: pa.Table, shingles: Shingles, frozen: _Frozen,
 
 
 def find_near_duplicates(training: TrainingPrompts, frozen: pd.DataFrame, threshold: float,
-                         num_perm: int = 64, bands: int = 16, batch_rows: int = 32_768,
+                         num_perm: int = 64, bands: int = 16, batch_rows: int = 512,
                          workers: int = 2) -> pd.DataFrame:
     """Training prompts whose word-shingle Jaccard similarity to a frozen prompt is >= threshold.
 
     `training` has lane, trace_id, prompt: a frame, an Arrow table or batch, or an iterable of
-    those read one at a time (memory is `workers` batches plus the frozen index). `frozen` has
+    those read one at a time (memory is `workers` batches plus the frozen index; small batches
+    keep templated prompts, which share many prefix shingles, from multiplying candidate
+    pairs: on the generator's prompts 512 rows is both faster and ~10x leaner than 32k). `frozen` has
     trace_id, prompt. Every pair whose exact Jaccard is >= threshold is reported, in training
     then frozen order: exact prefix filtering finds the only pairs that can reach the threshold,
     so only those are scored.

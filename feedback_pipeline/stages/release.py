@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import LANES, write_candidate
-from feedback_pipeline.core.leakage import find_all_leaks, leaked_ids
+from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
@@ -136,6 +136,8 @@ def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 TASK_TEXT_COLUMNS = ["task_id", "trace_id", *REVIEW_TASK_TEXTS.columns]
 RESIDUE_CHUNK_ROWS = 50_000
+DUCKDB_MEMORY = "768MB"
+LEAK_BATCH_ROWS = 65_536  # the candidate's sort spills to disk beyond this
 
 
 def residue_gate(lane_batches: dict[str, Iterable[pa.RecordBatch]],
@@ -220,13 +222,13 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     frozen = pipeline.frozen_set()
     with tempfile.TemporaryDirectory() as scratch, storage.connect() as con:
         con.execute(f"SET temp_directory = '{Path(scratch) / 'spill'}'")
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
         candidate = write_candidate(
             con, {lane: storage.scan_sql(WAREHOUSE, table, days)
                   for lane, table in WINDOW_TABLES.items()},
             parent_sources(storage, parent), version, retracted, Path(scratch))
         files = candidate.files
-        training = con.sql(TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
-                           ).df()
+        training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
         labels = read_window(storage, "reviewed_labels", days, LABEL_GATE_COLUMNS)
         incidents = read_window(storage, "incident_records", days, ["reason"])
         adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
@@ -235,8 +237,11 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                      columns=TASK_TEXT_COLUMNS))
 
         frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
-        leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
-        del training
+        leaks = pd.concat([
+            find_leaks(f"({training})", frozen_rows),
+            find_near_duplicates(con.sql(training).fetch_record_batch(LEAK_BATCH_ROWS),
+                                 frozen_rows, policy.near_duplicate_threshold),
+        ], ignore_index=True)
         leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
                          "by id, by normalised prompt fingerprint, and by near-duplicate (word "
                          f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every "
