@@ -2,8 +2,8 @@
 
 For each size, in a fresh process: generate the day, run every stage through the CLI's entry
 point (in-process executor, ephemeral instance) and print per stage its wall time, traces/s,
-MB/s of landed trace data and the process's peak resident memory while the stage ran (sampled
-every 20 ms). Also the fixed orchestration cost: the daily job on a day with no data.
+MB/s of landed trace data and the peak resident memory of the process and all its worker
+processes while the stage ran (sampled every 20 ms). Also the fixed orchestration cost: the daily job on a day with no data.
 
     python bench/pipeline.py [--sizes 10000 100000] [--million]
 """
@@ -29,12 +29,34 @@ size = int(sys.argv[1])
 samples = []
 stop = False
 
+def _rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+def _children(pid):
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(c) for c in handle.read().split()]
+    except OSError:
+        pass
+    return found
+
 def rss_mib():
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    # this process and every descendant (the stage worker pool, its forkserver)
+    total, stack = 0, [os.getpid()]
+    while stack:
+        pid = stack.pop()
+        total += _rss_kib(pid)
+        stack += _children(pid)
+    return total / 1024
 
 def sampler():
     while not stop:

@@ -46,6 +46,7 @@ class Policy:
     bootstrap_samples: int = 1000
     max_parallel_partitions: int = 2
     model_training_pairs: int = 50_000
+    selection_pool_limit: int = 50_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,6 +61,7 @@ class Policy:
             "near_duplicate_threshold": 0.0 < self.near_duplicate_threshold <= 1.0,
             "raw_retention_days": self.raw_retention_days >= 0,
             "model_training_pairs": self.model_training_pairs >= 1,
+            "selection_pool_limit": self.selection_pool_limit >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

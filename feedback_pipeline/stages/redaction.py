@@ -16,7 +16,7 @@ from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, id_list
 from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
 
-BATCH_ROWS = 20_000
+BATCH_ROWS = 10_000
 
 
 def residue_check_result(

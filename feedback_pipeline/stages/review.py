@@ -73,7 +73,7 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     spool = storage.spool(WAREHOUSE, TASK_SCHEMA)
 
     def task_batches():
-        for batch in redacted_traces.iter_batches():
+        for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS):
             tasks = build_task_table(batch, primary, rubric.version, rubric.policy_text)
             bad, found = residue_in_table(tasks, REVIEW_TASK_TEXTS, deny_terms)
             offending.extend(bad)
@@ -108,7 +108,9 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                                sum(counts.values()))
 
 
-REVIEW_CHUNK_LINES = 100_000
+REVIEW_CHUNK_LINES = 50_000
+TASK_BATCH_ROWS = 20_000
+RESOLVE_BATCH_ROWS = 10_000  # traces per worker task: bounds each worker's Python objects
 TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
                  "redaction_version", "prompt_template_version", "policy_version",
                  "prompt_fingerprint"]
@@ -185,7 +187,8 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
     statuses: dict[str, int] = {}
     for resolved in resolve_review_batches(
-            reviews, redacted_traces.iter_batches(columns=TRACE_COLUMNS), routed_queues,
+            reviews, redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS),
+            routed_queues,
             pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
         for lane, spool in spools.items():
             spool.write(getattr(resolved, lane))

@@ -80,6 +80,9 @@ def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource
     policy = pipeline.policy
     preference_ids = routed_queues.loc[routed_queues["destination"] == PREFERENCE_QUEUE,
                                        "trace_id"]
+    if len(preference_ids) > policy.selection_pool_limit:
+        preference_ids = preference_ids.sample(policy.selection_pool_limit,
+                                               random_state=policy.random_seed)
     pool = selection_pool(redacted_traces.rows_where_in(
         "trace_id", preference_ids, columns=["trace_id", "slice", "prompt", "candidates"]),
         routed_queues)
@@ -93,6 +96,7 @@ def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource
     return dg.Output(batches, metadata={
         "dagster/row_count": len(batches),
         "pool_size": len(pool),
+        "pool_sampled_from": int((routed_queues["destination"] == PREFERENCE_QUEUE).sum()),
         "hybrid_batch": int(arms.get("hybrid", 0)),
         "random_batch": int(arms.get("random", 0)),
         "model_trained_on_pairs": len(history),
