@@ -37,6 +37,13 @@ def earlier_pairs(storage: Storage, day: str, limit: int) -> pd.DataFrame:
                          f"ORDER BY date DESC, trace_id LIMIT {int(limit)}", t=scan).to_pandas()
 
 
+def pool_ids(queues: pd.DataFrame, limit: int, seed: int) -> pd.Series:
+    """The day's preference-queue trace ids; on a day with more than `limit`, a seeded sample
+    of `limit` (both batches are drawn from it, so the comparison stays fair)."""
+    ids = queues.loc[queues["destination"] == PREFERENCE_QUEUE, "trace_id"]
+    return ids.sample(limit, random_state=seed) if len(ids) > limit else ids
+
+
 def selection_pool(traces: pd.DataFrame, queues: pd.DataFrame) -> pd.DataFrame:
     """The day's preference-queue pairs: trace_id, slice, prompt, text_a, text_b."""
     ids = set(queues.loc[queues["destination"] == PREFERENCE_QUEUE, "trace_id"])
@@ -78,11 +85,7 @@ def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource
                    redacted_traces: PartitionBatches,
                    routed_queues: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     policy = pipeline.policy
-    preference_ids = routed_queues.loc[routed_queues["destination"] == PREFERENCE_QUEUE,
-                                       "trace_id"]
-    if len(preference_ids) > policy.selection_pool_limit:
-        preference_ids = preference_ids.sample(policy.selection_pool_limit,
-                                               random_state=policy.random_seed)
+    preference_ids = pool_ids(routed_queues, policy.selection_pool_limit, policy.random_seed)
     pool = selection_pool(redacted_traces.rows_where_in(
         "trace_id", preference_ids, columns=["trace_id", "slice", "prompt", "candidates"]),
         routed_queues)

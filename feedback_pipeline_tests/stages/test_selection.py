@@ -4,6 +4,7 @@ import pyarrow as pa
 from feedback_pipeline.stages.selection import (
     current_recommendation,
     earlier_pairs,
+    pool_ids,
     select_batches,
 )
 from feedback_pipeline.storage import Storage
@@ -48,3 +49,13 @@ def test_the_model_trains_on_the_newest_pairs_only_up_to_the_policy_limit(tmp_pa
     assert history["prompt"].value_counts().to_dict() == {"2026-05-03": 2, "2026-05-02": 2}
     assert len(earlier_pairs(storage, "2026-05-03", limit=100)) == 7
     assert earlier_pairs(storage, "2026-05-01", limit=100).empty
+
+
+def test_a_large_day_pool_is_a_seeded_sample_of_the_preference_queue():
+    queues = pd.DataFrame({"trace_id": [f"t{i}" for i in range(40)],
+                           "destination": ["PREFERENCE_QUEUE", "DEMONSTRATION_QUEUE"] * 20})
+    sampled = pool_ids(queues, limit=5, seed=7)
+    assert len(set(sampled)) == 5
+    assert set(sampled) <= {f"t{i}" for i in range(0, 40, 2)}
+    assert sampled.tolist() == pool_ids(queues, limit=5, seed=7).tolist()
+    assert sorted(pool_ids(queues, limit=100, seed=7)) == sorted(f"t{i}" for i in range(0, 40, 2))
