@@ -249,9 +249,12 @@ class PartitionBatches:
         for batch in self.iter_batches(batch_size, columns):
             yield batch.to_pandas()
 
-    def to_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
+    def to_arrow(self, columns: list[str] | None = None) -> pa.Table:
         source, filesystem = arrow_target(self.path)
-        return pq.read_table(source, columns=columns, filesystem=filesystem).to_pandas()
+        return pq.read_table(source, columns=columns, filesystem=filesystem)
+
+    def to_pandas(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.to_arrow(columns).to_pandas()
 
     def rows_where_in(self, column: str, values: Iterable[Any],
                       columns: list[str] | None = None) -> pd.DataFrame:

@@ -53,6 +53,8 @@ from typing import Any
 import krippendorff
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse, stats
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
@@ -242,6 +244,26 @@ def krippendorff_alpha(reliability: np.ndarray, level: str) -> float:
     if data.ndim != 2:
         raise ValueError("reliability must be a 2-D reviewers x items array")
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+
+
+LABEL_COLUMNS = ["review_id", "trace_id", "reviewer_id", "task", "outcome", "slice",
+                 "criteria_json"]
+_INPUT_COLUMNS = {"review_id": "review_id", "trace_id": "trace_id",
+                  "reviewer_id": "reviewer_id", "label": "outcome", "slice": "slice",
+                  "criteria_json": "criteria_json"}
+
+
+def pairwise_input(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """The agreement input from reviewed labels: one row per pairwise review, its
+    rubric-derived outcome as `label`. Filtered in Arrow, because boolean indexing a pandas
+    frame of Arrow-backed strings copies every column (1 GB for a million reviews)."""
+    if isinstance(labels, pd.DataFrame):
+        labels = pa.Table.from_pandas(labels, preserve_index=False)
+    if "task" in labels.column_names:
+        labels = labels.filter(pc.equal(labels["task"], "pairwise"))
+    return pa.table({name: labels[source] if source in labels.column_names
+                     else pa.nulls(labels.num_rows, pa.string())
+                     for name, source in _INPUT_COLUMNS.items()}).to_pandas()
 
 
 def agreement_report(

@@ -8,24 +8,15 @@ itself is evaluated over the whole release window in dataset_manifest; here a fa
 import dagster as dg
 import pandas as pd
 
+from feedback_pipeline.core.agreement import LABEL_COLUMNS, gate_value, pairwise_input
 from feedback_pipeline.core.agreement import agreement_report as build_report
-from feedback_pipeline.core.agreement import gate_value
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import WAREHOUSE_IO
+from feedback_pipeline.storage import PartitionBatches
 
 SUMMARY_FLOATS = ("cohens_kappa", "observed_agreement", "chance_agreement",
                   "krippendorff_alpha_nominal", "kappa_ci_low", "kappa_ci_high")
-
-
-def pairwise_reviews(labels: pd.DataFrame) -> pd.DataFrame:
-    """The agreement input: one row per pairwise review with its rubric-derived label."""
-    pairwise = labels[labels["task"] == "pairwise"]
-    return pd.DataFrame({
-        "review_id": pairwise["review_id"], "trace_id": pairwise["trace_id"],
-        "reviewer_id": pairwise["reviewer_id"], "label": pairwise["outcome"],
-        "slice": pairwise["slice"], "criteria_json": pairwise["criteria_json"],
-    }).reset_index(drop=True)
 
 
 @dg.asset(
@@ -35,18 +26,16 @@ def pairwise_reviews(labels: pd.DataFrame) -> pd.DataFrame:
     kinds={"parquet"},
     description="Cohen's kappa, Krippendorff's alpha and the confusion matrix over duplicate "
                 "reviews, with per-slice and per-reviewer diagnostics.",
-    ins={"reviewed_labels": dg.AssetIn(metadata={"columns": [
-        "review_id", "trace_id", "reviewer_id", "task", "outcome", "slice", "criteria_json"]})},
     check_specs=[dg.AssetCheckSpec("daily_agreement_gate", asset="agreement_report",
                                    blocking=False,
                                    description="The day's agreement reaches the declared gate "
                                    "(warns; the window gate blocks promotion).")],
 )
 def agreement_report(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                     reviewed_labels: pd.DataFrame):
+                     reviewed_labels: PartitionBatches):
     policy = pipeline.policy
     gold = pipeline.gold()
-    report = build_report(pairwise_reviews(reviewed_labels),
+    report = build_report(pairwise_input(reviewed_labels.to_arrow(LABEL_COLUMNS)),
                           gold=pd.DataFrame(gold) if gold else None,
                           bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
                           min_items=policy.min_duplicate_items)

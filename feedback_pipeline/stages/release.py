@@ -156,17 +156,9 @@ def residue_gate(lane_batches: dict[str, Iterable[pa.RecordBatch]],
                 offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
 
 
-def agreement_gate(labels: pd.DataFrame, gold: list[dict],
+def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
                    policy: Any) -> tuple[Gate, dict, agreement.AgreementReport]:
-    pairwise = labels[labels["task"] == "pairwise"] if not labels.empty else labels
-    reviews = pd.DataFrame({
-        "review_id": pairwise.get("review_id", pd.Series(dtype=object)),
-        "trace_id": pairwise.get("trace_id", pd.Series(dtype=object)),
-        "reviewer_id": pairwise.get("reviewer_id", pd.Series(dtype=object)),
-        "label": pairwise.get("outcome", pd.Series(dtype=object)),
-        "slice": pairwise.get("slice", pd.Series(dtype=object)),
-        "criteria_json": pairwise.get("criteria_json", pd.Series(dtype=object)),
-    })
+    """The window's agreement over `reviews` (core.agreement.pairwise_input rows)."""
     report = agreement.agreement_report(
         reviews, gold=pd.DataFrame(gold) if gold else None,
         bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
@@ -229,7 +221,14 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             parent_sources(storage, parent), version, retracted, Path(scratch))
         files = candidate.files
         training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
-        labels = read_window(storage, "reviewed_labels", days, LABEL_GATE_COLUMNS)
+        scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
+        pairwise = agreement.pairwise_input(
+            storage.query(f"SELECT {', '.join(agreement.LABEL_COLUMNS)} FROM {{t}} "
+                          "WHERE task = 'pairwise'", t=scan) if scan
+            else pa.table({c: pa.array([], pa.string()) for c in agreement.LABEL_COLUMNS}))
+        conflicts = int(storage.query("SELECT count(*) AS n FROM {t} WHERE status = "
+                                      "'RUBRIC_CONFLICT'", t=scan).column("n")[0].as_py()
+                        ) if scan else 0
         incidents = read_window(storage, "incident_records", days, ["reason"])
         adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
         tasks = (batch for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
@@ -249,7 +248,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                          offending=leaked_ids(leaks),
                          reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
                                           f"{r.rule}" for r in leaks.itertuples()) or None)
-        agree_gate, agreement_record, report = agreement_gate(labels, pipeline.gold(), policy)
+        agree_gate, agreement_record, report = agreement_gate(pairwise, pipeline.gold(), policy)
         rubric = pipeline.rubric()
         unsafe = sorted({tid for batch in pq.ParquetFile(files["preference"]).iter_batches(
             columns=["trace_id", "chosen_candidate_id", "criteria_json"])
@@ -274,7 +273,6 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         if not incidents.empty else 0
     ties = int(adjudication["reason"].astype(str).str.startswith("tie").sum()) \
         if not adjudication.empty else 0
-    conflicts = int((labels["status"] == "RUBRIC_CONFLICT").sum()) if not labels.empty else 0
     manifest: dict[str, Any] = {
         "dataset_version": version,
         "dataset_name": policy.dataset_name,
@@ -343,8 +341,6 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
 
 WINDOW_TABLES = {"preference": "preference_pairs", "sft": "demonstrations",
                  "unpaired": "pointwise_assessments"}
-LABEL_GATE_COLUMNS = ["review_id", "trace_id", "reviewer_id", "task", "outcome", "slice",
-                      "criteria_json", "status"]
 RESIDUE_COLUMNS = {lane: ["trace_id", *layout.columns, layout.list_column]
                    for lane, layout in RELEASE_TEXTS.items()}
 TRAINING_SQL = """

@@ -4,6 +4,7 @@ import math
 import krippendorff
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
@@ -17,6 +18,7 @@ from feedback_pipeline.core.agreement import (
     gate_value,
     kappa_from_matrix,
     krippendorff_alpha,
+    pairwise_input,
 )
 
 SEED_MATRIX = [[42, 3, 1], [4, 38, 2], [2, 1, 27]]
@@ -490,3 +492,15 @@ def test_heatmap_png_is_written(tmp_path):
     other = tmp_path / "m.png"
     confusion_heatmap_png(SEED_MATRIX, ["A", "B", "TIE"], other)
     assert other.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pairwise_input_keeps_pairwise_reviews_with_their_outcome_as_label():
+    labels = pa.table({"review_id": ["r1", "r2", "r3"], "trace_id": ["t1", "t1", "t2"],
+                       "reviewer_id": ["a", "b", "a"],
+                       "task": ["pairwise", "pointwise", "pairwise"],
+                       "outcome": ["A", None, "TIE"], "slice": ["s", "s", "s"]})
+    out = pairwise_input(labels)
+    assert out["review_id"].tolist() == ["r1", "r3"]
+    assert out["label"].tolist() == ["A", "TIE"]
+    assert out["criteria_json"].isna().all()
+    assert pairwise_input(labels.to_pandas())["review_id"].tolist() == ["r1", "r3"]
