@@ -60,8 +60,8 @@ def reviewer_pseudonym_key() -> bytes:
 )
 def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                  redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
-    """Streams tasks to the table and both export files; an export appears only when the
-    whole day passed the residue scan."""
+    """Streams tasks to the table, then the stored table to both export files; an export
+    appears only when the whole day passed the residue scan."""
     rubric = pipeline.rubric()
     deny_terms = pipeline.deny_terms()
     storage = pipeline.storage
@@ -70,7 +70,6 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     offending: list[str] = []
     kinds: dict[str, int] = {}
     counts: dict[str, int] = {}
-    spool = storage.spool(WAREHOUSE, TASK_SCHEMA)
 
     def task_batches():
         for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS):
@@ -81,22 +80,19 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                 kinds[kind] = kinds.get(kind, 0) + n
             for item in pc.value_counts(tasks.column("task")).to_pylist():
                 counts[str(item["values"])] = counts.get(str(item["values"]), 0) + item["counts"]
-            spool.write(tasks)
             yield tasks
 
     yield dg.Output(BatchStream(TASK_SCHEMA, task_batches()), metadata={
         "by_task": counts_table(counts, "task") if counts else dg.MetadataValue.md("none")})
-    exported = spool.stream()
     if offending:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
-        for _ in exported:
-            pass
     else:
+        exported = storage.batches(WAREHOUSE, "review_tasks", context.partition_key)
         with storage.open_atomic(folder / "tasks.jsonl") as jsonl, \
                 storage.open_atomic(folder / "label_studio_tasks.json") as studio:
             studio.write("[")
             first = True
-            for batch in exported:
+            for batch in exported.iter_batches(TASK_BATCH_ROWS):
                 tasks = pa.Table.from_batches([batch])
                 jsonl.write(tasks_to_jsonl(tasks))
                 items = import_task_json(tasks, TASK_DATA_FIELDS)
