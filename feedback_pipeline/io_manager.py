@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from feedback_pipeline.core.parallel import release_free_memory
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 
@@ -43,6 +44,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 obj, preserve_index=False)
             path = self.storage.write_table(self.zone, name, day, table)
         context.add_output_metadata({"path": dg.MetadataValue.path(self.storage.relative(path))})
+        release_free_memory()
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | PartitionBatches:
         """A DataFrame, or a lazy PartitionBatches when the input is annotated with that type.

@@ -17,7 +17,7 @@ from feedback_pipeline.core.contract import (
     read_lines,
 )
 from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
-from feedback_pipeline.core.parallel import ordered_map, stage_workers
+from feedback_pipeline.core.parallel import ordered_map, release_free_memory, stage_workers
 from feedback_pipeline.core.review import LANE_SCHEMAS, REVIEW_SCHEMA, resolve_review_batches
 from feedback_pipeline.core.review_intake import (
     IntakeSettings,
@@ -104,9 +104,9 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                                sum(counts.values()))
 
 
-REVIEW_CHUNK_LINES = 50_000
+REVIEW_CHUNK_LINES = 25_000
 TASK_BATCH_ROWS = 20_000
-RESOLVE_BATCH_ROWS = 10_000  # traces per worker task: bounds each worker's Python objects
+RESOLVE_BATCH_ROWS = 5_000  # traces per worker task: bounds each worker's Python objects
 TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
                  "redaction_version", "prompt_template_version", "policy_version",
                  "prompt_fingerprint"]
@@ -145,7 +145,9 @@ def _load_reviews(pipeline: PipelineResource, day: str) -> tuple[pa.Table, list[
         table, bad = parse_review_export(payload, source, intake)
         tables.append(table)
         quarantine.extend(bad)
-    return pa.concat_tables([REVIEW_SCHEMA.empty_table(), *tables]), quarantine
+    reviews = pa.concat_tables([REVIEW_SCHEMA.empty_table(), *tables])
+    release_free_memory()
+    return reviews, quarantine
 
 
 LANE_OF_OUTPUT = {"reviewed_labels": "labels", "preference_pairs": "preference_pairs",
