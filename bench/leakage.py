@@ -93,18 +93,9 @@ def write_data(root: Path, rows: int, partitions: int, frozen: int, seed: int = 
 
 
 OLD_NEAR_DUPLICATES = """
-import zlib
 import numpy as np
 import pandas as pd
-from feedback_pipeline.core.fingerprint import normalise_text
-
-def shingle_hashes(text, k=3):
-    words = normalise_text(text or "").split()
-    if not words:
-        return np.zeros(0, dtype=np.uint64)
-    grams = [" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))]
-    return np.unique(np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint64,
-                                 count=len(grams)))
+from feedback_pipeline.core.leakage import shingle_hashes  # the per-prompt shingling, unchanged
 
 def minhash_signatures(shingles, num_perm=64, seed=0, chunk_rows=4_000):
     rng = np.random.default_rng(seed)

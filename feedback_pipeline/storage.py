@@ -23,7 +23,7 @@ import shutil
 import stat
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
@@ -397,13 +397,37 @@ class Storage:
 
     def write_table(self, zone: str, table: str, day: str | None, data: pa.Table) -> AnyPath:
         """Replace one partition atomically: a re-run of a day replaces it cleanly."""
+        def write(source: str | Path, filesystem: Any) -> None:
+            pq.write_table(data, source, compression="zstd", filesystem=filesystem)
+
+        return self._write_partition(zone, table, day, write)
+
+    def write_stream(self, zone: str, table: str, day: str | None,
+                     stream: BatchStream) -> tuple[AnyPath, int]:
+        """Write a stream of batches as one partition, atomically; (path, rows written)."""
+        rows = 0
+
+        def write(source: str | Path, filesystem: Any) -> None:
+            nonlocal rows
+            with pq.ParquetWriter(source, stream.schema, compression="zstd",
+                                  filesystem=filesystem) as writer:
+                for batch in stream:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+
+        return self._write_partition(zone, table, day, write), rows
+
+    def _write_partition(self, zone: str, table: str, day: str | None,
+                         write: Callable[[str | Path, Any], None]) -> AnyPath:
+        """Write to a temporary file beside the partition, then rename it into place (owner-only
+        in the restricted zone) and drop any other Parquet file left in the folder."""
         folder = self.partition_dir(zone, table, day)
         self._ensure_dir(folder)
         final = folder / "part-0.parquet"
         tmp = folder / f".part-0.{uuid.uuid4().hex}.tmp"
         source, filesystem = arrow_target(tmp)
         try:
-            pq.write_table(data, source, compression="zstd", filesystem=filesystem)
+            write(source, filesystem)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -414,29 +438,6 @@ class Storage:
             if stale != final and stale.suffix == ".parquet":
                 stale.unlink()
         return final
-
-    def write_stream(self, zone: str, table: str, day: str | None,
-                     stream: BatchStream) -> tuple[AnyPath, int]:
-        """Write a stream of batches as one partition, atomically; (path, rows written)."""
-        folder = self.partition_dir(zone, table, day)
-        self._ensure_dir(folder)
-        final = folder / "part-0.parquet"
-        tmp = folder / f".part-0.{uuid.uuid4().hex}.tmp"
-        rows = 0
-        source, filesystem = arrow_target(tmp)
-        try:
-            with pq.ParquetWriter(source, stream.schema, compression="zstd",
-                                  filesystem=filesystem) as writer:
-                for batch in stream:
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if self._is_restricted(tmp):
-            restrict(tmp)
-        self._move(tmp, final)
-        return final, rows
 
     def spool(self, zone: str, schema: pa.Schema) -> Spool:
         """Scratch space for a side output; a local temporary folder when the root is a URL."""
