@@ -1,23 +1,35 @@
 """feedback-pipeline: run | generate | verify (contract section 6).
 
-`run` executes every stage for a window on the Dagster instance in DAGSTER_HOME (or an ephemeral
+`run` executes every stage for a window on the Dagster instance in DAGSTER_HOME (or a throwaway
 one) and attempts a release. Exit status: 0 promoted (or nothing new to promote), 3 a gate
 blocked promotion, 1 an error, 2 bad usage.
+
+Executor, per job: a small day runs in this process (the in-process executor starts in well
+under a second, which dominates a day of a few thousand traces); a day with at least
+`ISOLATE_DAY_BYTES` of landed traces runs one process per step, one step at a time (the
+forkserver multiprocess executor of `feedback_pipeline.jobs`), so each stage's memory goes back
+to the OS when the stage ends instead of raising this process's high-water mark for the next.
+`--executor` overrides the choice.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
+EXECUTORS = ("auto", "in_process", "multiprocess")
+ISOLATE_DAY_BYTES = 256 * 2**20
 DAILY_GATE_OF_CHECK = {
     "no_redaction_residue": "redaction_residue",
     "no_residue_in_review_tasks": "redaction_residue",
@@ -54,6 +66,60 @@ def _instance():
     return dg.DagsterInstance.ephemeral()
 
 
+@contextlib.contextmanager
+def _process_capable(instance: Any) -> Iterator[Any]:
+    """`instance`, or a throwaway on-disk one when it is ephemeral: step processes can only
+    report to storage they can open themselves."""
+    import dagster as dg
+
+    if not instance.is_ephemeral:
+        yield instance
+        return
+    with tempfile.TemporaryDirectory(prefix="feedback-dagster-") as home, \
+            dg.DagsterInstance.local_temp(home) as temporary:
+        yield temporary
+
+
+def landed_trace_bytes(storage: Any, day: str) -> int:
+    """Bytes of landed trace files for one day (compressed files count as stored)."""
+    from feedback_pipeline.stages.ingest import TRACE_SUFFIXES
+
+    return sum(path.stat().st_size for path in storage.landing_files("traces", day,
+                                                                     TRACE_SUFFIXES))
+
+
+def isolated_days(storage: Any, days: list[str], executor: str) -> set[str]:
+    """The days whose jobs run one process per step (see the module docstring). A remote root
+    stays in process under `auto`: an in-memory filesystem is not shared between processes."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if executor == "in_process" or (executor == "auto" and storage.remote):
+        return set()
+    if executor == "multiprocess":
+        return set(days)
+    return {day for day in days if landed_trace_bytes(storage, day) >= ISOLATE_DAY_BYTES}
+
+
+def _execute(job_name: str, data_root: str, instance: Any, isolated: bool,
+             run_config: dict[str, Any], day: str | None = None) -> Any:
+    """One job run: in this process, or one process per step, one step at a time (steps of a
+    big day each use both cores already; two at once would only add their memory)."""
+    import dagster as dg
+
+    if not isolated:
+        from feedback_pipeline.definitions import build_definitions
+
+        job = build_definitions(data_root).resolve_job_def(job_name)
+        return job.execute_in_process(partition_key=day, instance=instance,
+                                      raise_on_error=False, run_config=run_config)
+    job = dg.build_reconstructable_job("feedback_pipeline.definitions", "job_for_root",
+                                       reconstructable_args=(job_name, data_root))
+    return dg.execute_job(
+        job, instance=instance, raise_on_error=False,
+        tags={"dagster/partition": day} if day else None,
+        run_config={**run_config, "execution": {"config": {"max_concurrent": 1}}})
+
+
 def _valid_day(text: str) -> str:
     try:
         return date.fromisoformat(text).isoformat()
@@ -62,10 +128,11 @@ def _valid_day(text: str) -> str:
 
 
 def run_pipeline(data_root: str | Path, start: str | None = None, end: str | None = None,
-                 instance: Any = None) -> RunOutcome:
-    """Every stage for each landed day in the window, then a release attempt."""
-    from feedback_pipeline.core.manifest import GATE_REASONS
-    from feedback_pipeline.definitions import build_definitions
+                 instance: Any = None, executor: str = "auto") -> RunOutcome:
+    """Every stage for each landed day in the window, then a release attempt.
+
+    With step processes (a big day, or `executor="multiprocess"`) an ephemeral `instance` is
+    swapped for a throwaway on-disk one, since step processes must reach the run storage."""
     from feedback_pipeline.stages.release import window_days
     from feedback_pipeline.storage import Storage
 
@@ -74,14 +141,24 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
     if not outcome.days:
         outcome.error = f"no landed traces under {storage.root}/landing/traces in the window"
         return outcome
-    defs = build_definitions(str(storage.root))
+    isolated = isolated_days(storage, outcome.days, executor)
     instance = instance or _instance()
+    if not isolated:
+        return _run_window(storage, start, end, instance, isolated, outcome)
+    with _process_capable(instance) as capable:
+        return _run_window(storage, start, end, capable, isolated, outcome)
+
+
+def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
+                isolated: set[str], outcome: RunOutcome) -> RunOutcome:
+    from feedback_pipeline.core.manifest import GATE_REASONS
+
+    root = str(storage.root)
     quiet = {"loggers": {"console": {"config": {
         "log_level": os.environ.get("FEEDBACK_LOG_LEVEL", "CRITICAL")}}}}
     daily_failures: dict[str, list[str]] = {}
     for day in outcome.days:
-        result = defs.resolve_job_def("daily_pipeline").execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False, run_config=quiet)
+        result = _execute("daily_pipeline", root, instance, day in isolated, quiet, day)
         failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
                          and e.check_name in DAILY_GATE_OF_CHECK]
         for evaluation in failed_checks:
@@ -89,17 +166,14 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
         if not result.success and not failed_checks:
             outcome.error = f"daily pipeline failed for {day}: {_failure_message(result)}"
             return outcome
-        judge = defs.resolve_job_def("judge_calibration_job").execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False, run_config=quiet)
+        judge = _execute("judge_calibration_job", root, instance, day in isolated, quiet, day)
         for evaluation in judge.get_asset_check_evaluations():
             if not evaluation.passed:
                 outcome.advisories.append(
                     f"{day}: judge labels stay advisory ({evaluation.check_name} failed)")
 
-    release = defs.resolve_job_def("release").execute_in_process(
-        instance=instance, raise_on_error=False,
-        run_config={**quiet,
-                    "ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
+    release = _execute("release", root, instance, bool(isolated), {
+        **quiet, "ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
     for evaluation in release.get_asset_check_evaluations():
         value = evaluation.metadata.get("value")
         outcome.gates[evaluation.check_name] = {
@@ -167,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: data root {root} does not exist", file=sys.stderr)
         return EXIT_USAGE
     try:
-        outcome = run_pipeline(root, args.start, args.end)
+        outcome = run_pipeline(root, args.start, args.end, executor=args.executor)
     except Exception as err:  # noqa: BLE001 - the CLI turns any failure into exit status 1
         outcome = RunOutcome(error=f"{type(err).__name__}: {err}")
         if os.environ.get("FEEDBACK_DEBUG"):
@@ -212,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=_valid_day)
     run.add_argument("--end", type=_valid_day)
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--executor", choices=EXECUTORS, default="auto",
+                     help="in_process, one process per step (multiprocess), or auto: one "
+                          f"process per step for a day of {ISOLATE_DAY_BYTES >> 20} MiB or more "
+                          "of landed traces")
     run.set_defaults(func=cmd_run)
     gen = sub.add_parser("generate", help="write a realistic synthetic data root")
     gen.add_argument("--out", required=True)

@@ -47,4 +47,10 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
     )
 
 
+def job_for_root(job_name: str, data_root: str) -> dg.JobDefinition:
+    """One job bound to `data_root`: what a step process rebuilds when the CLI runs a job with
+    one process per step (see `feedback_pipeline.cli.run_pipeline`)."""
+    return build_definitions(data_root).resolve_job_def(job_name)
+
+
 defs = build_definitions()

@@ -261,9 +261,23 @@ def pairwise_input(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
         labels = pa.Table.from_pandas(labels, preserve_index=False)
     if "task" in labels.column_names:
         labels = labels.filter(pc.equal(labels["task"], "pairwise"))
+    if "criteria_json" in labels.column_names and labels.num_rows:
+        labels = labels.set_column(labels.column_names.index("criteria_json"), "criteria_json",
+                                   _criteria_of_repeated_items(labels))
     return pa.table({name: labels[source] if source in labels.column_names
                      else pa.nulls(labels.num_rows, pa.string())
                      for name, source in _INPUT_COLUMNS.items()}).to_pandas()
+
+
+def _criteria_of_repeated_items(labels: pa.Table) -> pa.ChunkedArray:
+    """criteria_json where the trace has more than one review, else null: only reviews of a
+    duplicate-reviewed item ever form a pair, so the rest would only be converted to Python
+    strings for nothing (300 MB of the 1.1 million reviews of a 10^6-trace day)."""
+    counts = pc.value_counts(labels["trace_id"])
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    keep = pc.is_in(labels["trace_id"], value_set=repeated)
+    return pc.if_else(keep, labels["criteria_json"],
+                      pa.scalar(None, labels.schema.field("criteria_json").type))
 
 
 def agreement_report(

@@ -19,6 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.util import Finalize
 from typing import TypeVar
 
+import pyarrow as pa
+
 T = TypeVar("T")
 R = TypeVar("R")
 WORKERS_ENV = "FEEDBACK_STAGE_WORKERS"
@@ -40,6 +42,7 @@ def release_free_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc keeps them after large transient
     allocations, so a long-lived process would carry every batch's high-water mark). Cheap:
     no garbage collection, only malloc_trim where glibc provides it."""
+    _ARROW_POOL.release_unused()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
@@ -53,6 +56,7 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
+_ARROW_POOL = pa.default_memory_pool()
 
 
 def _trimmed(call: tuple[Callable[[T], R], T]) -> R:
@@ -124,3 +128,13 @@ def _shutdown() -> None:
     for pool in _POOLS.values():
         pool.shutdown(wait=True, cancel_futures=True)
     _POOLS.clear()
+
+
+def end_of_stage() -> None:
+    """Stop this process's workers and hand freed memory back: called after every step, so a
+    run that executes all stages in one process does not carry the workers' heaps (and their
+    caches) into stages that never use them. The next stage that needs workers starts new
+    ones, which costs about a second."""
+    if _OWNER["pid"] == os.getpid():
+        _shutdown()
+    release_free_memory()

@@ -6,23 +6,25 @@ These assets run in their own job so a biased judge never stops the daily data p
 """
 
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
-from feedback_pipeline.core.contract import ParsedLines, quarantine_to_table, read_lines
+from feedback_pipeline.core.contract import quarantine_to_table, read_lines
 from feedback_pipeline.core.judge import calibrate_judge, judge_preferences
-from feedback_pipeline.core.judge_input import parse_judge_lines
+from feedback_pipeline.core.judge_input import read_judge_labels
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, id_list
 
 
-def load_judge_labels(pipeline: PipelineResource, day: str) -> ParsedLines:
+def load_judge_labels(pipeline: PipelineResource, day: str
+                      ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The day's judge labels as a frame, and the lines that broke the contract."""
     storage = pipeline.storage
-    parsed = ParsedLines()
-    for path in storage.landing_files("judge", day, (".jsonl",)):
-        parsed.extend(parse_judge_lines(read_lines(path), storage.relative(path)))
-    return parsed
+    return read_judge_labels((read_lines(path), storage.relative(path))
+                             for path in storage.landing_files("judge", day, (".jsonl",)))
 
 
 @dg.multi_asset(
@@ -44,9 +46,7 @@ def load_judge_labels(pipeline: PipelineResource, day: str) -> ParsedLines:
 )
 def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                       preference_pairs: pd.DataFrame):
-    parsed = load_judge_labels(pipeline, context.partition_key)
-    judge = pd.DataFrame(parsed.rows, columns=["trace_id", "judge_id", "order", "choice",
-                                               "source_file", "source_line"])
+    judge, quarantine = load_judge_labels(pipeline, context.partition_key)
     gold = pd.DataFrame({"trace_id": preference_pairs["trace_id"],
                          "label": preference_pairs["outcome"],
                          "slice": preference_pairs["slice"]})
@@ -59,8 +59,8 @@ def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResou
         "order_sensitive": summary["n_order_sensitive"],
         "auto_accept_enabled": summary["auto_accept_enabled"],
     })
-    yield dg.Output(quarantine_to_table(parsed.quarantine), output_name="judge_quarantine",
-                    metadata={"dagster/row_count": len(parsed.quarantine)})
+    yield dg.Output(quarantine_to_table(quarantine), output_name="judge_quarantine",
+                    metadata={"dagster/row_count": len(quarantine)})
     yield dg.AssetCheckResult(
         check_name="judge_auto_accept_allowed",
         asset_key="judge_calibration",
@@ -89,7 +89,7 @@ def judge_accepted_labels(context: dg.AssetExecutionContext,
                           pipeline: PipelineResource) -> dg.Output[pd.DataFrame]:
     storage = pipeline.storage
     rows = storage.read_table("warehouse", "judge_calibration", context.partition_key).to_pandas()
-    judge = pd.DataFrame(load_judge_labels(pipeline, context.partition_key).rows)
+    judge, _ = load_judge_labels(pipeline, context.partition_key)
     gold = rows.drop_duplicates("trace_id")[["trace_id", "gold_label", "slice"]].rename(
         columns={"gold_label": "label"})
     calibration = calibrate_judge(judge, gold, pipeline.policy.judge_agreement_gate)

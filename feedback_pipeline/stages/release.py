@@ -215,6 +215,10 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     with tempfile.TemporaryDirectory() as scratch, storage.connect() as con:
         con.execute(f"SET temp_directory = '{Path(scratch) / 'spill'}'")
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+        # every lane is written with an explicit ORDER BY, so DuckDB need not also buffer rows
+        # to keep their scan order (with it, a window whose parent release already holds a
+        # 10^6-trace day ran out of the memory limit)
+        con.execute("SET preserve_insertion_order = false")
         candidate = write_candidate(
             con, {lane: storage.scan_sql(WAREHOUSE, table, days)
                   for lane, table in WINDOW_TABLES.items()},

@@ -504,3 +504,29 @@ def test_pairwise_input_keeps_pairwise_reviews_with_their_outcome_as_label():
     assert out["label"].tolist() == ["A", "TIE"]
     assert out["criteria_json"].isna().all()
     assert pairwise_input(labels.to_pandas())["review_id"].tolist() == ["r1", "r3"]
+
+
+def test_pairwise_input_drops_criteria_only_where_no_pair_can_use_them():
+    def review(review_id, trace_id, reviewer, outcome, correct):
+        marks = {"unauthorized_command": False, "exposes_private_note": False,
+                 "technically_correct": correct, "actionable": True, "clear": True}
+        return {"review_id": review_id, "trace_id": trace_id, "reviewer_id": reviewer,
+                "task": "pairwise", "outcome": outcome, "slice": "s",
+                "criteria_json": json.dumps({"a": marks, "b": marks})}
+
+    rows = [review(f"p{i}{who}", f"t{i}", who, "A" if who == "ann" or i % 2 else "TIE",
+                   who == "ann" or bool(i % 2))
+            for i in range(12) for who in ("ann", "bob")]
+    rows += [review(f"s{i}", f"solo{i}", "cat", "B", False) for i in range(30)]
+    labels = pa.Table.from_pylist(rows)
+    out = pairwise_input(labels)
+    assert out["review_id"].tolist() == [r["review_id"] for r in rows]  # order kept
+    solo = out["trace_id"].str.startswith("solo")
+    assert out.loc[solo, "criteria_json"].isna().all()
+    assert out.loc[~solo, "criteria_json"].tolist() == [r["criteria_json"] for r in rows[:24]]
+    full = pa.Table.from_pylist(rows).to_pandas().rename(columns={"outcome": "label"})
+    lean, whole = agreement_report(out, bootstrap=0), agreement_report(full, bootstrap=0)
+    pd.testing.assert_frame_equal(lean.by_criterion, whole.by_criterion)
+    assert lean.summary == whole.summary
+    assert lean.by_criterion.set_index("criterion").loc["technically_correct",
+                                                        "n_disagreements"] == 6

@@ -6,7 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from feedback_pipeline.core.candidate import LANE_INPUT, empty_input, write_candidate
+from feedback_pipeline.core.candidate import (
+    LANE_INPUT,
+    LANE_ROW_GROUP_ROWS,
+    empty_input,
+    write_candidate,
+)
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
@@ -122,6 +127,13 @@ def test_candidate_is_cumulative_minus_retractions_and_detects_no_change(tmp_pat
     assert {r["trace_id"]: r["dataset_version"] for r in rows} == {"t2": "ds-v1", "t3": "ds-v2"}
     assert v2.retracted_rows["preference"] == 1
     assert v2.new_rows["preference"] == 1
+    many = [f"t{i:06d}" for i in range(3 * LANE_ROW_GROUP_ROWS)]
+    big = pq.ParquetFile(build("w4", many, {}, "ds-v1").files["preference"]).metadata
+    assert big.num_rows == len(many)
+    # bounded row groups (DuckDB closes one at the first 2,048-row vector past the target),
+    # so the file streams back as the next release's parent
+    sizes = [big.row_group(i).num_rows for i in range(big.num_row_groups)]
+    assert len(sizes) >= 3 and max(sizes) <= LANE_ROW_GROUP_ROWS + 2048
 
 
 def test_dataset_card_declares_configs_and_splits_without_test_names():
