@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,25 +259,48 @@ def pairwise_input(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
     frame of Arrow-backed strings copies every column (1 GB for a million reviews)."""
     if isinstance(labels, pd.DataFrame):
         labels = pa.Table.from_pandas(labels, preserve_index=False)
+    return _input_frame(_pairwise_rows(labels, repeated_pairwise_traces(labels)))
+
+
+def pairwise_input_streamed(keys: pa.Table,
+                            batches: Iterable[pa.RecordBatch | pa.Table]) -> pd.DataFrame:
+    """pairwise_input over a table too large to hold: `keys` is its trace_id and task columns,
+    `batches` its LABEL_COLUMNS in order. Only pairwise rows are kept, and criteria_json only
+    where a pair can use it, so a 10^6-trace day's labels never sit in memory whole."""
+    repeated = repeated_pairwise_traces(keys)
+    parts = [_pairwise_rows(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch)
+                            else batch, repeated) for batch in batches]
+    parts = [part for part in parts if part.num_rows]
+    return _input_frame(pa.concat_tables(parts) if parts else pa.table(
+        {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
+
+
+def repeated_pairwise_traces(labels: pa.Table) -> pa.Array:
+    """Trace ids with more than one pairwise review: the only ones whose reviews form pairs."""
+    if "task" in labels.column_names:
+        labels = labels.filter(pc.equal(labels["task"], "pairwise"))
+    counts = pc.value_counts(labels["trace_id"])
+    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+
+
+def _pairwise_rows(labels: pa.Table, repeated: pa.Array) -> pa.Table:
+    """Pairwise rows; criteria_json kept only for `repeated` traces (null elsewhere): the rest
+    would only be turned into Python strings for nothing (300 MB at 10^6 traces)."""
     if "task" in labels.column_names:
         labels = labels.filter(pc.equal(labels["task"], "pairwise"))
     if "criteria_json" in labels.column_names and labels.num_rows:
+        keep = pc.is_in(labels["trace_id"], value_set=repeated.cast(labels["trace_id"].type))
+        criteria = pc.if_else(keep, labels["criteria_json"],
+                              pa.scalar(None, labels.schema.field("criteria_json").type))
         labels = labels.set_column(labels.column_names.index("criteria_json"), "criteria_json",
-                                   _criteria_of_repeated_items(labels))
+                                   criteria)
+    return labels
+
+
+def _input_frame(labels: pa.Table) -> pd.DataFrame:
     return pa.table({name: labels[source] if source in labels.column_names
                      else pa.nulls(labels.num_rows, pa.string())
                      for name, source in _INPUT_COLUMNS.items()}).to_pandas()
-
-
-def _criteria_of_repeated_items(labels: pa.Table) -> pa.ChunkedArray:
-    """criteria_json where the trace has more than one review, else null: only reviews of a
-    duplicate-reviewed item ever form a pair, so the rest would only be converted to Python
-    strings for nothing (300 MB of the 1.1 million reviews of a 10^6-trace day)."""
-    counts = pc.value_counts(labels["trace_id"])
-    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    keep = pc.is_in(labels["trace_id"], value_set=repeated)
-    return pc.if_else(keep, labels["criteria_json"],
-                      pa.scalar(None, labels.schema.field("criteria_json").type))
 
 
 def agreement_report(

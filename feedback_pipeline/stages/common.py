@@ -23,3 +23,7 @@ def value_counts(series: pd.Series) -> dict[str, int]:
 def id_list(ids: list[str], limit: int = 50) -> str:
     shown = ", ".join(ids[:limit])
     return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+QUEUE_IDS = {"routed_queues": dg.AssetIn(metadata={"columns": ["trace_id", "destination"]})}
+"""The routed_queues columns a consumer needs: the rules' reason texts stay on disk."""

@@ -138,6 +138,7 @@ TASK_TEXT_COLUMNS = ["task_id", "trace_id", *REVIEW_TASK_TEXTS.columns]
 RESIDUE_CHUNK_ROWS = 50_000
 DUCKDB_MEMORY = "768MB"
 LEAK_BATCH_ROWS = 65_536  # the candidate's sort spills to disk beyond this
+LABEL_BATCH_ROWS = 50_000
 
 
 def residue_gate(lane_batches: dict[str, Iterable[pa.RecordBatch]],
@@ -154,6 +155,19 @@ def residue_gate(lane_batches: dict[str, Iterable[pa.RecordBatch]],
     return Gate("redaction_residue", not ids, len(ids),
                 "independent residue scan over every training file and review task",
                 offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
+
+
+def window_pairwise_input(storage: Storage, scan: str | None) -> pd.DataFrame:
+    """The window's pairwise reviews for the agreement gate, streamed from DuckDB in scan
+    order (core.agreement.pairwise_input_streamed)."""
+    if scan is None:
+        return agreement.pairwise_input(
+            pa.table({c: pa.array([], pa.string()) for c in agreement.LABEL_COLUMNS}))
+    keys = storage.query("SELECT trace_id, task FROM {t} WHERE task = 'pairwise'", t=scan)
+    with storage.connect() as con:
+        reader = con.sql(f"SELECT {', '.join(agreement.LABEL_COLUMNS)} FROM {scan} "
+                         "WHERE task = 'pairwise'").fetch_record_batch(LABEL_BATCH_ROWS)
+        return agreement.pairwise_input_streamed(keys, reader)
 
 
 def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
@@ -226,10 +240,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         files = candidate.files
         training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
         scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
-        pairwise = agreement.pairwise_input(
-            storage.query(f"SELECT {', '.join(agreement.LABEL_COLUMNS)} FROM {{t}} "
-                          "WHERE task = 'pairwise'", t=scan) if scan
-            else pa.table({c: pa.array([], pa.string()) for c in agreement.LABEL_COLUMNS}))
+        pairwise = window_pairwise_input(storage, scan)
         conflicts = int(storage.query("SELECT count(*) AS n FROM {t} WHERE status = "
                                       "'RUBRIC_CONFLICT'", t=scan).column("n")[0].as_py()
                         ) if scan else 0

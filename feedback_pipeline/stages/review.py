@@ -35,7 +35,13 @@ from feedback_pipeline.core.texts import REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, value_counts
+from feedback_pipeline.stages.common import (
+    QUEUE_IDS,
+    RESTRICTED_IO,
+    WAREHOUSE_IO,
+    counts_table,
+    value_counts,
+)
 from feedback_pipeline.stages.redaction import residue_check_result
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches
 
@@ -54,6 +60,7 @@ def reviewer_pseudonym_key() -> bytes:
     kinds={"parquet"},
     description="Redacted review tasks per queue, also exported as JSONL and as a Label Studio "
                 "import file for reviewers.",
+    ins=QUEUE_IDS,
     check_specs=[dg.AssetCheckSpec("no_residue_in_review_tasks", asset="review_tasks",
                                    blocking=True,
                                    description="Nothing a reviewer receives holds raw text.")],
@@ -177,6 +184,7 @@ LANES = {
     partitions_def=daily_partitions,
     group_name="review",
     can_subset=False,
+    ins=QUEUE_IDS,
 )
 def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                     redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):

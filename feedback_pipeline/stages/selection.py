@@ -16,7 +16,7 @@ from feedback_pipeline.core.routing import PREFERENCE_QUEUE
 from feedback_pipeline.core.selection import plan_batches
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import WAREHOUSE_IO
+from feedback_pipeline.stages.common import QUEUE_IDS, WAREHOUSE_IO
 from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
 
 
@@ -80,6 +80,7 @@ def select_batches(pool: pd.DataFrame, history: pd.DataFrame, batch_size: int,
     kinds={"parquet", "scikitlearn"},
     description="Hybrid and random review batches of equal size, with the scores behind each.",
     deps=["preference_pairs"],
+    ins=QUEUE_IDS,
 )
 def selected_batch(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                    redacted_traces: PartitionBatches,
