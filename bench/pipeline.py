@@ -1,11 +1,16 @@
 """The whole pipeline on one generated day of 10^4, 10^5 (and, with --million, 10^6) traces.
 
 For each size, in a fresh process: generate the day, run every stage through the CLI's entry
-point (in-process executor, ephemeral instance) and print per stage its wall time, traces/s,
-MB/s of landed trace data and the peak resident memory of the process and all its worker
-processes while the stage ran (sampled every 20 ms). Also the fixed orchestration cost: the daily job on a day with no data.
+point (`run_pipeline`, with the executor the CLI would choose: in process below 256 MiB of
+landed traces a day, one process per step above; `--executor` overrides) and print per stage its
+wall time, traces/s, MB/s of landed trace data and the peak memory of the whole process tree
+(the CLI process, step processes, worker pools) while the stage ran, sampled every 50 ms, two
+ways: the sum of RSS, which counts a page shared by forked processes once per process, and the
+sum of PSS (proportional set size, /proc/PID/smaps_rollup), which splits each shared page
+between its sharers and so adds up to the physical memory the tree really holds. Also the
+fixed orchestration cost: the daily job on a day with no data.
 
-    python bench/pipeline.py [--sizes 10000 100000] [--million]
+    python bench/pipeline.py [--sizes 10000 100000] [--million] [--executor auto]
 """
 
 from __future__ import annotations
@@ -25,19 +30,22 @@ from datetime import date
 from pathlib import Path
 import dagster as dg
 
-size = int(sys.argv[1])
+size, executor = int(sys.argv[1]), sys.argv[2]
 samples = []
 stop = False
 
-def _rss_kib(pid):
+def _rss_pss_kib(pid):
+    rss = pss = 0
     try:
-        with open(f"/proc/{pid}/status") as handle:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, pss
 
 def _children(pid):
     found = []
@@ -49,24 +57,27 @@ def _children(pid):
         pass
     return found
 
-def rss_mib():
-    # this process and every descendant (the stage worker pool, its forkserver)
-    total, stack = 0, [os.getpid()]
+def tree_mib():
+    # (RSS sum, PSS sum) of this process and every descendant: step processes, worker pools
+    rss = pss = 0
+    stack = [os.getpid()]
     while stack:
         pid = stack.pop()
-        total += _rss_kib(pid)
+        r, p = _rss_pss_kib(pid)
+        rss, pss = rss + r, pss + p
         stack += _children(pid)
-    return total / 1024
+    return rss / 1024, pss / 1024
 
 def sampler():
     while not stop:
-        samples.append((time.time(), rss_mib()))
-        time.sleep(0.02)
+        samples.append((time.time(), *tree_mib()))
+        time.sleep(0.05)
 
 threading.Thread(target=sampler, daemon=True).start()
 from feedback_pipeline.synth.generator import generate
-from feedback_pipeline.cli import run_pipeline
+from feedback_pipeline.cli import isolated_days, run_pipeline
 from feedback_pipeline.definitions import build_definitions
+from feedback_pipeline.storage import Storage
 
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp) / "data"
@@ -74,9 +85,14 @@ with tempfile.TemporaryDirectory() as tmp:
     generate(root, days=1, traces_per_day=size, seed=5, start=date(2026, 5, 1))
     gen_seconds = time.perf_counter() - t0
     landed = sum(p.stat().st_size for p in (root / "landing" / "traces").rglob("*") if p.is_file())
-    instance = dg.DagsterInstance.ephemeral()
+    isolated = isolated_days(Storage(root), ["2026-05-01"], executor)
+    if isolated:  # step processes report to an on-disk instance
+        (Path(tmp) / "home").mkdir()
+        instance = dg.DagsterInstance.local_temp(str(Path(tmp) / "home"))
+    else:
+        instance = dg.DagsterInstance.ephemeral()
     t0 = time.perf_counter()
-    outcome = run_pipeline(root, instance=instance)
+    outcome = run_pipeline(root, instance=instance, executor=executor)
     total = time.perf_counter() - t0
     steps = {}
     for run in instance.get_runs():
@@ -92,8 +108,10 @@ with tempfile.TemporaryDirectory() as tmp:
     stages = []
     for key, (start, end) in steps.items():
         end = end or start
-        peak = max((m for t, m in samples if start <= t <= end), default=rss_mib())
-        stages.append({"stage": key, "seconds": end - start, "peak_mib": peak})
+        window = [(r, p) for t, r, p in samples if start <= t <= end] or [tree_mib()]
+        stages.append({"stage": key, "seconds": end - start,
+                       "peak_mib": max(r for r, _ in window),
+                       "peak_pss_mib": max(p for _, p in window)})
     # fixed cost: the daily job on a day with no landed data
     defs = build_definitions(str(root))
     t0 = time.perf_counter()
@@ -101,10 +119,21 @@ with tempfile.TemporaryDirectory() as tmp:
         partition_key="2026-06-01", instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     empty = time.perf_counter() - t0
+    # the same empty day with one process per step (what a big day gets)
+    from feedback_pipeline.cli import run_job
+    (Path(tmp) / "empty_home").mkdir()
+    with dg.DagsterInstance.local_temp(str(Path(tmp) / "empty_home")) as on_disk:
+        t0 = time.perf_counter()
+        run_job("daily_pipeline", str(root), on_disk, True,
+                {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}, "2026-06-01")
+        empty_steps = time.perf_counter() - t0
 stop = True
 print(json.dumps({"size": size, "landed_bytes": landed, "generate_seconds": gen_seconds,
                   "total_seconds": total, "empty_run_seconds": empty,
-                  "peak_mib": max(m for _, m in samples), "promoted": outcome.promoted,
+                  "empty_run_steps_seconds": empty_steps,
+                  "executor": "one process per step" if isolated else "in process",
+                  "peak_mib": max(r for _, r, _ in samples),
+                  "peak_pss_mib": max(p for _, _, p in samples), "promoted": outcome.promoted,
                   "error": outcome.error, "reasons": outcome.reasons, "stages": stages}))
 """
 
@@ -113,9 +142,10 @@ ORDER = ["raw_traces", "redacted_traces", "routed_queues", "review_tasks", "revi
          "frozen_evaluation_set", "dataset_manifest", "dataset_release"]
 
 
-def measure(size: int) -> dict:
+def measure(size: int, executor: str) -> dict:
     env_python = sys.executable
-    proc = subprocess.run([env_python, "-c", WORKER, str(size)], capture_output=True, text=True)
+    proc = subprocess.run([env_python, "-c", WORKER, str(size), executor], capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise SystemExit(f"size {size} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -125,34 +155,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--million", action="store_true", help="also run 10^6 traces")
+    parser.add_argument("--executor", choices=["auto", "in_process", "multiprocess"],
+                        default="auto", help="as `feedback-pipeline run --executor`")
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.million else [])
     print(f"machine: {machine()}")
-    results = [measure(size) for size in sizes]
+    results = [measure(size, args.executor) for size in sizes]
     rows = []
     for result in results:
         mb = result["landed_bytes"] / 1e6
         by_stage: dict[str, dict] = {}
         for stage in result["stages"]:
-            agg = by_stage.setdefault(stage["stage"], {"seconds": 0.0, "peak_mib": 0.0})
+            agg = by_stage.setdefault(stage["stage"], {"seconds": 0.0, "peak_mib": 0.0,
+                                                       "peak_pss_mib": 0.0})
             agg["seconds"] += stage["seconds"]
             agg["peak_mib"] = max(agg["peak_mib"], stage["peak_mib"])
+            agg["peak_pss_mib"] = max(agg["peak_pss_mib"], stage["peak_pss_mib"])
         for name in sorted(by_stage, key=lambda n: ORDER.index(n) if n in ORDER else 99):
             stage = by_stage[name]
             secs = max(stage["seconds"], 1e-9)
             rows.append([f"{result['size']:,}", name, f"{secs:.2f}",
                          f"{result['size'] / secs:,.0f}", f"{mb / secs:.1f}",
-                         f"{stage['peak_mib']:.0f}"])
+                         f"{stage['peak_mib']:.0f}", f"{stage['peak_pss_mib']:.0f}"])
         rows.append([f"{result['size']:,}", "TOTAL (CLI run, all days + release)",
                      f"{result['total_seconds']:.2f}",
                      f"{result['size'] / result['total_seconds']:,.0f}",
-                     f"{mb / result['total_seconds']:.1f}", f"{result['peak_mib']:.0f}"])
-    print(table(["traces/day", "stage", "seconds", "traces/s", "MB/s", "peak RSS MiB"], rows))
+                     f"{mb / result['total_seconds']:.1f}", f"{result['peak_mib']:.0f}",
+                     f"{result['peak_pss_mib']:.0f}"])
+    print(table(["traces/day", "stage", "seconds", "traces/s", "MB/s", "peak RSS sum MiB",
+                 "peak PSS sum MiB"], rows))
     print()
-    print(table(["traces/day", "landed MB", "generate s", "empty daily run s", "promoted",
-                 "time vs 10^4 per trace"],
-                [[f"{r['size']:,}", f"{r['landed_bytes'] / 1e6:.1f}",
-                  f"{r['generate_seconds']:.1f}", f"{r['empty_run_seconds']:.2f}",
+    print(table(["traces/day", "executor", "landed MB", "generate s",
+                 "empty daily run s (in process / process per step)",
+                 "promoted", "time vs 10^4 per trace"],
+                [[f"{r['size']:,}", r["executor"], f"{r['landed_bytes'] / 1e6:.1f}",
+                  f"{r['generate_seconds']:.1f}",
+                  f"{r['empty_run_seconds']:.2f} / {r['empty_run_steps_seconds']:.2f}",
                   r["promoted"] if not r["error"] else f"error: {r['error'][:60]}",
                   f"{(r['total_seconds'] / r['size']) / (results[0]['total_seconds'] / results[0]['size']):.2f}x"]
                  for r in results]))

@@ -100,7 +100,7 @@ def isolated_days(storage: Any, days: list[str], executor: str) -> set[str]:
     return {day for day in days if landed_trace_bytes(storage, day) >= ISOLATE_DAY_BYTES}
 
 
-def _execute(job_name: str, data_root: str, instance: Any, isolated: bool,
+def run_job(job_name: str, data_root: str, instance: Any, isolated: bool,
              run_config: dict[str, Any], day: str | None = None) -> Any:
     """One job run: in this process, or one process per step, one step at a time (steps of a
     big day each use both cores already; two at once would only add their memory)."""
@@ -158,7 +158,7 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
         "log_level": os.environ.get("FEEDBACK_LOG_LEVEL", "CRITICAL")}}}}
     daily_failures: dict[str, list[str]] = {}
     for day in outcome.days:
-        result = _execute("daily_pipeline", root, instance, day in isolated, quiet, day)
+        result = run_job("daily_pipeline", root, instance, day in isolated, quiet, day)
         failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
                          and e.check_name in DAILY_GATE_OF_CHECK]
         for evaluation in failed_checks:
@@ -166,13 +166,13 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
         if not result.success and not failed_checks:
             outcome.error = f"daily pipeline failed for {day}: {_failure_message(result)}"
             return outcome
-        judge = _execute("judge_calibration_job", root, instance, day in isolated, quiet, day)
+        judge = run_job("judge_calibration_job", root, instance, day in isolated, quiet, day)
         for evaluation in judge.get_asset_check_evaluations():
             if not evaluation.passed:
                 outcome.advisories.append(
                     f"{day}: judge labels stay advisory ({evaluation.check_name} failed)")
 
-    release = _execute("release", root, instance, bool(isolated), {
+    release = run_job("release", root, instance, bool(isolated), {
         **quiet, "ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
     for evaluation in release.get_asset_check_evaluations():
         value = evaluation.metadata.get("value")
