@@ -1,8 +1,8 @@
 """The whole pipeline on one generated day of 10^4, 10^5 (and, with --million, 10^6) traces.
 
 For each size, in a fresh process: generate the day, run every stage through the CLI's entry
-point (`run_pipeline`, with the executor the CLI would choose: in process below 256 MiB of
-landed traces a day, one process per step above; `--executor` overrides) and print per stage its
+point (`run_pipeline`, in process like the CLI's default, or one process per step with
+`--executor multiprocess`) and print per stage its
 wall time, traces/s, MB/s of landed trace data and the peak memory of the whole process tree
 (the CLI process, step processes, worker pools) while the stage ran, sampled every 50 ms, two
 ways: the sum of RSS, which counts a page shared by forked processes once per process, and the
@@ -10,7 +10,7 @@ sum of PSS (proportional set size, /proc/PID/smaps_rollup), which splits each sh
 between its sharers and so adds up to the physical memory the tree really holds. Also the
 fixed orchestration cost: the daily job on a day with no data.
 
-    python bench/pipeline.py [--sizes 10000 100000] [--million] [--executor auto]
+    python bench/pipeline.py [--sizes 10000 100000] [--million] [--executor in_process]
 """
 
 from __future__ import annotations
@@ -75,9 +75,8 @@ def sampler():
 
 threading.Thread(target=sampler, daemon=True).start()
 from feedback_pipeline.synth.generator import generate
-from feedback_pipeline.cli import isolated_days, run_pipeline
+from feedback_pipeline.cli import run_pipeline
 from feedback_pipeline.definitions import build_definitions
-from feedback_pipeline.storage import Storage
 
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp) / "data"
@@ -85,7 +84,7 @@ with tempfile.TemporaryDirectory() as tmp:
     generate(root, days=1, traces_per_day=size, seed=5, start=date(2026, 5, 1))
     gen_seconds = time.perf_counter() - t0
     landed = sum(p.stat().st_size for p in (root / "landing" / "traces").rglob("*") if p.is_file())
-    isolated = isolated_days(Storage(root), ["2026-05-01"], executor)
+    isolated = executor == "multiprocess"
     if isolated:  # step processes report to an on-disk instance
         (Path(tmp) / "home").mkdir()
         instance = dg.DagsterInstance.local_temp(str(Path(tmp) / "home"))
@@ -155,8 +154,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--million", action="store_true", help="also run 10^6 traces")
-    parser.add_argument("--executor", choices=["auto", "in_process", "multiprocess"],
-                        default="auto", help="as `feedback-pipeline run --executor`")
+    parser.add_argument("--executor", choices=["in_process", "multiprocess"],
+                        default="in_process", help="as `feedback-pipeline run --executor`")
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.million else [])
     print(f"machine: {machine()}")

@@ -5,6 +5,8 @@ import hashlib
 import hmac
 import itertools
 import json
+import tempfile
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +20,11 @@ from feedback_pipeline.core.contract import (
 )
 from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
 from feedback_pipeline.core.parallel import ordered_map, release_free_memory, stage_workers
-from feedback_pipeline.core.review import LANE_SCHEMAS, REVIEW_SCHEMA, resolve_review_batches
+from feedback_pipeline.core.review import (
+    LANE_SCHEMAS,
+    SpooledReviews,
+    resolve_review_batches,
+)
 from feedback_pipeline.core.review_intake import (
     IntakeSettings,
     parse_review_chunk,
@@ -117,21 +123,22 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
 REVIEW_CHUNK_LINES = 25_000
 TASK_BATCH_ROWS = 20_000
 RESOLVE_BATCH_ROWS = 5_000  # traces per worker task: bounds each worker's Python objects
+REVIEW_GROUP_TRACES = 50_000  # traces per spooled review group: one group's reviews in memory
 TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
                  "redaction_version", "prompt_template_version", "policy_version",
                  "prompt_fingerprint"]
 
 
-def _load_reviews(pipeline: PipelineResource, day: str) -> tuple[pa.Table, list[dict]]:
-    """Every landed review of the day as one Arrow table (chunks parsed in worker processes),
-    and the quarantined ones."""
+def _load_reviews(pipeline: PipelineResource, day: str,
+                  reviews: SpooledReviews) -> list[dict]:
+    """Every landed review of the day into `reviews` (chunks parsed in worker processes), and
+    the quarantined ones."""
     storage = pipeline.storage
     intake = IntakeSettings(
         known_rubrics=frozenset(pipeline.known_rubrics()),
         pseudonym_key=reviewer_pseudonym_key(),
         deny_terms=tuple(pipeline.deny_terms()),
         redaction_version=pipeline.policy.redaction_version)
-    tables: list[pa.Table] = []
     quarantine: list[dict] = []
 
     def chunks():
@@ -142,7 +149,7 @@ def _load_reviews(pipeline: PipelineResource, day: str) -> tuple[pa.Table, list[
                     yield chunk, storage.relative(path), intake
 
     for table, bad in ordered_map(parse_review_chunk, chunks(), stage_workers()):
-        tables.append(table)
+        reviews.add(table)
         quarantine.extend(bad)
     for path in storage.landing_files("reviews", day, (".json",)):
         source = storage.relative(path)
@@ -153,11 +160,10 @@ def _load_reviews(pipeline: PipelineResource, day: str) -> tuple[pa.Table, list[
                                              f"({err.msg})", "", None))
             continue
         table, bad = parse_review_export(payload, source, intake)
-        tables.append(table)
+        reviews.add(table)
         quarantine.extend(bad)
-    reviews = pa.concat_tables([REVIEW_SCHEMA.empty_table(), *tables])
     release_free_memory()
-    return reviews, quarantine
+    return quarantine
 
 
 LANE_OF_OUTPUT = {"reviewed_labels": "labels", "preference_pairs": "preference_pairs",
@@ -191,20 +197,23 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     """Resolves the day one batch of traces at a time (each trace's reviews travel with
     it); every lane is spooled to disk and then streamed into its table."""
     storage = pipeline.storage
-    reviews, quarantined = _load_reviews(pipeline, context.partition_key)
     rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
     spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
     statuses: dict[str, int] = {}
-    for resolved in resolve_review_batches(
-            reviews, redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS),
-            routed_queues,
-            pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
-        for lane, spool in spools.items():
-            spool.write(getattr(resolved, lane))
-        quarantined.extend(resolved.quarantine.to_dict("records"))
-        for status, n in value_counts(resolved.labels["status"]).items():
-            statuses[status] = statuses.get(status, 0) + n
-    del reviews
+    with tempfile.TemporaryDirectory(prefix="reviews-") as scratch:
+        reviews = SpooledReviews(redacted_traces.to_arrow(["trace_id"])["trace_id"],
+                                 Path(scratch), group_rows=REVIEW_GROUP_TRACES)
+        quarantined = _load_reviews(pipeline, context.partition_key, reviews)
+        for resolved in resolve_review_batches(
+                reviews, redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS),
+                routed_queues,
+                pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
+            for lane, spool in spools.items():
+                spool.write(getattr(resolved, lane))
+            quarantined.extend(resolved.quarantine.to_dict("records"))
+            for status, n in value_counts(resolved.labels["status"]).items():
+                statuses[status] = statuses.get(status, 0) + n
+        del reviews
     quarantine = quarantine_to_table(quarantined)
     for name, lane in LANE_OF_OUTPUT.items():
         metadata = {}

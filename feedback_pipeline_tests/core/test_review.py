@@ -8,6 +8,7 @@ from feedback_pipeline.core.contract import ContractError
 from feedback_pipeline.core.review import (
     REVIEW_COLUMNS,
     REVIEW_SCHEMA,
+    SpooledReviews,
     resolve_review_batches,
     resolve_reviews,
     unsafe_accepted_pairs,
@@ -145,8 +146,9 @@ def test_malformed_reviews_are_rejected_with_a_reason(obj, reason):
         validate_review(obj, KNOWN)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_batched_resolution_gives_the_same_lanes_as_the_whole_day(workers):
+def batch_day() -> tuple[list[dict], list[dict]]:
+    """Twelve traces with two reviews each (every third with a safety disagreement) and one
+    review of a trace that is not in the day."""
     traces = [trace(f"t{i}", approved="fixed" if i % 4 == 0 else None) for i in range(12)]
     reviews = []
     for i in range(12):
@@ -154,7 +156,13 @@ def test_batched_resolution_gives_the_same_lanes_as_the_whole_day(workers):
         a, b = (marks(), marks(clear=False)) if i % 3 else (marks(actionable=False), marks())
         reviews.append(pairwise(f"r{i}", tid, a, b))
         reviews.append(pairwise(f"s{i}", tid, a, b if i % 5 else marks(), reviewer="rev-02"))
-    reviews.append(pairwise("orphan", "t-missing", marks(), marks()))
+    reviews.insert(5, pairwise("orphan", "t-missing", marks(), marks()))
+    return traces, reviews
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_resolution_gives_the_same_lanes_as_the_whole_day(workers):
+    traces, reviews = batch_day()
     frame = pd.DataFrame(traces)
     queues = route(frame, {"t3"})
     whole = resolve_reviews(pd.DataFrame(reviews, columns=REVIEW_COLUMNS), frame, queues, RUBRIC)
@@ -173,3 +181,29 @@ def test_batched_resolution_gives_the_same_lanes_as_the_whole_day(workers):
         assert sorted(got[key].astype(str)) == sorted(expected[key].astype(str)), lane
     assert parts[-1].quarantine["record_id"].tolist() == ["orphan"]
     assert not any(p.preference_pairs["trace_id"].eq("t3").any() for p in parts)
+
+
+@pytest.mark.parametrize("group_rows", [1, 3, 7, 100])
+def test_reviews_spooled_by_trace_group_resolve_exactly_like_the_day_in_memory(tmp_path,
+                                                                              group_rows):
+    traces, reviews = batch_day()
+    frame = pd.DataFrame(traces)
+    queues = route(frame, {"t3"})
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    review_table = pa.Table.from_pylist(reviews, schema=REVIEW_SCHEMA)
+    spooled = SpooledReviews(table["trace_id"], tmp_path / "spool", group_rows=group_rows)
+    for chunk in review_table.to_batches(max_chunksize=4):  # as parsed chunks arrive
+        spooled.add(pa.Table.from_batches([chunk]))
+    assert spooled.rows == len(reviews)
+    in_memory = list(resolve_review_batches(review_table, table.to_batches(max_chunksize=5),
+                                            queues, RUBRIC))
+    from_disk = list(resolve_review_batches(spooled, table.to_batches(max_chunksize=5),
+                                            queues, RUBRIC))
+    assert len(from_disk) == len(in_memory) == 4
+    for lane in ("labels", "preference_pairs", "demonstrations", "pointwise", "adjudication",
+                 "incidents", "quarantine"):
+        for ours, theirs in zip(from_disk, in_memory, strict=True):
+            pd.testing.assert_frame_equal(getattr(ours, lane), getattr(theirs, lane))
+    assert from_disk[-1].quarantine["record_id"].tolist() == ["orphan"]
+    if group_rows < len(traces):
+        assert len(list((tmp_path / "spool").glob("group-*.arrows"))) > 1

@@ -241,8 +241,8 @@ def test_agreement_below_the_declared_gate_is_refused(pipeline_run, tmp_path):
 
 
 def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline_run, tmp_path):
-    """What a day of ISOLATE_DAY_BYTES gets: every step in its own process (one at a time),
-    reporting to an on-disk instance, with the same gates and the same released rows."""
+    """`run --executor multiprocess`: every step in its own process (one at a time), reporting
+    to an on-disk instance, with the same gates and the same released rows."""
     from feedback_pipeline.cli import run_pipeline
 
     in_process_root, _, _, in_process = pipeline_run
@@ -256,24 +256,9 @@ def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline
                if record.dagster_event is not None
                and record.dagster_event.event_type_value == "STEP_WORKER_STARTED"]
     assert len(workers) >= len(DAILY_ASSETS) // 2  # steps ran in their own processes
+    with pytest.raises(ValueError, match="executor must be one of"):
+        run_pipeline(root, instance=instance, executor="threads")
     for lane in ("preference_pairs", "sft_demonstrations"):
         ours = pq.read_table(Path(outcome.release_path) / f"{lane}.parquet")
         theirs = pq.read_table(Path(in_process.release_path) / f"{lane}.parquet")
         assert ours.equals(theirs)
-
-
-def test_the_executor_follows_the_size_of_each_day(generated_root, monkeypatch):
-    from feedback_pipeline import cli
-
-    storage = Storage(generated_root)
-    assert cli.isolated_days(storage, DAYS, "auto") == set()
-    assert cli.isolated_days(storage, DAYS, "multiprocess") == set(DAYS)
-    sizes = {day: cli.landed_trace_bytes(storage, day) for day in DAYS}
-    assert all(size > 0 for size in sizes.values())
-    monkeypatch.setattr(cli, "ISOLATE_DAY_BYTES", max(sizes.values()))
-    biggest = max(sizes.values())
-    assert cli.isolated_days(storage, DAYS, "auto") == {d for d, n in sizes.items() if n == biggest}
-    assert cli.isolated_days(storage, DAYS, "in_process") == set()
-    assert cli.isolated_days(Storage("memory://feedback-size"), DAYS, "auto") == set()
-    with pytest.raises(ValueError, match="executor must be one of"):
-        cli.isolated_days(storage, DAYS, "threads")
