@@ -477,6 +477,27 @@ class Storage:
     def write_text(self, path: AnyPath, text: str) -> AnyPath:
         return self.write_bytes(path, text.encode("utf-8"))
 
+    @contextlib.contextmanager
+    def staged_path(self, path: AnyPath) -> Iterator[Path]:
+        """A local path for a writer that needs one (DuckDB's COPY); what it holds appears at
+        `path` whole when the block completes: renamed into place locally, one upload on an
+        object store."""
+        self._ensure_dir(path.parent)
+        if isinstance(path, FsPath):
+            with tempfile.TemporaryDirectory(prefix="staged-") as scratch:
+                local = Path(scratch) / path.name
+                yield local
+                path.fs.put_file(str(local), path.path)
+            return
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            yield tmp
+            if self._is_restricted(tmp):
+                restrict(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def write_json(self, path: AnyPath, obj: Any) -> AnyPath:
         return self.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import multiprocessing
 import os
 from collections import deque
@@ -138,5 +137,4 @@ def end_of_stage() -> None:
     ones, which costs about a second."""
     if _OWNER["pid"] == os.getpid():
         _shutdown()
-    gc.collect()  # a stage's frames and contexts often sit in reference cycles
     release_free_memory()

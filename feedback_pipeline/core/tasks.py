@@ -6,6 +6,8 @@ traces never becomes a million Python dicts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -105,6 +107,24 @@ def tasks_to_jsonl(tasks: pa.Table | pd.DataFrame) -> str:
     fields = ", ".join(f"'{c}': \"{c}\"" for c in sorted(tasks.column_names))
     lines = _json_rows(tasks, f"to_json({{{fields}}})::VARCHAR")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def export_task_files(con: duckdb.DuckDBPyConnection, source: str, jsonl: Path, studio: Path,
+                      fields: tuple[str, ...]) -> None:
+    """The review tasks of `source` (a DuckDB FROM clause over the stored table) written by
+    DuckDB straight to two local files: JSONL, one object per task with its keys sorted, and
+    a Label Studio import file, a JSON array of {"data": {field: text}} with missing values as
+    empty strings. Same content as tasks_to_jsonl / import_task_json, without a Python string
+    per task (the exports were a third of the stage's time at 10^6 tasks)."""
+    columns = ", ".join(f'"{c}"' for c in sorted(TASK_SCHEMA.names))
+    data = ", ".join(f"'{c}': coalesce(\"{c}\", '')" for c in fields)
+    con.execute(f"COPY (SELECT {columns} FROM {source}) TO '{_quoted(jsonl)}' (FORMAT json)")
+    con.execute(f"COPY (SELECT {{{data}}} AS data FROM {source}) TO '{_quoted(studio)}' "
+                "(FORMAT json, ARRAY true)")
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def import_task_json(tasks: pa.Table, fields: tuple[str, ...]) -> list[str]:

@@ -31,6 +31,7 @@ from feedback_pipeline.core.manifest import (
     next_version,
     promotion_reasons,
 )
+from feedback_pipeline.core.parallel import release_free_memory
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
@@ -226,6 +227,12 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     version, parent = next_version(storage.list_versions(), policy.dataset_name)
     retracted = load_retractions(storage)
     frozen = pipeline.frozen_set()
+    scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
+    # the agreement gate first, on its own: its reviews are freed before DuckDB builds the
+    # candidate, so the two never hold memory at the same time
+    agree_gate, agreement_record, report = agreement_gate(
+        window_pairwise_input(storage, scan), pipeline.gold(), policy)
+    release_free_memory()
     with tempfile.TemporaryDirectory() as scratch, storage.connect() as con:
         con.execute(f"SET temp_directory = '{Path(scratch) / 'spill'}'")
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
@@ -239,8 +246,6 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             parent_sources(storage, parent), version, retracted, Path(scratch))
         files = candidate.files
         training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
-        scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
-        pairwise = window_pairwise_input(storage, scan)
         conflicts = int(storage.query("SELECT count(*) AS n FROM {t} WHERE status = "
                                       "'RUBRIC_CONFLICT'", t=scan).column("n")[0].as_py()
                         ) if scan else 0
@@ -263,7 +268,6 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                          offending=leaked_ids(leaks),
                          reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
                                           f"{r.rule}" for r in leaks.itertuples()) or None)
-        agree_gate, agreement_record, report = agreement_gate(pairwise, pipeline.gold(), policy)
         rubric = pipeline.rubric()
         unsafe = sorted({tid for batch in pq.ParquetFile(files["preference"]).iter_batches(
             columns=["trace_id", "chosen_candidate_id", "criteria_json"])

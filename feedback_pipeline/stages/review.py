@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from feedback_pipeline.core.contract import (
@@ -33,9 +32,8 @@ from feedback_pipeline.core.review_intake import (
 from feedback_pipeline.core.tasks import (
     TASK_SCHEMA,
     build_task_table,
-    import_task_json,
+    export_task_files,
     primary_queues,
-    tasks_to_jsonl,
 )
 from feedback_pipeline.core.texts import REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import resolve_vault_key
@@ -103,19 +101,11 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     if offending:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
     else:
-        exported = storage.batches(WAREHOUSE, "review_tasks", context.partition_key)
-        with storage.open_atomic(folder / "tasks.jsonl") as jsonl, \
-                storage.open_atomic(folder / "label_studio_tasks.json") as studio:
-            studio.write("[")
-            first = True
-            for batch in exported.iter_batches(TASK_BATCH_ROWS):
-                tasks = pa.Table.from_batches([batch])
-                jsonl.write(tasks_to_jsonl(tasks))
-                items = import_task_json(tasks, TASK_DATA_FIELDS)
-                if items:
-                    studio.write(("" if first else ",\n") + ",\n".join(items))
-                    first = False
-            studio.write("]\n")
+        source = storage.scan_sql(WAREHOUSE, "review_tasks", [context.partition_key])
+        with storage.staged_path(folder / "tasks.jsonl") as jsonl, \
+                storage.staged_path(folder / "label_studio_tasks.json") as studio, \
+                storage.connect() as con:
+            export_task_files(con, source, jsonl, studio, TASK_DATA_FIELDS)
     yield residue_check_result("no_residue_in_review_tasks", "review_tasks", offending, kinds,
                                sum(counts.values()))
 

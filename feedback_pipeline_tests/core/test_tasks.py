@@ -1,0 +1,53 @@
+"""Review-task exports written by DuckDB match the row-wise serialisers."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
+from feedback_pipeline.core.tasks import (
+    TASK_SCHEMA,
+    export_task_files,
+    import_task_json,
+    tasks_to_jsonl,
+)
+
+
+def task_table(n: int) -> pa.Table:
+    rows = []
+    for i in range(n):
+        row = {name: f"{name} {i} \"quoted\" \\ ünï <EMAIL_1>\nline" for name in TASK_SCHEMA.names}
+        row["approved_answer"] = None if i % 2 else "fixed it"
+        row["candidate_b"] = None if i % 3 == 0 else row["candidate_b"]
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=TASK_SCHEMA)
+
+
+def exported(tmp_path, table: pa.Table) -> tuple[list[dict], list[dict]]:
+    pq.write_table(table, tmp_path / "tasks.parquet")
+    with duckdb.connect() as con:
+        export_task_files(con, f"read_parquet('{tmp_path / 'tasks.parquet'}')",
+                          tmp_path / "tasks.jsonl", tmp_path / "studio.json", TASK_DATA_FIELDS)
+    lines = (tmp_path / "tasks.jsonl").read_text(encoding="utf-8").splitlines()
+    studio = json.loads((tmp_path / "studio.json").read_text(encoding="utf-8"))
+    return [json.loads(line) for line in lines], studio
+
+
+def test_duckdb_exports_hold_what_the_row_serialisers_hold(tmp_path):
+    table = task_table(7)
+    jsonl, studio = exported(tmp_path, table)
+    expected = [json.loads(line) for line in tasks_to_jsonl(table).splitlines()]
+    assert jsonl == expected
+    assert all(list(obj) == sorted(obj) for obj in jsonl)  # keys sorted, as before
+    assert any(obj["approved_answer"] is None for obj in jsonl)  # missing stays null
+    assert studio == [json.loads(item) for item in import_task_json(table, TASK_DATA_FIELDS)]
+    assert any(item["data"].get("candidate_b") == "" for item in studio)  # Label Studio: ""
+
+
+def test_an_empty_day_exports_an_empty_array_and_no_lines(tmp_path):
+    jsonl, studio = exported(tmp_path, TASK_SCHEMA.empty_table())
+    assert jsonl == [] and studio == []
