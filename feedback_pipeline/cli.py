@@ -9,13 +9,14 @@ per step instead, one step at a time (the forkserver executor the UI's runs use)
 each stage's memory to the OS when it ends; measured on a 10^6-trace day it still costs more
 than it saves (345 s and 2,244 MiB of PSS for the process tree against in process, because the
 CLI, the forkserver and every step process each hold Dagster and the stages' imports), and an
-empty day costs 1.4 s instead of 0.4 s. See README, Performance.
+empty day costs 3-5 s instead of 0.4-0.6 s. See README, Performance.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -79,6 +80,14 @@ def _process_capable(instance: Any) -> Iterator[Any]:
         yield temporary
 
 
+@functools.lru_cache(maxsize=4)
+def _definitions(data_root: str) -> Any:
+    """Definitions per data root, built once: every day of a window reuses them."""
+    from feedback_pipeline.definitions import build_definitions
+
+    return build_definitions(data_root)
+
+
 def run_job(job_name: str, data_root: str, instance: Any, isolated: bool,
              run_config: dict[str, Any], day: str | None = None) -> Any:
     """One job run: in this process, or one process per step, one step at a time (steps of a
@@ -86,9 +95,7 @@ def run_job(job_name: str, data_root: str, instance: Any, isolated: bool,
     import dagster as dg
 
     if not isolated:
-        from feedback_pipeline.definitions import build_definitions
-
-        job = build_definitions(data_root).resolve_job_def(job_name)
+        job = _definitions(data_root).resolve_job_def(job_name)
         return job.execute_in_process(partition_key=day, instance=instance,
                                       raise_on_error=False, run_config=run_config)
     job = dg.build_reconstructable_job("feedback_pipeline.definitions", "job_for_root",

@@ -447,20 +447,6 @@ class Storage:
         self._ensure_dir(folder)
         return Spool(folder, schema)
 
-    @contextlib.contextmanager
-    def open_atomic(self, path: AnyPath) -> Iterator[Any]:
-        """A text handle whose file appears at `path` only when the block completes."""
-        self._ensure_dir(path.parent)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with tmp.open("w", encoding="utf-8") as handle:
-                yield handle
-            if self._is_restricted(tmp):
-                restrict(tmp)
-            self._move(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def write_bytes(self, path: AnyPath, payload: bytes) -> AnyPath:
         """Replace `path` whole: temporary file + rename locally, one put on an object store."""
         self._ensure_dir(path.parent)

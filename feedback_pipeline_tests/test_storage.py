@@ -89,9 +89,12 @@ def test_landing_days_files_and_text(storage: Storage) -> None:
     files = storage.landing_files("traces", "2026-05-01", (".jsonl",))
     assert [p.name for p in files] == ["a.jsonl"]
     assert storage.relative(files[0]) == "landing/traces/2026-05-01/a.jsonl"
-    with storage.open_atomic(storage.exports_dir / "x" / "out.json") as handle:
-        handle.write('{"ok": true}')
-    assert json.loads((storage.exports_dir / "x" / "out.json").read_text()) == {"ok": True}
+    target = storage.exports_dir / "x" / "out.json"
+    with storage.staged_path(target) as local:
+        local.write_text('{"ok": true}')
+        assert not target.exists()  # appears whole, at the end of the block
+    assert json.loads(target.read_text()) == {"ok": True}
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]  # no staging file left
     assert storage.delete_landing("traces", "2026-05-03")
     assert storage.landing_days("traces") == ["2026-05-01"]
 
