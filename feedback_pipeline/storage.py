@@ -449,15 +449,12 @@ class Storage:
 
     def write_bytes(self, path: AnyPath, payload: bytes) -> AnyPath:
         """Replace `path` whole: temporary file + rename locally, one put on an object store."""
-        self._ensure_dir(path.parent)
         if isinstance(path, FsPath):
+            self._ensure_dir(path.parent)
             path.write_bytes(payload)
             return path
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(payload)
-        if self._is_restricted(tmp):
-            restrict(tmp)
-        os.replace(tmp, path)
+        with self.staged_path(path) as tmp:
+            tmp.write_bytes(payload)
         return path
 
     def write_text(self, path: AnyPath, text: str) -> AnyPath:

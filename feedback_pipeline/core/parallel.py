@@ -39,9 +39,10 @@ def stage_workers() -> int:
 
 
 def release_free_memory() -> None:
-    """Hand the heap's free pages back to the OS (glibc keeps them after large transient
-    allocations, so a long-lived process would carry every batch's high-water mark). Cheap:
-    no garbage collection, only malloc_trim where glibc provides it."""
+    """Hand free pages back to the OS: Arrow's pool and glibc's heap both keep them after large
+    transient allocations, so a long-lived process would carry every batch's high-water mark.
+    Cheap: no garbage collection, Arrow's `release_unused` and `malloc_trim` where glibc has
+    it."""
     _ARROW_POOL.release_unused()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

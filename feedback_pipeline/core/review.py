@@ -323,6 +323,21 @@ class SpooledReviews:
         self._writers.clear()
 
 
+class _ReviewsInMemory:
+    """The day's reviews as one table, served to `_review_work` like SpooledReviews."""
+
+    def __init__(self, reviews: pa.Table) -> None:
+        self._reviews = reviews
+        self._matched = np.zeros(reviews.num_rows, dtype=bool)
+
+    def for_rows(self, ids: pa.Array | pa.ChunkedArray, first: int, count: int) -> pa.Table:
+        hit = np.asarray(pc.is_in(self._reviews["trace_id"], value_set=ids).fill_null(False))
+        self._matched |= hit
+        return self._reviews.filter(pa.array(hit))
+
+    def unmatched(self) -> pa.Table:
+        return self._reviews.filter(pa.array(~self._matched))
+
 
 def resolve_review_batches(
     reviews: pa.Table | SpooledReviews,
@@ -358,18 +373,12 @@ def _review_work(reviews: pa.Table | SpooledReviews,
                             "destination": pa.array(queues["destination"].astype(object),
                                                     pa.string())})
     demo_ids = queue_table.filter(pc.equal(queue_table["destination"], "DEMONSTRATION_QUEUE"))
-    spooled = isinstance(reviews, SpooledReviews)
-    matched = None if spooled else np.zeros(reviews.num_rows, dtype=bool)
+    source = reviews if isinstance(reviews, SpooledReviews) else _ReviewsInMemory(reviews)
     first = 0
     for batch in trace_batches:
         ids = batch.column("trace_id")
-        if spooled:
-            own = reviews.for_rows(ids, first, batch.num_rows)
-            first += batch.num_rows
-        else:
-            hit = np.asarray(pc.is_in(reviews["trace_id"], value_set=ids).fill_null(False))
-            matched |= hit
-            own = reviews.filter(pa.array(hit))
+        own = source.for_rows(ids, first, batch.num_rows)
+        first += batch.num_rows
         needed = pa.concat_arrays([own["trace_id"].combine_chunks().cast(pa.string()),
                                    demo_ids["trace_id"].combine_chunks()])
         traces = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
@@ -378,7 +387,7 @@ def _review_work(reviews: pa.Table | SpooledReviews,
             continue
         own_queues = queue_table.filter(pc.is_in(queue_table["trace_id"], value_set=ids))
         yield own, traces, own_queues.to_pandas()
-    rest = reviews.unmatched() if spooled else reviews.filter(pa.array(~matched))
+    rest = source.unmatched()
     if rest.num_rows:
         yield (rest, pa.table({"trace_id": pa.array([], pa.string())}),
                pd.DataFrame({"trace_id": [], "destination": []}))
