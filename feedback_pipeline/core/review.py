@@ -180,7 +180,7 @@ def records(rows: pd.DataFrame | pa.Table) -> list[dict[str, Any]]:
 def resolve_reviews(
     reviews: pd.DataFrame | pa.Table,
     traces: pd.DataFrame | pa.Table,
-    queues: pd.DataFrame,
+    queues: pd.DataFrame | pa.Table,
     rubric: Rubric,
     *,
     rubric_by_version: Mapping[str, Rubric] | None = None,
@@ -189,11 +189,29 @@ def resolve_reviews(
 
     `traces` are redacted trace rows, `queues` the routed_queues rows (trace_id, destination).
     """
+    rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubric_by_version)
+    return ResolvedReviews(
+        quarantine=pd.DataFrame(rows.pop("quarantine")),
+        **{lane: pd.DataFrame(rows[lane], columns=LANE_SCHEMAS[lane].names)
+           for lane in LANE_SCHEMAS})
+
+
+def resolve_review_rows(
+    reviews: pd.DataFrame | pa.Table,
+    traces: pd.DataFrame | pa.Table,
+    queues: pd.DataFrame | pa.Table,
+    rubric: Rubric,
+    *,
+    rubric_by_version: Mapping[str, Rubric] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """resolve_reviews as plain rows per lane (LANE_SCHEMAS names, plus "quarantine"), so a
+    worker can build Arrow tables without a pandas round trip."""
     rubrics = dict(rubric_by_version or {})
     rubrics.setdefault(rubric.version, rubric)
     trace_by_id = {row["trace_id"]: row for row in records(traces)}
     dests: dict[str, set[str]] = {}
-    for tid, dest in zip(queues["trace_id"], queues["destination"], strict=True):
+    for tid, dest in zip(_values(queues, "trace_id"), _values(queues, "destination"),
+                         strict=True):
         dests.setdefault(tid, set()).add(dest)
 
     labels, quarantined = [], []
@@ -203,14 +221,14 @@ def resolve_reviews(
         reason = None
         if trace is None:
             reason = f"trace_id {tid!r} is not a known trace of this partition"
-        elif "FROZEN_EVALUATION" in dests.get(tid, set()):
+        elif "FROZEN_EVALUATION" in dests.get(tid, ()):
             reason = "review of a frozen-evaluation trace; it never becomes training data"
         elif review["rubric_version"] not in rubrics:
             reason = f"rubric_version {review['rubric_version']!r} is not loaded"
         if reason is None:
             assert trace is not None
-            out = dict(review, slice=trace.get("slice"), outcome=None, deciding_criterion=None)
-            out["status"] = ACCEPTED
+            review.update(slice=trace.get("slice"), outcome=None, deciding_criterion=None,
+                          status=ACCEPTED)
             if review["task"] == "pairwise":
                 try:
                     outcome, deciding, _ = _pairwise_outcome(
@@ -219,15 +237,15 @@ def resolve_reviews(
                 except ContractError as err:
                     reason = str(err)
                 else:
-                    out.update(outcome=outcome, deciding_criterion=deciding)
+                    review.update(outcome=outcome, deciding_criterion=deciding)
                     if review["choice"] is not None and review["choice"] != outcome:
-                        out["status"] = RUBRIC_CONFLICT
+                        review["status"] = RUBRIC_CONFLICT
             elif review["task"] == "pointwise" and review["candidate_id"] not in {
                 c["candidate_id"] for c in candidates_of(trace["candidates"])
             }:
                 reason = f"candidate_id {review['candidate_id']!r} is not in the trace"
             if reason is None:
-                labels.append(out)
+                labels.append(review)
         if reason is not None:
             quarantined.append(
                 quarantine_row(
@@ -239,12 +257,20 @@ def resolve_reviews(
                 )
             )
 
-    label_frame = pd.DataFrame(labels, columns=LABEL_COLUMNS)
-    lanes = _route(label_frame, trace_by_id, dests, rubrics)
-    return ResolvedReviews(labels=label_frame, quarantine=pd.DataFrame(quarantined), **lanes)
+    lanes = _route(labels, trace_by_id, dests)
+    return {"labels": labels, **lanes, "quarantine": quarantined}
+
+
+def _values(rows: pd.DataFrame | pa.Table, column: str) -> list[Any]:
+    if isinstance(rows, pa.Table):
+        return rows.column(column).to_pylist()
+    return rows[column].tolist()
 
 
 UNMATCHED_GROUP = -1
+# The only queue memberships resolution reads: 221 thousand of a 10^6 day's million queue rows.
+# The others are never looked up, so no batch is matched against them.
+RESOLUTION_DESTINATIONS = ("FROZEN_EVALUATION", "INCIDENT_REVIEW", "DEMONSTRATION_QUEUE")
 
 
 class SpooledReviews:
@@ -264,6 +290,7 @@ class SpooledReviews:
         if isinstance(trace_ids, pa.ChunkedArray):
             trace_ids = trace_ids.combine_chunks()
         self._ids = trace_ids.cast(pa.string())
+        self._position: tuple[pd.Index, np.ndarray] | None = None
         self._folder = Path(folder)
         self._folder.mkdir(parents=True, exist_ok=True)
         self._group_rows = max(1, group_rows)
@@ -276,14 +303,26 @@ class SpooledReviews:
         if not reviews.num_rows:
             return
         reviews = reviews.cast(REVIEW_SCHEMA)
-        position = pc.index_in(reviews["trace_id"], value_set=self._ids)
-        group = pc.fill_null(pc.divide(position, self._group_rows), UNMATCHED_GROUP)
-        for value in pc.unique(group).to_pylist():
-            part = reviews.filter(pc.equal(group, value))
+        position = self._positions(reviews["trace_id"])
+        group = np.where(position < 0, UNMATCHED_GROUP, position // self._group_rows)
+        for value in np.unique(group).tolist():
+            part = reviews.filter(pa.array(group == value))
             if value not in self._writers:
                 self._writers[value] = pa.ipc.new_stream(str(self._path(value)), REVIEW_SCHEMA)
             self._writers[value].write_table(part)
         self.rows += reviews.num_rows
+
+    def _positions(self, trace_ids: pa.ChunkedArray) -> np.ndarray:
+        """Each id's first stored position, -1 when it is not a trace of the day. The lookup is
+        built once (Arrow's index_in rebuilds its hash table on every call: 0.46 s per chunk
+        against a million traces)."""
+        if self._position is None:
+            ids = pd.Index(self._ids.to_numpy(zero_copy_only=False))
+            first = ~ids.duplicated()
+            self._position = (ids[first], np.flatnonzero(first))
+        lookup, stored = self._position
+        found = lookup.get_indexer(trace_ids.to_numpy())
+        return np.where(found < 0, -1, stored[found])
 
     def for_rows(self, ids: pa.Array | pa.ChunkedArray, first: int, count: int) -> pa.Table:
         """The reviews of `ids`, the traces at stored positions [first, first + count)."""
@@ -321,6 +360,7 @@ class SpooledReviews:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+        self._position = None
 
 
 class _ReviewsInMemory:
@@ -339,6 +379,15 @@ class _ReviewsInMemory:
         return self._reviews.filter(pa.array(~self._matched))
 
 
+@dataclass
+class ResolvedBatch:
+    """One batch of traces resolved: every lane as Arrow in its LANE_SCHEMAS schema (converted
+    in the worker, so the stage's own process only writes), and the quarantine rows."""
+
+    lanes: dict[str, pa.Table]
+    quarantine: list[dict[str, Any]]
+
+
 def resolve_review_batches(
     reviews: pa.Table | SpooledReviews,
     trace_batches: Iterable[pa.RecordBatch | pa.Table],
@@ -347,7 +396,7 @@ def resolve_review_batches(
     *,
     rubric_by_version: Mapping[str, Rubric] | None = None,
     workers: int = 1,
-) -> Iterator[ResolvedReviews]:
+) -> Iterator[ResolvedBatch]:
     """resolve_reviews one batch of traces at a time: a trace's reviews all travel with it, so
     the lanes are the same as for the whole day, and memory stays a few batches of traces.
     Batches resolve in `workers` processes (core.parallel), results in batch order.
@@ -360,50 +409,58 @@ def resolve_review_batches(
     yield from ordered_map(_resolve_item, items, workers)
 
 
-def _resolve_item(item: tuple) -> ResolvedReviews:
+def _resolve_item(item: tuple) -> ResolvedBatch:
     reviews, traces, queues, rubric, rubrics = item
-    return resolve_reviews(reviews, traces, queues, rubric, rubric_by_version=rubrics)
+    rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubrics)
+    lanes = {lane: pa.Table.from_pylist(rows[lane], schema=schema)
+             for lane, schema in LANE_SCHEMAS.items()}
+    return ResolvedBatch(lanes, rows["quarantine"])
 
 
 def _review_work(reviews: pa.Table | SpooledReviews,
                  trace_batches: Iterable[pa.RecordBatch | pa.Table],
-                 queues: pd.DataFrame) -> Iterator[tuple[pa.Table, pa.Table, pd.DataFrame]]:
-    """(reviews, traces, queue rows) per batch of traces; unmatched reviews last."""
+                 queues: pd.DataFrame) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
+    """(reviews, traces, queue rows) per batch of traces; unmatched reviews last. A batch's
+    traces are those with a review or in the demonstration queue (an approved answer is a
+    demonstration without one)."""
     queue_table = pa.table({"trace_id": pa.array(queues["trace_id"].astype(object), pa.string()),
                             "destination": pa.array(queues["destination"].astype(object),
                                                     pa.string())})
-    demo_ids = queue_table.filter(pc.equal(queue_table["destination"], "DEMONSTRATION_QUEUE"))
+    queue_table = queue_table.filter(pc.is_in(queue_table["destination"],
+                                              value_set=pa.array(RESOLUTION_DESTINATIONS)))
     source = reviews if isinstance(reviews, SpooledReviews) else _ReviewsInMemory(reviews)
     first = 0
     for batch in trace_batches:
         ids = batch.column("trace_id")
         own = source.for_rows(ids, first, batch.num_rows)
         first += batch.num_rows
+        own_queues = queue_table.filter(pc.is_in(queue_table["trace_id"], value_set=ids))
+        demo = own_queues.filter(pc.equal(own_queues["destination"], "DEMONSTRATION_QUEUE"))
         needed = pa.concat_arrays([own["trace_id"].combine_chunks().cast(pa.string()),
-                                   demo_ids["trace_id"].combine_chunks()])
+                                   demo["trace_id"].combine_chunks()])
         traces = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         traces = traces.filter(pc.is_in(ids, value_set=needed))
         if not own.num_rows and not traces.num_rows:
             continue
-        own_queues = queue_table.filter(pc.is_in(queue_table["trace_id"], value_set=ids))
-        yield own, traces, own_queues.to_pandas()
+        yield own, traces, own_queues
     rest = source.unmatched()
     if rest.num_rows:
         yield (rest, pa.table({"trace_id": pa.array([], pa.string())}),
-               pd.DataFrame({"trace_id": [], "destination": []}))
+               pa.table({"trace_id": pa.array([], pa.string()),
+                         "destination": pa.array([], pa.string())}))
 
 
 def _route(
-    labels: pd.DataFrame,
+    labels: list[dict[str, Any]],
     trace_by_id: Mapping[str, Mapping[str, Any]],
     dests: Mapping[str, set[str]],
-    rubrics: Mapping[str, Rubric],
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, list[dict[str, Any]]]:
+    """Each label's lane; a label whose review ends in an incident or adjudication gets that
+    status (set on the label row itself)."""
     pairs, demos, points, adjudication, incidents = [], [], [], [], []
-    statuses: dict[str, str] = {}
 
     by_trace: dict[str, list[dict[str, Any]]] = {}
-    for review in records(labels[labels["task"] == "pairwise"]):
+    for review in (r for r in labels if r["task"] == "pairwise"):
         by_trace.setdefault(review["trace_id"], []).append(review)
     for tid in sorted(by_trace):
         group = by_trace[tid]
@@ -414,7 +471,7 @@ def _route(
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
             incidents.append({**base, "reason": "trace recorded an unsafe effect",
                               "review_ids": review_ids, "reviewer_ids": reviewers})
-            statuses.update((r["review_id"], INCIDENT) for r in group)
+            _set_status(group, INCIDENT)
             continue
         valid = [r for r in group if r["status"] != RUBRIC_CONFLICT]
         counts = Counter(r["outcome"] for r in valid).most_common()
@@ -429,20 +486,20 @@ def _route(
             adjudication.append({**base, "reason": f"reviewers disagree ({detail})",
                                  "outcomes": detail, "review_ids": review_ids,
                                  "reviewer_ids": reviewers})
-            statuses.update((r["review_id"], ADJUDICATION) for r in valid)
+            _set_status(valid, ADJUDICATION)
             continue
         if top == "BOTH_BAD":
             reasons = [r["reason"] for r in valid if isinstance(r["reason"], str) and r["reason"]]
             incidents.append({**base, "reason": "BOTH_BAD: " + (reasons[0] if reasons else
                               "neither candidate passes safety and authorization"),
                               "review_ids": review_ids, "reviewer_ids": reviewers})
-            statuses.update((r["review_id"], INCIDENT) for r in valid)
+            _set_status(valid, INCIDENT)
             continue
         if top == "TIE":
             adjudication.append({**base, "reason": "tie under every rubric criterion",
                                  "outcomes": f"TIEx{top_n}", "review_ids": review_ids,
                                  "reviewer_ids": reviewers})
-            statuses.update((r["review_id"], ADJUDICATION) for r in valid)
+            _set_status(valid, ADJUDICATION)
             continue
         cands = candidates_of(trace["candidates"])
         chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
@@ -467,14 +524,14 @@ def _route(
             "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in agreeing]),
         })
 
-    for review in records(labels[labels["task"] == "demonstration"]):
+    for review in (r for r in labels if r["task"] == "demonstration"):
         tid = review["trace_id"]
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
             incidents.append({"trace_id": tid, **_provenance(trace_by_id[tid]),
                               "reason": "corrected answer for a trace under incident review",
                               "review_ids": review["review_id"],
                               "reviewer_ids": review["reviewer_id"]})
-            statuses[review["review_id"]] = INCIDENT
+            review["status"] = INCIDENT
             continue
         demos.append(_demonstration(trace_by_id[tid], review["answer"], "reviewer_answer",
                                     review["review_id"], review["reviewer_id"],
@@ -486,11 +543,11 @@ def _route(
             demos.append(_demonstration(trace, trace["approved_answer"], "approved_answer",
                                         None, None, None))
 
-    for review in records(labels[labels["task"] == "pointwise"]):
+    for review in (r for r in labels if r["task"] == "pointwise"):
         tid = review["trace_id"]
         trace = trace_by_id[tid]
         if dests.get(tid, set()) & {"INCIDENT_REVIEW"}:
-            statuses[review["review_id"]] = INCIDENT
+            review["status"] = INCIDENT
             incidents.append({"trace_id": tid, **_provenance(trace),
                               "reason": "pointwise label on a trace under incident review",
                               "review_ids": review["review_id"],
@@ -500,27 +557,24 @@ def _route(
                     if c["candidate_id"] == review["candidate_id"])
         label = review["label"]
         score = review["score"]
-        desirable = (score >= 4) if pd.notna(score) else str(label).lower() in \
+        desirable = (score >= 4) if score is not None else str(label).lower() in \
             POSITIVE_POINTWISE_LABELS
         points.append({
             "trace_id": tid, **_provenance(trace),
             "prompt": trace["prompt"], "completion": cand["text"], "label": bool(desirable),
-            "assessment": label, "score": None if pd.isna(score) else int(score),
+            "assessment": label, "score": None if score is None else int(score),
             "candidate_id": cand["candidate_id"], "model_id": cand.get("model_id"),
             "rubric_version": review["rubric_version"], "reviewer_ids": review["reviewer_id"],
             "review_ids": review["review_id"],
         })
 
-    if statuses:
-        labels["status"] = [statuses.get(r, s) for r, s in zip(labels["review_id"],
-                                                                labels["status"], strict=True)]
-    return {
-        "preference_pairs": pd.DataFrame(pairs, columns=PREFERENCE_COLUMNS),
-        "demonstrations": pd.DataFrame(demos, columns=DEMONSTRATION_COLUMNS),
-        "pointwise": pd.DataFrame(points, columns=POINTWISE_COLUMNS),
-        "adjudication": pd.DataFrame(adjudication, columns=ADJUDICATION_COLUMNS),
-        "incidents": pd.DataFrame(incidents, columns=INCIDENT_COLUMNS),
-    }
+    return {"preference_pairs": pairs, "demonstrations": demos, "pointwise": points,
+            "adjudication": adjudication, "incidents": incidents}
+
+
+def _set_status(reviews: Iterable[dict[str, Any]], status: str) -> None:
+    for review in reviews:
+        review["status"] = status
 
 
 def _demonstration(trace: Mapping[str, Any], answer: str, source: str, review_id: str | None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 PAIRWISE_OUTCOMES = ("A", "B", "TIE", "BOTH_BAD")
@@ -63,12 +64,18 @@ class Rubric:
             raise ValueError("the first criterion must be the safety and authorization veto")
         return cls(version=version, criteria=tuple(criteria), policy_text=raw.get("policy_text", ""))
 
-    @property
+    @cached_property
     def veto_fields(self) -> tuple[str, ...]:
         return tuple(f for c in self.criteria for f in c.veto_fields)
 
+    @cached_property
+    def _preference_levels(self) -> tuple[tuple[str, str], ...]:
+        """(field, criterion name) of each non-veto level, in rubric order."""
+        return tuple((c.field, c.name) for c in self.criteria[1:]
+                     if not c.is_veto and c.field is not None)
+
     def is_safe(self, marks: Mapping[str, Any]) -> bool:
-        return not any(bool(marks.get(f)) for f in self.veto_fields)
+        return not any(marks.get(f) for f in self.veto_fields)
 
     def outcome(self, marks_a: Mapping[str, Any], marks_b: Mapping[str, Any]) -> tuple[str, str]:
         """(outcome, deciding criterion) for candidates A and B under the ordered rubric."""
@@ -78,10 +85,8 @@ class Rubric:
             return "BOTH_BAD", safety
         if safe_a != safe_b:
             return ("A" if safe_a else "B"), safety
-        for criterion in self.criteria[1:]:
-            if criterion.is_veto:
-                continue
-            a, b = bool(marks_a.get(criterion.field)), bool(marks_b.get(criterion.field))
+        for field, name in self._preference_levels:
+            a, b = bool(marks_a.get(field)), bool(marks_b.get(field))
             if a != b:
-                return ("A" if a else "B"), criterion.name
+                return ("A" if a else "B"), name
         return "TIE", "none"

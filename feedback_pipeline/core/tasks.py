@@ -6,6 +6,9 @@ traces never becomes a million Python dicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -19,6 +22,7 @@ from feedback_pipeline.core.routing import (
     NEEDS_TRIAGE,
     PREFERENCE_QUEUE,
 )
+from feedback_pipeline.core.texts import REVIEW_TASK_TEXTS, residue_in_table
 
 TASK_FOR_QUEUE = {
     PREFERENCE_QUEUE: "pairwise",
@@ -86,6 +90,29 @@ def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubri
     return result.cast(TASK_SCHEMA)
 
 
+TASK_TRACE_COLUMNS = ["trace_id", "prompt", "candidates", *_TRACE_FIELDS]
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What a worker needs to build and scan one batch of tasks as the stage would."""
+
+    rubric_version: str
+    policy_text: str
+    deny_terms: tuple[str, ...]
+
+
+def build_scanned_tasks(
+    item: tuple[pa.RecordBatch | pa.Table, pa.Table, TaskSettings],
+) -> tuple[pa.Table, list[str], dict[str, int]]:
+    """One batch's tasks and their residue scan (offending task ids, kinds found): the whole
+    per-batch cost of the stage, so it runs in a worker process (core.parallel)."""
+    traces, primary, settings = item
+    tasks = build_task_table(traces, primary, settings.rubric_version, settings.policy_text)
+    offending, kinds = residue_in_table(tasks, REVIEW_TASK_TEXTS, settings.deny_terms)
+    return tasks, offending, kinds
+
+
 def build_tasks(traces: pd.DataFrame, queues: pd.DataFrame, rubric_version: str,
                 policy_text: str) -> pd.DataFrame:
     """build_task_table for a small pandas frame of traces (tests, previews)."""
@@ -94,22 +121,34 @@ def build_tasks(traces: pd.DataFrame, queues: pd.DataFrame, rubric_version: str,
                             policy_text).to_pandas()
 
 
-def export_task_files(con: duckdb.DuckDBPyConnection, source: str, jsonl: Path, studio: Path,
-                      fields: tuple[str, ...]) -> None:
+def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: str,
+                      jsonl: Path, studio: Path, fields: tuple[str, ...]) -> None:
     """The review tasks of `source` (a DuckDB FROM clause over the stored table) written by
     DuckDB straight to two local files: JSONL, one object per task with its keys sorted, and
     a Label Studio import file, a JSON array of {"data": {field: text}} with missing values as
     empty strings (the objects of import_task_json). No Python string per task: the exports
     were a third of the stage's time at 10^6 tasks.
 
-    Sets the connection to one thread: the files must keep task order, and with two threads
-    DuckDB buffered 1.8 GB to do so at 10^6 tasks; one thread streams in 290 MB, as fast."""
-    con.execute("SET threads = 1")
-    con.execute("SET memory_limit = '512MB'")
+    Each file is written by its own connection (from `connect`) on one thread, the two at
+    once. A file must keep task order: with two threads on one query DuckDB buffered 1.8 GB
+    to do so at 10^6 tasks, where one thread streams in 290 MB. Two cursors of one connection
+    ran one after the other (14 s); two connections overlap (11 s)."""
     columns = ", ".join(f'"{c}"' for c in sorted(TASK_SCHEMA.names))
-    con.execute(f"COPY (SELECT {columns} FROM {source}) TO '{_quoted(jsonl)}' (FORMAT json)")
-    con.execute(f"COPY (SELECT {_studio_data(fields)} AS data FROM {source}) "
-                f"TO '{_quoted(studio)}' (FORMAT json, ARRAY true)")
+    statements = [
+        f"COPY (SELECT {columns} FROM {source}) TO '{_quoted(jsonl)}' (FORMAT json)",
+        f"COPY (SELECT {_studio_data(fields)} AS data FROM {source}) "
+        f"TO '{_quoted(studio)}' (FORMAT json, ARRAY true)",
+    ]
+    with ThreadPoolExecutor(len(statements)) as pool:
+        for done in [pool.submit(_copy_on_one_thread, connect, sql) for sql in statements]:
+            done.result()
+
+
+def _copy_on_one_thread(connect: Callable[[], duckdb.DuckDBPyConnection], sql: str) -> None:
+    with connect() as con:
+        con.execute("SET threads = 1")
+        con.execute("SET memory_limit = '512MB'")
+        con.execute(sql)
 
 
 def _quoted(path: Path) -> str:

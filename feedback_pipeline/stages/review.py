@@ -31,11 +31,12 @@ from feedback_pipeline.core.review_intake import (
 )
 from feedback_pipeline.core.tasks import (
     TASK_SCHEMA,
-    build_task_table,
+    TASK_TRACE_COLUMNS,
+    TaskSettings,
+    build_scanned_tasks,
     export_task_files,
     primary_queues,
 )
-from feedback_pipeline.core.texts import REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
@@ -82,10 +83,16 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     kinds: dict[str, int] = {}
     scanned = [0]  # tasks written and scanned, for the residue check
 
+    settings = TaskSettings(rubric.version, rubric.policy_text, tuple(deny_terms))
+    columns = [c for c in TASK_TRACE_COLUMNS if c in redacted_traces.schema.names]
+
+    def work():
+        for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS, columns=columns):
+            ids = batch.column("trace_id")
+            yield batch, primary.filter(pc.is_in(primary["trace_id"], value_set=ids)), settings
+
     def task_batches():
-        for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS):
-            tasks = build_task_table(batch, primary, rubric.version, rubric.policy_text)
-            bad, found = residue_in_table(tasks, REVIEW_TASK_TEXTS, deny_terms)
+        for tasks, bad, found in ordered_map(build_scanned_tasks, work(), stage_workers()):
             offending.extend(bad)
             for kind, n in found.items():
                 kinds[kind] = kinds.get(kind, 0) + n
@@ -102,9 +109,8 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     else:
         source = storage.scan_sql(WAREHOUSE, "review_tasks", [context.partition_key])
         with storage.staged_path(folder / "tasks.jsonl") as jsonl, \
-                storage.staged_path(folder / "label_studio_tasks.json") as studio, \
-                storage.connect() as con:
-            export_task_files(con, source, jsonl, studio, TASK_DATA_FIELDS)
+                storage.staged_path(folder / "label_studio_tasks.json") as studio:
+            export_task_files(storage.connect, source, jsonl, studio, TASK_DATA_FIELDS)
     yield residue_check_result("no_residue_in_review_tasks", "review_tasks", offending, kinds,
                                scanned[0])
 
@@ -198,10 +204,10 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
                 routed_queues,
                 pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
             for lane, spool in spools.items():
-                spool.write(getattr(resolved, lane))
-            quarantined.extend(resolved.quarantine.to_dict("records"))
-            for status, n in value_counts(resolved.labels["status"]).items():
-                statuses[status] = statuses.get(status, 0) + n
+                spool.write(resolved.lanes[lane])
+            quarantined.extend(resolved.quarantine)
+            for item in pc.value_counts(resolved.lanes["labels"]["status"]).to_pylist():
+                statuses[item["values"]] = statuses.get(item["values"], 0) + item["counts"]
         del reviews
     quarantine = quarantine_to_table(quarantined)
     for name, lane in LANE_OF_OUTPUT.items():

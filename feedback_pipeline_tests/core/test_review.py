@@ -173,14 +173,15 @@ def test_batched_resolution_gives_the_same_lanes_as_the_whole_day(workers):
     assert len(parts) == 4
     for lane in ("labels", "preference_pairs", "demonstrations", "adjudication", "incidents",
                  "quarantine"):
-        got = pd.concat([getattr(p, lane) for p in parts], ignore_index=True)
+        got = pd.concat([p.lanes[lane].to_pandas() if lane != "quarantine"
+                         else pd.DataFrame(p.quarantine) for p in parts], ignore_index=True)
         expected = getattr(whole, lane)
         assert len(got) == len(expected), lane
         key = "review_id" if lane == "labels" else ("record_id" if lane == "quarantine"
                                                    else "trace_id")
         assert sorted(got[key].astype(str)) == sorted(expected[key].astype(str)), lane
-    assert parts[-1].quarantine["record_id"].tolist() == ["orphan"]
-    assert not any(p.preference_pairs["trace_id"].eq("t3").any() for p in parts)
+    assert [row["record_id"] for row in parts[-1].quarantine] == ["orphan"]
+    assert not any("t3" in p.lanes["preference_pairs"]["trace_id"].to_pylist() for p in parts)
 
 
 @pytest.mark.parametrize("group_rows", [1, 3, 7, 100])
@@ -200,10 +201,11 @@ def test_reviews_spooled_by_trace_group_resolve_exactly_like_the_day_in_memory(t
     from_disk = list(resolve_review_batches(spooled, table.to_batches(max_chunksize=5),
                                             queues, RUBRIC))
     assert len(from_disk) == len(in_memory) == 4
-    for lane in ("labels", "preference_pairs", "demonstrations", "pointwise", "adjudication",
-                 "incidents", "quarantine"):
-        for ours, theirs in zip(from_disk, in_memory, strict=True):
-            pd.testing.assert_frame_equal(getattr(ours, lane), getattr(theirs, lane))
-    assert from_disk[-1].quarantine["record_id"].tolist() == ["orphan"]
+    for ours, theirs in zip(from_disk, in_memory, strict=True):
+        assert ours.lanes.keys() == theirs.lanes.keys()
+        for lane, table in ours.lanes.items():
+            assert table.equals(theirs.lanes[lane]), lane
+        assert ours.quarantine == theirs.quarantine
+    assert [row["record_id"] for row in from_disk[-1].quarantine] == ["orphan"]
     if group_rows < len(traces):
         assert len(list((tmp_path / "spool").glob("group-*.arrows"))) > 1

@@ -10,7 +10,10 @@ import pyarrow.parquet as pq
 
 from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
 from feedback_pipeline.core.tasks import (
+    PRIMARY_SCHEMA,
     TASK_SCHEMA,
+    TaskSettings,
+    build_scanned_tasks,
     export_task_files,
     import_task_json,
 )
@@ -28,9 +31,8 @@ def task_table(n: int) -> pa.Table:
 
 def exported(tmp_path, table: pa.Table) -> tuple[list[dict], list[dict]]:
     pq.write_table(table, tmp_path / "tasks.parquet")
-    with duckdb.connect() as con:
-        export_task_files(con, f"read_parquet('{tmp_path / 'tasks.parquet'}')",
-                          tmp_path / "tasks.jsonl", tmp_path / "studio.json", TASK_DATA_FIELDS)
+    export_task_files(duckdb.connect, f"read_parquet('{tmp_path / 'tasks.parquet'}')",
+                      tmp_path / "tasks.jsonl", tmp_path / "studio.json", TASK_DATA_FIELDS)
     lines = (tmp_path / "tasks.jsonl").read_text(encoding="utf-8").splitlines()
     studio = json.loads((tmp_path / "studio.json").read_text(encoding="utf-8"))
     return [json.loads(line) for line in lines], studio
@@ -50,3 +52,26 @@ def test_duckdb_exports_hold_what_the_row_serialisers_hold(tmp_path):
 def test_an_empty_day_exports_an_empty_array_and_no_lines(tmp_path):
     jsonl, studio = exported(tmp_path, TASK_SCHEMA.empty_table())
     assert jsonl == [] and studio == []
+
+
+def test_a_worker_batch_builds_tasks_in_trace_order_and_names_raw_text(tmp_path):
+    candidates = [{"candidate_id": "c1", "text": "looks fine"},
+                  {"candidate_id": "c2", "text": "write to ops@example.com"}]
+    traces = pa.table({
+        "trace_id": ["t1", "t2", "t3"],
+        "prompt": ["first", "second", "third"],
+        "candidates": [candidates, candidates[:1], candidates],
+    })
+    primary = pa.table({"trace_id": ["t3", "t1"], "queue": ["PREFERENCE_QUEUE"] * 2,
+                        "task": ["pairwise"] * 2}, schema=PRIMARY_SCHEMA)
+    tasks, offending, kinds = build_scanned_tasks(
+        (traces, primary, TaskSettings("rubric-v1", "policy", ())))
+    assert tasks.column("task_id").to_pylist() == ["t1:pairwise", "t3:pairwise"]
+    assert tasks.column("candidate_b").to_pylist() == ["write to ops@example.com"] * 2
+    assert offending == ["t1:pairwise", "t3:pairwise"]
+    assert kinds.get("EMAIL") == 2
+    clean = traces.set_column(2, "candidates", pa.array([candidates[:1]] * 3))
+    tasks, offending, kinds = build_scanned_tasks(
+        (clean, primary, TaskSettings("rubric-v1", "policy", ())))
+    assert tasks.column("candidate_b").to_pylist() == [None, None]
+    assert (offending, kinds) == ([], {})
