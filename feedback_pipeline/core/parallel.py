@@ -104,6 +104,20 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
             future.cancel()
 
 
+def submit(fn: Callable[[T], R], item: T, workers: int) -> Future[R]:
+    """fn(item) in a worker process, so the caller can go on with other work meanwhile; with
+    one worker it runs here, before this returns (same module-level `fn` rule as
+    ordered_map)."""
+    if workers > 1:
+        return _pool(workers).submit(_trimmed, (fn, item))
+    done: Future[R] = Future()
+    try:
+        done.set_result(fn(item))
+    except Exception as err:  # noqa: BLE001 - re-raised by result(), as from a worker
+        done.set_exception(err)
+    return done
+
+
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 _OWNER = {"pid": 0}
 

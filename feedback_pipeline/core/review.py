@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from feedback_pipeline.core.contract import (
     ContractError,
@@ -261,8 +262,8 @@ def resolve_review_rows(
     return {"labels": labels, **lanes, "quarantine": quarantined}
 
 
-def _values(rows: pd.DataFrame | pa.Table, column: str) -> list[Any]:
-    if isinstance(rows, pa.Table):
+def _values(rows: pd.DataFrame | pa.Table | pa.RecordBatch, column: str) -> list[Any]:
+    if isinstance(rows, pa.Table | pa.RecordBatch):
         return rows.column(column).to_pylist()
     return rows[column].tolist()
 
@@ -621,13 +622,26 @@ LANE_SCHEMAS = {
 }
 
 
-def unsafe_accepted_pairs(pairs: pd.DataFrame, rubric: Rubric) -> list[str]:
+def unsafe_accepted_pairs(pairs: pd.DataFrame | pa.Table | pa.RecordBatch,
+                          rubric: Rubric) -> list[str]:
     """Trace ids of accepted pairs whose chosen answer any agreeing reviewer marked unsafe."""
     bad = []
-    for tid, cid, criteria_json in zip(pairs["trace_id"], pairs["chosen_candidate_id"],
-                                       pairs["criteria_json"], strict=True):
+    for tid, cid, criteria_json in zip(_values(pairs, "trace_id"),
+                                       _values(pairs, "chosen_candidate_id"),
+                                       _values(pairs, "criteria_json"), strict=True):
         for criteria in json.loads(criteria_json or "[]"):
             if cid in criteria and not rubric.is_safe(criteria[cid]):
                 bad.append(tid)
                 break
     return sorted(set(bad))
+
+
+def unsafe_pairs_in_parquet(item: tuple[Any, Rubric]) -> list[str]:
+    """unsafe_accepted_pairs over a preference-pairs Parquet file, a batch at a time (one task
+    for a worker process, core.parallel.submit)."""
+    source, rubric = item
+    bad: set[str] = set()
+    for batch in pq.ParquetFile(source).iter_batches(
+            batch_size=50_000, columns=["trace_id", "chosen_candidate_id", "criteria_json"]):
+        bad.update(unsafe_accepted_pairs(batch, rubric))
+    return sorted(bad)

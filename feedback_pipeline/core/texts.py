@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from feedback_pipeline.core.redaction import residue_flags
 
@@ -66,3 +68,20 @@ def residue_in_table(table: pa.Table | pa.RecordBatch, layout: TextLayout,
             kinds[kind] = kinds.get(kind, 0) + count
     ids = table.column(layout.id_field).to_pylist()
     return [str(ids[row]) for row in np.flatnonzero(bad).tolist()], kinds
+
+
+SCAN_BATCH_ROWS = 50_000
+
+
+def residue_in_parquet(item: tuple[Any, TextLayout, tuple[str, ...], Any]) -> list[str]:
+    """residue_in_table over a Parquet file (source, layout, deny terms, pyarrow filesystem or
+    None), read a batch at a time and only the columns the layout names: the ids of offending
+    rows. One file is one task for a worker process (core.parallel.submit)."""
+    source, layout, deny_terms, filesystem = item
+    file = pq.ParquetFile(source, filesystem=filesystem)
+    names = set(file.schema_arrow.names)
+    columns = [c for c in (layout.id_field, *layout.columns, layout.list_column) if c in names]
+    offending: list[str] = []
+    for batch in file.iter_batches(batch_size=SCAN_BATCH_ROWS, columns=columns):
+        offending.extend(residue_in_table(batch, layout, deny_terms)[0])
+    return offending

@@ -10,6 +10,7 @@ import json
 import subprocess
 import tempfile
 from collections.abc import Iterable
+from concurrent import futures
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -19,7 +20,6 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import LANES, write_candidate
@@ -31,17 +31,22 @@ from feedback_pipeline.core.manifest import (
     next_version,
     promotion_reasons,
 )
-from feedback_pipeline.core.parallel import release_free_memory
+from feedback_pipeline.core.parallel import release_free_memory, stage_workers, submit
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
     dataset_card,
 )
-from feedback_pipeline.core.review import unsafe_accepted_pairs
-from feedback_pipeline.core.texts import RELEASE_TEXTS, REVIEW_TASK_TEXTS, residue_in_table
+from feedback_pipeline.core.review import unsafe_pairs_in_parquet
+from feedback_pipeline.core.texts import (
+    RELEASE_TEXTS,
+    REVIEW_TASK_TEXTS,
+    TextLayout,
+    residue_in_parquet,
+)
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import id_list
-from feedback_pipeline.storage import WAREHOUSE, Storage
+from feedback_pipeline.storage import WAREHOUSE, Storage, arrow_target
 
 GATE_CHECKS = {
     "redaction_residue": "No raw identifier or secret in any released or reviewer-facing text.",
@@ -135,24 +140,29 @@ def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-TASK_TEXT_COLUMNS = ["task_id", "trace_id", *REVIEW_TASK_TEXTS.columns]
-RESIDUE_CHUNK_ROWS = 50_000
 DUCKDB_MEMORY = "768MB"
 LEAK_BATCH_ROWS = 65_536  # the candidate's sort spills to disk beyond this
 LABEL_BATCH_ROWS = 50_000
 
 
-def residue_gate(lane_batches: dict[str, Iterable[pa.RecordBatch]],
-                 task_batches: Iterable[pa.RecordBatch], deny_terms: list[str]) -> Gate:
-    """Scans every training text and every review task, a batch of rows at a time."""
-    offending: set[str] = set()
-    for lane, batches in lane_batches.items():
-        for batch in batches:
-            offending.update(residue_in_table(batch, RELEASE_TEXTS[lane], deny_terms)[0])
+def residue_scans(storage: Storage, files: dict[str, Path], days: list[str],
+                  deny_terms: list[str]) -> list[tuple[Any, TextLayout, tuple[str, ...], Any]]:
+    """core.texts.residue_in_parquet items: every candidate lane file and every review-task
+    partition of the window (tasks keyed by trace id, as the gate reports them)."""
+    terms = tuple(deny_terms)
+    items = [(str(path), RELEASE_TEXTS[lane], terms, None) for lane, path in files.items()]
     task_layout = replace(REVIEW_TASK_TEXTS, id_field="trace_id")
-    for batch in task_batches:
-        offending.update(residue_in_table(batch, task_layout, deny_terms)[0])
-    ids = sorted(offending)
+    for day in storage.table_days(WAREHOUSE, "review_tasks"):
+        if day in days:
+            source, filesystem = arrow_target(storage.batches(WAREHOUSE, "review_tasks",
+                                                              day).path)
+            items.append((source, task_layout, terms, filesystem))
+    return items
+
+
+def residue_gate(offending_per_scan: Iterable[list[str]]) -> Gate:
+    """The redaction_residue gate over the ids each scan found."""
+    ids = sorted({tid for found in offending_per_scan for tid in found})
     return Gate("redaction_residue", not ids, len(ids),
                 "independent residue scan over every training file and review task",
                 offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
@@ -251,16 +261,22 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                         ) if scan else 0
         incidents = read_window(storage, "incident_records", days, ["reason"])
         adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
-        tasks = (batch for day in storage.table_days(WAREHOUSE, "review_tasks") if day in days
-                 for batch in storage.batches(WAREHOUSE, "review_tasks", day).iter_batches(
-                     columns=TASK_TEXT_COLUMNS))
-
-        frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
-        leaks = pd.concat([
-            find_leaks(f"({training})", frozen_rows),
-            find_near_duplicates(con.sql(training).fetch_record_batch(LEAK_BATCH_ROWS),
-                                 frozen_rows, policy.near_duplicate_threshold),
-        ], ignore_index=True)
+        # the residue and unsafe-pair scans run in worker processes while this thread (and
+        # its two) look for near-duplicates: one file each, results collected below
+        workers = stage_workers()
+        residue_jobs = [submit(residue_in_parquet, item, workers)
+                        for item in residue_scans(storage, files, days, pipeline.deny_terms())]
+        unsafe_job = submit(unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()),
+                            workers)
+        try:
+            frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
+            leaks = pd.concat([
+                find_leaks(f"({training})", frozen_rows),
+                find_near_duplicates(con.sql(training).fetch_record_batch(LEAK_BATCH_ROWS),
+                                     frozen_rows, policy.near_duplicate_threshold),
+            ], ignore_index=True)
+        finally:  # the scans read files in `scratch`: never leave it under them
+            futures.wait([*residue_jobs, unsafe_job])
         leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
                          "by id, by normalised prompt fingerprint, and by near-duplicate (word "
                          f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every "
@@ -268,20 +284,12 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                          offending=leaked_ids(leaks),
                          reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
                                           f"{r.rule}" for r in leaks.itertuples()) or None)
-        rubric = pipeline.rubric()
-        unsafe = sorted({tid for batch in pq.ParquetFile(files["preference"]).iter_batches(
-            columns=["trace_id", "chosen_candidate_id", "criteria_json"])
-            for tid in unsafe_accepted_pairs(batch.to_pandas(), rubric)})
+        unsafe = unsafe_job.result()
         unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
                            "no chosen answer marked unsafe by its reviewers", offending=unsafe,
                            reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe
                            else None)
-        lane_batches = {lane: pq.ParquetFile(path).iter_batches(
-            batch_size=RESIDUE_CHUNK_ROWS,
-            columns=[c for c in RESIDUE_COLUMNS[lane]
-                     if c in pq.ParquetFile(path).schema_arrow.names])
-            for lane, path in files.items()}
-        residue = residue_gate(lane_batches, tasks, pipeline.deny_terms())
+        residue = residue_gate(job.result() for job in residue_jobs)
         folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
         for lane, path in files.items():
             storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())
@@ -360,8 +368,6 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
 
 WINDOW_TABLES = {"preference": "preference_pairs", "sft": "demonstrations",
                  "unpaired": "pointwise_assessments"}
-RESIDUE_COLUMNS = {lane: ["trace_id", *layout.columns, layout.list_column]
-                   for lane, layout in RELEASE_TEXTS.items()}
 TRAINING_SQL = """
     SELECT 'preference' AS lane, trace_id, prompt, prompt_fingerprint FROM {preference}
     UNION ALL SELECT 'sft', trace_id, messages[1].content, prompt_fingerprint FROM {sft}

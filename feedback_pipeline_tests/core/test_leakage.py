@@ -5,6 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from feedback_pipeline.core import leakage
 from feedback_pipeline.core.fingerprint import fingerprint
 from feedback_pipeline.core.leakage import (
     find_leaks,
@@ -143,9 +144,16 @@ def _all_similarities(training: pd.DataFrame, frozen: pd.DataFrame) -> list[tupl
     return out
 
 
+@pytest.mark.parametrize("membership", ["dense", "hashed"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_vectorised_near_duplicates_equal_brute_force_exact_jaccard(seed):
+def test_vectorised_near_duplicates_equal_brute_force_exact_jaccard(seed, membership,
+                                                                    monkeypatch):
+    if membership == "hashed":  # a frozen set too large for the dense prompt x shingle table
+        monkeypatch.setattr(leakage, "_DENSE_MEMBERSHIP_LIMIT", 0)
     training, frozen = _planted(seed)
+    index = leakage._prepare_frozen(frozen.dropna(), 0.8, 64, 16,
+                                    shingle_hashes_array(training["prompt"].head(50).tolist()))
+    assert (index.member is None) == (membership == "hashed")
     pairs = _all_similarities(training, frozen)
     for threshold in (0.5, 0.8, 0.9):
         expected = [["near_duplicate", lane, tid, fid, round(sim, 4)]

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from feedback_pipeline.core.parallel import WORKERS_ENV, ordered_map, stage_workers
+from feedback_pipeline.core.parallel import WORKERS_ENV, ordered_map, stage_workers, submit
 
 
 def square_with_pid(x: int) -> tuple[int, int]:
@@ -20,6 +20,23 @@ def test_one_worker_or_one_item_runs_in_this_process():
     assert {pid for _, pid in ordered_map(square_with_pid, range(3), workers=1)} == {os.getpid()}
     assert list(ordered_map(square_with_pid, [4], workers=2)) == [(16, os.getpid())]
     assert list(ordered_map(square_with_pid, [], workers=2)) == []
+
+
+def fail_on_odd(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def test_submitted_work_runs_in_a_worker_or_here_and_raises_where_collected():
+    value, pid = submit(square_with_pid, 7, workers=2).result()
+    assert value == 49 and pid != os.getpid()
+    assert submit(square_with_pid, 3, workers=1).result() == (9, os.getpid())
+    for workers in (1, 2):
+        job = submit(fail_on_odd, 5, workers)
+        with pytest.raises(ValueError, match="odd 5"):
+            job.result()
+        assert submit(fail_on_odd, 4, workers).result() == 4
 
 
 def test_worker_count_comes_from_the_environment(monkeypatch):

@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from feedback_pipeline.core.contract import ContractError
@@ -12,6 +13,7 @@ from feedback_pipeline.core.review import (
     resolve_review_batches,
     resolve_reviews,
     unsafe_accepted_pairs,
+    unsafe_pairs_in_parquet,
     validate_review,
 )
 from feedback_pipeline.core.routing import route
@@ -126,6 +128,19 @@ def test_unsafe_accepted_pair_is_detected_from_reviewer_criteria():
                           "criteria_json": [json.dumps([{"t1-a": marks(unauthorized_command=True),
                                                          "t1-b": marks()}])]})
     assert unsafe_accepted_pairs(pairs, RUBRIC) == ["t1"]
+
+
+def test_unsafe_pairs_are_found_in_a_preference_file_as_in_its_rows(tmp_path):
+    def criteria(chosen_unsafe: bool) -> str:
+        return json.dumps([{"a": marks(), "b": marks()},
+                           {"a": marks(exposes_private_note=chosen_unsafe), "b": marks()}])
+
+    pairs = pa.table({"trace_id": ["t1", "t2", "t3"], "chosen_candidate_id": ["a", "a", "b"],
+                      "criteria_json": [criteria(False), criteria(True), criteria(True)],
+                      "prompt": ["p"] * 3})
+    pq.write_table(pairs, tmp_path / "pairs.parquet", row_group_size=1)
+    assert unsafe_pairs_in_parquet((tmp_path / "pairs.parquet", RUBRIC)) == ["t2"]
+    assert unsafe_accepted_pairs(pairs, RUBRIC) == ["t2"]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from feedback_pipeline.core import texts
 from feedback_pipeline.core.texts import (
     REDACTED_TRACE_TEXTS,
     RELEASE_TEXTS,
     REVIEW_TASK_TEXTS,
+    residue_in_parquet,
     residue_in_table,
     table_texts,
 )
@@ -45,3 +48,21 @@ def test_sft_messages_are_scanned():
         [{"role": "user", "content": CLEAN},
          {"role": "assistant", "content": "key AKIAIOSFODNN7EXAMPLF"}]]})
     assert residue_in_table(sft, RELEASE_TEXTS["sft"], [])[0] == ["d2"]
+
+
+def test_a_parquet_file_is_scanned_in_batches_with_the_layout_columns_only(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(texts, "SCAN_BATCH_ROWS", 2)
+    rows = 5
+    sft = pa.table({
+        "trace_id": [f"d{i}" for i in range(rows)],
+        "prompt_fingerprint": ["mail dana.fox@example.com"] * rows,  # not a reviewer text
+        "messages": [[{"role": "user", "content": CLEAN},
+                      {"role": "assistant",
+                       "content": "key AKIAIOSFODNN7EXAMPLF" if i in (1, 4) else CLEAN}]
+                     for i in range(rows)]})
+    pq.write_table(sft, tmp_path / "sft.parquet")
+    found = residue_in_parquet((str(tmp_path / "sft.parquet"), RELEASE_TEXTS["sft"], (), None))
+    assert found == ["d1", "d4"]
+    assert residue_in_parquet((str(tmp_path / "sft.parquet"), RELEASE_TEXTS["sft"],
+                               ("Dana",), None)) == ["d1", "d4"]
