@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.util import Finalize
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -116,6 +116,18 @@ def submit(fn: Callable[[T], R], item: T, workers: int) -> Future[R]:
     except Exception as err:  # noqa: BLE001 - re-raised by result(), as from a worker
         done.set_exception(err)
     return done
+
+
+def submit_sequence(calls: list[tuple[Callable[[Any], Any], Any]],
+                    workers: int) -> Future[list[Any]]:
+    """submit for several calls run one after another by one worker process: background
+    work that should not take every core (nor start a worker per call) while the caller's
+    own threads are busy. The result is each call's result, in order."""
+    return submit(_run_sequence, calls, workers)
+
+
+def _run_sequence(calls: list[tuple[Callable[[Any], Any], Any]]) -> list[Any]:
+    return [fn(item) for fn, item in calls]
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}

@@ -70,7 +70,7 @@ def residue_in_table(table: pa.Table | pa.RecordBatch, layout: TextLayout,
     return [str(ids[row]) for row in np.flatnonzero(bad).tolist()], kinds
 
 
-SCAN_BATCH_ROWS = 50_000
+SCAN_BATCH_ROWS = 10_000
 
 
 def residue_in_parquet(item: tuple[Any, TextLayout, tuple[str, ...], Any]) -> list[str]:

@@ -31,7 +31,7 @@ from feedback_pipeline.core.manifest import (
     next_version,
     promotion_reasons,
 )
-from feedback_pipeline.core.parallel import release_free_memory, stage_workers, submit
+from feedback_pipeline.core.parallel import release_free_memory, stage_workers, submit_sequence
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
@@ -261,13 +261,13 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                         ) if scan else 0
         incidents = read_window(storage, "incident_records", days, ["reason"])
         adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
-        # the residue and unsafe-pair scans run in worker processes while this thread (and
-        # its two) look for near-duplicates: one file each, results collected below
-        workers = stage_workers()
-        residue_jobs = [submit(residue_in_parquet, item, workers)
-                        for item in residue_scans(storage, files, days, pipeline.deny_terms())]
-        unsafe_job = submit(unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()),
-                            workers)
+        # the residue and unsafe-pair scans read every row's text: one worker process runs
+        # them while this process (two threads) looks for near-duplicates
+        scans = submit_sequence(
+            [*((residue_in_parquet, item)
+               for item in residue_scans(storage, files, days, pipeline.deny_terms())),
+             (unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()))],
+            stage_workers())
         try:
             frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
             leaks = pd.concat([
@@ -276,7 +276,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                                      frozen_rows, policy.near_duplicate_threshold),
             ], ignore_index=True)
         finally:  # the scans read files in `scratch`: never leave it under them
-            futures.wait([*residue_jobs, unsafe_job])
+            futures.wait([scans])
         leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
                          "by id, by normalised prompt fingerprint, and by near-duplicate (word "
                          f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every "
@@ -284,12 +284,12 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                          offending=leaked_ids(leaks),
                          reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
                                           f"{r.rule}" for r in leaks.itertuples()) or None)
-        unsafe = unsafe_job.result()
+        *residue_found, unsafe = scans.result()
         unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
                            "no chosen answer marked unsafe by its reviewers", offending=unsafe,
                            reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe
                            else None)
-        residue = residue_gate(job.result() for job in residue_jobs)
+        residue = residue_gate(residue_found)
         folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
         for lane, path in files.items():
             storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())

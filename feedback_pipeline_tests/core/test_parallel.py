@@ -3,7 +3,13 @@ import os
 
 import pytest
 
-from feedback_pipeline.core.parallel import WORKERS_ENV, ordered_map, stage_workers, submit
+from feedback_pipeline.core.parallel import (
+    WORKERS_ENV,
+    ordered_map,
+    stage_workers,
+    submit,
+    submit_sequence,
+)
 
 
 def square_with_pid(x: int) -> tuple[int, int]:
@@ -37,6 +43,13 @@ def test_submitted_work_runs_in_a_worker_or_here_and_raises_where_collected():
         with pytest.raises(ValueError, match="odd 5"):
             job.result()
         assert submit(fail_on_odd, 4, workers).result() == 4
+
+
+def test_a_sequence_of_calls_runs_in_one_worker_in_order():
+    out = submit_sequence([(square_with_pid, 2), (fail_on_odd, 6), (square_with_pid, 3)],
+                          workers=2).result()
+    assert [out[0][0], out[1], out[2][0]] == [4, 6, 9]
+    assert out[0][1] == out[2][1] != os.getpid()
 
 
 def test_worker_count_comes_from_the_environment(monkeypatch):
