@@ -157,11 +157,16 @@ def _shutdown() -> None:
     _POOLS.clear()
 
 
-def end_of_stage() -> None:
-    """Stop this process's workers and hand freed memory back: called after every step, so a
-    run that executes all stages in one process does not carry the workers' heaps (and their
-    caches) into stages that never use them. The next stage that needs workers starts new
-    ones, which costs about a second."""
+def stop_workers() -> None:
+    """Stop this process's workers and hand freed memory back, so what runs next does not
+    sit beside idle workers' heaps (and their caches). The next ordered_map or submit starts
+    new ones, which costs about a second."""
     if _OWNER["pid"] == os.getpid():
         _shutdown()
     release_free_memory()
+
+
+def end_of_stage() -> None:
+    """stop_workers after every step: a run that executes all stages in one process must not
+    carry one stage's workers into stages that never use them."""
+    stop_workers()

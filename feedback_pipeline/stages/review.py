@@ -18,7 +18,12 @@ from feedback_pipeline.core.contract import (
     read_lines,
 )
 from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
-from feedback_pipeline.core.parallel import ordered_map, release_free_memory, stage_workers
+from feedback_pipeline.core.parallel import (
+    ordered_map,
+    release_free_memory,
+    stage_workers,
+    stop_workers,
+)
 from feedback_pipeline.core.review import (
     LANE_SCHEMAS,
     SpooledReviews,
@@ -104,6 +109,7 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                for item in pc.value_counts(primary.column("task")).to_pylist()}
     yield dg.Output(BatchStream(TASK_SCHEMA, task_batches()), metadata={
         "by_task": counts_table(by_task, "task") if by_task else dg.MetadataValue.md("none")})
+    stop_workers()  # the export runs two DuckDB queries of up to 512 MB each: free the room
     if offending:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
     else:

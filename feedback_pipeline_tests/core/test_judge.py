@@ -1,6 +1,9 @@
+import json
+
 import pandas as pd
 import pytest
 
+from feedback_pipeline.core import judge_input
 from feedback_pipeline.core.judge import (
     calibrate_judge,
     judge_preferences,
@@ -171,3 +174,22 @@ def test_no_judge_labels_means_no_auto_accept(judge):
     assert result.agreement is None and result.n_gold == 3
     assert not result.auto_accept_enabled and "no judge labels" in result.reason
     assert result.rows.empty and result.by_judge.empty
+
+
+def test_judge_lines_parse_the_same_in_chunks_on_worker_processes(monkeypatch):
+    monkeypatch.setattr(judge_input, "JUDGE_CHUNK_LINES", 4)
+    lines = []
+    for i in range(15):
+        order = "swapped" if i % 2 else "original"
+        lines.append((i + 1, json.dumps({"trace_id": f"t{i}", "judge_id": "j1",
+                                         "order": order, "choice": "A"})))
+    lines[6] = (7, '{"trace_id": "t6", "judge_id": "j1", "order": "sideways", "choice": "A"}')
+    lines[11] = (12, "not json")
+    sources = [(lines[:9], "a.jsonl"), (lines[9:], "b.jsonl")]
+    here, bad_here = judge_input.read_judge_labels(iter(sources), workers=1)
+    there, bad_there = judge_input.read_judge_labels(iter(sources), workers=2)
+    pd.testing.assert_frame_equal(here, there)
+    assert bad_here == bad_there
+    assert [(b["source_file"], b["line_number"]) for b in bad_here] == [("a.jsonl", 7), ("b.jsonl", 12)]
+    assert here["trace_id"].tolist() == [f"t{i}" for i in range(15) if i not in (6, 11)]
+    assert here["source_file"].tolist()[-1] == "b.jsonl"
