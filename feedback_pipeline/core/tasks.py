@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feedback_pipeline.core.routing import (
     DEMONSTRATION_QUEUE,
@@ -64,30 +66,53 @@ def _with_trace_fields(traces: pa.Table) -> pa.Table:
 
 def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubric_version: str,
                      policy_text: str) -> pa.Table:
-    """One task per reviewable trace of `traces`, in trace order (DuckDB over Arrow)."""
+    """One task per trace of `traces` that has a primary queue, in trace order, built column
+    by column in Arrow (no Python object per task)."""
     if isinstance(traces, pa.RecordBatch):
         traces = pa.Table.from_batches([traces])
-    batch = _with_trace_fields(traces).append_column(
-        "_row", pa.array(range(traces.num_rows), pa.int64()))
-    with duckdb.connect() as con:
-        con.register("batch", batch)
-        con.register("primary_queue", primary)
-        result = con.sql(
-            """
-            SELECT b.trace_id || ':' || p.task AS task_id, b.trace_id, p.queue, p.task,
-                   b.slice, b.prompt, b.context,
-                   b.candidates[1].candidate_id AS candidate_a_id,
-                   b.candidates[1].text AS candidate_a,
-                   b.candidates[2].candidate_id AS candidate_b_id,
-                   b.candidates[2].text AS candidate_b,
-                   b.approved_answer, $rubric AS rubric_version, $policy AS policy_text,
-                   b.redaction_version
-            FROM batch b JOIN primary_queue p ON b.trace_id = p.trace_id
-            ORDER BY b._row
-            """,
-            params={"rubric": rubric_version, "policy": policy_text},
-        ).to_arrow_table()
-    return result.cast(TASK_SCHEMA)
+    traces = _with_trace_fields(traces)
+    slot = pc.index_in(pc.cast(traces["trace_id"], pa.string()),
+                       value_set=primary["trace_id"].combine_chunks().cast(pa.string()))
+    rows = pc.indices_nonzero(pc.is_valid(slot))
+    picked = traces.take(rows)
+    queue = primary.take(pc.take(slot, rows))
+    first, second = _nth_candidates(picked["candidates"], 2)
+    n = picked.num_rows
+    columns = {
+        "task_id": pc.binary_join_element_wise(pc.cast(picked["trace_id"], pa.string()),
+                                               pc.cast(queue["task"], pa.string()), ":"),
+        "trace_id": picked["trace_id"],
+        "queue": queue["queue"],
+        "task": queue["task"],
+        "slice": picked["slice"],
+        "prompt": picked["prompt"],
+        "context": picked["context"],
+        "candidate_a_id": _field(first, "candidate_id"),
+        "candidate_a": _field(first, "text"),
+        "candidate_b_id": _field(second, "candidate_id"),
+        "candidate_b": _field(second, "text"),
+        "approved_answer": picked["approved_answer"],
+        "rubric_version": pa.repeat(pa.scalar(rubric_version, pa.string()), n),
+        "policy_text": pa.repeat(pa.scalar(policy_text, pa.string()), n),
+        "redaction_version": picked["redaction_version"],
+    }
+    return pa.table({name: pc.cast(columns[name], pa.string()) for name in TASK_COLUMNS},
+                    schema=TASK_SCHEMA)
+
+
+def _nth_candidates(candidates: pa.ChunkedArray, count: int) -> list[pa.Array]:
+    """The 1st .. count-th candidate struct of each row, null where a row has fewer."""
+    candidates = candidates.combine_chunks()
+    flat = candidates.flatten()
+    starts = np.asarray(candidates.offsets)[:-1] - candidates.offsets[0].as_py()
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(candidates), 0))
+    return [flat.take(pa.array(starts + k, mask=lengths <= k)) for k in range(count)]
+
+
+def _field(structs: pa.Array, name: str) -> pa.Array:
+    if structs.type.get_field_index(name) < 0:
+        return pa.nulls(len(structs), pa.string())
+    return pc.struct_field(structs, name)
 
 
 TASK_TRACE_COLUMNS = ["trace_id", "prompt", "candidates", *_TRACE_FIELDS]

@@ -122,7 +122,7 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
 
 
 REVIEW_CHUNK_LINES = 25_000
-TASK_BATCH_ROWS = 20_000
+TASK_BATCH_ROWS = 10_000
 RESOLVE_BATCH_ROWS = 5_000  # traces per worker task: bounds each worker's Python objects
 REVIEW_GROUP_TRACES = 50_000  # traces per spooled review group: one group's reviews in memory
 TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
