@@ -248,6 +248,7 @@ def krippendorff_alpha(reliability: np.ndarray, level: str) -> float:
 
 LABEL_COLUMNS = ["review_id", "trace_id", "reviewer_id", "task", "outcome", "slice",
                  "criteria_json"]
+KEY_COLUMNS = ["trace_id", "task", "outcome"]  # what pairwise_input_streamed reads first
 _INPUT_COLUMNS = {"review_id": "review_id", "trace_id": "trace_id",
                   "reviewer_id": "reviewer_id", "label": "outcome", "slice": "slice",
                   "criteria_json": "criteria_json"}
@@ -259,39 +260,49 @@ def pairwise_input(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
     frame of Arrow-backed strings copies every column (1 GB for a million reviews)."""
     if isinstance(labels, pd.DataFrame):
         labels = pa.Table.from_pandas(labels, preserve_index=False)
-    return _input_frame(_pairwise_rows(labels, repeated_pairwise_traces(labels)))
+    return _input_frame(_pairwise_rows(labels, disagreeing_pairwise_traces(labels)))
 
 
 def pairwise_input_streamed(keys: pa.Table,
                             batches: Iterable[pa.RecordBatch | pa.Table]) -> pd.DataFrame:
-    """pairwise_input over a table too large to hold: `keys` is its trace_id and task columns,
-    `batches` its LABEL_COLUMNS in order. Only pairwise rows are kept, and criteria_json only
-    where a pair can use it, so a 10^6-trace day's labels never sit in memory whole."""
-    repeated = repeated_pairwise_traces(keys)
+    """pairwise_input over a table too large to hold: `keys` is its trace_id, task and outcome
+    columns, `batches` its LABEL_COLUMNS in order. Only pairwise rows are kept, and
+    criteria_json only where a pair can use it, so a 10^6-trace day's labels never sit in
+    memory whole."""
+    disagreeing = disagreeing_pairwise_traces(keys)
     parts = [_pairwise_rows(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch)
-                            else batch, repeated) for batch in batches]
+                            else batch, disagreeing) for batch in batches]
     parts = [part for part in parts if part.num_rows]
     return _input_frame(pa.concat_tables(parts) if parts else pa.table(
         {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
 
 
-def repeated_pairwise_traces(labels: pa.Table) -> pa.Array:
-    """Trace ids with more than one pairwise review: the only ones whose reviews form pairs."""
+def disagreeing_pairwise_traces(labels: pa.Table) -> pa.Array:
+    """Trace ids whose pairwise reviews carry more than one outcome: the only ones with a
+    disagreeing pair, and so the only ones whose criteria the report reads (dropping a
+    superseded review can only remove disagreements, never add one)."""
     if "task" in labels.column_names:
         labels = labels.filter(pc.equal(labels["task"], "pairwise"))
-    counts = pc.value_counts(labels["trace_id"])
-    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    outcomes = labels.group_by("trace_id").aggregate([("outcome", "count_distinct")])
+    return outcomes["trace_id"].filter(pc.greater(outcomes["outcome_count_distinct"], 1)
+                                       ).combine_chunks()
 
 
-def _pairwise_rows(labels: pa.Table, repeated: pa.Array) -> pa.Table:
-    """Pairwise rows; criteria_json kept only for `repeated` traces (null elsewhere): the rest
-    would only be turned into Python strings for nothing (300 MB at 10^6 traces)."""
+def _pairwise_rows(labels: pa.Table, disagreeing: pa.Array) -> pa.Table:
+    """Pairwise rows; criteria_json kept only for `disagreeing` traces (null elsewhere): the
+    rest would only be turned into Python strings for nothing (300 MB at 10^6 traces when
+    kept for every duplicate-reviewed trace)."""
     if "task" in labels.column_names:
         labels = labels.filter(pc.equal(labels["task"], "pairwise"))
     if "criteria_json" in labels.column_names and labels.num_rows:
-        keep = pc.is_in(labels["trace_id"], value_set=repeated.cast(labels["trace_id"].type))
-        criteria = pc.if_else(keep, labels["criteria_json"],
-                              pa.scalar(None, labels.schema.field("criteria_json").type))
+        drop = pc.invert(pc.is_in(labels["trace_id"],
+                                  value_set=disagreeing.cast(labels["trace_id"].type)))
+        drop = drop.combine_chunks() if isinstance(drop, pa.ChunkedArray) else drop
+        column = labels["criteria_json"].combine_chunks()
+        # replace_with_mask builds a compact column; if_else would keep every dropped text's
+        # bytes in the new column's data buffer
+        criteria = pc.replace_with_mask(column, drop, pa.nulls(pc.sum(drop).as_py() or 0,
+                                                               column.type))
         labels = labels.set_column(labels.column_names.index("criteria_json"), "criteria_json",
                                    criteria)
     return labels

@@ -8,7 +8,12 @@ itself is evaluated over the whole release window in dataset_manifest; here a fa
 import dagster as dg
 import pandas as pd
 
-from feedback_pipeline.core.agreement import LABEL_COLUMNS, gate_value, pairwise_input_streamed
+from feedback_pipeline.core.agreement import (
+    KEY_COLUMNS,
+    LABEL_COLUMNS,
+    gate_value,
+    pairwise_input_streamed,
+)
 from feedback_pipeline.core.agreement import agreement_report as build_report
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
@@ -35,7 +40,7 @@ def agreement_report(context: dg.AssetExecutionContext, pipeline: PipelineResour
                      reviewed_labels: PartitionBatches):
     policy = pipeline.policy
     gold = pipeline.gold()
-    reviews = pairwise_input_streamed(reviewed_labels.to_arrow(["trace_id", "task"]),
+    reviews = pairwise_input_streamed(reviewed_labels.to_arrow(KEY_COLUMNS),
                                       reviewed_labels.iter_batches(columns=LABEL_COLUMNS))
     report = build_report(reviews,
                           gold=pd.DataFrame(gold) if gold else None,

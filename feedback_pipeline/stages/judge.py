@@ -14,7 +14,7 @@ import pandas as pd
 from feedback_pipeline.core.contract import quarantine_to_table, read_lines
 from feedback_pipeline.core.judge import calibrate_judge, judge_preferences
 from feedback_pipeline.core.judge_input import read_judge_labels
-from feedback_pipeline.core.parallel import stage_workers
+from feedback_pipeline.core.parallel import stage_workers, stop_workers
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, id_list
@@ -24,9 +24,11 @@ def load_judge_labels(pipeline: PipelineResource, day: str
                       ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The day's judge labels as a frame, and the lines that broke the contract."""
     storage = pipeline.storage
-    return read_judge_labels(((read_lines(path), storage.relative(path))
-                              for path in storage.landing_files("judge", day, (".jsonl",))),
-                             workers=stage_workers())
+    labels = read_judge_labels(((read_lines(path), storage.relative(path))
+                                for path in storage.landing_files("judge", day, (".jsonl",))),
+                               workers=stage_workers())
+    stop_workers()  # calibration runs here alone: its frames need the room
+    return labels
 
 
 @dg.multi_asset(

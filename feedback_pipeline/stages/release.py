@@ -174,7 +174,8 @@ def window_pairwise_input(storage: Storage, scan: str | None) -> pd.DataFrame:
     if scan is None:
         return agreement.pairwise_input(
             pa.table({c: pa.array([], pa.string()) for c in agreement.LABEL_COLUMNS}))
-    keys = storage.query("SELECT trace_id, task FROM {t} WHERE task = 'pairwise'", t=scan)
+    keys = storage.query(f"SELECT {', '.join(agreement.KEY_COLUMNS)} FROM {{t}} "
+                         "WHERE task = 'pairwise'", t=scan)
     with storage.connect() as con:
         reader = con.sql(f"SELECT {', '.join(agreement.LABEL_COLUMNS)} FROM {scan} "
                          "WHERE task = 'pairwise'").fetch_record_batch(LABEL_BATCH_ROWS)

@@ -506,7 +506,7 @@ def test_pairwise_input_keeps_pairwise_reviews_with_their_outcome_as_label():
     assert pairwise_input(labels.to_pandas())["review_id"].tolist() == ["r1", "r3"]
 
 
-def test_pairwise_input_drops_criteria_only_where_no_pair_can_use_them():
+def test_pairwise_input_keeps_criteria_only_where_a_disagreeing_pair_can_use_them():
     def review(review_id, trace_id, reviewer, outcome, correct):
         marks = {"unauthorized_command": False, "exposes_private_note": False,
                  "technically_correct": correct, "actionable": True, "clear": True}
@@ -521,9 +521,11 @@ def test_pairwise_input_drops_criteria_only_where_no_pair_can_use_them():
     labels = pa.Table.from_pylist(rows)
     out = pairwise_input(labels)
     assert out["review_id"].tolist() == [r["review_id"] for r in rows]  # order kept
-    solo = out["trace_id"].str.startswith("solo")
-    assert out.loc[solo, "criteria_json"].isna().all()
-    assert out.loc[~solo, "criteria_json"].tolist() == [r["criteria_json"] for r in rows[:24]]
+    # criteria stay only where reviews disagree: even traces (ann says A, bob TIE)
+    kept = out["trace_id"].isin([f"t{i}" for i in range(0, 12, 2)])
+    assert out.loc[~kept, "criteria_json"].isna().all()
+    assert out.loc[kept, "criteria_json"].tolist() == [r["criteria_json"] for r in rows[:24]
+                                                      if int(r["trace_id"][1:]) % 2 == 0]
     full = pa.Table.from_pylist(rows).to_pandas().rename(columns={"outcome": "label"})
     lean, whole = agreement_report(out, bootstrap=0), agreement_report(full, bootstrap=0)
     pd.testing.assert_frame_equal(lean.by_criterion, whole.by_criterion)
