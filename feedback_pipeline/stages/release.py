@@ -263,12 +263,14 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         incidents = read_window(storage, "incident_records", days, ["reason"])
         adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
         # the residue and unsafe-pair scans read every row's text: one worker process runs
-        # them while this process (two threads) looks for near-duplicates
+        # them while this process (two threads) looks for near-duplicates. On an object store
+        # they run here first: a worker may not reach this process's filesystem object (an
+        # in-memory store is only in this process)
         scans = submit_sequence(
             [*((residue_in_parquet, item)
                for item in residue_scans(storage, files, days, pipeline.deny_terms())),
              (unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()))],
-            stage_workers())
+            1 if storage.remote else stage_workers())
         try:
             frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
             leaks = pd.concat([
