@@ -143,6 +143,7 @@ def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
 DUCKDB_MEMORY = "768MB"
 LEAK_BATCH_ROWS = 65_536  # the candidate's sort spills to disk beyond this
 LABEL_BATCH_ROWS = 50_000
+SCAN_IN_WORKER_ROWS = 100_000  # candidate rows from which the content scans run in a worker
 
 
 def residue_scans(storage: Storage, files: dict[str, Path], days: list[str],
@@ -263,14 +264,16 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         incidents = read_window(storage, "incident_records", days, ["reason"])
         adjudication = read_window(storage, "adjudication_queue", days, ["reason"])
         # the residue and unsafe-pair scans read every row's text: one worker process runs
-        # them while this process (two threads) looks for near-duplicates. On an object store
-        # they run here first: a worker may not reach this process's filesystem object (an
-        # in-memory store is only in this process)
+        # them while this process (two threads) looks for near-duplicates. They run here
+        # first on a small candidate (a worker takes about a second to start) and on an
+        # object store (a worker may not reach this process's filesystem object: an in-memory
+        # store is only in this process)
+        in_worker = not storage.remote and sum(candidate.rows.values()) >= SCAN_IN_WORKER_ROWS
         scans = submit_sequence(
             [*((residue_in_parquet, item)
                for item in residue_scans(storage, files, days, pipeline.deny_terms())),
              (unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()))],
-            1 if storage.remote else stage_workers())
+            stage_workers() if in_worker else 1)
         try:
             frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
             leaks = pd.concat([

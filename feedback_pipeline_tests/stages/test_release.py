@@ -63,12 +63,18 @@ def test_run_json_output_and_exit_status(pipeline_run, capsys):
                  "--end", "2026-05-01"]) == 2
 
 
-def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run, tmp_path):
+@pytest.mark.parametrize("scan_in_worker", [False, True])
+def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run, tmp_path,
+                                                                   monkeypatch, scan_in_worker):
     import dagster as dg
     import pyarrow.parquet as pq
 
     from feedback_pipeline.definitions import build_definitions
+    from feedback_pipeline.stages import release
     from feedback_pipeline_tests.conftest import DAYS, copy_root
+
+    if scan_in_worker:  # as for a large candidate: the scans run in a worker process
+        monkeypatch.setattr(release, "SCAN_IN_WORKER_ROWS", 0)
 
     root = copy_root(pipeline_run[0], tmp_path / "data")
     path = root / "warehouse" / "review_tasks" / f"date={DAYS[0]}" / "part-0.parquet"
