@@ -30,6 +30,7 @@ from feedback_pipeline.core.contract import (
 )
 from feedback_pipeline.core.parallel import ordered_map
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS, PAIRWISE_OUTCOMES, Rubric
+from feedback_pipeline.core.texts import SCAN_BATCH_ROWS
 
 TASKS = ("pairwise", "pointwise", "demonstration")
 POSITIVE_POINTWISE_LABELS = frozenset({"ok", "good", "acceptable", "safe", "correct", "helpful"})
@@ -642,6 +643,7 @@ def unsafe_pairs_in_parquet(item: tuple[Any, Rubric]) -> list[str]:
     source, rubric = item
     bad: set[str] = set()
     for batch in pq.ParquetFile(source).iter_batches(
-            batch_size=50_000, columns=["trace_id", "chosen_candidate_id", "criteria_json"]):
+            batch_size=SCAN_BATCH_ROWS,
+            columns=["trace_id", "chosen_candidate_id", "criteria_json"]):
         bad.update(unsafe_accepted_pairs(batch, rubric))
     return sorted(bad)
