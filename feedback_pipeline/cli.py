@@ -1,4 +1,4 @@
-"""feedback-pipeline: run | generate | verify (contract section 6).
+"""feedback-pipeline: run | demo | generate | verify (contract section 6).
 
 `run` executes every stage for a window on the Dagster instance in DAGSTER_HOME (or a throwaway
 one) and attempts a release. Exit status: 0 promoted (or nothing new to promote), 3 a gate
@@ -22,7 +22,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -45,6 +45,7 @@ class RunOutcome:
     days: list[str] = field(default_factory=list)
     release_path: str | None = None
     advisories: list[str] = field(default_factory=list)
+    rounds: list[str] = field(default_factory=list)
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -113,12 +114,21 @@ def _valid_day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD day") from err
 
 
+ReviewerHook = Callable[[str], set[str]]
+"""Called after a day's round is exported, with the day; returns the trace days whose review
+folders it changed (the demo's simulated reviewers: a backlog item issued today is reviewed in
+its own trace day's folder). Each of those days runs again, in order, to take them in."""
+
+
 def run_pipeline(data_root: str | Path, start: str | None = None, end: str | None = None,
-                 instance: Any = None, executor: str = "in_process") -> RunOutcome:
+                 instance: Any = None, executor: str = "in_process",
+                 reviewers: ReviewerHook | None = None) -> RunOutcome:
     """Every stage for each landed day in the window, then a release attempt.
 
-    With `executor="multiprocess"` an ephemeral `instance` is swapped for a throwaway on-disk
-    one, since step processes must reach the run storage."""
+    Day by day: the daily pipeline (ingest through the labeling round and the reviews landed so
+    far), the judge calibration, and the selection experiment, whose verdict the next day's
+    round follows. With `executor="multiprocess"` an ephemeral `instance` is swapped for a
+    throwaway on-disk one, since step processes must reach the run storage."""
     from feedback_pipeline.stages.release import window_days
     from feedback_pipeline.storage import Storage
 
@@ -131,13 +141,34 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     instance = instance or _instance()
     if executor == "in_process":
-        return _run_window(storage, start, end, instance, False, outcome)
+        return _run_window(storage, start, end, instance, False, outcome, reviewers)
     with _process_capable(instance) as capable:
-        return _run_window(storage, start, end, capable, True, outcome)
+        return _run_window(storage, start, end, capable, True, outcome, reviewers)
+
+
+def round_summary(day: str, result: Any) -> str | None:
+    """One line per day's round, from the labeling round's materialization metadata."""
+    issued = backlog = None
+    for event in result.asset_materializations_for_node("labeling_round"):
+        meta = {k: v.value for k, v in event.metadata.items()}
+        if event.asset_key.path[-1] == "selected_batch":
+            issued = meta
+        else:
+            backlog = meta
+    if issued is None:
+        return None
+    line = (f"{issued.get('round_id', day)}: hybrid {issued.get('hybrid_arm', 0)} / random "
+            f"{issued.get('random_arm', 0)} of {issued.get('eligible_pairs', 0)} eligible "
+            f"pairs (selector: {issued.get('selector')})")
+    if backlog is not None:
+        line += (f"; backlog {backlog.get('waiting', 0)} waiting, "
+                 f"{backlog.get('aged_out', 0)} aged out")
+    return line
 
 
 def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
-                isolated: bool, outcome: RunOutcome) -> RunOutcome:
+                isolated: bool, outcome: RunOutcome,
+                reviewers: ReviewerHook | None = None) -> RunOutcome:
     from feedback_pipeline.core.manifest import GATE_REASONS
 
     root = str(storage.root)
@@ -146,6 +177,19 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
     daily_failures: dict[str, list[str]] = {}
     for day in outcome.days:
         result = run_job("daily_pipeline", root, instance, isolated, quiet, day)
+        if reviewers is not None and result.success:
+            reviewed = reviewers(day)
+            for earlier in sorted(d for d in reviewed if d < day):
+                rerun = run_job("daily_pipeline", root, instance, isolated, quiet, earlier)
+                if not rerun.success:
+                    outcome.error = (f"daily pipeline failed for {earlier} taking in reviews: "
+                                     f"{_failure_message(rerun)}")
+                    return outcome
+            if day in reviewed:
+                result = run_job("daily_pipeline", root, instance, isolated, quiet, day)
+        summary = round_summary(day, result)
+        if summary:
+            outcome.rounds.append(summary)
         failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed
                          and e.check_name in DAILY_GATE_OF_CHECK]
         for evaluation in failed_checks:
@@ -158,6 +202,11 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
             if not evaluation.passed:
                 outcome.advisories.append(
                     f"{day}: judge labels stay advisory ({evaluation.check_name} failed)")
+        experiment = run_job("selection_experiment", root, instance, isolated, quiet)
+        if not experiment.success:
+            outcome.error = (f"selection experiment failed after {day}: "
+                             f"{_failure_message(experiment)}")
+            return outcome
 
     release = run_job("release", root, instance, isolated, {
         **quiet, "ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
@@ -202,6 +251,8 @@ def _failure_message(result: Any) -> str:
 
 def print_outcome(outcome: RunOutcome) -> None:
     print(f"days: {', '.join(outcome.days) or 'none'}")
+    for line in outcome.rounds:
+        print(f"  round {line}")
     for name, gate in outcome.gates.items():
         print(f"  {'PASS' if gate['passed'] else 'FAIL'}  {name:<24} value={gate['value']}")
     for note in outcome.advisories:
@@ -243,12 +294,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`run` on a synthetic data root whose reviews are not landed yet: after each day's round
+    is exported, the generator's simulated reviewers answer exactly the exported tasks, and the
+    day runs again to take their reviews in (the closed labeling loop, on one machine)."""
+    from feedback_pipeline.synth.review_simulator import answer_exported_tasks
+
+    root = Path(args.data_root)
+
+    def simulated_reviewers(day: str) -> set[str]:
+        answered = answer_exported_tasks(root, day)
+        return {path.parent.name for path in (*answered.written, *answered.removed)}
+
+    try:
+        outcome = run_pipeline(root, executor=args.executor, reviewers=simulated_reviewers)
+    except Exception as err:  # noqa: BLE001 - the CLI turns any failure into exit status 1
+        outcome = RunOutcome(error=f"{type(err).__name__}: {err}")
+        if os.environ.get("FEEDBACK_DEBUG"):
+            traceback.print_exc()
+    print_outcome(outcome)
+    if not outcome.error:
+        print_experiment(root)
+    return outcome.exit_code
+
+
+def print_experiment(root: Path) -> None:
+    """The experiment's verdict over all rounds, as the UI shows it."""
+    from feedback_pipeline.storage import WAREHOUSE, Storage
+
+    storage = Storage(root)
+    if not storage.partition_path(WAREHOUSE, "selection_experiment_report", None).exists():
+        return
+    table = storage.read_table(WAREHOUSE, "selection_experiment_report", None).to_pandas()
+    overall = table[table["scope"] == "all rounds"]
+    for row in overall.itertuples():
+        if row.arm == "baseline":
+            continue
+        cost = ("-" if row.seconds_per_accepted_label != row.seconds_per_accepted_label
+                or row.seconds_per_accepted_label is None
+                else f"{row.seconds_per_accepted_label:.0f} s")
+        print(f"  experiment {row.candidate} {row.arm:<6} accepted={row.accepted_labels} "
+              f"gain={row.gain * 100:+.1f} pts  review cost per label={cost}")
+    if len(table):
+        evidence = overall["evidence"].iloc[0] if len(overall) else "no comparison yet"
+        print(f"  next round's selector: {table['recommendation'].iloc[0]} ({evidence})")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from feedback_pipeline.synth.generator import generate
 
     summary = generate(Path(args.out), days=args.days, traces_per_day=args.traces_per_day,
                        seed=args.seed, start=date.fromisoformat(args.start),
-                       progress=not args.quiet)
+                       progress=not args.quiet, reviews=args.reviews)
     print(f"wrote {summary.traces} traces, {summary.reviews} reviews and "
           f"{summary.judge_labels} judge labels for {len(summary.days)} day(s) to {summary.out}")
     return EXIT_OK
@@ -284,7 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--start", default="2026-05-01", type=_valid_day)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--reviews", choices=("all", "on_export"), default="all",
+                     help="land every simulated review now (all, default) or none, to be "
+                          "answered task by task as rounds export them (on_export, for demo)")
     gen.set_defaults(func=cmd_generate)
+    demo = sub.add_parser("demo", help="run the closed labeling loop on a synthetic data root: "
+                                       "simulated reviewers answer each round's exported tasks")
+    demo.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
+    demo.add_argument("--executor", choices=EXECUTORS, default="in_process")
+    demo.set_defaults(func=cmd_demo)
     ver = sub.add_parser("verify", help="re-hash a release and re-run its leakage checks")
     ver.add_argument("version")
     ver.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))

@@ -17,11 +17,11 @@ DAILY_ASSETS = [
     "raw_traces", "trace_quarantine", "redacted_traces", "reidentification_vault",
     "routed_queues", "review_tasks", "reviewed_labels", "preference_pairs", "demonstrations",
     "pointwise_assessments", "adjudication_queue", "incident_records", "review_quarantine",
-    "agreement_report", "selected_batch",
+    "agreement_report", "selected_batch", "review_backlog",
 ]
 JUDGE_ASSETS = ["judge_calibration", "judge_quarantine", "judge_accepted_labels"]
-RELEASE_ASSETS = ["frozen_evaluation_set", "selection_experiment_report", "dataset_manifest",
-                  "dataset_release"]
+EXPERIMENT_ASSETS = ["frozen_evaluation_set", "selection_experiment_report"]
+RELEASE_ASSETS = [*EXPERIMENT_ASSETS, "dataset_manifest", "dataset_release"]
 PRELOADED_MODULES = ["feedback_pipeline.definitions"]
 AUDIT_SELECTION = dg.AssetSelection.checks(*(key for check in AUDIT_CHECKS
                                              for key in check.check_keys))
@@ -64,7 +64,8 @@ daily_pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*DAILY_ASSETS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
     executor_def=stage_executor,
-    description="Every per-day stage for one UTC day: ingest through selection.",
+    description="Every per-day stage for one UTC day: ingest, redaction, routing, the labeling "
+                "round (selection, backlog, review tasks out) and the reviews landed so far.",
 )
 
 judge_job = dg.define_asset_job(
@@ -85,6 +86,15 @@ release_job = dg.define_asset_job(
     description="Builds the release candidate for a window, runs every gate, promotes.",
 )
 
+selection_experiment_job = dg.define_asset_job(
+    "selection_experiment",
+    hooks=RELEASE_MEMORY_HOOKS,
+    selection=dg.AssetSelection.assets(*EXPERIMENT_ASSETS) - AUDIT_SELECTION,
+    executor_def=stage_executor,
+    description="Compares the rounds' hybrid and random arms on the frozen set; its verdict "
+                "decides how the next round's selector arm is drawn. Runs after each day.",
+)
+
 gate_audit_job = dg.define_asset_job(
     "gate_audit",
     selection=AUDIT_SELECTION,
@@ -92,4 +102,4 @@ gate_audit_job = dg.define_asset_job(
                 "release; materializes nothing.",
 )
 
-ALL_JOBS = [daily_pipeline_job, judge_job, release_job, gate_audit_job]
+ALL_JOBS = [daily_pipeline_job, judge_job, selection_experiment_job, release_job, gate_audit_job]

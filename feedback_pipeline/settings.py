@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
+from feedback_pipeline.core.candidates import EXPERIMENT_CANDIDATES
+from feedback_pipeline.core.fixtures import Check, parse_fixtures
 from feedback_pipeline.core.redaction import parse_deny_list
+from feedback_pipeline.core.rounds import ReviewBudget, parse_review_budget
 from feedback_pipeline.core.rubric import Rubric
 from feedback_pipeline.storage import AnyPath, Storage
 
@@ -47,6 +50,14 @@ class Policy:
     max_parallel_partitions: int = 2
     model_training_pairs: int = 50_000
     selection_pool_limit: int = 50_000
+    review_budget: Any = None
+    random_share: float = 0.5
+    backlog_max_age_days: int = 14
+    min_eval_items: int = 20
+    experiment_candidates: tuple[str, ...] = ("preference_model",)
+    experiment_rounds: int = 10
+    experiment_slices: dict[str, Any] = field(default_factory=lambda: {
+        "safety": ["prompt-injection"], "accessibility": ["accessible-language"]})
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,10 +73,25 @@ class Policy:
             "raw_retention_days": self.raw_retention_days >= 0,
             "model_training_pairs": self.model_training_pairs >= 1,
             "selection_pool_limit": self.selection_pool_limit >= 1,
+            "random_share": 0.0 < self.random_share <= 0.5,
+            "backlog_max_age_days": self.backlog_max_age_days >= 0,
+            "min_eval_items": self.min_eval_items >= 1,
+            "experiment_rounds": self.experiment_rounds >= 1,
+            "experiment_candidates": bool(self.experiment_candidates) and all(
+                name in EXPERIMENT_CANDIDATES for name in self.experiment_candidates),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"policy.yaml: invalid value for {', '.join(bad)}")
+        try:
+            parse_review_budget(self.review_budget, self.batch_size)
+        except ValueError as err:
+            raise ConfigError(f"policy.yaml: {err}") from err
+
+    @property
+    def budget(self) -> ReviewBudget:
+        """The review budget per round (core.rounds.ReviewBudget)."""
+        return parse_review_budget(self.review_budget, self.batch_size)
 
 
 def _read_yaml(path: AnyPath) -> dict[str, Any]:
@@ -84,6 +110,8 @@ def load_policy(storage: Storage) -> Policy:
     raw = _read_yaml(storage.config_path("policy.yaml"))
     known = {f.name for f in fields(Policy)} - {"extra"}
     kwargs = {k: v for k, v in raw.items() if k in known}
+    if isinstance(kwargs.get("experiment_candidates"), list):
+        kwargs["experiment_candidates"] = tuple(kwargs["experiment_candidates"])
     try:
         return Policy(**kwargs, extra={k: v for k, v in raw.items() if k not in known})
     except TypeError as err:
@@ -110,6 +138,9 @@ class FrozenEvalSet:
     set_id: str
     reserved_at: str
     ids: tuple[str, ...]
+    fixtures: dict[str, tuple[Check, ...]] = field(default_factory=dict)
+    """Expected checks per frozen id (the lesson's "input, expected checks"), scored on the
+    answers a trained policy generates."""
 
 
 def load_frozen_set(storage: Storage, set_id: str) -> FrozenEvalSet:
@@ -121,7 +152,16 @@ def load_frozen_set(storage: Storage, set_id: str) -> FrozenEvalSet:
     if raw.get("set_id", set_id) != set_id:
         raise ConfigError(f"{path}: set_id {raw.get('set_id')!r} does not match the file name")
     reserved_at = raw.get("reserved_at") or date.today().isoformat()
-    return FrozenEvalSet(set_id=set_id, reserved_at=str(reserved_at), ids=tuple(dict.fromkeys(ids)))
+    try:
+        fixtures = parse_fixtures(raw.get("fixtures"), str(path))
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    unknown = sorted(set(fixtures) - set(ids))
+    if unknown:
+        raise ConfigError(f"{path}: fixtures name {len(unknown)} trace id(s) that are not in "
+                          "'ids' (a fixture must be a frozen item)")
+    return FrozenEvalSet(set_id=set_id, reserved_at=str(reserved_at),
+                         ids=tuple(dict.fromkeys(ids)), fixtures=fixtures)
 
 
 def load_gold(storage: Storage, set_id: str) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ from pathlib import Path
 from feedback_pipeline import settings
 from feedback_pipeline.core.leakage import find_all_leaks
 from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_files
-from feedback_pipeline.stages.release import frozen_fingerprints, training_rows
+from feedback_pipeline.stages.common import frozen_fingerprints
+from feedback_pipeline.stages.release import training_rows
 from feedback_pipeline.storage import Storage
 
 

@@ -26,7 +26,7 @@ from feedback_pipeline.automation.alerts import (
     dispatch,
     run_failure_alert,
 )
-from feedback_pipeline.jobs import daily_pipeline_job
+from feedback_pipeline.jobs import daily_pipeline_job, selection_experiment_job
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.storage import Storage
@@ -260,5 +260,21 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
     dispatch([alert], alert_settings(pipeline.policy), pipeline.storage, context.log)
 
 
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[daily_pipeline_job],
+    request_job=selection_experiment_job,
+    name="experiment_after_daily_run",
+    description="Closes the labeling loop: after a day's run, the selection experiment compares "
+                "the arms so the next round's selector follows its verdict.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def experiment_after_daily_run(context: dg.RunStatusSensorContext) -> dg.RunRequest:
+    run = context.dagster_run
+    return dg.RunRequest(run_key=f"experiment-after-{run.run_id}",
+                         tags={"feedback/after_run": run.run_id})
+
+
 def all_sensors() -> list:
-    return [landing_sensor, check_failure_alert, run_failure_alert_sensor]
+    return [landing_sensor, check_failure_alert, run_failure_alert_sensor,
+            experiment_after_daily_run]

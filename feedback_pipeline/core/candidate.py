@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 LANES = ("preference", "sft", "unpaired")
 PROVENANCE = ["trace_id", "slice", "redaction_version", "prompt_template_version",
-              "policy_version", "prompt_fingerprint", "rubric_version", "reviewer_ids"]
+              "policy_version", "prompt_fingerprint", "rubric_version", "reviewer_ids",
+              "round_id", "arm"]
 _PROV = ", ".join(PROVENANCE)
 
 # TRL's standard preference format (prompt, chosen, rejected), its conversational format (a
@@ -41,14 +42,14 @@ LANE_INPUT = {
                    "outcome", "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
                    "rejected_model_id", "chosen_generation", "rejected_generation",
                    "rubric_version", "deciding_criterion", "reviewer_ids", "review_ids",
-                   "n_reviews", "criteria_json"],
+                   "n_reviews", "criteria_json", "round_id", "arm"],
     "sft": ["trace_id", "slice", "redaction_version", "prompt_template_version",
             "policy_version", "prompt_fingerprint", "prompt", "answer", "source", "review_ids",
-            "reviewer_ids", "rubric_version"],
+            "reviewer_ids", "rubric_version", "round_id", "arm"],
     "unpaired": ["trace_id", "slice", "redaction_version", "prompt_template_version",
                  "policy_version", "prompt_fingerprint", "prompt", "completion", "label",
                  "assessment", "score", "candidate_id", "model_id", "rubric_version",
-                 "reviewer_ids", "review_ids"],
+                 "reviewer_ids", "review_ids", "round_id", "arm"],
 }
 
 

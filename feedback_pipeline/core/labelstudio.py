@@ -27,7 +27,8 @@ from feedback_pipeline.core.tasks import TASK_SCHEMA, import_task_json
 
 LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
                  "demonstration": "demonstration.xml"}
-TASK_DATA_FIELDS = ("task_id", "trace_id", "task", "queue", "slice", "prompt", "context",
+TASK_DATA_FIELDS = ("task_id", "trace_id", "trace_day", "round_id", "arm", "task", "queue",
+                    "slice", "prompt", "context",
                     "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                     "approved_answer", "rubric_version", "policy_text")
 
@@ -75,7 +76,8 @@ def _text(value: Any) -> str | None:
 
 
 def _review_from_controls(data: Mapping[str, Any], controls: Mapping[str, Any],
-                          review_id: str, reviewer: str, reviewed_at: Any) -> dict[str, Any]:
+                          review_id: str, reviewer: str, reviewed_at: Any,
+                          lead_time: Any = None) -> dict[str, Any]:
     """A contract review object built from one annotation's control values."""
     task = data.get("task")
     review: dict[str, Any] = {
@@ -85,6 +87,8 @@ def _review_from_controls(data: Mapping[str, Any], controls: Mapping[str, Any],
     }
     if reviewed_at:
         review["reviewed_at"] = str(reviewed_at).replace("Z", "+00:00")
+    if lead_time is not None:
+        review["review_seconds"] = lead_time
     if task == "pairwise":
         criteria = {}
         for side in ("a", "b"):
@@ -110,7 +114,8 @@ def _raw_annotations(task: Mapping[str, Any]):
         controls = {item.get("from_name"): item.get("value")
                     for item in annotation.get("result") or []}
         yield (str(annotation.get("id")), annotation.get("completed_by"), controls,
-               annotation.get("updated_at") or annotation.get("created_at"))
+               annotation.get("updated_at") or annotation.get("created_at"),
+               annotation.get("lead_time"))
 
 
 def parse_label_studio_export(payload: Any, source_file: str, known_rubrics: set[str]) -> ParsedLines:
@@ -130,19 +135,20 @@ def parse_label_studio_export(payload: Any, source_file: str, known_rubrics: set
             continue
         if "annotations" in task and isinstance(task.get("data"), Mapping):
             data = task["data"]
-            items = [(f"ls-{task.get('id')}-{aid}", who, controls, when)
-                     for aid, who, controls, when in _raw_annotations(task)]
+            items = [(f"ls-{task.get('id')}-{aid}", who, controls, when, lead)
+                     for aid, who, controls, when, lead in _raw_annotations(task)]
         else:
             data = task
             annotation = task.get("annotation_id", task.get("id"))
             items = [(f"ls-{task.get('id')}-{annotation}", task.get("annotator"), task,
-                      task.get("updated_at") or task.get("created_at"))]
-        for review_id, who, controls, when in items:
+                      task.get("updated_at") or task.get("created_at"), task.get("lead_time"))]
+        for review_id, who, controls, when, lead in items:
             try:
                 if who in (None, ""):
                     raise ContractError("annotation has no annotator (completed_by)")
                 row = validate_review(
-                    _review_from_controls(data, controls, review_id, annotator_identity(who), when),
+                    _review_from_controls(data, controls, review_id, annotator_identity(who), when,
+                                          lead),
                     known_rubrics)
             except ContractError as err:
                 parsed.quarantine.append(quarantine_row(

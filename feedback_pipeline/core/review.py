@@ -49,6 +49,7 @@ REVIEW_COLUMNS = [
     "score",
     "answer",
     "reason",
+    "review_seconds",
     "source_file",
     "source_line",
 ]
@@ -87,6 +88,7 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         "score": None,
         "answer": None,
         "reason": obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+        "review_seconds": _review_seconds(obj.get("review_seconds")),
     }
     if task == "pairwise":
         criteria = obj.get("criteria")
@@ -120,6 +122,16 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
             raise ContractError("a demonstration review needs a non-empty answer")
         row["answer"] = answer
     return row
+
+
+def _review_seconds(value: Any) -> float | None:
+    """Reviewer time on the item (review cost); absent is fine, nonsense is not."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value < float("inf")):
+        raise ContractError("review_seconds must be a number of seconds, 0 or more")
+    return float(value)
 
 
 def parse_review_lines(
@@ -169,6 +181,8 @@ def _provenance(trace: Mapping[str, Any]) -> dict[str, Any]:
         "policy_version": trace.get("policy_version"),
         "prompt_fingerprint": trace.get("prompt_fingerprint"),
         "slice": trace.get("slice"),
+        "round_id": trace.get("round_id"),
+        "arm": trace.get("arm"),
     }
 
 
@@ -589,7 +603,7 @@ def _demonstration(trace: Mapping[str, Any], answer: str, source: str, review_id
 
 
 PROVENANCE_COLUMNS = ["redaction_version", "prompt_template_version", "policy_version",
-                      "prompt_fingerprint", "slice"]
+                      "prompt_fingerprint", "slice", "round_id", "arm"]
 PREFERENCE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "chosen", "rejected", "outcome",
                       "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
                       "rejected_model_id", "chosen_generation", "rejected_generation",
@@ -605,6 +619,7 @@ ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "outcomes", "
 INCIDENT_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "review_ids", "reviewer_ids"]
 LABEL_COLUMNS = [*REVIEW_COLUMNS, "slice", "outcome", "deciding_criterion", "status"]
 _TYPED = {"reviewed_at": pa.timestamp("us", tz="UTC"), "score": pa.int64(),
+          "review_seconds": pa.float64(),
           "source_line": pa.int64(), "n_reviews": pa.int64(), "label": pa.string()}
 
 

@@ -75,8 +75,14 @@ def hybrid_select(
     uncertainty: np.ndarray,
     batch_size: int,
     weight_uncertainty: float = 0.6,
+    *,
+    eligible: np.ndarray | None = None,
 ) -> Selection:
     """The seed's greedy hybrid rule, one pass over the pool per pick.
+
+    `eligible` (a bool mask over the pool) keeps items out of the batch without copying the
+    pool: a labeling round draws its control arm first and the selector picks from the rest.
+    Blocked items are never picked and do not enter the coverage normalisation.
 
     Start with the most uncertain item; then repeatedly take the item maximising
     weight * uncertainty + (1 - weight) * min_distance_to_chosen / max_min_distance.
@@ -97,7 +103,13 @@ def hybrid_select(
     unc = given_unc.astype(dtype, copy=False)
     if unc.shape[0] != n:
         raise ValueError(f"uncertainty has {unc.shape[0]} values for {n} embeddings")
-    _check_batch_size(batch_size, n)
+    blocked = np.zeros(0, dtype=np.int64)
+    if eligible is not None:
+        eligible = np.asarray(eligible, dtype=bool).reshape(-1)
+        if eligible.shape[0] != n:
+            raise ValueError(f"eligible has {eligible.shape[0]} values for {n} embeddings")
+        blocked = np.flatnonzero(~eligible)
+    _check_batch_size(batch_size, n - len(blocked))
     if not 0 <= weight_uncertainty <= 1:
         raise ValueError("weight_uncertainty must be between 0 and 1")
     if not np.all(np.isfinite(unc)):
@@ -115,7 +127,12 @@ def hybrid_select(
     picks = np.empty(batch_size, dtype=np.int64)
     cov = np.empty(batch_size, dtype=np.float64)
     scores = np.empty(batch_size, dtype=np.float64)
-    first = int(np.argmax(unc))
+    if len(blocked):
+        first_scores = unc.copy()
+        first_scores[blocked] = -np.inf
+        first = int(np.argmax(first_scores))
+    else:
+        first = int(np.argmax(unc))
     picks[0], cov[0] = first, 1.0
     scores[0] = float(weighted_unc[first]) + (1.0 - weight_uncertainty)
 
@@ -127,12 +144,14 @@ def hybrid_select(
         dist_buf += sq_norms[last]
         np.minimum(nearest_sq, dist_buf, out=nearest_sq)
         nearest_sq[picks[:step]] = 0.0
+        nearest_sq[blocked] = 0.0
         np.maximum(nearest_sq, 0.0, out=nearest_sq)
         np.sqrt(nearest_sq, out=dist_buf)
         max_distance = float(dist_buf.max()) or 1.0
         np.multiply(dist_buf, dtype((1.0 - weight_uncertainty) / max_distance), out=score_buf)
         score_buf += weighted_unc
         score_buf[picks[:step]] = -np.inf
+        score_buf[blocked] = -np.inf
         chosen = int(np.argmax(score_buf))
         picks[step] = chosen
         cov[step] = float(dist_buf[chosen]) / max_distance

@@ -32,13 +32,16 @@ TASK_FOR_QUEUE = {
     NEEDS_TRIAGE: "pointwise",
     INCIDENT_REVIEW: "incident",
 }
-TASK_COLUMNS = ["task_id", "trace_id", "queue", "task", "slice", "prompt", "context",
+TASK_COLUMNS = ["task_id", "trace_id", "trace_day", "round_id", "arm", "queue", "task", "slice",
+                "prompt", "context",
                 "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                 "approved_answer", "rubric_version", "policy_text", "redaction_version"]
 TASK_SCHEMA = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
 TASK_TEXT_COLUMNS = ("prompt", "context", "candidate_a", "candidate_b", "approved_answer")
 PRIMARY_SCHEMA = pa.schema([("trace_id", pa.string()), ("queue", pa.string()),
                             ("task", pa.string())])
+ISSUE_COLUMNS = ("round_id", "arm", "trace_day")
+"""What a round adds to a task: which round issued it, in which arm, and the trace's day."""
 _TRACE_FIELDS = {"slice": pa.string(), "context": pa.string(), "approved_answer": pa.string(),
                  "redaction_version": pa.string()}
 
@@ -66,8 +69,9 @@ def _with_trace_fields(traces: pa.Table) -> pa.Table:
 
 def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubric_version: str,
                      policy_text: str) -> pa.Table:
-    """One task per trace of `traces` that has a primary queue, in trace order, built column
-    by column in Arrow (no Python object per task)."""
+    """One task per trace of `traces` that has a row in `primary` (trace_id, queue, task, and
+    the round's ISSUE_COLUMNS where a round issued it), in trace order, built column by column
+    in Arrow (no Python object per task)."""
     if isinstance(traces, pa.RecordBatch):
         traces = pa.Table.from_batches([traces])
     traces = _with_trace_fields(traces)
@@ -82,6 +86,8 @@ def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubri
         "task_id": pc.binary_join_element_wise(pc.cast(picked["trace_id"], pa.string()),
                                                pc.cast(queue["task"], pa.string()), ":"),
         "trace_id": picked["trace_id"],
+        **{name: (queue[name] if name in queue.column_names else pa.nulls(n, pa.string()))
+           for name in ISSUE_COLUMNS},
         "queue": queue["queue"],
         "task": queue["task"],
         "slice": picked["slice"],
@@ -144,6 +150,13 @@ def build_tasks(traces: pd.DataFrame, queues: pd.DataFrame, rubric_version: str,
     table = pa.Table.from_pandas(traces, preserve_index=False)
     return build_task_table(table, primary_queues(queues), rubric_version,
                             policy_text).to_pandas()
+
+
+def issued_work(issued: pd.DataFrame) -> pa.Table:
+    """A round's selected_batch rows as the `primary` table build_task_table reads."""
+    columns = ["trace_id", "queue", "task", *ISSUE_COLUMNS]
+    return pa.table({c: pa.array(issued[c].astype(object).where(issued[c].notna(), None),
+                                 pa.string()) for c in columns})
 
 
 def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: str,

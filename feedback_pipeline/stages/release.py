@@ -45,7 +45,7 @@ from feedback_pipeline.core.texts import (
     residue_in_parquet,
 )
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import id_list
+from feedback_pipeline.stages.common import frozen_fingerprints, id_list
 from feedback_pipeline.storage import WAREHOUSE, Storage, arrow_target
 
 GATE_CHECKS = {
@@ -92,23 +92,6 @@ def parent_sources(storage: Storage, parent: str | None) -> dict[str, str | None
 
 def _parquet(path: Any) -> str:
     return "read_parquet('" + str(path).replace("'", "''") + "')"
-
-
-def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame:
-    """Frozen ids with their redacted prompt and its fingerprint wherever the trace landed."""
-    frozen = pd.DataFrame({"trace_id": frozen_ids})
-    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
-    if scan is None:
-        frozen["prompt_fingerprint"] = None
-        frozen["prompt"] = None
-        return frozen
-    with storage.connect() as con:
-        con.register("frozen_ids", frozen)
-        return con.execute(
-            f"SELECT f.trace_id, t.prompt_fingerprint, t.prompt FROM frozen_ids f "
-            f"LEFT JOIN (SELECT trace_id, prompt_fingerprint, prompt FROM {scan}) t "
-            f"USING (trace_id)"
-        ).df()
 
 
 def load_retractions(storage: Storage) -> set[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from feedback_pipeline.core.contract import (
@@ -40,7 +41,7 @@ from feedback_pipeline.core.tasks import (
     TaskSettings,
     build_scanned_tasks,
     export_task_files,
-    primary_queues,
+    issued_work,
 )
 from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
@@ -53,7 +54,7 @@ from feedback_pipeline.stages.common import (
     value_counts,
 )
 from feedback_pipeline.stages.redaction import residue_check_result
-from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches
+from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 REVIEW_SUFFIXES = (".jsonl", ".json")
 
@@ -68,33 +69,41 @@ def reviewer_pseudonym_key() -> bytes:
     partitions_def=daily_partitions,
     group_name="review",
     kinds={"parquet"},
-    description="Redacted review tasks per queue, also exported as JSONL and as a Label Studio "
-                "import file for reviewers.",
-    ins=QUEUE_IDS,
+    description="The day's labeling round as redacted review tasks (each with its round id and "
+                "arm), also exported as JSONL and as a Label Studio import file for reviewers.",
     check_specs=[dg.AssetCheckSpec("no_residue_in_review_tasks", asset="review_tasks",
                                    blocking=True,
                                    description="Nothing a reviewer receives holds raw text.")],
 )
 def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                 redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
-    """Streams tasks to the table, then the stored table to both export files; an export
-    appears only when the whole day passed the residue scan."""
+                 redacted_traces: PartitionBatches, selected_batch: pd.DataFrame):
+    """Streams the round's tasks to the table, then the stored table to both export files; an
+    export appears only when the whole day passed the residue scan. A backlog item issued today
+    is read from its own trace day's partition."""
     rubric = pipeline.rubric()
     deny_terms = pipeline.deny_terms()
     storage = pipeline.storage
-    folder = storage.exports_dir / "review_tasks" / context.partition_key
-    primary = primary_queues(routed_queues)
+    day = context.partition_key
+    folder = storage.exports_dir / "review_tasks" / day
+    issued = issued_work(selected_batch)
     offending: list[str] = []
     kinds: dict[str, int] = {}
     scanned = [0]  # tasks written and scanned, for the residue check
 
     settings = TaskSettings(rubric.version, rubric.policy_text, tuple(deny_terms))
     columns = [c for c in TASK_TRACE_COLUMNS if c in redacted_traces.schema.names]
+    trace_days = sorted(set(selected_batch["trace_day"].dropna().astype(str)))
 
     def work():
-        for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS, columns=columns):
-            ids = batch.column("trace_id")
-            yield batch, primary.filter(pc.is_in(primary["trace_id"], value_set=ids)), settings
+        for trace_day in trace_days:
+            wanted = issued.filter(pc.equal(issued["trace_day"], trace_day))
+            source = (redacted_traces if trace_day == day
+                      else storage.batches(WAREHOUSE, "redacted_traces", trace_day))
+            for batch in source.iter_batches(TASK_BATCH_ROWS, columns=columns):
+                ids = batch.column("trace_id")
+                own = wanted.filter(pc.is_in(wanted["trace_id"], value_set=ids))
+                if own.num_rows:
+                    yield batch, own, settings
 
     def task_batches():
         for tasks, bad, found in ordered_map(build_scanned_tasks, work(), stage_workers()):
@@ -104,16 +113,15 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
             scanned[0] += tasks.num_rows
             yield tasks
 
-    # the table holds one task per primary-queue row (every routed trace is in the day)
-    by_task = {str(item["values"]): item["counts"]
-               for item in pc.value_counts(primary.column("task")).to_pylist()}
+    by_task = {str(k): int(v) for k, v in selected_batch["task"].value_counts().items()}
     yield dg.Output(BatchStream(TASK_SCHEMA, task_batches()), metadata={
+        "round_id": str(selected_batch["round_id"].iloc[0]) if len(selected_batch) else "none",
         "by_task": counts_table(by_task, "task") if by_task else dg.MetadataValue.md("none")})
     stop_workers()  # the export runs two DuckDB queries of up to 512 MB each: free the room
     if offending:
         context.log.error(f"{len(offending)} task(s) failed the residue scan; export withheld")
     else:
-        source = storage.scan_sql(WAREHOUSE, "review_tasks", [context.partition_key])
+        source = storage.scan_sql(WAREHOUSE, "review_tasks", [day])
         with storage.staged_path(folder / "tasks.jsonl") as jsonl, \
                 storage.staged_path(folder / "label_studio_tasks.json") as studio:
             export_task_files(storage.connect, source, jsonl, studio, TASK_DATA_FIELDS)
@@ -180,6 +188,28 @@ LANES = {
 }
 
 
+def round_ledger(storage: Storage, day: str) -> pa.Table:
+    """trace_id -> (round_id, arm) for the day's traces, whichever day's round issued them."""
+    scan = storage.scan_sql(WAREHOUSE, "selected_batch")
+    if scan is None:
+        return pa.table({c: pa.array([], pa.string()) for c in LEDGER_COLUMNS})
+    return storage.query("SELECT trace_id, round_id, arm FROM {t} WHERE trace_day = "
+                         f"'{day}'", t=scan).cast(pa.schema([(c, pa.string())
+                                                             for c in LEDGER_COLUMNS]))
+
+
+def with_round(batch: pa.RecordBatch, ledger: pa.Table) -> pa.Table:
+    """A trace batch with the round and arm that issued each trace (null: never issued)."""
+    slot = pc.index_in(batch.column("trace_id"), value_set=ledger["trace_id"])
+    table = pa.Table.from_batches([batch])
+    for name in ("round_id", "arm"):
+        table = table.append_column(name, pc.take(ledger[name], slot))
+    return table
+
+
+LEDGER_COLUMNS = ("trace_id", "round_id", "arm")
+
+
 @dg.multi_asset(
     outs={
         **{name: dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"}, description=desc)
@@ -192,6 +222,7 @@ LANES = {
     group_name="review",
     can_subset=False,
     ins=QUEUE_IDS,
+    deps=["selected_batch"],
 )
 def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                     redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
@@ -205,8 +236,11 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         reviews = SpooledReviews(redacted_traces.to_arrow(["trace_id"])["trace_id"],
                                  Path(scratch), group_rows=REVIEW_GROUP_TRACES)
         quarantined = _load_reviews(pipeline, context.partition_key, reviews)
+        ledger = round_ledger(storage, context.partition_key)
+        traces = (with_round(batch, ledger) for batch in
+                  redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS))
         for resolved in resolve_review_batches(
-                reviews, redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS),
+                reviews, traces,
                 routed_queues,
                 pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
             for lane, spool in spools.items():

@@ -16,10 +16,16 @@ What it plants, so that every stage has something real to do (contract sections 
   evaluation trace (both must be quarantined);
 - judge labels in both orders from a position-biased judge.
 
+With ``reviews="on_export"`` the good traces get no reviews up front: only the two reviews to be
+quarantined land each day, and `synth.review_simulator` answers the tasks a labeling round
+actually exported, with the same reviewer model, after they are exported (a closed loop).
+
 Output is a pure function of the arguments: the same seed gives byte-identical files (gzip
 headers carry no timestamp). The arguments are kept in `landing/generator.json` so that
-`planted_values` can recompute, in memory only, the raw values a leak test should look for. Each day draws from its own seeded streams and builds its lines in
-fixed-size chunks, so memory stays flat at a million traces a day.
+`planted_values` can recompute, in memory only, the raw values a leak test should look for, and
+the review simulator the day plans (ground truth) behind them. Each day draws from its own
+seeded streams and builds its lines in fixed-size chunks, so memory stays flat at a million
+traces a day.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ MIN_TRACES_PER_DAY = 20
 GOLD_TOTAL = 24
 MAX_RESERVED_PER_DAY = 1000  # keeps the frozen-eval YAML small at a million traces a day
 GENERATOR_FILE = "generator.json"
+# "all": every review lands with the traces; "on_export": the review simulator answers exported
+# tasks later, so only the reviews that must be quarantined land up front.
+REVIEW_MODES = ("all", "on_export")
 
 # Routing categories the generator aims each trace at (the pipeline re-derives them).
 RESERVED, UNSAFE, PREFERENCE, DEMONSTRATION, TRIAGE, LISTED = range(6)
@@ -159,6 +168,9 @@ class _Day:
 
     def good(self) -> np.ndarray:
         return self.bad_kind < 0
+
+
+DayPlan = _Day  # the name the review simulator reads plans under
 
 
 class _Counters:
@@ -547,7 +559,7 @@ def _review_lines(seed: int, plan: _Day, frozen_target: int | None) -> Iterator[
     quote = rng.random(len(row)) < 0.15
     pick = rng.integers(0, 1 << 20, len(row))
     quote_vals = _quote_values(plan)
-    prefix = "rv-" + plan.day.replace("-", "")
+    prefix = _review_prefix(plan)
     number = 0
 
     for lo in range(0, len(row), CHUNK):
@@ -614,6 +626,13 @@ def _review_lines(seed: int, plan: _Day, frozen_target: int | None) -> Iterator[
                 f'"reason":"Corrected answer: names the cause and a safe next step."}}')
         yield lines
 
+    yield _quarantined_review_lines(plan, frozen_target, prefix, number)
+
+
+def _quarantined_review_lines(plan: _Day, frozen_target: int | None, prefix: str,
+                              number: int) -> list[str]:
+    """The day's review of an unknown trace and of a frozen-evaluation trace, numbered after
+    `number`: both must end in quarantine whichever way the other reviews arrive."""
     ghost = f"routine-{900000 + plan.index:06d}-missing"
     lines = [
         f'{{"review_id":"{prefix}-{number + 1:06d}","trace_id":"{ghost}",'
@@ -632,7 +651,11 @@ def _review_lines(seed: int, plan: _Day, frozen_target: int | None) -> Iterator[
             f'"reviewer_id":"rev-01","rubric_version":"{RUBRIC_VERSION}",'
             f'"reviewed_at":"{plan.day}T23:58:00Z",{body},'
             f'"reason":"picked up from the shared queue by mistake"}}')
-    yield lines
+    return lines
+
+
+def _review_prefix(plan: _Day) -> str:
+    return "rv-" + plan.day.replace("-", "")
 
 
 def _quote_values(plan: _Day):
@@ -711,35 +734,53 @@ class _Sink:
             fileobj.close()
 
 
+def _day_names(days: int, start: date) -> list[str]:
+    return [(start + timedelta(days=d)).isoformat() for d in range(days)]
+
+
+def _day_plans(*, days: int, traces_per_day: int, seed: int, start: date,
+               bad_lines: bool) -> Iterator[_Day]:
+    """Every day's plan in day order, gold items chosen: ids are numbered across days, so a
+    day's plan can only be rebuilt after the days before it."""
+    counters = _Counters()
+    listed_day = min(1, days - 1)
+    gold_per_day = min(8, max(3, math.ceil(GOLD_TOTAL / days)))
+    gold_taken = 0
+    for index, day in enumerate(_day_names(days, start)):
+        plan = _plan_day(seed, index, day, traces_per_day, counters,
+                         listed=2 if index == listed_day else 0, bad_lines=bad_lines)
+        if gold_taken < GOLD_TOTAL:
+            take = min(gold_per_day, GOLD_TOTAL - gold_taken)
+            plan.gold = _choose_gold(_rng(seed, index, 3), plan, take)
+            gold_taken += len(plan.gold)
+        yield plan
+
+
 def _run(out: Path, *, days: int, traces_per_day: int, seed: int, start: date, progress: bool,
          write_config: bool, bad_lines: bool, write: bool,
-         planted: dict[str, set[str]] | None) -> GenerationSummary:
+         planted: dict[str, set[str]] | None, reviews: str = "all") -> GenerationSummary:
     if days < 1:
         raise ValueError("days must be at least 1")
     if traces_per_day < MIN_TRACES_PER_DAY:
         raise ValueError(f"traces_per_day must be at least {MIN_TRACES_PER_DAY} so that every "
                          "routing queue gets traces every day")
+    if reviews not in REVIEW_MODES:
+        raise ValueError(f"reviews must be one of {', '.join(REVIEW_MODES)}")
     sink = _Sink(write)
-    counters = _Counters()
-    day_names = [(start + timedelta(days=d)).isoformat() for d in range(days)]
-    listed_day = min(1, days - 1)
-    gold_per_day = min(8, max(3, math.ceil(GOLD_TOTAL / days)))
+    day_names = _day_names(days, start)
     totals = {"traces": 0, "reviews": 0, "judge": 0, "bad": 0, "planted": 0}
     frozen_ids: list[str] = []
     frozen_labels: list[dict[str, str]] = []
     gold_items: list[dict[str, str]] = []
     bar = _progress(days * (traces_per_day + (4 if bad_lines else 0)), progress)
     try:
-        for index, day in enumerate(day_names):
-            plan = _plan_day(seed, index, day, traces_per_day, counters,
-                             listed=2 if index == listed_day else 0, bad_lines=bad_lines)
-            if len(gold_items) < GOLD_TOTAL:
-                take = min(gold_per_day, GOLD_TOTAL - len(gold_items))
-                plan.gold = _choose_gold(_rng(seed, index, 3), plan, take)
-                outcomes = rv.rubric_outcome(plan.truth[plan.gold])
-                gold_items += [{"trace_id": plan.ids[i], "label": str(rv.OUTCOMES[o]),
-                                "slice": vocab.SLICES[plan.slice_idx[i]]}
-                               for i, o in zip(plan.gold, outcomes, strict=True)]
+        for plan in _day_plans(days=days, traces_per_day=traces_per_day, seed=seed,
+                               start=start, bad_lines=bad_lines):
+            day = plan.day
+            outcomes = rv.rubric_outcome(plan.truth[plan.gold])
+            gold_items += [{"trace_id": plan.ids[i], "label": str(rv.OUTCOMES[o]),
+                            "slice": vocab.SLICES[plan.slice_idx[i]]}
+                           for i, o in zip(plan.gold, outcomes, strict=True)]
             frozen_rows = np.flatnonzero((plan.reserved | (plan.category == LISTED))
                                          & plan.good())
             frozen_ids += [plan.ids[i] for i in frozen_rows]
@@ -750,9 +791,11 @@ def _run(out: Path, *, days: int, traces_per_day: int, seed: int, start: date, p
                                               strict=True)]
             _write_traces(sink, out, seed, plan, planted, totals, bar)
             target = _frozen_review_target(plan)
+            review_batches = (_review_lines(seed, plan, target) if reviews == "all" else
+                              iter([_quarantined_review_lines(plan, target,
+                                                              _review_prefix(plan), 0)]))
             totals["reviews"] += sink.write_all(
-                out / "landing" / "reviews" / day / "reviews-000.jsonl",
-                _review_lines(seed, plan, target))
+                out / "landing" / "reviews" / day / "reviews-000.jsonl", review_batches)
             totals["judge"] += sink.write_all(
                 out / "landing" / "judge" / day / "judge-000.jsonl", _judge_lines(seed, plan))
     finally:
@@ -762,6 +805,8 @@ def _run(out: Path, *, days: int, traces_per_day: int, seed: int, start: date, p
         (out / "landing").mkdir(parents=True, exist_ok=True)
         params = {"days": days, "traces_per_day": traces_per_day, "seed": seed,
                   "start": start.isoformat(), "bad_lines": bad_lines}
+        if reviews != "all":  # absent for "all", so those roots stay as they always were
+            params["reviews"] = reviews
         (out / "landing" / GENERATOR_FILE).write_text(json.dumps(params, sort_keys=True) + "\n")
         if write_config:
             write_config_files(out, frozen_ids=frozen_ids, gold=gold_items,
@@ -884,18 +929,39 @@ def write_config_files(out: Path, *, frozen_ids: list[str], gold: list[dict[str,
 
 def generate(out: Path, *, days: int = 3, traces_per_day: int = 80, seed: int = 7,
              start: date = date(2026, 5, 1), progress: bool = False, write_config: bool = True,
-             bad_lines: bool = True) -> GenerationSummary:
-    """Write a synthetic data root under `out` (landing files, and config unless told not to)."""
+             bad_lines: bool = True, reviews: str = "all") -> GenerationSummary:
+    """Write a synthetic data root under `out` (landing files, and config unless told not to).
+
+    `reviews` is one of REVIEW_MODES: "on_export" leaves the good traces unreviewed, for
+    `synth.review_simulator` to answer once a labeling round has exported their tasks.
+    """
     return _run(Path(out), days=days, traces_per_day=traces_per_day, seed=seed, start=start,
                 progress=progress, write_config=write_config, bad_lines=bad_lines, write=True,
-                planted=None)
+                planted=None, reviews=reviews)
+
+
+def read_params(out: Path) -> dict[str, Any]:
+    """The generator arguments recorded under `out` (landing/generator.json)."""
+    params = json.loads((Path(out) / "landing" / GENERATOR_FILE).read_text())
+    params.setdefault("reviews", "all")
+    return params
+
+
+def day_plans(out: Path) -> Iterator[DayPlan]:
+    """The plans (ids, ground truth, gold items) behind the root under `out`, one day at a time
+    in day order, recomputed in memory from its generator parameters; nothing is written."""
+    params = read_params(out)
+    return _day_plans(days=params["days"], traces_per_day=params["traces_per_day"],
+                      seed=params["seed"], start=date.fromisoformat(params["start"]),
+                      bad_lines=params["bad_lines"])
 
 
 def planted_values(out: Path) -> PlantedValues:
     """The raw values planted under `out`, recomputed from its generator parameters in memory."""
-    params = json.loads((Path(out) / "landing" / GENERATOR_FILE).read_text())
+    params = read_params(out)
     planted: dict[str, set[str]] = {kind: set() for kind in PLANTED_KINDS.values()}
     _run(Path(out), days=params["days"], traces_per_day=params["traces_per_day"],
          seed=params["seed"], start=date.fromisoformat(params["start"]), progress=False,
-         write_config=False, bad_lines=params["bad_lines"], write=False, planted=planted)
+         write_config=False, bad_lines=params["bad_lines"], write=False, planted=planted,
+         reviews=params["reviews"])
     return PlantedValues({kind: tuple(sorted(v)) for kind, v in planted.items()})
