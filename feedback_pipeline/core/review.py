@@ -243,7 +243,8 @@ def resolve_review_rows(
             reason = f"rubric_version {review['rubric_version']!r} is not loaded"
         if reason is None:
             assert trace is not None
-            review.update(slice=trace.get("slice"), outcome=None, deciding_criterion=None,
+            review.update(slice=trace.get("slice"), round_id=trace.get("round_id"),
+                          arm=trace.get("arm"), outcome=None, deciding_criterion=None,
                           status=ACCEPTED)
             if review["task"] == "pairwise":
                 try:
@@ -617,7 +618,8 @@ POINTWISE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "completion", "l
 ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "outcomes", "review_ids",
                         "reviewer_ids"]
 INCIDENT_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "review_ids", "reviewer_ids"]
-LABEL_COLUMNS = [*REVIEW_COLUMNS, "slice", "outcome", "deciding_criterion", "status"]
+LABEL_COLUMNS = [*REVIEW_COLUMNS, "slice", "round_id", "arm", "outcome", "deciding_criterion",
+                 "status"]
 _TYPED = {"reviewed_at": pa.timestamp("us", tz="UTC"), "score": pa.int64(),
           "review_seconds": pa.float64(),
           "source_line": pa.int64(), "n_reviews": pa.int64(), "label": pa.string()}

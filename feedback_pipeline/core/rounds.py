@@ -289,7 +289,7 @@ def plan_round(
                      "outside the experiment")
 
     waiting = [pool.loc[~chosen, list(POOL_COLUMNS)]]
-    for task, items in work.groupby("task", sort=True):
+    for task, items in (work.groupby("task", sort=True) if len(work) else ()):
         ordered = items.sort_values(["trace_day", "trace_id"], kind="stable")
         take = budget.allowance(str(task), len(ordered))
         frames.append(_issued_rows(ordered, np.arange(take), rid, None, False, "oldest_first"))

@@ -3,7 +3,7 @@
 Uncertainty alone spends a review round on near-duplicates, so the hybrid rule mixes the
 preference model's entropy with distance to what is already chosen. A seeded random batch of
 the same size is always drawn beside it: the selector has to beat that baseline on the frozen
-evaluation set (core.experiment) or the policy falls back to random.
+evaluation set (core.experiment) or the policy falls back to random (core.rounds).
 """
 
 from __future__ import annotations
@@ -220,96 +220,7 @@ def embed_texts(
     return out
 
 
-BATCH_DTYPES = {
-    "arm": "string",
-    "rank": "int64",
-    "trace_id": "string",
-    "slice": "string",
-    "uncertainty": "float64",
-    "coverage": "float64",
-    "score": "float64",
-}
-BATCH_COLUMNS = tuple(BATCH_DTYPES)
-
-
 def pair_texts(pool: pd.DataFrame) -> list[str]:
     """The text a pair is embedded by: its prompt and both answers."""
     parts = [pool[c].astype("string").fillna("") for c in ("prompt", "text_a", "text_b")]
     return (parts[0] + "\n" + parts[1] + "\n" + parts[2]).tolist()
-
-
-def plan_batches(
-    pool: pd.DataFrame,
-    uncertainty: np.ndarray | None,
-    batch_size: int,
-    *,
-    weight_uncertainty: float = 0.6,
-    seed: int = 0,
-    recommendation: str = "hybrid",
-    embeddings: np.ndarray | None = None,
-    embed_dim: int = 64,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Both review batches for one round, as rows for `selected_batch`, and notes saying why.
-
-    `pool` holds the eligible unlabeled pairs (trace_id, prompt, text_a, text_b, optional
-    slice), `uncertainty` their entropies (None when there is no preference model yet). The
-    random arm is always drawn, from the whole pool and with the same size as the hybrid arm,
-    so the two can be compared on the frozen set; a trace may land in both arms. The hybrid arm
-    is skipped when there is no model or the last experiment recommended random. A pool smaller
-    than `batch_size` is taken whole.
-    """
-    if recommendation not in ("hybrid", "random"):
-        raise ValueError(f"recommendation must be 'hybrid' or 'random', got {recommendation!r}")
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    notes: list[str] = []
-    n = len(pool)
-    empty = pd.DataFrame({c: pd.Series(dtype=BATCH_DTYPES[c]) for c in BATCH_COLUMNS})
-    if n == 0:
-        return empty, ["no eligible unlabeled pairs; nothing selected"]
-    size = min(batch_size, n)
-    if size < batch_size:
-        notes.append(f"pool holds {n} eligible pairs, fewer than batch_size {batch_size}")
-    ids = pool["trace_id"].astype("string").to_numpy()
-    slices = (
-        pool["slice"].astype("string").to_numpy()
-        if "slice" in pool.columns
-        else np.full(n, pd.NA, dtype=object)
-    )
-    frames = []
-    if uncertainty is None:
-        notes.append(NO_MODEL_NOTE)
-    elif recommendation == "random":
-        notes.append("hybrid did not beat random in the last experiment; random selection")
-    else:
-        if embeddings is None:
-            embeddings = embed_texts(pair_texts(pool), dim=embed_dim, seed=seed)
-        picked = hybrid_select(embeddings, uncertainty, size, weight_uncertainty)
-        hybrid = picked.to_frame().drop(columns="pool_index")
-        hybrid.insert(0, "arm", "hybrid")
-        hybrid.insert(2, "trace_id", ids[picked.indices])
-        hybrid.insert(3, "slice", slices[picked.indices])
-        frames.append(hybrid)
-        notes.append(f"hybrid batch of {size} with weight_uncertainty {weight_uncertainty}")
-    drawn = random_select(n, size, seed)
-    unc = (
-        np.asarray(uncertainty, dtype=np.float64)[drawn]
-        if uncertainty is not None
-        else np.full(size, np.nan)
-    )
-    frames.append(
-        pd.DataFrame(
-            {
-                "arm": "random",
-                "rank": np.arange(1, size + 1, dtype=np.int64),
-                "trace_id": ids[drawn],
-                "slice": slices[drawn],
-                "uncertainty": unc,
-                "coverage": np.nan,
-                "score": np.nan,
-            }
-        )
-    )
-    notes.append(f"random batch of {size} with seed {seed}")
-    batches = pd.concat(frames, ignore_index=True)[list(BATCH_COLUMNS)]
-    return batches.astype(BATCH_DTYPES), notes

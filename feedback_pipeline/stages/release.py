@@ -289,6 +289,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         if not incidents.empty else 0
     ties = int(adjudication["reason"].astype(str).str.startswith("tie").sum()) \
         if not adjudication.empty else 0
+    cost = review_cost(storage, scan, days)
     manifest: dict[str, Any] = {
         "dataset_version": version,
         "dataset_name": policy.dataset_name,
@@ -310,6 +311,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             "new": candidate.new_rows,
             "retracted": candidate.retracted_rows,
         },
+        "review_cost": cost,
         "frozen_evaluation_set": frozen.set_id,
         "frozen_evaluation_set_size": len(frozen.ids),
         "leakage_check_passed": leak_gate.passed,
@@ -342,6 +344,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         "new_rows": sum(candidate.new_rows.values()),
         "promotion_reasons": ", ".join(manifest["promotion_reasons"]) or "none",
         "agreement": agreement_record["value"] if agreement_record["value"] is not None else -1.0,
+        "review_seconds_per_accepted_label": cost["seconds_per_accepted_label"]
+        if cost["seconds_per_accepted_label"] is not None else -1.0,
     })
     for gate in gates:
         yield dg.AssetCheckResult(
@@ -353,6 +357,48 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                       "reason": gate.reason or "passed",
                       "offending_ids": id_list(gate.offending)},
         )
+
+
+def review_cost(storage: Storage, labels_scan: str | None, days: list[str]) -> dict[str, Any]:
+    """Reviewer time the window's accepted labels cost, overall and per arm of the rounds
+    ("daily work": a round's demonstration, pointwise and incident tasks): every review's
+    seconds (accepted or not: a disagreement costs time too) over the labels accepted into
+    training (preference pairs, reviewer demonstrations, pointwise rows)."""
+    group = ("coalesce(arm, CASE WHEN round_id IS NULL THEN 'outside rounds' "
+             "ELSE 'daily work' END)")
+    accepted_sql = " UNION ALL ".join(
+        f"SELECT {group} AS arm FROM {scan}" + (" WHERE source = 'reviewer_answer'"
+                                                 if table == "demonstrations" else "")
+        for table in ("preference_pairs", "demonstrations", "pointwise_assessments")
+        if (scan := storage.scan_sql(WAREHOUSE, table, days)) is not None)
+    if labels_scan is None or not accepted_sql:
+        return {"review_seconds": None, "reviews_timed": 0, "accepted_labels": 0,
+                "seconds_per_accepted_label": None, "by_arm": {}}
+    with storage.connect() as con:
+        rows = con.execute(f"""
+            WITH spent AS (SELECT {group} AS arm, sum(review_seconds) AS seconds,
+                                  count(review_seconds) AS timed, count(*) AS reviews
+                           FROM {labels_scan} GROUP BY 1),
+                 accepted AS (SELECT arm, count(*) AS accepted FROM ({accepted_sql}) GROUP BY 1)
+            SELECT arm, coalesce(accepted, 0), seconds, coalesce(timed, 0), coalesce(reviews, 0)
+            FROM spent FULL JOIN accepted USING (arm) ORDER BY arm""").fetchall()
+
+    def per_label(seconds: float | None, timed: int, accepted: int) -> float | None:
+        return round(seconds / accepted, 1) if timed and accepted and seconds is not None \
+            else None
+
+    by_arm = {arm: {"accepted_labels": int(accepted), "reviews": int(reviews),
+                    "reviews_timed": int(timed),
+                    "review_seconds": None if not timed else round(float(seconds), 1),
+                    "seconds_per_accepted_label": per_label(seconds, timed, accepted)}
+              for arm, accepted, seconds, timed, reviews in rows}
+    timed = sum(v["reviews_timed"] for v in by_arm.values())
+    seconds = sum(v["review_seconds"] or 0.0 for v in by_arm.values())
+    accepted = sum(v["accepted_labels"] for v in by_arm.values())
+    return {"review_seconds": round(seconds, 1) if timed else None, "reviews_timed": timed,
+            "accepted_labels": accepted,
+            "seconds_per_accepted_label": per_label(seconds, timed, accepted),
+            "by_arm": by_arm}
 
 
 WINDOW_TABLES = {"preference": "preference_pairs", "sft": "demonstrations",

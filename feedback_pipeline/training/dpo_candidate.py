@@ -32,6 +32,12 @@ DEFAULT_STEPS = 8
 # model is fine-tuned at the usual DPO scale.
 TINY_LEARNING_RATE = 5e-3
 PRETRAINED_LEARNING_RATE = 5e-6
+# DPO only moves the policy relative to its reference. A pretrained model already writes fluent
+# answers, so that is enough; a randomly initialised one has no such prior, and the added
+# negative log-likelihood on the chosen answer (TRL's "sft" loss, as in RPO) is what makes it
+# write the chosen answers at all.
+TINY_LOSS = ("sigmoid", "sft")
+PRETRAINED_LOSS = ("sigmoid",)
 TRAIN_COLUMNS = ("prompt", "chosen", "rejected")
 EVAL_COLUMNS = ("prompt", "checks")
 MAX_LENGTH = 1024  # prompt + answer tokens seen in training; longer prompts keep their end
@@ -72,10 +78,11 @@ class DpoPolicyCandidate:
         learning_rate: float | None = None,
         beta: float = 0.1,
         batch_size: int = 4,
+        loss_type: Sequence[str] | None = None,
     ) -> None:
         """`model_path` None reads FEEDBACK_DPO_MODEL, and without it builds a tiny model;
-        `steps` None reads FEEDBACK_DPO_STEPS (default 8); `learning_rate` None picks one for
-        the kind of model."""
+        `steps` None reads FEEDBACK_DPO_STEPS (default 8); `learning_rate` and `loss_type`
+        (TRL DPO loss names) None pick values for the kind of model."""
         path = model_path if model_path is not None else os.environ.get(MODEL_ENV) or None
         if path is not None and not Path(path).is_dir():
             raise ValueError(f"DPO model path {path!r} is not a local model directory")
@@ -92,6 +99,10 @@ class DpoPolicyCandidate:
         default_rate = TINY_LEARNING_RATE if path is None else PRETRAINED_LEARNING_RATE
         self.learning_rate = float(learning_rate) if learning_rate is not None else default_rate
         self.beta = float(beta)
+        default_loss = TINY_LOSS if path is None else PRETRAINED_LOSS
+        self.loss_type = tuple(loss_type) if loss_type is not None else default_loss
+        if not self.loss_type:
+            raise ValueError("loss_type needs at least one TRL DPO loss name")
         self.batch_size = int(batch_size)
         self.last_failures: list[list[str] | None] = []
 
@@ -167,6 +178,8 @@ class DpoPolicyCandidate:
                 lr_scheduler_type="constant",
                 warmup_steps=0,
                 beta=self.beta,
+                loss_type=list(self.loss_type),
+                loss_weights=[1.0] * len(self.loss_type),
                 max_length=MAX_LENGTH,
                 seed=seed,
                 data_seed=seed,

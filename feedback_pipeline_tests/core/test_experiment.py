@@ -132,3 +132,77 @@ def test_uneven_batches_are_noted():
     )
     assert any("different accepted labels" in note for note in report.notes)
     assert np.isfinite(report.arms["random"].candidate_score)
+
+
+def pool_rows(pairs: pd.DataFrame, day: str = "2026-05-10") -> pd.DataFrame:
+    """Labelled synthetic pairs as the eligible pool a round sees (the labels stay hidden)."""
+    return pairs.assign(trace_day=day, task="pairwise", queue="PREFERENCE_QUEUE",
+                        entered_on=day)
+
+
+def round_arms(pool: pd.DataFrame, base: pd.DataFrame, budget: int, seed: int = 7):
+    """One labeling round over `pool` exactly as the stage draws it (core.rounds), with the
+    uncertainty of a model trained on `base`; returns each arm's rows of the pool."""
+    from feedback_pipeline.core.rounds import parse_review_budget, plan_round
+
+    model = PreferenceModel(n_features=FEATURES).fit(base["prompt"], base["chosen"],
+                                                     base["rejected"])
+    uncertainty, _ = uncertainty_for(model, pool["prompt"], pool["text_a"], pool["text_b"])
+    plan = plan_round("2026-05-10", pool_rows(pool), pool.iloc[0:0],
+                      parse_review_budget(budget, 1), seed=seed, uncertainty=uncertainty,
+                      embed_dim=16)
+    by_id = pool.set_index("trace_id")
+    return {arm: by_id.loc[plan.issued.loc[plan.issued["arm"] == arm, "trace_id"]].reset_index()
+            for arm in ("hybrid", "random")}
+
+
+def test_a_planted_informative_region_is_covered_by_the_hybrid_arm_which_wins():
+    """Most of the pool is routine work the model already knows; a small, learnable region
+    (fixture failures) is what the frozen set tests and the model cannot yet judge. The round's
+    hybrid arm must find that region, and its candidate must beat the control arm's on the
+    frozen items, by an interval that excludes zero."""
+    from feedback_pipeline.core.candidates import PreferenceModelCandidate
+    from feedback_pipeline.core.experiment import compare_arms
+
+    routine = synthetic_pairs(400, seed=30, slices=["routine"])
+    region = synthetic_pairs(50, seed=31, slices=["fixture"])
+    pool = pd.concat([routine, region], ignore_index=True)
+    base = as_training(synthetic_pairs(80, seed=32, slices=["routine"]))
+    frozen = pd.concat([synthetic_pairs(240, seed=33, slices=["fixture"]),
+                        synthetic_pairs(60, seed=34, slices=["routine"])], ignore_index=True)
+    arms = round_arms(pool, base, budget=40)
+    in_region = {arm: int((rows["slice"] == "fixture").sum()) for arm, rows in arms.items()}
+    assert len(arms["hybrid"]) == len(arms["random"]) == 20
+    assert not set(arms["hybrid"]["trace_id"]) & set(arms["random"]["trace_id"])
+    assert in_region["hybrid"] >= 10 > in_region["random"]
+
+    report = compare_arms({arm: as_training(rows) for arm, rows in arms.items()}, frozen,
+                          PreferenceModelCandidate(n_features=FEATURES), base, seed=0,
+                          bootstrap=500, slice_groups={"planted region": ["fixture"]})
+    assert report.recommendation == "hybrid"
+    assert report.arms["hybrid"].gain > report.arms["random"].gain
+    assert report.evidence.startswith("hybrid better")
+    assert report.gain_difference_ci[0] > 0
+    group = report.by_slice.set_index("slice").loc["planted region (fixture)"]
+    assert group["hybrid_gain"] > group["random_gain"]
+
+
+def test_when_hybrid_is_no_better_the_report_says_random_with_its_evidence():
+    """Every region equally known: the selector has nothing to find, so it cannot beat the
+    control arm, and the experiment returns to the simpler baseline."""
+    from feedback_pipeline.core.candidates import PreferenceModelCandidate
+    from feedback_pipeline.core.experiment import compare_arms
+
+    pool = synthetic_pairs(300, seed=40, slices=["routine"])
+    base = as_training(synthetic_pairs(80, seed=41, slices=["routine"]))
+    frozen = synthetic_pairs(200, seed=42, slices=["routine"])
+    arms = round_arms(pool, base, budget=40)
+    report = compare_arms({arm: as_training(rows) for arm, rows in arms.items()}, frozen,
+                          PreferenceModelCandidate(n_features=FEATURES), base, seed=0,
+                          bootstrap=500, issued={"hybrid": 20, "random": 20},
+                          review_seconds={"hybrid": 2000.0, "random": 1800.0})
+    assert report.recommendation == "random"
+    assert "did not beat random" in report.reason
+    assert not report.evidence.startswith("hybrid better")
+    assert report.arms["random"].seconds_per_accepted_label == pytest.approx(1800.0 / 20)
+    assert "review s per label" in report.to_markdown()

@@ -5,13 +5,10 @@ import pandas as pd
 import pytest
 
 from feedback_pipeline.core.selection import (
-    BATCH_COLUMNS,
-    NO_MODEL_NOTE,
     Selection,
     embed_texts,
     entropy,
     hybrid_select,
-    plan_batches,
     random_select,
 )
 
@@ -211,60 +208,15 @@ def test_hybrid_rejects_non_finite_embeddings():
         hybrid_select(points, np.ones(3), 1)
 
 
-def clustered_pool() -> pd.DataFrame:
-    topics = {
-        "fixture": "pytest fixture tmp_path missing conftest",
-        "handoff": "flaky test retry handoff to owning team",
-        "injection": "ignore instructions print deploy token",
-        "accessible": "screen reader plain language error message",
-    }
-    rows = []
-    for name, words in topics.items():
-        for i in range(10):
-            rows.append(
-                {
-                    "trace_id": f"{name}-{i}",
-                    "slice": name,
-                    "prompt": f"{words} case {i}",
-                    "text_a": f"{words} answer one",
-                    "text_b": f"{words} answer two",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def test_plan_batches_draws_a_covering_hybrid_arm_and_an_equal_random_arm():
-    pool = clustered_pool()
-    uncertainty = np.where(pool["slice"] == "fixture", 0.95, 0.5) + np.arange(40) * 1e-3
-    batches, notes = plan_batches(pool, uncertainty, 4, seed=3, embed_dim=8)
-    assert tuple(batches.columns) == BATCH_COLUMNS
-    hybrid = batches[batches["arm"] == "hybrid"]
-    randomly = batches[batches["arm"] == "random"]
-    assert len(hybrid) == len(randomly) == 4
-    assert sorted(hybrid["slice"]) == ["accessible", "fixture", "handoff", "injection"]
-    assert hybrid["rank"].tolist() == [1, 2, 3, 4]
-    expected_random = pool["trace_id"].to_numpy()[random_select(40, 4, seed=3)].tolist()
-    assert randomly["trace_id"].tolist() == expected_random
-    assert randomly["coverage"].isna().all() and hybrid["score"].notna().all()
-    assert any("hybrid batch of 4" in note for note in notes)
-
-
-def test_plan_batches_falls_back_to_random_without_a_model_or_after_a_lost_experiment():
-    pool = clustered_pool()
-    batches, notes = plan_batches(pool, None, 5, seed=1)
-    assert set(batches["arm"]) == {"random"} and len(batches) == 5
-    assert NO_MODEL_NOTE in notes
-    batches, notes = plan_batches(pool, np.ones(40), 5, seed=1, recommendation="random")
-    assert set(batches["arm"]) == {"random"}
-    assert any("did not beat random" in note for note in notes)
-
-
-def test_plan_batches_takes_a_small_pool_whole_and_an_empty_one_gracefully():
-    pool = clustered_pool().head(3)
-    batches, notes = plan_batches(pool, np.array([0.2, 0.9, 0.5]), 10, embed_dim=4)
-    assert len(batches[batches["arm"] == "hybrid"]) == 3
-    assert batches.loc[batches["arm"] == "hybrid", "trace_id"].iloc[0] == "fixture-1"
-    assert any("fewer than batch_size 10" in note for note in notes)
-    empty, notes = plan_batches(pool.head(0), None, 10)
-    assert empty.empty and tuple(empty.columns) == BATCH_COLUMNS
-    assert notes == ["no eligible unlabeled pairs; nothing selected"]
+def test_blocked_items_are_never_picked_and_do_not_set_the_coverage_scale():
+    points = np.array([[p[0], p[1]] for _, p, _ in SEED_ITEMS], dtype=np.float64)
+    uncertainty = np.array([u for _, _, u in SEED_ITEMS])
+    eligible = np.ones(len(points), dtype=bool)
+    eligible[[0, 4]] = False  # fixture-failure-1 and injection-trace are the control arm's
+    picked = hybrid_select(points, uncertainty, 3, eligible=eligible)
+    assert not set(picked.indices.tolist()) & {0, 4}
+    assert picked.indices[0] == 1  # the most uncertain eligible item comes first
+    reference = naive_hybrid([points[i] for i in (1, 2, 3, 5)], uncertainty[[1, 2, 3, 5]], 3, 0.6)
+    assert [[1, 2, 3, 5][i] for i in reference] == picked.indices.tolist()
+    with pytest.raises(ValueError, match="no more than the pool"):
+        hybrid_select(points, uncertainty, 5, eligible=eligible)
