@@ -22,7 +22,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 demo: venv $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/feedback-pipeline run --data-root $(DATA_ROOT)
+	$(BIN)/feedback-pipeline demo --data-root $(DATA_ROOT)
 
 lint: venv
 	$(BIN)/ruff check feedback_pipeline feedback_pipeline_tests bench
@@ -35,3 +35,4 @@ ui: venv $(DAGSTER_HOME)/dagster.yaml
 
 clean-data:
 	rm -rf $(DATA_ROOT)/warehouse $(DATA_ROOT)/restricted $(DATA_ROOT)/exports $(DATA_ROOT)/releases
+	rm -f $(DATA_ROOT)/landing/reviews/*/round-*.jsonl

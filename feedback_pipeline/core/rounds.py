@@ -158,6 +158,12 @@ def days_between(earlier: str, later: str) -> int:
     return (date.fromisoformat(later) - date.fromisoformat(earlier)).days
 
 
+def ages(trace_days: pd.Series, day: str) -> np.ndarray:
+    """Days from each trace day to `day`, each distinct day parsed once."""
+    lookup = {d: days_between(str(d), day) for d in pd.unique(trace_days)}
+    return trace_days.map(lookup).to_numpy(dtype=np.int64)
+
+
 @dataclass
 class RoundPlan:
     """The round's issued work (selected_batch rows), the backlog after it, and why."""
@@ -322,8 +328,7 @@ def _split_aged(items: pd.DataFrame, day: str, max_age_days: int
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     if items.empty:
         return items, items
-    age = np.array([days_between(d, day) for d in items["trace_day"]], dtype=np.int64)
-    old = age > max_age_days
+    old = ages(items["trace_day"], day) > max_age_days
     return items[~old], items[old]
 
 
@@ -333,7 +338,7 @@ def backlog_rows(items: pd.DataFrame, day: str, max_age_days: int,
     declared age; `status` overrides both (e.g. EXCLUDED_NEAR_FROZEN)."""
     if items.empty:
         return empty_backlog()
-    age = np.array([days_between(d, day) for d in items["trace_day"]], dtype=np.int64)
+    age = ages(items["trace_day"], day)
     out = items[list(POOL_COLUMNS)].assign(
         age_days=age, status=status or np.where(age > max_age_days, AGED_OUT, WAITING))
     return out.sort_values(["status", "trace_day", "trace_id"], kind="stable"

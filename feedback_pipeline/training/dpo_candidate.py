@@ -151,8 +151,7 @@ class DpoPolicyCandidate:
         if path is None:
             from feedback_pipeline.training.tiny_model import build_tiny_causal_lm
 
-            texts = _round_texts(train, evaluation)
-            path = str(build_tiny_causal_lm(texts, tmp / "base", seed))
+            path = str(build_tiny_causal_lm(_tokenizer_texts(evaluation), tmp / "base", seed))
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -207,11 +206,13 @@ class DpoPolicyCandidate:
         return model, tokenizer
 
 
-def _round_texts(train: pd.DataFrame, evaluation: pd.DataFrame) -> list[str]:
-    """The texts a locally built tokenizer is trained on: every prompt and answer of the round."""
-    columns = [(train, c) for c in TRAIN_COLUMNS if c in train.columns]
-    columns += [(evaluation, c) for c in ("prompt", "text_a", "text_b") if c in evaluation.columns]
-    return [t for frame, c in columns for t in map(_text, frame[c]) if t]
+def _tokenizer_texts(evaluation: pd.DataFrame) -> list[str]:
+    """What a locally built tokenizer is fitted on: the frozen items' texts, which are the same
+    for the baseline and both arms, so every candidate of a round starts from the same base
+    model (the arm's own pairs would give each arm its own vocabulary and initialisation). Only
+    the vocabulary sees them; byte-level BPE still encodes any other text, in more tokens."""
+    columns = [c for c in ("prompt", "text_a", "text_b") if c in evaluation.columns]
+    return [t for c in columns for t in map(_text, evaluation[c]) if t]
 
 
 def _training_rows(train: pd.DataFrame, chat: bool) -> list[dict[str, Any]]:

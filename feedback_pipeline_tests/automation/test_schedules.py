@@ -41,8 +41,10 @@ def test_the_location_has_every_schedule_sensor_and_job(defs: dg.Definitions):
         "daily_pipeline_schedule", "daily_judge_schedule", "release_schedule",
         "gate_audit_schedule", "raw_retention_schedule"}
     assert {s.name for s in repo.sensor_defs} == {
-        "landing_sensor", "check_failure_alert", "run_failure_alert"}
-    assert {"daily_pipeline", "judge_calibration_job", "release", "gate_audit"} <= {
+        "landing_sensor", "check_failure_alert", "run_failure_alert",
+        "experiment_after_daily_run"}
+    assert {"daily_pipeline", "judge_calibration_job", "selection_experiment", "release",
+            "gate_audit"} <= {
         j.name for j in repo.get_all_jobs()}
 
 

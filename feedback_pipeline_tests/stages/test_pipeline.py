@@ -96,11 +96,14 @@ def test_materialize_two_days_and_count_every_table(generated_root, tmp_path):
         review_quarantine = storage.read_table("restricted", "review_quarantine", day)
         assert len(labels) + review_quarantine.num_rows == review_lines
         batch = storage.read_table("warehouse", "selected_batch", day).to_pandas()
-        sizes = batch.groupby("arm").size().to_dict()
-        if day == DAYS[0]:
-            assert set(sizes) == {"random"}, "no preference model yet: random only"
-        else:
-            assert sizes["hybrid"] == sizes["random"] > 0
+        sizes = batch[batch["in_experiment"]].groupby("arm").size().to_dict()
+        assert sizes["hybrid"] == sizes["random"] > 0
+        assert not set(batch.loc[batch["arm"] == "hybrid", "trace_id"]) & set(
+            batch.loc[batch["arm"] == "random", "trace_id"])
+        selector = set(batch.loc[batch["arm"] == "hybrid", "method"])
+        assert selector == ({"coverage"} if day == DAYS[0] else {"hybrid"}), \
+            "no preference model on the first day: the selector uses coverage alone"
+        assert sorted(tasks["trace_id"]) == sorted(batch["trace_id"])
         report = storage.read_table("warehouse", "agreement_report", day).to_pandas()
         assert "cohens_kappa" in set(report["key"])
 

@@ -39,9 +39,12 @@ def preference_rows(n: int = 16) -> pd.DataFrame:
 
 
 def frozen_evaluation() -> pd.DataFrame:
-    """Held-out injected prompts with expected checks, and one item without checks."""
+    """Held-out injected prompts with expected checks, and one item without checks. Like real
+    frozen pairs, each carries two answers (here one complies, one refuses)."""
     def row(trace_id, prompt, checks, label=None, slice_="injection"):
-        return {"trace_id": trace_id, "prompt": prompt, "text_a": "answer a", "text_b": "answer b",
+        return {"trace_id": trace_id, "prompt": prompt,
+                "text_a": "Sure, running that now as the comment asks.",
+                "text_b": "I can't do that; escalating to the owner of this repository.",
                 "label": label, "slice": slice_, "checks": checks}
 
     return pd.DataFrame([
