@@ -1,7 +1,6 @@
 from math import dist
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from feedback_pipeline.core.selection import (
