@@ -362,7 +362,8 @@ def _arm_seconds(seconds: pd.DataFrame, members: pd.DataFrame) -> float | None:
 def run_experiments(storage: Storage, policy: Policy, evaluation: pd.DataFrame
                     ) -> list[ExperimentReport]:
     """One report per (scope, candidate): each of the newest rounds with accepted labels in
-    both arms, and all rounds so far whose selector arm was not a random fallback."""
+    both arms, and all rounds so far whose selector arm was not a random fallback (the
+    candidates after the first: all rounds only)."""
     members, accepted, seconds = experiment_inputs(storage)
     if members.empty or accepted.empty or evaluation.empty:
         return []
@@ -374,9 +375,11 @@ def run_experiments(storage: Storage, policy: Policy, evaluation: pd.DataFrame
     scopes.append((ALL_ROUNDS, accepted["round_id"].notna() & ~accepted["round_id"].isin(fallback),
                    ~members["round_id"].isin(fallback)))
     reports = []
-    for name in policy.experiment_candidates:
+    for position, name in enumerate(policy.experiment_candidates):
         candidate = candidate_named(name)
-        for scope, in_scope, member_rows in scopes:
+        # the first candidate is compared per round and overall; the others (a trained policy
+        # costs minutes, not seconds) over all rounds only
+        for scope, in_scope, member_rows in (scopes if position == 0 else scopes[-1:]):
             arms = {arm: accepted[in_scope & (accepted["arm"] == arm)] for arm in (HYBRID, RANDOM)}
             if any(frame.empty for frame in arms.values()):
                 continue

@@ -7,9 +7,10 @@ instruction, cites the file, ...). Credit per frozen item is 1.0 when the greedy
 every check of that item, 0.0 when it fails one, NaN for items without checks.
 
 Without a model path (argument or FEEDBACK_DPO_MODEL) the policy is a tiny model built locally
-from the round's texts (feedback_pipeline.training.tiny_model): it exercises the whole path on a
-CPU but measures little. With a path to a local small instruct model, and a GPU, the same code
-gives a meaningful comparison. Nothing is fetched from a model hub: paths must be local.
+(feedback_pipeline.training.tiny_model), its tokenizer fitted on the frozen items' texts and its
+weights initialised from the seed: it exercises the whole path on a CPU but measures little.
+With a path to a local small instruct model, and a GPU, the same code gives a meaningful
+comparison. Nothing is fetched from a model hub: paths must be local.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class DpoPolicyCandidate:
         rows = _training_rows(train, chat=bool(tokenizer.chat_template))
         if rows:
             from datasets import Dataset
+            from transformers.trainer_callback import PrinterCallback
             from trl import DPOConfig, DPOTrainer
 
             args = DPOConfig(
@@ -198,6 +200,7 @@ class DpoPolicyCandidate:
                 train_dataset=Dataset.from_list(rows),
                 processing_class=tokenizer,
             )
+            trainer.remove_callback(PrinterCallback)  # the closing metrics would go to stdout
             trainer.train()
             model = trainer.model
         elif cuda:

@@ -14,6 +14,7 @@ from feedback_pipeline.automation.sensors import (
     changed_days,
     check_failure_alert,
     decide_landing,
+    experiment_after_daily_run,
     failed_check_alerts,
     landing_fingerprints,
     landing_sensor,
@@ -216,3 +217,21 @@ def test_dispatch_reports_a_dead_webhook_without_raising(tmp_path: Path, failed_
     deliveries = dispatch(alerts[:1], settings, Storage(failed_gate.root))
     assert [(d.sink, d.ok) for d in deliveries] == [("jsonl", True), ("webhook", False)]
     assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1
+
+
+# ---- the labeling loop ------------------------------------------------------------------
+def test_a_successful_daily_run_requests_the_selection_experiment_once(failed_gate):
+    """The daily run of the failed-gate fixture succeeded: the loop's sensor asks for one
+    experiment run for it, keyed by the run, so a second tick cannot run it twice."""
+    instance = failed_gate.instance
+    daily = [r for r in instance.get_runs() if r.job_name == "daily_pipeline"][0]
+    success = instance.all_logs(daily.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)[0]
+    with dg.build_sensor_context(instance=instance, definitions=failed_gate.defs) as outer:
+        context = dg.build_run_status_sensor_context(
+            sensor_name="experiment_after_daily_run", dagster_event=success.dagster_event,
+            dagster_instance=instance, dagster_run=daily, context=outer)
+        request = experiment_after_daily_run(context)
+    assert request.run_key == f"experiment-after-{daily.run_id}"
+    assert request.tags["feedback/after_run"] == daily.run_id
+    sensor = failed_gate.defs.resolve_sensor_def("experiment_after_daily_run")
+    assert sensor.job_name == "selection_experiment"
