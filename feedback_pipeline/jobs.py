@@ -21,7 +21,7 @@ DAILY_ASSETS = [
 ]
 JUDGE_ASSETS = ["judge_calibration", "judge_quarantine", "judge_accepted_labels"]
 EXPERIMENT_ASSETS = ["frozen_evaluation_set", "selection_experiment_report"]
-RELEASE_ASSETS = [*EXPERIMENT_ASSETS, "dataset_manifest", "dataset_release"]
+RELEASE_ASSETS = ["frozen_evaluation_set", "dataset_manifest", "dataset_release"]
 PRELOADED_MODULES = ["feedback_pipeline.definitions"]
 AUDIT_SELECTION = dg.AssetSelection.checks(*(key for check in AUDIT_CHECKS
                                              for key in check.check_keys))

@@ -56,6 +56,7 @@ class Policy:
     min_eval_items: int = 20
     experiment_candidates: tuple[str, ...] = ("preference_model",)
     experiment_rounds: int = 10
+    experiment_base_pairs: int = 2000
     experiment_slices: dict[str, Any] = field(default_factory=lambda: {
         "safety": ["prompt-injection"], "accessibility": ["accessible-language"]})
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +78,7 @@ class Policy:
             "backlog_max_age_days": self.backlog_max_age_days >= 0,
             "min_eval_items": self.min_eval_items >= 1,
             "experiment_rounds": self.experiment_rounds >= 1,
+            "experiment_base_pairs": self.experiment_base_pairs >= 0,
             "experiment_candidates": bool(self.experiment_candidates) and all(
                 name in EXPERIMENT_CANDIDATES for name in self.experiment_candidates),
         }

@@ -167,6 +167,7 @@ def compare_arms(
     min_eval_items: int = 20,
     slice_groups: dict[str, list[str]] | None = None,
     scope: str = "all rounds",
+    baseline_credit: np.ndarray | None = None,
 ) -> ExperimentReport:
     """Train base, base + hybrid and base + random candidates; score them on the frozen set.
 
@@ -174,7 +175,9 @@ def compare_arms(
     `evaluation` holds the frozen items (core.candidates.EVALUATION_COLUMNS; `checks` optional).
     The items the candidate cannot score (NaN credit) are left out and said so.
     `slice_groups` names slices that matter beyond their share (e.g. safety:
-    [prompt-injection]); each group gets its own row in `by_slice`.
+    [prompt-injection]); each group gets its own row in `by_slice`. `baseline_credit`, when
+    given, is the candidate's credit trained on `base_train` alone (scopes that share a base
+    share it: the baseline is trained once).
     """
     for name in ARMS:
         _require(arms[name], TRAIN_COLUMNS, f"train_{name}")
@@ -189,7 +192,8 @@ def compare_arms(
     def train_on(*frames: pd.DataFrame) -> pd.DataFrame:
         return pd.concat([f[list(TRAIN_COLUMNS)] for f in frames], ignore_index=True)
 
-    baseline_all = np.asarray(candidate.credit(train_on(base), evaluation, seed), dtype=float)
+    baseline_all = np.asarray(candidate.credit(train_on(base), evaluation, seed)
+                              if baseline_credit is None else baseline_credit, dtype=float)
     scored = ~np.isnan(baseline_all)
     notes: list[str] = []
     skipped = int((~scored).sum())

@@ -35,6 +35,7 @@ from feedback_pipeline.core.rounds import (
     plan_round,
     replay_round,
     round_id_for,
+    round_rng,
 )
 from feedback_pipeline.core.routing import FROZEN_EVALUATION
 from feedback_pipeline.core.tasks import primary_queues
@@ -166,9 +167,23 @@ def stored_round(storage: Storage, day: str, fingerprint: str) -> pd.DataFrame |
     return stored if (stored["round_fingerprint"] == fingerprint).all() else None
 
 
+def considered_pairs(items: pd.DataFrame, day: str, limit: int, seed: int
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pairwise items this round considers, the ones beyond `selection_pool_limit`): a day
+    with a larger pool (a big day plus its backlog) is sampled, seeded per round, before any
+    text is read; the rest keeps waiting in the backlog."""
+    pairwise = items[items["task"] == PAIRWISE]
+    if len(pairwise) <= limit:
+        return pairwise, pairwise.iloc[0:0]
+    keep = np.zeros(len(pairwise), dtype=bool)
+    keep[round_rng(seed, day).choice(len(pairwise), limit, replace=False)] = True
+    return pairwise[keep], pairwise[~keep]
+
+
 def plan_day(storage: Storage, policy: Policy, day: str, items: pd.DataFrame,
              pairwise: pd.DataFrame, recommendation: str, log) -> RoundPlan:
-    """The day's round over its eligible items: kept if already issued, else drawn anew."""
+    """The day's round over its eligible items (`pairwise`: the considered pairs with their
+    texts): kept if already issued, else drawn anew."""
     fingerprint = round_fingerprint(items, policy)
     kept = stored_round(storage, day, fingerprint)
     if kept is not None:
@@ -179,12 +194,6 @@ def plan_day(storage: Storage, policy: Policy, day: str, items: pd.DataFrame,
         log.warning(f"{round_id_for(day)} is drawn again: its items or the round settings "
                     "changed since it was issued")
     pool = pairwise.reset_index(drop=True)
-    overflow = pool.iloc[0:0]
-    if len(pool) > policy.selection_pool_limit:
-        keep = np.sort(np.random.default_rng(policy.random_seed).choice(
-            len(pool), policy.selection_pool_limit, replace=False))
-        overflow = pool.drop(index=keep)
-        pool = pool.iloc[keep].reset_index(drop=True)
     uncertainty, model_note = None, ""
     if len(pool) and recommendation == HYBRID:
         history = earlier_pairs(storage, day, policy.model_training_pairs)
@@ -199,11 +208,6 @@ def plan_day(storage: Storage, policy: Policy, day: str, items: pd.DataFrame,
                       weight_uncertainty=policy.weight_uncertainty, seed=policy.random_seed,
                       uncertainty=uncertainty, recommendation=recommendation,
                       max_age_days=policy.backlog_max_age_days)
-    if len(overflow):
-        plan.backlog = pd.concat([plan.backlog, backlog_rows(
-            overflow[list(POOL_COLUMNS)], day, policy.backlog_max_age_days)], ignore_index=True)
-        plan.notes.append(f"{len(overflow)} eligible pairs beyond selection_pool_limit wait in "
-                          "the backlog")
     if model_note:
         plan.notes.insert(0, model_note)
     plan.issued = plan.issued.assign(round_fingerprint=fingerprint)
@@ -236,14 +240,21 @@ def labeling_round(context: dg.AssetExecutionContext, pipeline: PipelineResource
                        todays_items(day, redacted_traces, routed_queues)], ignore_index=True)
     items = items.drop_duplicates("trace_id", keep="first")
     items = items[~items["trace_id"].isin(issued_in_earlier_rounds(storage, day))]
-    pairwise = pair_texts_of(storage, day, redacted_traces, items[items["task"] == PAIRWISE])
+    considered, overflow = considered_pairs(items, day, policy.selection_pool_limit,
+                                            policy.random_seed)
+    pairwise = pair_texts_of(storage, day, redacted_traces, considered)
     excluded = near_frozen(
         pairwise, frozen_prompts(storage, policy, pipeline.frozen_set().ids),
         policy.near_duplicate_threshold)
     pairwise = pairwise[~pairwise["trace_id"].isin(excluded)]
     recommendation, why = current_recommendation(storage, policy.selection_policy_version)
-    plan = plan_day(storage, policy, day, items[~items["trace_id"].isin(excluded)], pairwise,
-                    recommendation, context.log)
+    eligible = items[~items["trace_id"].isin(excluded | set(overflow["trace_id"]))]
+    plan = plan_day(storage, policy, day, eligible, pairwise, recommendation, context.log)
+    if len(overflow):
+        plan.backlog = pd.concat([plan.backlog, backlog_rows(
+            overflow, day, policy.backlog_max_age_days)], ignore_index=True)
+        plan.notes.append(f"{len(overflow)} eligible pairs beyond selection_pool_limit wait in "
+                          "the backlog")
     if excluded:
         plan.backlog = pd.concat([plan.backlog, backlog_rows(
             items[items["trace_id"].isin(excluded)], day, policy.backlog_max_age_days,
@@ -375,6 +386,7 @@ def run_experiments(storage: Storage, policy: Policy, evaluation: pd.DataFrame
     scopes.append((ALL_ROUNDS, accepted["round_id"].notna() & ~accepted["round_id"].isin(fallback),
                    ~members["round_id"].isin(fallback)))
     reports = []
+    baselines: dict[tuple, np.ndarray] = {}
     for position, name in enumerate(policy.experiment_candidates):
         candidate = candidate_named(name)
         # the first candidate is compared per round and overall; the others (a trained policy
@@ -388,13 +400,19 @@ def run_experiments(storage: Storage, policy: Policy, evaluation: pd.DataFrame
             base = base_all if cut is None else base_all[base_all["date"].astype(str) <= cut]
             arm_members = {arm: members[member_rows & (members["arm"] == arm)]
                            for arm in (HYBRID, RANDOM)}
+            base = base.head(policy.experiment_base_pairs)
+            key = (name, tuple(base["trace_id"]))
+            if key not in baselines:
+                baselines[key] = candidate.credit(base[["prompt", "chosen", "rejected"]],
+                                                  evaluation, policy.random_seed)
             try:
                 reports.append(compare_arms(
-                    arms, evaluation, candidate, base.head(policy.model_training_pairs),
-                    policy.random_seed, issued={a: len(m) for a, m in arm_members.items()},
+                    arms, evaluation, candidate, base, policy.random_seed,
+                    issued={a: len(m) for a, m in arm_members.items()},
                     review_seconds={a: _arm_seconds(seconds, m) for a, m in arm_members.items()},
                     bootstrap=policy.bootstrap_samples, min_eval_items=policy.min_eval_items,
-                    slice_groups=policy.experiment_slices, scope=scope))
+                    slice_groups=policy.experiment_slices, scope=scope,
+                    baseline_credit=baselines[key]))
             except ValueError:
                 continue  # this candidate can score no frozen item: nothing to report
     return reports
