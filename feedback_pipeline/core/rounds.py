@@ -34,6 +34,12 @@ METHOD_HYBRID = "hybrid"
 METHOD_COVERAGE = "coverage"            # no preference model yet: coverage alone
 METHOD_FALLBACK = "random_fallback"     # the last experiment said random wins
 
+EMBED_FIT_SAMPLE = 5000
+EMBED_FEATURES = 2**16
+"""The round's embedding: its SVD is fitted on a sample of the pool, over hashed features of
+this width. 64 coverage directions need neither the whole pool nor 2^18 hash buckets, and the
+SVD's random projection grows with both."""
+
 WAITING, AGED_OUT = "waiting", "aged_out"
 EXCLUDED_NEAR_FROZEN = "excluded_near_frozen"  # never eligible: a frozen prompt's near-copy
 
@@ -276,7 +282,9 @@ def plan_round(
                          "selection_policy_version to try again)")
         else:
             if embeddings is None:
-                embeddings = embed_texts(pair_texts(pool), dim=embed_dim, seed=seed)
+                embeddings = embed_texts(pair_texts(pool), dim=embed_dim, seed=seed,
+                                         fit_sample=EMBED_FIT_SAMPLE,
+                                         n_features=EMBED_FEATURES)
             scores = (np.zeros(n) if uncertainty is None else uncertainty)
             weight = weight_uncertainty if uncertainty is not None else 0.0
             picked = hybrid_select(embeddings, scores, selector_size, weight, eligible=~chosen)
