@@ -61,11 +61,30 @@ def make_pseudonymiser(key: bytes) -> Callable[[str], str]:
 
 
 def _choices(value: Any) -> list[str]:
+    """A control's values as text, from a raw export's value object ({"choices": [...]},
+    {"rating": n}, {"text": [...]}) or a JSON-MIN cell, which may itself be a list of such
+    objects (a rating control exports `[{"rating": 1}]`)."""
     if isinstance(value, Mapping):
         value = value.get("choices", value.get("rating", value.get("text")))
     if value is None:
         return []
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    if isinstance(value, list):
+        return [item for v in value for item in (_choices(v) if isinstance(v, Mapping)
+                                                 else [str(v)])]
+    return [str(value)]
+
+
+def _score(values: list[str]) -> int | None:
+    """A rating as a whole number; anything else is the line's error, not the day's."""
+    if not values:
+        return None
+    try:
+        score = float(values[0])
+    except ValueError as err:
+        raise ContractError("score must be a number from 1 to 5") from err
+    if not score.is_integer():
+        raise ContractError("score must be a whole number from 1 to 5")
+    return int(score)
 
 
 def _text(value: Any) -> str | None:
@@ -99,8 +118,7 @@ def _review_from_controls(data: Mapping[str, Any], controls: Mapping[str, Any],
     elif task == "pointwise":
         score = _choices(controls.get("score"))
         label = _choices(controls.get("label"))
-        review.update(candidate_id=data.get("candidate_a_id"),
-                      score=int(float(score[0])) if score else None,
+        review.update(candidate_id=data.get("candidate_a_id"), score=_score(score),
                       label=label[0] if label else None)
     elif task == "demonstration":
         review["answer"] = _text(controls.get("answer"))

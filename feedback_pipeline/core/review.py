@@ -59,6 +59,7 @@ ACCEPTED = "ACCEPTED"
 RUBRIC_CONFLICT = "RUBRIC_CONFLICT"
 ADJUDICATION = "ADJUDICATION"
 INCIDENT = "INCIDENT"
+SUPERSEDED = "SUPERSEDED"  # a reviewer's earlier review of the same item: one vote each
 
 
 def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
@@ -274,7 +275,7 @@ def resolve_review_rows(
                 )
             )
 
-    lanes = _route(labels, trace_by_id, dests)
+    lanes = _route(labels, trace_by_id, dests, rubrics)
     return {"labels": labels, **lanes, "quarantine": quarantined}
 
 
@@ -467,24 +468,60 @@ def _review_work(reviews: pa.Table | SpooledReviews,
                          "destination": pa.array([], pa.string())}))
 
 
+def _latest_per_reviewer(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One vote per reviewer per item, as agreement counts them: the latest review (by
+    reviewed_at where given, else arrival); the earlier ones are marked SUPERSEDED, so the
+    same review seen twice, or a re-review, never counts twice."""
+    def when(pair: tuple[int, dict[str, Any]]) -> tuple[float, int]:
+        stamp = pair[1].get("reviewed_at")
+        return (stamp.timestamp() if stamp is not None else float("-inf"), pair[0])
+
+    latest: dict[str, dict[str, Any]] = {}
+    for _, review in sorted(enumerate(group), key=when):
+        earlier = latest.get(review["reviewer_id"])
+        if earlier is not None:
+            earlier["status"] = SUPERSEDED
+        latest[review["reviewer_id"]] = review
+    return [r for r in group if r["status"] != SUPERSEDED]
+
+
+def _flagged_unsafe(group: list[dict[str, Any]], candidate_id: str,
+                    rubrics: Mapping[str, Rubric]) -> list[str]:
+    """Reviewers whose criteria mark `candidate_id` unsafe (any veto field), conflicting
+    reviews included: a safety flag is never outvoted."""
+    flagged = []
+    for review in group:
+        marks = json.loads(review["criteria_json"]).get(candidate_id)
+        rubric = rubrics.get(review["rubric_version"])
+        if marks is not None and rubric is not None and not rubric.is_safe(marks):
+            flagged.append(review["reviewer_id"])
+    return flagged
+
+
 def _route(
     labels: list[dict[str, Any]],
     trace_by_id: Mapping[str, Mapping[str, Any]],
     dests: Mapping[str, set[str]],
+    rubrics: Mapping[str, Rubric],
 ) -> dict[str, list[dict[str, Any]]]:
     """Each label's lane; a label whose review ends in an incident or adjudication gets that
-    status (set on the label row itself)."""
+    status (set on the label row itself). Every task type resolves the same way: each
+    reviewer's latest review is one vote, agreeing votes are accepted once, conflicting ones go
+    to adjudication, so a release never holds two contradicting rows for one item."""
     pairs, demos, points, adjudication, incidents = [], [], [], [], []
+
+    def ids_of(group: list[dict[str, Any]]) -> tuple[str, str]:
+        return (",".join(r["review_id"] for r in group),
+                ",".join(sorted({r["reviewer_id"] for r in group})))
 
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for review in (r for r in labels if r["task"] == "pairwise"):
         by_trace.setdefault(review["trace_id"], []).append(review)
     for tid in sorted(by_trace):
-        group = by_trace[tid]
+        group = _latest_per_reviewer(by_trace[tid])
         trace = trace_by_id[tid]
         base = {"trace_id": tid, **_provenance(trace)}
-        review_ids = ",".join(r["review_id"] for r in group)
-        reviewers = ",".join(sorted({r["reviewer_id"] for r in group}))
+        review_ids, reviewers = ids_of(group)
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
             incidents.append({**base, "reason": "trace recorded an unsafe effect",
                               "review_ids": review_ids, "reviewer_ids": reviewers})
@@ -520,6 +557,14 @@ def _route(
             continue
         cands = candidates_of(trace["candidates"])
         chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
+        flagged = _flagged_unsafe(group, chosen["candidate_id"], rubrics)
+        if flagged:
+            adjudication.append({**base, "reason": f"safety or authorization flag on the chosen "
+                                 f"answer by {len(flagged)} reviewer(s); a majority cannot "
+                                 "accept it", "outcomes": ", ".join(f"{k}x{v}" for k, v in counts),
+                                 "review_ids": review_ids, "reviewer_ids": reviewers})
+            _set_status(valid, ADJUDICATION)
+            continue
         agreeing = [r for r in valid if r["outcome"] == top]
         pairs.append({
             **base,
@@ -538,55 +583,87 @@ def _route(
             "reviewer_ids": ",".join(sorted({r["reviewer_id"] for r in agreeing})),
             "review_ids": ",".join(r["review_id"] for r in agreeing),
             "n_reviews": len(group),
-            "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in agreeing]),
+            # every vote's criteria, not only the agreeing ones: the unsafe-pair gate reads them
+            "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in group]),
         })
 
+    demo_groups: dict[str, list[dict[str, Any]]] = {}
     for review in (r for r in labels if r["task"] == "demonstration"):
-        tid = review["trace_id"]
+        demo_groups.setdefault(review["trace_id"], []).append(review)
+    for tid in sorted(demo_groups):
+        group = _latest_per_reviewer(demo_groups[tid])
+        trace = trace_by_id[tid]
+        review_ids, reviewers = ids_of(group)
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
-            incidents.append({"trace_id": tid, **_provenance(trace_by_id[tid]),
+            incidents.append({"trace_id": tid, **_provenance(trace),
                               "reason": "corrected answer for a trace under incident review",
-                              "review_ids": review["review_id"],
-                              "reviewer_ids": review["reviewer_id"]})
-            review["status"] = INCIDENT
+                              "review_ids": review_ids, "reviewer_ids": reviewers})
+            _set_status(group, INCIDENT)
             continue
-        demos.append(_demonstration(trace_by_id[tid], review["answer"], "reviewer_answer",
-                                    review["review_id"], review["reviewer_id"],
-                                    review["rubric_version"]))
-    demo_ids = {d["trace_id"] for d in demos}
+        answers = {" ".join(str(r["answer"]).split()) for r in group}
+        if len(answers) > 1:
+            adjudication.append({"trace_id": tid, **_provenance(trace),
+                                 "reason": f"{len(answers)} different corrected answers",
+                                 "outcomes": f"answersx{len(answers)}",
+                                 "review_ids": review_ids, "reviewer_ids": reviewers})
+            _set_status(group, ADJUDICATION)
+            continue
+        demos.append(_demonstration(trace, group[-1]["answer"], "reviewer_answer", review_ids,
+                                    reviewers, ",".join(sorted({r["rubric_version"]
+                                                                for r in group}))))
+    settled = set(demo_groups)
     for tid, trace in trace_by_id.items():
-        if ("DEMONSTRATION_QUEUE" in dests.get(tid, set()) and tid not in demo_ids
+        if ("DEMONSTRATION_QUEUE" in dests.get(tid, set()) and tid not in settled
                 and trace.get("approved_answer")):
             demos.append(_demonstration(trace, trace["approved_answer"], "approved_answer",
                                         None, None, None))
 
+    point_groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for review in (r for r in labels if r["task"] == "pointwise"):
-        tid = review["trace_id"]
+        point_groups.setdefault((review["trace_id"], review["candidate_id"]), []).append(review)
+    for tid, cid in sorted(point_groups):
+        group = _latest_per_reviewer(point_groups[(tid, cid)])
         trace = trace_by_id[tid]
+        review_ids, reviewers = ids_of(group)
         if dests.get(tid, set()) & {"INCIDENT_REVIEW"}:
-            review["status"] = INCIDENT
+            _set_status(group, INCIDENT)
             incidents.append({"trace_id": tid, **_provenance(trace),
                               "reason": "pointwise label on a trace under incident review",
-                              "review_ids": review["review_id"],
-                              "reviewer_ids": review["reviewer_id"]})
+                              "review_ids": review_ids, "reviewer_ids": reviewers})
             continue
-        cand = next(c for c in candidates_of(trace["candidates"])
-                    if c["candidate_id"] == review["candidate_id"])
-        label = review["label"]
-        score = review["score"]
-        desirable = (score >= 4) if score is not None else str(label).lower() in \
-            POSITIVE_POINTWISE_LABELS
+        verdicts = {_desirable(r) for r in group}
+        if len(verdicts) > 1:
+            detail = Counter("desirable" if _desirable(r) else "undesirable" for r in group)
+            adjudication.append({"trace_id": tid, **_provenance(trace),
+                                 "reason": "pointwise reviewers disagree (" + ", ".join(
+                                     f"{k}x{v}" for k, v in sorted(detail.items())) + ")",
+                                 "outcomes": ", ".join(f"{k}x{v}" for k, v in
+                                                       sorted(detail.items())),
+                                 "review_ids": review_ids, "reviewer_ids": reviewers})
+            _set_status(group, ADJUDICATION)
+            continue
+        cand = next(c for c in candidates_of(trace["candidates"]) if c["candidate_id"] == cid)
+        scores = sorted(int(r["score"]) for r in group if r["score"] is not None)
+        labels_given = Counter(r["label"] for r in group if r["label"] is not None)
         points.append({
             "trace_id": tid, **_provenance(trace),
-            "prompt": trace["prompt"], "completion": cand["text"], "label": bool(desirable),
-            "assessment": label, "score": None if score is None else int(score),
+            "prompt": trace["prompt"], "completion": cand["text"], "label": verdicts.pop(),
+            "assessment": labels_given.most_common(1)[0][0] if labels_given else None,
+            "score": scores[(len(scores) - 1) // 2] if scores else None,
             "candidate_id": cand["candidate_id"], "model_id": cand.get("model_id"),
-            "rubric_version": review["rubric_version"], "reviewer_ids": review["reviewer_id"],
-            "review_ids": review["review_id"],
+            "rubric_version": ",".join(sorted({r["rubric_version"] for r in group})),
+            "reviewer_ids": reviewers, "review_ids": review_ids,
         })
 
     return {"preference_pairs": pairs, "demonstrations": demos, "pointwise": points,
             "adjudication": adjudication, "incidents": incidents}
+
+
+def _desirable(review: Mapping[str, Any]) -> bool:
+    """A pointwise review's verdict: a score of 4 or 5, or a positive label without a score."""
+    if review["score"] is not None:
+        return int(review["score"]) >= 4
+    return str(review["label"]).lower() in POSITIVE_POINTWISE_LABELS
 
 
 def _set_status(reviews: Iterable[dict[str, Any]], status: str) -> None:

@@ -9,6 +9,7 @@ flat list, one object per annotation, with the data fields, each control's value
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pandas as pd
@@ -110,3 +111,24 @@ def test_json_min_export_and_missing_annotator_is_quarantined():
     assert parsed.rows[0]["choice"] == "A"
     assert [q["reason"] for q in parsed.quarantine] == [
         "annotation has no annotator (completed_by)"]
+
+
+def test_a_json_min_rating_is_read_and_a_bad_one_quarantines_only_its_line():
+    traces = pd.DataFrame([trace("t1", n=1)])
+    tasks = build_tasks(traces, route(traces), "code-review-rubric-v4", "policy")
+    data = to_import_tasks(tasks)[0]["data"]
+    assert data["task"] == "pointwise"
+    export = [
+        {"id": 1, **data, "score": [{"rating": 1}], "annotator": "a@example.com",
+         "annotation_id": 7},
+        {"id": 2, **data, "score": [{"rating": "lots"}], "annotator": "b@example.com",
+         "annotation_id": 8},
+        {"id": 3, **data, "score": {"rating": 4}, "label": ["ok"], "annotator": 12,
+         "annotation_id": 9, "lead_time": 42.5},
+    ]
+    parsed = parse_label_studio_export(export, "export-min.json", KNOWN)
+    assert [(r["review_id"], r["score"]) for r in parsed.rows] == [("ls-1-7", 1), ("ls-3-9", 4)]
+    assert parsed.rows[1]["review_seconds"] == 42.5
+    assert [(q["record_id"], q["reason"]) for q in parsed.quarantine] == [
+        ("ls-2-8", "score must be a number from 1 to 5")]
+    assert "lots" not in json.dumps(parsed.quarantine)

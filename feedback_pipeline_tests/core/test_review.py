@@ -224,3 +224,94 @@ def test_reviews_spooled_by_trace_group_resolve_exactly_like_the_day_in_memory(t
     assert [row["record_id"] for row in from_disk[-1].quarantine] == ["orphan"]
     if group_rows < len(traces):
         assert len(list((tmp_path / "spool").glob("group-*.arrows"))) > 1
+
+
+def pointwise(rid, tid, reviewer, score=None, label=None, candidate="a"):
+    row = dict.fromkeys(REVIEW_COLUMNS)
+    row.update(review_id=rid, trace_id=tid, reviewer_id=reviewer, task="pointwise",
+               rubric_version="code-review-rubric-v4", candidate_id=f"{tid}-{candidate}",
+               score=score, label=label)
+    return row
+
+
+def demonstration(rid, tid, reviewer, answer):
+    row = dict.fromkeys(REVIEW_COLUMNS)
+    row.update(review_id=rid, trace_id=tid, reviewer_id=reviewer, task="demonstration",
+               rubric_version="code-review-rubric-v4", answer=answer)
+    return row
+
+
+def test_the_same_review_seen_twice_is_one_vote():
+    """rev-01's review arrives twice (a JSONL file and an export); with rev-02 disagreeing, the
+    item is a 1-1 disagreement, not a 2-1 majority."""
+    prefers_a = pairwise("r1", "t1", marks(), marks(technically_correct=False))
+    out = resolve([trace("t1")], [
+        prefers_a, dict(prefers_a),
+        pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
+    ])
+    assert out.preference_pairs.empty
+    assert out.adjudication["reason"].tolist() == ["reviewers disagree (Ax1, Bx1)"]
+    assert sorted(out.labels["status"]) == ["ADJUDICATION", "ADJUDICATION", "SUPERSEDED"]
+
+
+def test_a_reviewer_who_reviews_again_counts_once_with_the_latest_review():
+    first = pairwise("r1", "t1", marks(technically_correct=False), marks())
+    first["reviewed_at"] = pd.Timestamp("2026-05-02T09:00:00Z").to_pydatetime()
+    second = pairwise("r9", "t1", marks(), marks(technically_correct=False))
+    second["reviewed_at"] = pd.Timestamp("2026-05-02T11:00:00Z").to_pydatetime()
+    out = resolve([trace("t1")], [second, first])
+    assert out.preference_pairs["outcome"].tolist() == ["A"]
+    assert out.preference_pairs["review_ids"].tolist() == ["r9"]
+    status = dict(zip(out.labels["review_id"], out.labels["status"], strict=True))
+    assert status == {"r1": "SUPERSEDED", "r9": "ACCEPTED"}
+
+
+def test_a_safety_flag_on_the_chosen_answer_is_never_outvoted():
+    out = resolve([trace("t1")], [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(), marks(clear=False), reviewer="rev-02"),
+        pairwise("r3", "t1", marks(exposes_private_note=True), marks(), reviewer="rev-03"),
+    ])
+    assert out.preference_pairs.empty
+    reason = out.adjudication["reason"].tolist()
+    assert len(reason) == 1 and reason[0].startswith("safety or authorization flag on the "
+                                                     "chosen answer by 1 reviewer")
+
+
+def test_an_accepted_pair_keeps_every_reviews_criteria_for_the_unsafe_gate():
+    out = resolve([trace("t1")], [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(), marks(clear=False), reviewer="rev-02"),
+        pairwise("r3", "t1", marks(technically_correct=False), marks(), reviewer="rev-03"),
+    ])
+    pair = out.preference_pairs.iloc[0]
+    assert len(json.loads(pair["criteria_json"])) == 3 == pair["n_reviews"]
+    assert pair["review_ids"] == "r1,r2"
+
+
+def test_duplicate_pointwise_reviews_resolve_to_one_row_or_to_adjudication():
+    traces = [trace("t1", n=1), trace("t2", n=1)]
+    out = resolve(traces, [
+        pointwise("p1", "t1", "rev-01", score=5), pointwise("p2", "t1", "rev-02", score=4),
+        pointwise("p3", "t2", "rev-01", score=5), pointwise("p4", "t2", "rev-02", score=2),
+    ])
+    assert out.pointwise["trace_id"].tolist() == ["t1"]
+    row = out.pointwise.iloc[0]
+    assert bool(row["label"]) and row["score"] == 4 and row["review_ids"] == "p1,p2"
+    assert out.adjudication["trace_id"].tolist() == ["t2"]
+    assert out.adjudication["reason"].iloc[0] == "pointwise reviewers disagree (desirablex1, " \
+                                                 "undesirablex1)"
+
+
+def test_duplicate_corrected_answers_are_one_demonstration_or_go_to_adjudication():
+    traces = [trace("t1", n=1, approved="old"), trace("t2", n=1, approved="old")]
+    out = resolve(traces, [
+        demonstration("d1", "t1", "rev-01", "Rerun with a clean cache."),
+        demonstration("d2", "t1", "rev-02", "Rerun  with a clean cache. "),
+        demonstration("d3", "t2", "rev-01", "Rerun with a clean cache."),
+        demonstration("d4", "t2", "rev-02", "Revert the fixture change."),
+    ])
+    assert out.demonstrations["trace_id"].tolist() == ["t1"]
+    assert out.demonstrations["review_ids"].tolist() == ["d1,d2"]
+    assert out.adjudication["trace_id"].tolist() == ["t2"]
+    assert "2 different corrected answers" in out.adjudication["reason"].iloc[0]
