@@ -101,6 +101,14 @@ def todays_items(day: str, redacted_traces: PartitionBatches,
     return items.assign(trace_day=day, entered_on=day)[list(POOL_COLUMNS)]
 
 
+def answer_texts(candidates: pd.Series) -> dict[str, list[str | None]]:
+    """text_a and text_b (the first two candidates, as shown to reviewers), None where a
+    trace has fewer."""
+    cands = [candidates_of(c) for c in candidates]
+    return {"text_a": [c[0]["text"] if len(c) > 0 else None for c in cands],
+            "text_b": [c[1]["text"] if len(c) > 1 else None for c in cands]}
+
+
 def pair_texts_of(storage: Storage, day: str, redacted_traces: PartitionBatches,
                   items: pd.DataFrame) -> pd.DataFrame:
     """prompt, text_a and text_b for each pairwise item, read from its own trace day."""
@@ -109,11 +117,9 @@ def pair_texts_of(storage: Storage, day: str, redacted_traces: PartitionBatches,
         source = (redacted_traces if trace_day == day
                   else storage.batches(WAREHOUSE, "redacted_traces", str(trace_day)))
         rows = source.rows_where_in("trace_id", group["trace_id"], columns=PAIR_COLUMNS)
-        cands = [candidates_of(c) for c in rows["candidates"]]
         frames.append(pd.DataFrame({
             "trace_id": rows["trace_id"].to_numpy(), "prompt": rows["prompt"].to_numpy(),
-            "text_a": [c[0]["text"] if len(c) > 0 else None for c in cands],
-            "text_b": [c[1]["text"] if len(c) > 1 else None for c in cands]}))
+            **answer_texts(rows["candidates"])}))
     texts = (pd.concat(frames, ignore_index=True).drop_duplicates("trace_id") if frames
              else pd.DataFrame(columns=["trace_id", "prompt", "text_a", "text_b"]))
     return items.merge(texts, on="trace_id", how="inner")
@@ -308,13 +314,12 @@ def frozen_evaluation(storage: Storage, labels: list[dict], frozen: settings.Fro
         con.register("wanted", pd.DataFrame({"trace_id": wanted}))
         traces = con.execute(f"SELECT trace_id, prompt, candidates, slice FROM {scan} "
                              "JOIN wanted USING (trace_id)").df().drop_duplicates("trace_id")
-    cands = [candidates_of(c) for c in traces["candidates"]]
+    texts = answer_texts(traces["candidates"])
     return pd.DataFrame({
         "trace_id": traces["trace_id"].to_numpy(), "prompt": traces["prompt"].to_numpy(),
-        "text_a": [c[0]["text"] if len(c) > 0 else None for c in cands],
-        "text_b": [c[1]["text"] if len(c) > 1 else None for c in cands],
-        "label": [outcome.get(t, {}).get("label") if len(c) >= 2 else None
-                  for t, c in zip(traces["trace_id"], cands, strict=True)],
+        **texts,
+        "label": [outcome.get(t, {}).get("label") if b is not None else None
+                  for t, b in zip(traces["trace_id"], texts["text_b"], strict=True)],
         "slice": [outcome.get(t, {}).get("slice") or s
                   for t, s in zip(traces["trace_id"], traces["slice"], strict=True)],
         "checks": [checks.get(t) for t in traces["trace_id"]],
@@ -332,9 +337,10 @@ REPORT_COLUMNS = {
 }
 
 
-def experiment_inputs(storage: Storage) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(arm membership, accepted pairs with their arm, review seconds per trace) over every
-    stored round."""
+def experiment_inputs(storage: Storage, base_limit: int
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(arm membership, accepted pairs with their arm plus at most `base_limit` of the newest
+    pairs outside every arm, review seconds per trace) over every stored round."""
     batches = storage.scan_sql(WAREHOUSE, "selected_batch")
     pairs = storage.scan_sql(WAREHOUSE, "preference_pairs")
     labels = storage.scan_sql(WAREHOUSE, "reviewed_labels")
@@ -346,9 +352,14 @@ def experiment_inputs(storage: Storage) -> tuple[pd.DataFrame, pd.DataFrame, pd.
             f"SELECT round_id, arm, method, trace_id, date FROM {batches} "
             "WHERE in_experiment AND arm IS NOT NULL").df()
         con.register("members", members)
+        # the arms' pairs, and only the newest pairs outside every arm that a base can use:
+        # the history of accepted pairs is never loaded whole
         accepted = con.execute(
             f"SELECT m.round_id, m.arm, m.method, p.trace_id, p.prompt, p.chosen, p.rejected, "
-            f"p.date FROM {pairs} p LEFT JOIN members m USING (trace_id)").df() \
+            f"p.date FROM {pairs} p JOIN members m USING (trace_id) "
+            f"UNION ALL (SELECT NULL, NULL, NULL, p.trace_id, p.prompt, p.chosen, p.rejected, "
+            f"p.date FROM {pairs} p ANTI JOIN members m USING (trace_id) "
+            f"ORDER BY p.date DESC, p.trace_id LIMIT {int(base_limit)})").df() \
             if pairs else pd.DataFrame(columns=["round_id", "arm", "method", "trace_id",
                                                 "prompt", "chosen", "rejected", "date"])
         columns = set(con.execute(f"SELECT * FROM {labels} LIMIT 0").df().columns) \
@@ -375,7 +386,10 @@ def run_experiments(storage: Storage, policy: Policy, evaluation: pd.DataFrame
     """One report per (scope, candidate): each of the newest rounds with accepted labels in
     both arms, and all rounds so far whose selector arm was not a random fallback (the
     candidates after the first: all rounds only)."""
-    members, accepted, seconds = experiment_inputs(storage)
+    # each scope's base is the newest experiment_base_pairs up to its round; the newest
+    # experiment_base_pairs x (rounds compared + 1) cover every scope compared
+    members, accepted, seconds = experiment_inputs(
+        storage, policy.experiment_base_pairs * (policy.experiment_rounds + 1))
     if members.empty or accepted.empty or evaluation.empty:
         return []
     base_all = accepted[accepted["arm"].isna()].sort_values(["date", "trace_id"],
