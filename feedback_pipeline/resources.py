@@ -38,5 +38,8 @@ class PipelineResource(dg.ConfigurableResource):
     def gold(self) -> list[dict]:
         return settings.load_gold(self.storage, self.policy.reviewer_training_set)
 
+    def reviewer_roles(self) -> dict[str, str]:
+        return settings.load_reviewer_roles(self.storage)
+
     def deny_terms(self) -> list[str]:
         return settings.load_deny_terms(self.storage)

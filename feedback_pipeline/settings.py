@@ -54,6 +54,7 @@ class Policy:
     random_share: float = 0.5
     backlog_max_age_days: int = 14
     min_eval_items: int = 20
+    max_quarantined_share: float = 0.05
     experiment_candidates: tuple[str, ...] = ("preference_model",)
     experiment_rounds: int = 10
     experiment_base_pairs: int = 2000
@@ -77,6 +78,7 @@ class Policy:
             "random_share": 0.0 < self.random_share <= 0.5,
             "backlog_max_age_days": self.backlog_max_age_days >= 0,
             "min_eval_items": self.min_eval_items >= 1,
+            "max_quarantined_share": 0.0 <= self.max_quarantined_share <= 1.0,
             "experiment_rounds": self.experiment_rounds >= 1,
             "experiment_base_pairs": self.experiment_base_pairs >= 0,
             "experiment_candidates": bool(self.experiment_candidates) and all(
@@ -126,6 +128,32 @@ def load_rubric(storage: Storage, version: str) -> Rubric:
         return Rubric.from_mapping(_read_yaml(path))
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from err
+
+
+REVIEWER_ROLES = ("reviewer", "adjudicator")
+
+
+def load_reviewer_roles(storage: Storage) -> dict[str, str]:
+    """Reviewer identity -> role from config/reviewers.yaml (`reviewers: [{id, role}]`); a
+    missing file means everyone is a reviewer and no one can close an adjudication. The ids
+    are the identities reviewers land under (an email or a Label Studio user); the stage
+    pseudonymises them before use and never stores them."""
+    path = storage.config_path("reviewers.yaml")
+    if not path.exists():
+        return {}
+    entries = _read_yaml(path).get("reviewers") or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: `reviewers` must be a list of {{id, role}}")
+    roles: dict[str, str] = {}
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or not str(entry.get("id") or "").strip():
+            raise ConfigError(f"{path}: reviewer {position} needs an id")
+        role = entry.get("role", "reviewer")
+        if role not in REVIEWER_ROLES:
+            raise ConfigError(f"{path}: reviewer {position} has role {role!r}; roles are "
+                              f"{', '.join(REVIEWER_ROLES)}")
+        roles[str(entry["id"]).strip()] = role
+    return roles
 
 
 def known_rubric_versions(storage: Storage) -> set[str]:

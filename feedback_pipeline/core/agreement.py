@@ -247,8 +247,11 @@ def krippendorff_alpha(reliability: np.ndarray, level: str) -> float:
 
 
 LABEL_COLUMNS = ["review_id", "trace_id", "reviewer_id", "task", "outcome", "slice",
-                 "criteria_json"]
-KEY_COLUMNS = ["trace_id", "task", "outcome"]  # what pairwise_input_streamed reads first
+                 "criteria_json", "status"]
+KEY_COLUMNS = ["trace_id", "task", "outcome", "status"]  # what pairwise_input_streamed reads first
+NOT_A_VOTE = "ADJUDICATED"
+"""An adjudicator's decision closes an item; it is not a reviewer's vote, so agreement never
+counts it (core.review)."""
 _INPUT_COLUMNS = {"review_id": "review_id", "trace_id": "trace_id",
                   "reviewer_id": "reviewer_id", "label": "outcome", "slice": "slice",
                   "criteria_json": "criteria_json"}
@@ -281,8 +284,7 @@ def disagreeing_pairwise_traces(labels: pa.Table) -> pa.Array:
     """Trace ids whose pairwise reviews carry more than one outcome: the only ones with a
     disagreeing pair, and so the only ones whose criteria the report reads (dropping a
     superseded review can only remove disagreements, never add one)."""
-    if "task" in labels.column_names:
-        labels = labels.filter(pc.equal(labels["task"], "pairwise"))
+    labels = _votes(labels)
     outcomes = labels.group_by("trace_id").aggregate([("outcome", "count_distinct")])
     return outcomes["trace_id"].filter(pc.greater(outcomes["outcome_count_distinct"], 1)
                                        ).combine_chunks()
@@ -292,8 +294,7 @@ def _pairwise_rows(labels: pa.Table, disagreeing: pa.Array) -> pa.Table:
     """Pairwise rows; criteria_json kept only for `disagreeing` traces (null elsewhere): the
     rest would only be turned into Python strings for nothing (300 MB at 10^6 traces when
     kept for every duplicate-reviewed trace)."""
-    if "task" in labels.column_names:
-        labels = labels.filter(pc.equal(labels["task"], "pairwise"))
+    labels = _votes(labels)
     if "criteria_json" in labels.column_names and labels.num_rows:
         drop = pc.invert(pc.is_in(labels["trace_id"],
                                   value_set=disagreeing.cast(labels["trace_id"].type)))
@@ -305,6 +306,15 @@ def _pairwise_rows(labels: pa.Table, disagreeing: pa.Array) -> pa.Table:
                                                                column.type))
         labels = labels.set_column(labels.column_names.index("criteria_json"), "criteria_json",
                                    criteria)
+    return labels
+
+
+def _votes(labels: pa.Table) -> pa.Table:
+    """The pairwise reviewers' votes: other tasks and adjudicators' decisions left out."""
+    if "task" in labels.column_names:
+        labels = labels.filter(pc.equal(labels["task"], "pairwise"))
+    if "status" in labels.column_names:
+        labels = labels.filter(pc.fill_null(pc.not_equal(labels["status"], NOT_A_VOTE), True))
     return labels
 
 

@@ -26,11 +26,17 @@ from feedback_pipeline.core.rubric import CRITERIA_FIELDS
 from feedback_pipeline.core.tasks import TASK_SCHEMA, import_task_json
 
 LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
-                 "demonstration": "demonstration.xml"}
+                 "demonstration": "demonstration.xml", "incident": "incident.xml",
+                 "adjudication": "adjudication.xml"}
+"""One Label Studio project per task type, each with its own labeling configuration."""
 TASK_DATA_FIELDS = ("task_id", "trace_id", "trace_day", "round_id", "arm", "task", "queue",
                     "slice", "prompt", "context",
                     "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
-                    "approved_answer", "rubric_version", "policy_text")
+                    "approved_answer", "rubric_version", "policy_text",
+                    "adjudicates", "adjudication_reason", "incident_reason")
+"""What a Label Studio task's data holds. The last three describe follow-up work (an item in
+adjudication, an open incident); elsewhere they are empty, so every project's configuration
+finds each field it shows."""
 
 
 def labeling_config(task: str) -> str:
@@ -99,11 +105,16 @@ def _review_from_controls(data: Mapping[str, Any], controls: Mapping[str, Any],
                           lead_time: Any = None) -> dict[str, Any]:
     """A contract review object built from one annotation's control values."""
     task = data.get("task")
+    adjudication = task == "adjudication"
+    if adjudication:  # a decision on a queued item reads like a review of the item's own task
+        task = data.get("adjudicates")
     review: dict[str, Any] = {
         "review_id": review_id, "trace_id": data.get("trace_id"), "reviewer_id": reviewer,
         "rubric_version": data.get("rubric_version"), "task": task,
         "reason": _text(controls.get("reason")),
     }
+    if adjudication:
+        review["adjudication"] = True
     if reviewed_at:
         review["reviewed_at"] = str(reviewed_at).replace("Z", "+00:00")
     if lead_time is not None:
@@ -122,6 +133,9 @@ def _review_from_controls(data: Mapping[str, Any], controls: Mapping[str, Any],
                       label=label[0] if label else None)
     elif task == "demonstration":
         review["answer"] = _text(controls.get("answer"))
+    elif task == "incident":
+        resolution = _choices(controls.get("resolution"))
+        review["resolution"] = resolution[0] if resolution else None
     return review
 
 

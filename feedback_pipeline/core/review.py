@@ -32,7 +32,7 @@ from feedback_pipeline.core.parallel import ordered_map
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS, PAIRWISE_OUTCOMES, Rubric
 from feedback_pipeline.core.texts import SCAN_BATCH_ROWS
 
-TASKS = ("pairwise", "pointwise", "demonstration")
+TASKS = ("pairwise", "pointwise", "demonstration", "incident")
 POSITIVE_POINTWISE_LABELS = frozenset({"ok", "good", "acceptable", "safe", "correct", "helpful"})
 
 REVIEW_COLUMNS = [
@@ -49,6 +49,8 @@ REVIEW_COLUMNS = [
     "score",
     "answer",
     "reason",
+    "resolution",
+    "adjudication",
     "review_seconds",
     "source_file",
     "source_line",
@@ -89,6 +91,8 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         "score": None,
         "answer": None,
         "reason": obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+        "resolution": None,
+        "adjudication": _flag(obj.get("adjudication"), "adjudication"),
         "review_seconds": _review_seconds(obj.get("review_seconds")),
     }
     if task == "pairwise":
@@ -117,12 +121,29 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         if score is None and not isinstance(label, str):
             raise ContractError("a pointwise review needs a label or a score")
         row.update(candidate_id=cid, score=score, label=label if isinstance(label, str) else None)
+    elif task == "incident":
+        resolution = obj.get("resolution")
+        if resolution not in INCIDENT_RESOLUTIONS:
+            raise ContractError(f"an incident review needs a resolution: one of "
+                                f"{', '.join(INCIDENT_RESOLUTIONS)}")
+        if not (row["reason"] or "").strip():
+            raise ContractError("an incident review needs a reason (what was done, or why "
+                                "nothing)")
+        row["resolution"] = resolution
     else:
         answer = obj.get("answer")
         if not isinstance(answer, str) or not answer.strip():
             raise ContractError("a demonstration review needs a non-empty answer")
         row["answer"] = answer
     return row
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ContractError(f"{name} must be true or false")
+    return value
 
 
 def _review_seconds(value: Any) -> float | None:
@@ -201,12 +222,14 @@ def resolve_reviews(
     rubric: Rubric,
     *,
     rubric_by_version: Mapping[str, Rubric] | None = None,
+    adjudicators: frozenset[str] = frozenset(),
 ) -> ResolvedReviews:
     """Derive outcomes and route every review of one partition into exactly one lane.
 
     `traces` are redacted trace rows, `queues` the routed_queues rows (trace_id, destination).
     """
-    rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubric_by_version)
+    rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubric_by_version,
+                               adjudicators=adjudicators)
     return ResolvedReviews(
         quarantine=pd.DataFrame(rows.pop("quarantine")),
         **{lane: pd.DataFrame(rows[lane], columns=LANE_SCHEMAS[lane].names)
@@ -220,6 +243,7 @@ def resolve_review_rows(
     rubric: Rubric,
     *,
     rubric_by_version: Mapping[str, Rubric] | None = None,
+    adjudicators: frozenset[str] = frozenset(),
 ) -> dict[str, list[dict[str, Any]]]:
     """resolve_reviews as plain rows per lane (LANE_SCHEMAS names, plus "quarantine"), so a
     worker can build Arrow tables without a pandas round trip."""
@@ -237,7 +261,10 @@ def resolve_review_rows(
         trace = trace_by_id.get(tid)
         reason = None
         if trace is None:
-            reason = f"trace_id {tid!r} is not a known trace of this partition"
+            reason = UNKNOWN_TRACE_REASON
+        elif review.get("adjudication") and review["reviewer_id"] not in adjudicators:
+            reason = ("an adjudication decision from a reviewer without the adjudicator role "
+                      "(config/reviewers.yaml)")
         elif "FROZEN_EVALUATION" in dests.get(tid, ()):
             reason = "review of a frozen-evaluation trace; it never becomes training data"
         elif review["rubric_version"] not in rubrics:
@@ -275,7 +302,7 @@ def resolve_review_rows(
                 )
             )
 
-    lanes = _route(labels, trace_by_id, dests, rubrics)
+    lanes = _route(labels, trace_by_id, dests, rubrics, adjudicators)
     return {"labels": labels, **lanes, "quarantine": quarantined}
 
 
@@ -286,6 +313,7 @@ def _values(rows: pd.DataFrame | pa.Table | pa.RecordBatch, column: str) -> list
 
 
 UNMATCHED_GROUP = -1
+UNKNOWN_TRACE_REASON = "trace_id is not a known trace of any landed day"
 # The only queue memberships resolution reads: 221 thousand of a 10^6 day's million queue rows.
 # The others are never looked up, so no batch is matched against them.
 RESOLUTION_DESTINATIONS = ("FROZEN_EVALUATION", "INCIDENT_REVIEW", "DEMONSTRATION_QUEUE")
@@ -341,6 +369,12 @@ class SpooledReviews:
         lookup, stored = self._position
         found = lookup.get_indexer(trace_ids.to_numpy())
         return np.where(found < 0, -1, stored[found])
+
+    def covers(self, trace_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Whether each id is one of the day's traces."""
+        if isinstance(trace_ids, pa.Array):
+            trace_ids = pa.chunked_array([trace_ids])
+        return self._positions(trace_ids.cast(pa.string())) >= 0
 
     def for_rows(self, ids: pa.Array | pa.ChunkedArray, first: int, count: int) -> pa.Table:
         """The reviews of `ids`, the traces at stored positions [first, first + count)."""
@@ -413,6 +447,7 @@ def resolve_review_batches(
     rubric: Rubric,
     *,
     rubric_by_version: Mapping[str, Rubric] | None = None,
+    adjudicators: frozenset[str] = frozenset(),
     workers: int = 1,
 ) -> Iterator[ResolvedBatch]:
     """resolve_reviews one batch of traces at a time: a trace's reviews all travel with it, so
@@ -422,14 +457,15 @@ def resolve_review_batches(
     Reviews of a trace found in no batch come last, quarantined as unknown traces.
     """
     rubrics = dict(rubric_by_version or {})
-    items = ((own, traces, own_queues, rubric, rubrics)
+    items = ((own, traces, own_queues, rubric, rubrics, adjudicators)
              for own, traces, own_queues in _review_work(reviews, trace_batches, queues))
     yield from ordered_map(_resolve_item, items, workers)
 
 
 def _resolve_item(item: tuple) -> ResolvedBatch:
-    reviews, traces, queues, rubric, rubrics = item
-    rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubrics)
+    reviews, traces, queues, rubric, rubrics, adjudicators = item
+    rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubrics,
+                               adjudicators=adjudicators)
     lanes = {lane: pa.Table.from_pylist(rows[lane], schema=schema)
              for lane, schema in LANE_SCHEMAS.items()}
     return ResolvedBatch(lanes, rows["quarantine"])
@@ -503,160 +539,258 @@ def _route(
     trace_by_id: Mapping[str, Mapping[str, Any]],
     dests: Mapping[str, set[str]],
     rubrics: Mapping[str, Rubric],
+    adjudicators: frozenset[str] = frozenset(),
 ) -> dict[str, list[dict[str, Any]]]:
     """Each label's lane; a label whose review ends in an incident or adjudication gets that
     status (set on the label row itself). Every task type resolves the same way: each
     reviewer's latest review is one vote, agreeing votes are accepted once, conflicting ones go
-    to adjudication, so a release never holds two contradicting rows for one item."""
-    pairs, demos, points, adjudication, incidents = [], [], [], [], []
-
-    def ids_of(group: list[dict[str, Any]]) -> tuple[str, str]:
-        return (",".join(r["review_id"] for r in group),
-                ",".join(sorted({r["reviewer_id"] for r in group})))
-
-    by_trace: dict[str, list[dict[str, Any]]] = {}
-    for review in (r for r in labels if r["task"] == "pairwise"):
-        by_trace.setdefault(review["trace_id"], []).append(review)
-    for tid in sorted(by_trace):
-        group = _latest_per_reviewer(by_trace[tid])
+    to adjudication, so a release never holds two contradicting rows for one item. An
+    adjudicator's review of an item is not a vote but the decision: it closes the item, and
+    the adjudication record says who decided, when and why."""
+    out: dict[str, list[dict[str, Any]]] = {lane: [] for lane in ROUTED_LANES}
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
+    for review in labels:
+        item = review["candidate_id"] if review["task"] == "pointwise" else None
+        groups.setdefault((review["task"], review["trace_id"], item), []).append(review)
+    for (task, tid, _), reviews in sorted(groups.items(), key=lambda kv: (
+            TASK_ORDER[kv[0][0]], kv[0][1], kv[0][2] or "")):
+        if task == "incident":
+            continue  # resolutions attach to the trace's incident record, below
+        group = _latest_per_reviewer(reviews)
+        decision, votes = _split_decision(group, adjudicators)
         trace = trace_by_id[tid]
         base = {"trace_id": tid, **_provenance(trace)}
-        review_ids, reviewers = ids_of(group)
         if "INCIDENT_REVIEW" in dests.get(tid, set()):
-            incidents.append({**base, "reason": "trace recorded an unsafe effect",
-                              "review_ids": review_ids, "reviewer_ids": reviewers})
+            review_ids, reviewers = _ids_of(group)
+            out["incidents"].append({**base, "reason": INCIDENT_TRACE_REASON[task],
+                                     "review_ids": review_ids, "reviewer_ids": reviewers})
             _set_status(group, INCIDENT)
             continue
-        valid = [r for r in group if r["status"] != RUBRIC_CONFLICT]
-        counts = Counter(r["outcome"] for r in valid).most_common()
-        if not counts:
-            adjudication.append({**base, "reason": "every review contradicts the rubric",
-                                 "outcomes": "", "review_ids": review_ids,
-                                 "reviewer_ids": reviewers})
+        vote = VOTERS[task](votes, trace, rubrics) if votes else None
+        if decision is None:
+            assert vote is not None
+            _settle(out, vote, base, votes, task)
             continue
-        top, top_n = counts[0]
-        if len(counts) > 1 and top_n * 2 <= len(valid):
-            detail = ", ".join(f"{k}x{v}" for k, v in counts)
-            adjudication.append({**base, "reason": f"reviewers disagree ({detail})",
-                                 "outcomes": detail, "review_ids": review_ids,
-                                 "reviewer_ids": reviewers})
-            _set_status(valid, ADJUDICATION)
+        ruling = VOTERS[task]([decision], trace, rubrics)
+        _set_status(votes, ADJUDICATION)
+        review_ids, reviewers = _ids_of(votes)
+        record = {**base, "task": task,
+                  "reason": vote.reason if vote is not None and vote.lane == "adjudication"
+                  else "decided by an adjudicator",
+                  "outcomes": vote.outcomes if vote is not None else "",
+                  "review_ids": review_ids, "reviewer_ids": reviewers,
+                  "decided_by": decision["reviewer_id"],
+                  "decided_at": decision.get("reviewed_at"),
+                  "decision_reason": decision.get("reason")}
+        if ruling.lane == "adjudication" and not ruling.outcomes.startswith("TIE"):
+            # the adjudicator's own review contradicts the rubric: the item stays open
+            decision["status"] = ADJUDICATION
+            out["adjudication"].append({**record, "status": OPEN, "decision": None,
+                                        "reason": f"{record['reason']}; the adjudicator's "
+                                        f"review did not settle it ({ruling.reason})"})
             continue
-        if top == "BOTH_BAD":
-            reasons = [r["reason"] for r in valid if isinstance(r["reason"], str) and r["reason"]]
-            incidents.append({**base, "reason": "BOTH_BAD: " + (reasons[0] if reasons else
-                              "neither candidate passes safety and authorization"),
-                              "review_ids": review_ids, "reviewer_ids": reviewers})
-            _set_status(valid, INCIDENT)
-            continue
-        if top == "TIE":
-            adjudication.append({**base, "reason": "tie under every rubric criterion",
-                                 "outcomes": f"TIEx{top_n}", "review_ids": review_ids,
-                                 "reviewer_ids": reviewers})
-            _set_status(valid, ADJUDICATION)
-            continue
-        cands = candidates_of(trace["candidates"])
-        chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
-        flagged = _flagged_unsafe(group, chosen["candidate_id"], rubrics)
-        if flagged:
-            adjudication.append({**base, "reason": f"safety or authorization flag on the chosen "
-                                 f"answer by {len(flagged)} reviewer(s); a majority cannot "
-                                 "accept it", "outcomes": ", ".join(f"{k}x{v}" for k, v in counts),
-                                 "review_ids": review_ids, "reviewer_ids": reviewers})
-            _set_status(valid, ADJUDICATION)
-            continue
-        agreeing = [r for r in valid if r["outcome"] == top]
-        pairs.append({
-            **base,
-            "prompt": trace["prompt"],
-            "chosen": chosen["text"],
-            "rejected": rejected["text"],
-            "outcome": top,
-            "chosen_candidate_id": chosen["candidate_id"],
-            "rejected_candidate_id": rejected["candidate_id"],
-            "chosen_model_id": chosen.get("model_id"),
-            "rejected_model_id": rejected.get("model_id"),
-            "chosen_generation": chosen.get("generation"),
-            "rejected_generation": rejected.get("generation"),
-            "rubric_version": ",".join(sorted({r["rubric_version"] for r in agreeing})),
-            "deciding_criterion": agreeing[0]["deciding_criterion"],
-            "reviewer_ids": ",".join(sorted({r["reviewer_id"] for r in agreeing})),
-            "review_ids": ",".join(r["review_id"] for r in agreeing),
-            "n_reviews": len(group),
-            # every vote's criteria, not only the agreeing ones: the unsafe-pair gate reads them
-            "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in group]),
-        })
+        decision["status"] = ADJUDICATED
+        out["adjudication"].append({**record, "status": RESOLVED, "decision": ruling.outcomes})
+        if ruling.lane == "incidents":
+            ruling.row["reason"] = "adjudicated " + ruling.row["reason"]
+        if ruling.row is not None:
+            ruling.row.update(reviewer_ids=decision["reviewer_id"],
+                              review_ids=decision["review_id"])
+            out[ruling.lane].append({**base, **ruling.row})
 
-    demo_groups: dict[str, list[dict[str, Any]]] = {}
-    for review in (r for r in labels if r["task"] == "demonstration"):
-        demo_groups.setdefault(review["trace_id"], []).append(review)
-    for tid in sorted(demo_groups):
-        group = _latest_per_reviewer(demo_groups[tid])
-        trace = trace_by_id[tid]
-        review_ids, reviewers = ids_of(group)
-        if "INCIDENT_REVIEW" in dests.get(tid, set()):
-            incidents.append({"trace_id": tid, **_provenance(trace),
-                              "reason": "corrected answer for a trace under incident review",
-                              "review_ids": review_ids, "reviewer_ids": reviewers})
-            _set_status(group, INCIDENT)
-            continue
-        answers = {" ".join(str(r["answer"]).split()) for r in group}
-        if len(answers) > 1:
-            adjudication.append({"trace_id": tid, **_provenance(trace),
-                                 "reason": f"{len(answers)} different corrected answers",
-                                 "outcomes": f"answersx{len(answers)}",
-                                 "review_ids": review_ids, "reviewer_ids": reviewers})
-            _set_status(group, ADJUDICATION)
-            continue
-        demos.append(_demonstration(trace, group[-1]["answer"], "reviewer_answer", review_ids,
-                                    reviewers, ",".join(sorted({r["rubric_version"]
-                                                                for r in group}))))
-    settled = set(demo_groups)
+    demonstrated = {tid for task, tid, _ in groups if task == "demonstration"}
     for tid, trace in trace_by_id.items():
-        if ("DEMONSTRATION_QUEUE" in dests.get(tid, set()) and tid not in settled
+        if ("DEMONSTRATION_QUEUE" in dests.get(tid, set()) and tid not in demonstrated
                 and trace.get("approved_answer")):
-            demos.append(_demonstration(trace, trace["approved_answer"], "approved_answer",
-                                        None, None, None))
+            out["demonstrations"].append(_demonstration(trace, trace["approved_answer"],
+                                                        "approved_answer", None, None, None))
+    _attach_resolutions(out["incidents"], [r for r in labels if r["task"] == "incident"],
+                        trace_by_id)
+    return out
 
-    point_groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for review in (r for r in labels if r["task"] == "pointwise"):
-        point_groups.setdefault((review["trace_id"], review["candidate_id"]), []).append(review)
-    for tid, cid in sorted(point_groups):
-        group = _latest_per_reviewer(point_groups[(tid, cid)])
-        trace = trace_by_id[tid]
-        review_ids, reviewers = ids_of(group)
-        if dests.get(tid, set()) & {"INCIDENT_REVIEW"}:
-            _set_status(group, INCIDENT)
-            incidents.append({"trace_id": tid, **_provenance(trace),
-                              "reason": "pointwise label on a trace under incident review",
-                              "review_ids": review_ids, "reviewer_ids": reviewers})
-            continue
-        verdicts = {_desirable(r) for r in group}
-        if len(verdicts) > 1:
-            detail = Counter("desirable" if _desirable(r) else "undesirable" for r in group)
-            adjudication.append({"trace_id": tid, **_provenance(trace),
-                                 "reason": "pointwise reviewers disagree (" + ", ".join(
-                                     f"{k}x{v}" for k, v in sorted(detail.items())) + ")",
-                                 "outcomes": ", ".join(f"{k}x{v}" for k, v in
-                                                       sorted(detail.items())),
-                                 "review_ids": review_ids, "reviewer_ids": reviewers})
-            _set_status(group, ADJUDICATION)
-            continue
-        cand = next(c for c in candidates_of(trace["candidates"]) if c["candidate_id"] == cid)
-        scores = sorted(int(r["score"]) for r in group if r["score"] is not None)
-        labels_given = Counter(r["label"] for r in group if r["label"] is not None)
-        points.append({
-            "trace_id": tid, **_provenance(trace),
-            "prompt": trace["prompt"], "completion": cand["text"], "label": verdicts.pop(),
-            "assessment": labels_given.most_common(1)[0][0] if labels_given else None,
-            "score": scores[(len(scores) - 1) // 2] if scores else None,
-            "candidate_id": cand["candidate_id"], "model_id": cand.get("model_id"),
-            "rubric_version": ",".join(sorted({r["rubric_version"] for r in group})),
-            "reviewer_ids": reviewers, "review_ids": review_ids,
-        })
 
-    return {"preference_pairs": pairs, "demonstrations": demos, "pointwise": points,
-            "adjudication": adjudication, "incidents": incidents}
+ROUTED_LANES = ("preference_pairs", "demonstrations", "pointwise", "adjudication", "incidents")
+TASK_ORDER = {"pairwise": 0, "demonstration": 1, "pointwise": 2, "incident": 3}
+INCIDENT_TRACE_REASON = {
+    "pairwise": "trace recorded an unsafe effect",
+    "demonstration": "corrected answer for a trace under incident review",
+    "pointwise": "pointwise label on a trace under incident review",
+}
+OPEN = "OPEN"
+RESOLVED = "RESOLVED"
+ADJUDICATED = "ADJUDICATED"  # an adjudicator's decision: it closed the item, it is no vote
+INCIDENT_RESOLUTIONS = ("resolved", "new_fixture", "no_action")
+
+
+@dataclass
+class _Vote:
+    """Where one item's votes lead: a lane, the row for it (None: nothing to train on), the
+    statuses the votes get, and for adjudication its reason and the outcome counts."""
+
+    lane: str
+    row: dict[str, Any] | None
+    status: str = ACCEPTED
+    reason: str = ""
+    outcomes: str = ""
+    voters: list[dict[str, Any]] | None = None  # the reviews the row stands on
+
+
+def _ids_of(group: list[dict[str, Any]]) -> tuple[str, str]:
+    return (",".join(r["review_id"] for r in group),
+            ",".join(sorted({r["reviewer_id"] for r in group})))
+
+
+def _split_decision(group: list[dict[str, Any]], adjudicators: frozenset[str]
+                    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the latest adjudicator review, the reviewers' votes); an adjudicator's earlier
+    decisions on the item are SUPERSEDED by the latest."""
+    decisions = [r for r in group if r["reviewer_id"] in adjudicators]
+    votes = [r for r in group if r["reviewer_id"] not in adjudicators]
+    if not decisions:
+        return None, votes
+    decisions.sort(key=_when)
+    for earlier in decisions[:-1]:
+        earlier["status"] = SUPERSEDED
+    return decisions[-1], votes
+
+
+def _when(review: Mapping[str, Any]) -> float:
+    stamp = review.get("reviewed_at")
+    return stamp.timestamp() if stamp is not None else float("-inf")
+
+
+def _settle(out: dict[str, list[dict[str, Any]]], vote: _Vote, base: dict[str, Any],
+            votes: list[dict[str, Any]], task: str) -> None:
+    """The reviewers' votes alone decide: the vote's row in its lane, statuses on the votes."""
+    review_ids, reviewers = _ids_of(votes)
+    if vote.lane == "adjudication":
+        out["adjudication"].append({**base, "task": task, "reason": vote.reason,
+                                    "outcomes": vote.outcomes, "review_ids": review_ids,
+                                    "reviewer_ids": reviewers, "status": OPEN})
+        _set_status([r for r in votes if r["status"] != RUBRIC_CONFLICT], ADJUDICATION)
+        return
+    if vote.row is None:
+        return
+    if vote.lane == "incidents":
+        _set_status([r for r in votes if r["status"] != RUBRIC_CONFLICT], INCIDENT)
+        vote.row.setdefault("review_ids", review_ids)
+        vote.row.setdefault("reviewer_ids", reviewers)
+    out[vote.lane].append({**base, **vote.row})
+
+
+def _pairwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
+                   rubrics: Mapping[str, Rubric]) -> _Vote:
+    valid = [r for r in group if r["status"] != RUBRIC_CONFLICT]
+    counts = Counter(r["outcome"] for r in valid).most_common()
+    detail = ", ".join(f"{k}x{v}" for k, v in counts)
+    if not counts:
+        return _Vote("adjudication", None, reason="every review contradicts the rubric")
+    top, top_n = counts[0]
+    if len(counts) > 1 and top_n * 2 <= len(valid):
+        return _Vote("adjudication", None, reason=f"reviewers disagree ({detail})",
+                     outcomes=detail)
+    if top == "BOTH_BAD":
+        reasons = [r["reason"] for r in valid if isinstance(r["reason"], str) and r["reason"]]
+        return _Vote("incidents", {"reason": "BOTH_BAD: " + (reasons[0] if reasons else
+                     "neither candidate passes safety and authorization")}, outcomes=top)
+    if top == "TIE":
+        return _Vote("adjudication", None, reason="tie under every rubric criterion",
+                     outcomes=f"TIEx{top_n}")
+    cands = candidates_of(trace["candidates"])
+    chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
+    flagged = _flagged_unsafe(group, chosen["candidate_id"], rubrics)
+    if flagged:
+        return _Vote("adjudication", None, outcomes=detail,
+                     reason=f"safety or authorization flag on the chosen answer by "
+                            f"{len(flagged)} reviewer(s); a majority cannot accept it")
+    agreeing = [r for r in valid if r["outcome"] == top]
+    return _Vote("preference_pairs", {
+        "prompt": trace["prompt"],
+        "chosen": chosen["text"],
+        "rejected": rejected["text"],
+        "outcome": top,
+        "chosen_candidate_id": chosen["candidate_id"],
+        "rejected_candidate_id": rejected["candidate_id"],
+        "chosen_model_id": chosen.get("model_id"),
+        "rejected_model_id": rejected.get("model_id"),
+        "chosen_generation": chosen.get("generation"),
+        "rejected_generation": rejected.get("generation"),
+        "rubric_version": ",".join(sorted({r["rubric_version"] for r in agreeing})),
+        "deciding_criterion": agreeing[0]["deciding_criterion"],
+        "reviewer_ids": ",".join(sorted({r["reviewer_id"] for r in agreeing})),
+        "review_ids": ",".join(r["review_id"] for r in agreeing),
+        "n_reviews": len(group),
+        # every vote's criteria, not only the agreeing ones: the unsafe-pair gate reads them
+        "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in group]),
+    }, outcomes=top)
+
+
+def _demonstration_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
+                        rubrics: Mapping[str, Rubric]) -> _Vote:
+    answers = {" ".join(str(r["answer"]).split()) for r in group}
+    if len(answers) > 1:
+        return _Vote("adjudication", None, reason=f"{len(answers)} different corrected answers",
+                     outcomes=f"answersx{len(answers)}")
+    review_ids, reviewers = _ids_of(group)
+    row = _demonstration(trace, group[-1]["answer"], "reviewer_answer", review_ids, reviewers,
+                         ",".join(sorted({r["rubric_version"] for r in group})))
+    row.pop("trace_id")
+    return _Vote("demonstrations", row, outcomes="answer")
+
+
+def _pointwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
+                    rubrics: Mapping[str, Rubric]) -> _Vote:
+    verdicts = {_desirable(r) for r in group}
+    if len(verdicts) > 1:
+        detail = Counter("desirable" if _desirable(r) else "undesirable" for r in group)
+        counts = ", ".join(f"{k}x{v}" for k, v in sorted(detail.items()))
+        return _Vote("adjudication", None, reason=f"pointwise reviewers disagree ({counts})",
+                     outcomes=counts)
+    cid = group[0]["candidate_id"]
+    cand = next(c for c in candidates_of(trace["candidates"]) if c["candidate_id"] == cid)
+    scores = sorted(int(r["score"]) for r in group if r["score"] is not None)
+    labels_given = Counter(r["label"] for r in group if r["label"] is not None)
+    review_ids, reviewers = _ids_of(group)
+    verdict = verdicts.pop()
+    return _Vote("pointwise", {
+        "prompt": trace["prompt"], "completion": cand["text"], "label": verdict,
+        "assessment": labels_given.most_common(1)[0][0] if labels_given else None,
+        "score": scores[(len(scores) - 1) // 2] if scores else None,
+        "candidate_id": cand["candidate_id"], "model_id": cand.get("model_id"),
+        "rubric_version": ",".join(sorted({r["rubric_version"] for r in group})),
+        "reviewer_ids": reviewers, "review_ids": review_ids,
+    }, outcomes="desirable" if verdict else "undesirable")
+
+
+VOTERS = {"pairwise": _pairwise_vote, "demonstration": _demonstration_vote,
+          "pointwise": _pointwise_vote}
+
+
+def _attach_resolutions(incidents: list[dict[str, Any]], reviews: list[dict[str, Any]],
+                        trace_by_id: Mapping[str, Mapping[str, Any]]) -> None:
+    """An incident review's resolution on its trace's incident record (one is opened for a
+    trace that has none yet: the incident task itself): the latest review decides, and the
+    record keeps who resolved it, when and why."""
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for review in reviews:
+        by_trace.setdefault(review["trace_id"], []).append(review)
+    for tid, group in sorted(by_trace.items()):
+        group.sort(key=_when)
+        latest = group[-1]
+        for earlier in group[:-1]:
+            earlier["status"] = SUPERSEDED
+        latest["status"] = INCIDENT
+        review_ids, reviewers = _ids_of(group)
+        records = [r for r in incidents if r["trace_id"] == tid]
+        if not records:
+            records = [{"trace_id": tid, **_provenance(trace_by_id[tid]),
+                        "reason": "trace recorded an unsafe effect",
+                        "review_ids": review_ids, "reviewer_ids": reviewers}]
+            incidents.extend(records)
+        for record in records:
+            record.update(resolution=latest["resolution"], resolved_by=latest["reviewer_id"],
+                          resolved_at=latest.get("reviewed_at"),
+                          resolution_reason=latest.get("reason"))
 
 
 def _desirable(review: Mapping[str, Any]) -> bool:
@@ -692,12 +826,16 @@ DEMONSTRATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "answer", "s
 POINTWISE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "completion", "label",
                      "assessment", "score", "candidate_id", "model_id", "rubric_version",
                      "reviewer_ids", "review_ids"]
-ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "outcomes", "review_ids",
-                        "reviewer_ids"]
-INCIDENT_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "review_ids", "reviewer_ids"]
+ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "task", "reason", "outcomes",
+                        "review_ids", "reviewer_ids", "status", "decision", "decided_by",
+                        "decided_at", "decision_reason"]
+INCIDENT_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "reason", "review_ids", "reviewer_ids",
+                    "resolution", "resolved_by", "resolved_at", "resolution_reason"]
 LABEL_COLUMNS = [*REVIEW_COLUMNS, "slice", "round_id", "arm", "outcome", "deciding_criterion",
                  "status"]
 _TYPED = {"reviewed_at": pa.timestamp("us", tz="UTC"), "score": pa.int64(),
+          "decided_at": pa.timestamp("us", tz="UTC"), "resolved_at": pa.timestamp("us", tz="UTC"),
+          "adjudication": pa.bool_(),
           "review_seconds": pa.float64(),
           "source_line": pa.int64(), "n_reviews": pa.int64(), "label": pa.string()}
 

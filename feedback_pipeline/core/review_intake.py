@@ -61,3 +61,23 @@ def parse_review_export(payload: Any, source: str,
     """(reviews, quarantine rows) of one Label Studio export (raw JSON or JSON-MIN)."""
     parsed = parse_label_studio_export(payload, source, set(settings.known_rubrics))
     return review_table(parsed.rows, settings), parsed.quarantine
+
+
+def owned_review_days(day: str, trace_days: Sequence[str],
+                      review_days: Sequence[str]) -> list[str]:
+    """The review folders whose problems `day`'s partition reports: its own folder, and each
+    folder of a day without landed traces (a Label Studio pull lands on the day it runs) goes
+    to the latest trace day before it, or the first trace day when none is earlier. Every
+    partition reads every folder for its own traces' reviews; only the owner quarantines a
+    folder's unparseable lines and unknown trace ids, so each is reported exactly once."""
+    traced = sorted(set(trace_days) | {day})
+    owned = []
+    for folder in review_days:
+        if folder in traced:
+            owner = folder
+        else:
+            earlier = [d for d in traced if d <= folder]
+            owner = earlier[-1] if earlier else traced[0]
+        if owner == day:
+            owned.append(folder)
+    return owned

@@ -82,14 +82,15 @@ def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubri
     queue = primary.take(pc.take(slot, rows))
     first, second = _nth_candidates(picked["candidates"], 2)
     n = picked.num_rows
+    task = _answerable_task(pc.cast(queue["task"], pa.string()), _field(first, "candidate_id"))
     columns = {
-        "task_id": pc.binary_join_element_wise(pc.cast(picked["trace_id"], pa.string()),
-                                               pc.cast(queue["task"], pa.string()), ":"),
+        "task_id": pc.binary_join_element_wise(pc.cast(picked["trace_id"], pa.string()), task,
+                                               ":"),
         "trace_id": picked["trace_id"],
         **{name: (queue[name] if name in queue.column_names else pa.nulls(n, pa.string()))
            for name in ISSUE_COLUMNS},
         "queue": queue["queue"],
-        "task": queue["task"],
+        "task": task,
         "slice": picked["slice"],
         "prompt": picked["prompt"],
         "context": picked["context"],
@@ -104,6 +105,13 @@ def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubri
     }
     return pa.table({name: pc.cast(columns[name], pa.string()) for name in TASK_COLUMNS},
                     schema=TASK_SCHEMA)
+
+
+def _answerable_task(task: pa.Array | pa.ChunkedArray, first_candidate: pa.Array) -> pa.Array:
+    """A pointwise task needs an answer to judge; a trace without one is asked for the answer
+    it should have had (a demonstration) instead of being sent out empty."""
+    empty = pc.and_(pc.equal(task, "pointwise"), pc.is_null(first_candidate))
+    return pc.if_else(pc.fill_null(empty, False), pa.scalar("demonstration"), task)
 
 
 def _nth_candidates(candidates: pa.ChunkedArray, count: int) -> list[pa.Array]:
@@ -174,7 +182,7 @@ def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: 
     columns = ", ".join(f'"{c}"' for c in sorted(TASK_SCHEMA.names))
     statements = [
         f"COPY (SELECT {columns} FROM {source}) TO '{_quoted(jsonl)}' (FORMAT json)",
-        f"COPY (SELECT {_studio_data(fields)} AS data FROM {source}) "
+        f"COPY (SELECT {_studio_data(fields, tuple(TASK_SCHEMA.names))} AS data FROM {source}) "
         f"TO '{_quoted(studio)}' (FORMAT json, ARRAY true)",
     ]
     with ThreadPoolExecutor(len(statements)) as pool:
@@ -193,9 +201,11 @@ def _quoted(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _studio_data(fields: tuple[str, ...]) -> str:
-    """The DuckDB struct of a Label Studio task's data: each field, missing as ''."""
-    return "{" + ", ".join(f"'{c}': coalesce(\"{c}\", '')" for c in fields) + "}"
+def _studio_data(fields: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    """The DuckDB struct of a Label Studio task's data: each field, missing as '' (a field
+    the tasks have no column for too)."""
+    return "{" + ", ".join(f"'{c}': coalesce(\"{c}\", '')" if c in columns else f"'{c}': ''"
+                           for c in fields) + "}"
 
 
 def import_task_json(tasks: pa.Table, fields: tuple[str, ...]) -> list[str]:
@@ -203,5 +213,5 @@ def import_task_json(tasks: pa.Table, fields: tuple[str, ...]) -> list[str]:
     with missing values as empty strings."""
     with duckdb.connect() as con:
         con.register("tasks", tasks)
-        return con.sql(f"SELECT to_json({{'data': {_studio_data(fields)}}})::VARCHAR "
+        return con.sql(f"SELECT to_json({{'data': {_studio_data(fields, tuple(tasks.column_names))}}})::VARCHAR "
                        "FROM tasks").to_arrow_table().column(0).to_pylist()

@@ -32,6 +32,8 @@ REDACTED_TRACE_TEXTS = TextLayout("trace_id", ("prompt", "context", "approved_an
                                                "extra_json"), ("text", "generation"))
 REVIEW_TASK_TEXTS = TextLayout("task_id", ("prompt", "context", "candidate_a", "candidate_b",
                                            "approved_answer"))
+FOLLOW_UP_TASK_TEXTS = TextLayout("task_id", (*REVIEW_TASK_TEXTS.columns, "adjudication_reason",
+                                             "incident_reason"))
 RELEASE_TEXTS = {
     "preference": TextLayout("trace_id", ("prompt", "chosen", "rejected")),
     "sft": TextLayout("trace_id", (), ("content",), "messages"),

@@ -1,6 +1,7 @@
 """review_tasks out, reviewed_labels in: the rubric decides, every artifact in its own lane."""
 
 
+import collections
 import hashlib
 import hmac
 import itertools
@@ -18,7 +19,7 @@ from feedback_pipeline.core.contract import (
     quarantine_to_table,
     read_lines,
 )
-from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS
+from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS, make_pseudonymiser
 from feedback_pipeline.core.parallel import (
     ordered_map,
     release_free_memory,
@@ -32,6 +33,7 @@ from feedback_pipeline.core.review import (
 )
 from feedback_pipeline.core.review_intake import (
     IntakeSettings,
+    owned_review_days,
     parse_review_chunk,
     parse_review_export,
 )
@@ -40,9 +42,12 @@ from feedback_pipeline.core.tasks import (
     TASK_TRACE_COLUMNS,
     TaskSettings,
     build_scanned_tasks,
+    build_task_table,
     export_task_files,
+    import_task_json,
     issued_work,
 )
+from feedback_pipeline.core.texts import FOLLOW_UP_TASK_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
@@ -139,40 +144,157 @@ TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
 
 
 def _load_reviews(pipeline: PipelineResource, day: str,
-                  reviews: SpooledReviews) -> list[dict]:
-    """Every landed review of the day into `reviews` (chunks parsed in worker processes), and
-    the quarantined ones."""
+                  reviews: SpooledReviews) -> tuple[list[dict], dict[str, int]]:
+    """Every landed review of the day's traces, whichever folder it landed in, into `reviews`
+    (chunks parsed in worker processes); the quarantine rows of the folders this partition
+    owns (core.review_intake.owned_review_days); and, of those folders' reviews, how many
+    belong to each other day. A review whose trace no landed day knows is added unmatched,
+    so resolution quarantines it with the reason."""
     storage = pipeline.storage
     intake = IntakeSettings(
         known_rubrics=frozenset(pipeline.known_rubrics()),
         pseudonym_key=reviewer_pseudonym_key(),
         deny_terms=tuple(pipeline.deny_terms()),
         redaction_version=pipeline.policy.redaction_version)
+    review_days = storage.landing_days("reviews")
+    owned = set(owned_review_days(day, storage.landing_days("traces"), review_days))
     quarantine: list[dict] = []
+    strays: list[pa.Table] = []  # owned folders' reviews of traces outside the day
+    owner_of_chunk: collections.deque[bool] = collections.deque()
+
+    def take(table: pa.Table, bad: list[dict], own: bool) -> None:
+        if own:
+            quarantine.extend(bad)
+        if not table.num_rows:
+            return
+        mine = reviews.covers(table["trace_id"])
+        reviews.add(table.filter(pa.array(mine)))
+        if own and not mine.all():
+            strays.append(table.filter(pa.array(~mine)))
 
     def chunks():
-        for path in storage.landing_files("reviews", day, REVIEW_SUFFIXES):
-            if path.name.endswith(".jsonl"):
+        for folder in review_days:
+            for path in storage.landing_files("reviews", folder, (".jsonl",)):
                 lines = read_lines(path)
                 while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
+                    owner_of_chunk.append(folder in owned)
                     yield chunk, storage.relative(path), intake
 
     for table, bad in ordered_map(parse_review_chunk, chunks(), stage_workers()):
-        reviews.add(table)
-        quarantine.extend(bad)
-    for path in storage.landing_files("reviews", day, (".json",)):
-        source = storage.relative(path)
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
-                                             f"({err.msg})", "", None))
-            continue
-        table, bad = parse_review_export(payload, source, intake)
-        reviews.add(table)
-        quarantine.extend(bad)
+        take(table, bad, owner_of_chunk.popleft())
+    for folder in review_days:
+        for path in storage.landing_files("reviews", folder, (".json",)):
+            source = storage.relative(path)
+            try:
+                payload = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                if folder in owned:
+                    quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
+                                                     f"({err.msg})", "", None))
+                continue
+            take(*parse_review_export(payload, source, intake), folder in owned)
+    elsewhere = _place_strays(storage, day, strays, reviews)
     release_free_memory()
-    return quarantine
+    return quarantine, elsewhere
+
+
+def _place_strays(storage: Storage, day: str, strays: list[pa.Table],
+                  reviews: SpooledReviews) -> dict[str, int]:
+    """Reviews landed in this partition's folders for traces of other days: counted per day
+    (their own day's partition resolves them); those no stored day knows are added to
+    `reviews` unmatched, to be quarantined."""
+    if not strays:
+        return {}
+    stray = pa.concat_tables(strays)
+    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
+    found = pa.table({"trace_id": pa.array([], pa.string()), "day": pa.array([], pa.string())})
+    if scan is not None:
+        with storage.connect() as con:
+            con.register("stray_ids", pa.table({"trace_id": stray["trace_id"]}))
+            found = con.sql(f"SELECT DISTINCT CAST(trace_id AS VARCHAR) AS trace_id, "
+                            f"CAST(date AS VARCHAR) AS day FROM {scan} WHERE date <> '{day}' "
+                            "AND trace_id IN (SELECT trace_id FROM stray_ids)").to_arrow_table()
+    known = pc.is_in(stray["trace_id"], value_set=found["trace_id"])
+    reviews.add(stray.filter(pc.invert(known)))
+    slot = pc.index_in(stray.filter(known)["trace_id"], value_set=found["trace_id"])
+    days = pc.take(found["day"], slot)
+    return {str(k): int(v) for k, v in
+            ((item["values"], item["counts"]) for item in pc.value_counts(days).to_pylist())}
+
+
+def adjudicator_pseudonyms(roles: dict[str, str]) -> frozenset[str]:
+    """The pseudonyms of config/reviewers.yaml's adjudicators, as their reviews carry them."""
+    pseudonym = make_pseudonymiser(reviewer_pseudonym_key())
+    return frozenset(pseudonym(who) for who, role in roles.items() if role == "adjudicator")
+
+
+FOLLOW_UP_SCHEMA = pa.schema([("trace_id", pa.string()), ("task", pa.string()),
+                              ("adjudicates", pa.string()), ("reason", pa.string())])
+
+
+def open_follow_ups(lanes: dict[str, pa.Table]) -> pa.Table:
+    """The work resolution leaves open: adjudications no adjudicator has closed, and incidents
+    without a resolution; each becomes a Label Studio task of its own project."""
+    queued = lanes["adjudication"].filter(pc.equal(lanes["adjudication"]["status"], "OPEN"))
+    incidents = lanes["incidents"].filter(pc.is_null(lanes["incidents"]["resolution"]))
+    return pa.concat_tables([
+        pa.table({"trace_id": queued["trace_id"],
+                  "task": pa.repeat(pa.scalar("adjudication"), queued.num_rows),
+                  "adjudicates": queued["task"], "reason": queued["reason"]},
+                 schema=FOLLOW_UP_SCHEMA),
+        pa.table({"trace_id": incidents["trace_id"],
+                  "task": pa.repeat(pa.scalar("incident"), incidents.num_rows),
+                  "adjudicates": pa.nulls(incidents.num_rows, pa.string()),
+                  "reason": incidents["reason"]}, schema=FOLLOW_UP_SCHEMA)])
+
+
+FOLLOW_UP_QUEUE = {"adjudication": "ADJUDICATION", "incident": "INCIDENT_REVIEW"}
+
+
+def export_follow_ups(context: dg.AssetExecutionContext, pipeline: PipelineResource,
+                      redacted_traces: PartitionBatches, follow_ups: pa.Table) -> dict[str, int]:
+    """exports/follow_up_tasks/<day>/label_studio_tasks.json: the day's open adjudications and
+    incidents as Label Studio tasks (built from redacted traces like every review task, and
+    residue-scanned the same way; withheld if the scan finds anything). The file is replaced on
+    every run and removed when nothing is open, so a closed item is never sent out again."""
+    storage = pipeline.storage
+    target = storage.exports_dir / "follow_up_tasks" / context.partition_key / \
+        "label_studio_tasks.json"
+    if not follow_ups.num_rows:
+        target.unlink(missing_ok=True)
+        return {}
+    rubric = pipeline.rubric()
+    follow_ups = follow_ups.group_by(["trace_id", "task"], use_threads=False).aggregate(
+        [("adjudicates", "first"), ("reason", "first")]).rename_columns(
+        ["trace_id", "task", "adjudicates", "reason"])
+    primary = pa.table({"trace_id": follow_ups["trace_id"],
+                        "queue": pa.array([FOLLOW_UP_QUEUE[t] for t in
+                                           follow_ups["task"].to_pylist()], pa.string()),
+                        "task": follow_ups["task"]})
+    columns = [c for c in TASK_TRACE_COLUMNS if c in redacted_traces.schema.names]
+    parts = [build_task_table(batch, primary, rubric.version, rubric.policy_text)
+             for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS, columns=columns)]
+    tasks = pa.concat_tables([TASK_SCHEMA.empty_table(), *parts])
+    slot = pc.index_in(pc.binary_join_element_wise(tasks["trace_id"], tasks["task"], ":"),
+                       value_set=pc.binary_join_element_wise(follow_ups["trace_id"],
+                                                             follow_ups["task"], ":"))
+    reason = pc.take(follow_ups["reason"], slot)
+    is_adjudication = pc.equal(tasks["task"], "adjudication")
+    tasks = tasks.append_column("adjudicates", pc.take(follow_ups["adjudicates"], slot))
+    tasks = tasks.append_column("adjudication_reason",
+                                pc.if_else(is_adjudication, reason, pa.scalar(None, pa.string())))
+    tasks = tasks.append_column("incident_reason",
+                                pc.if_else(is_adjudication, pa.scalar(None, pa.string()), reason))
+    offending, _ = residue_in_table(tasks, FOLLOW_UP_TASK_TEXTS, tuple(pipeline.deny_terms()))
+    if offending:
+        context.log.error(f"{len(offending)} follow-up task(s) failed the residue scan; "
+                          "follow-up export withheld")
+        target.unlink(missing_ok=True)
+        return {}
+    storage.write_text(target, "[\n" + ",\n".join(import_task_json(tasks, TASK_DATA_FIELDS))
+                       + "\n]\n")
+    return {str(k): int(v) for k, v in
+            ((i["values"], i["counts"]) for i in pc.value_counts(tasks["task"]).to_pylist())}
 
 
 LANE_OF_OUTPUT = {"reviewed_labels": "labels", "preference_pairs": "preference_pairs",
@@ -230,21 +352,25 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     it); every lane is spooled to disk and then streamed into its table."""
     storage = pipeline.storage
     rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
+    adjudicators = adjudicator_pseudonyms(pipeline.reviewer_roles())
     spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
     statuses: dict[str, int] = {}
+    follow_ups: list[pa.Table] = []
     with tempfile.TemporaryDirectory(prefix="reviews-") as scratch:
         reviews = SpooledReviews(redacted_traces.to_arrow(["trace_id"])["trace_id"],
                                  Path(scratch), group_rows=REVIEW_GROUP_TRACES)
-        quarantined = _load_reviews(pipeline, context.partition_key, reviews)
+        quarantined, elsewhere = _load_reviews(pipeline, context.partition_key, reviews)
         ledger = round_ledger(storage, context.partition_key)
         traces = (with_round(batch, ledger) for batch in
                   redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS))
         for resolved in resolve_review_batches(
                 reviews, traces,
                 routed_queues,
-                pipeline.rubric(), rubric_by_version=rubrics, workers=stage_workers()):
+                pipeline.rubric(), rubric_by_version=rubrics, adjudicators=adjudicators,
+                workers=stage_workers()):
             for lane, spool in spools.items():
                 spool.write(resolved.lanes[lane])
+            follow_ups.append(open_follow_ups(resolved.lanes))
             quarantined.extend(resolved.quarantine)
             for item in pc.value_counts(resolved.lanes["labels"]["status"]).to_pylist():
                 statuses[item["values"]] = statuses.get(item["values"], 0) + item["counts"]
@@ -252,9 +378,16 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     quarantine = quarantine_to_table(quarantined)
     for name, lane in LANE_OF_OUTPUT.items():
         metadata = {}
-        if name == "reviewed_labels" and statuses:
-            metadata["by_status"] = counts_table(statuses, "status")
+        if name == "reviewed_labels":
+            if statuses:
+                metadata["by_status"] = counts_table(statuses, "status")
+            metadata["reviews_landed_for_other_days"] = (
+                counts_table(elsewhere, "trace day") if elsewhere
+                else dg.MetadataValue.md("none"))
         yield dg.Output(spools[lane].stream(), output_name=name, metadata=metadata)
+    pending = export_follow_ups(context, pipeline, redacted_traces,
+                                pa.concat_tables([FOLLOW_UP_SCHEMA.empty_table(), *follow_ups]))
+    context.log.info(f"follow-up tasks for Label Studio: {pending or 'none'}")
     reasons = value_counts(pd.Series([r.split(" (")[0].split("'")[0][:60]
                                       for r in quarantine.column("reason").to_pylist()],
                                      dtype=object))
