@@ -46,11 +46,13 @@ class RunOutcome:
     release_path: str | None = None
     advisories: list[str] = field(default_factory=list)
     rounds: list[str] = field(default_factory=list)
+    quarantine: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per landed kind over the window: quarantined and kept lines, and counts by reason."""
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"promoted": self.promoted, "dataset_version": self.dataset_version,
-                "gates": self.gates, "reasons": self.reasons}
+                "gates": self.gates, "reasons": self.reasons, "quarantine": self.quarantine}
 
     @property
     def exit_code(self) -> int:
@@ -220,6 +222,7 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
         outcome.gates[gate] = {"passed": False, "value": f"failed on {', '.join(days)}"}
     outcome.reasons = [GATE_REASONS.get(name, name) for name, gate in outcome.gates.items()
                        if not gate["passed"]]
+    outcome.quarantine = candidate_quarantine(storage)
     if not outcome.gates:
         outcome.error = f"release run failed before its gates: {_failure_message(release)}"
         return outcome
@@ -236,6 +239,28 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
         if outcome.dataset_version:
             outcome.release_path = str(storage.releases_dir / outcome.dataset_version)
     return outcome
+
+
+def candidate_quarantine(storage: Any) -> dict[str, dict[str, Any]]:
+    """The release candidate manifest's quarantine counts (what the quarantine gate weighed)."""
+    from feedback_pipeline.storage import WAREHOUSE
+
+    path = storage.path(WAREHOUSE, "release_candidate") / "manifest.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("quarantine") or {}
+
+
+def quarantine_lines(quarantine: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per landed kind, then its reasons by count: what a run set aside, and why."""
+    lines = []
+    for kind, counts in quarantine.items():
+        total = counts["quarantined"] + counts["kept"]
+        lines.append(f"  quarantined {kind}: {counts['quarantined']} of {total} lines "
+                     f"({counts['share']:.1%})")
+        for reason, n in sorted(counts["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"    {n:>6}  {reason}")
+    return lines
 
 
 def _failure_message(result: Any) -> str:
@@ -255,6 +280,8 @@ def print_outcome(outcome: RunOutcome) -> None:
         print(f"  round {line}")
     for name, gate in outcome.gates.items():
         print(f"  {'PASS' if gate['passed'] else 'FAIL'}  {name:<24} value={gate['value']}")
+    for line in quarantine_lines(outcome.quarantine):
+        print(line)
     for note in outcome.advisories:
         print(f"  note: {note}")
     if outcome.error:
@@ -394,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("version")
     ver.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
     ver.set_defaults(func=cmd_verify)
+    from feedback_pipeline.labelstudio_commands import add_labelstudio_parser
+
+    add_labelstudio_parser(sub)
     return parser
 
 

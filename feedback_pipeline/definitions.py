@@ -15,6 +15,7 @@ from feedback_pipeline.stages import (
     agreement,
     ingest,
     judge,
+    labelstudio,
     redaction,
     release,
     retention,
@@ -34,10 +35,10 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules(STAGE_MODULES),
         asset_checks=AUDIT_CHECKS,
-        jobs=[*ALL_JOBS, retention.raw_retention_job],
+        jobs=[*ALL_JOBS, retention.raw_retention_job, labelstudio.labelstudio_sync],
         schedules=[*schedules.all_schedules(
             os.environ.get(RELEASE_CRON_ENV) or schedules.WEEKLY_RELEASE_CRON),
-            retention.raw_retention_schedule],
+            retention.raw_retention_schedule, labelstudio.labelstudio_sync_schedule],
         sensors=sensors.all_sensors(),
         resources={
             "pipeline": PipelineResource(data_root=root),

@@ -14,7 +14,6 @@ too with FEEDBACK_DEBUG set).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -47,12 +46,11 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
         try:
             return command(args)
-        except (LabelStudioError, CommandError) as err:
-            message = str(err)
         except Exception as err:  # noqa: BLE001 - the CLI turns any failure into exit status 1
-            message = f"{type(err).__name__}: {err}"
-        if os.environ.get("FEEDBACK_DEBUG"):
-            traceback.print_exc()
+            if os.environ.get("FEEDBACK_DEBUG"):
+                traceback.print_exc()
+            known = isinstance(err, LabelStudioError | CommandError)
+            message = str(err) if known else f"{type(err).__name__}: {err}"
         print(f"labelstudio {args.labelstudio_command}: {message}", file=sys.stderr)
         return EXIT_ERROR
     run.__doc__ = command.__doc__
@@ -76,32 +74,28 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def task_files(data_root: Path, day: str | None) -> list[Path]:
-    """The tasks files to push: the given day's, or every day's under exports/review_tasks."""
-    folder = data_root / "exports" / "review_tasks"
-    if day:
-        path = folder / day / TASKS_FILE
-        if not path.is_file():
-            raise CommandError(f"no {TASKS_FILE} for {day} under {folder}")
-        return [path]
-    files = sorted(p / TASKS_FILE for p in folder.iterdir()
-                   if p.is_dir() and (p / TASKS_FILE).is_file()) if folder.is_dir() else []
+    """The import files to push: the labeling round's tasks and the open follow-ups
+    (adjudications, incidents), of one day or of every day."""
+    from feedback_pipeline.core.labelstudio import TASK_EXPORT_FOLDERS, exported_task_paths
+
+    exports = data_root / "exports"
+    files = exported_task_paths(exports, day)
     if not files:
-        raise CommandError(f"no {TASKS_FILE} in any day folder under {folder} (run the "
-                                "pipeline first)")
+        where = ", ".join(str(exports / f / (day or "<day>")) for f in TASK_EXPORT_FOLDERS)
+        raise CommandError(f"no {TASKS_FILE} under {where} (run the pipeline first)")
     return files
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Push the exported tasks of one day, or of every day, into their projects."""
+    from feedback_pipeline.core.labelstudio import load_import_tasks
     from feedback_pipeline.core.labelstudio_api import ensure_projects, push_tasks
 
     files = task_files(Path(args.data_root), args.day)
-    tasks: list[dict[str, Any]] = []
-    for path in files:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(payload, list):
-            raise CommandError(f"{path} is not a JSON list of tasks")
-        tasks.extend(payload)
+    try:
+        tasks = load_import_tasks(files)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
     client = _connect(args)
     projects = ensure_projects(client, title_prefix=args.title_prefix)
     summary = push_tasks(client, projects, tasks)

@@ -54,7 +54,7 @@ class Policy:
     random_share: float = 0.5
     backlog_max_age_days: int = 14
     min_eval_items: int = 20
-    max_quarantined_share: float = 0.05
+    max_quarantined_share: float = 0.10
     experiment_candidates: tuple[str, ...] = ("preference_model",)
     experiment_rounds: int = 10
     experiment_base_pairs: int = 2000

@@ -9,6 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from feedback_pipeline_tests.labelstudio_server import label_studio_server  # noqa: F401
+
 DAYS = ["2026-05-01", "2026-05-02"]
 
 

@@ -18,7 +18,8 @@ How the users and their tokens come about (checked against Label Studio 1.23):
   creates a personal access token (POST /api/token/, a JWT refresh token) or reads its legacy
   token (GET /api/current-user/token). So the tests drive the SDK with both token kinds.
 
-The first start of a fresh data dir spends about a minute on database migrations. The
+The first start of a fresh data dir spends about a minute on database migrations (the wait for
+/health is LABEL_STUDIO_START_TIMEOUT seconds, default 120). The
 migrated, still empty database is kept in pytest's cache (per Label Studio version) and copied
 into each session's data dir, so later sessions start in seconds.
 """
@@ -60,7 +61,8 @@ def find_label_studio_binary() -> Path | None:
     if os.environ.get("LABEL_STUDIO_BIN"):
         candidates.append(Path(os.environ["LABEL_STUDIO_BIN"]))
     if os.environ.get("LABEL_STUDIO_VENV"):
-        candidates.append(Path(os.environ["LABEL_STUDIO_VENV"]) / "bin" / "label-studio")
+        venv = Path(os.environ["LABEL_STUDIO_VENV"])  # relative: to the repo, as the CI script
+        candidates.append((venv if venv.is_absolute() else REPO / venv) / "bin" / "label-studio")
     candidates += [REPO / ".venv-labelstudio" / "bin" / "label-studio", FALLBACK_BIN]
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow as pa
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
@@ -26,10 +27,11 @@ from feedback_pipeline.automation.alerts import (
     dispatch,
     run_failure_alert,
 )
+from feedback_pipeline.core.review_intake import trace_ids_in_review_file
 from feedback_pipeline.jobs import daily_pipeline_job, selection_experiment_job
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.storage import Storage
+from feedback_pipeline.storage import WAREHOUSE, Storage
 
 WATCHED_KINDS = ("traces", "reviews")
 WATCHED_SUFFIXES = (".jsonl", ".jsonl.gz", ".json")
@@ -51,6 +53,27 @@ def landing_fingerprints(storage: Storage) -> Fingerprints:
     return found
 
 
+def reviewed_trace_days(storage: Storage, review_keys: list[str]) -> set[str]:
+    """The stored trace days whose traces these landed review files (`reviews/<day>/<file>`)
+    name: the partitions that must run to take them in."""
+    ids: set[str] = set()
+    for key in review_keys:
+        path = storage.landing_dir("reviews") / key.split("/", 1)[1]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # the day's own run reads it and quarantines what it cannot
+        ids |= trace_ids_in_review_file(text, json_lines=key.endswith(".jsonl"))
+    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
+    if not ids or scan is None:
+        return set()
+    with storage.connect() as con:
+        con.register("named", pa.table({"trace_id": pa.array(sorted(ids), pa.string())}))
+        found = con.sql(f"SELECT DISTINCT CAST(date AS VARCHAR) AS day FROM {scan} "
+                        "WHERE trace_id IN (SELECT trace_id FROM named)").fetchall()
+    return {row[0] for row in found}
+
+
 def day_of(file_key: str) -> str:
     return file_key.split("/", 2)[1]
 
@@ -64,9 +87,11 @@ def changed_days(previous: Fingerprints, current: Fingerprints) -> dict[str, lis
     return changed
 
 
-def day_digest(fingerprints: Fingerprints, day: str) -> str:
-    """A short stable digest of one day's files: the run key, so a day runs once per state."""
-    items = sorted((k, v) for k, v in fingerprints.items() if day_of(k) == day)
+def day_digest(fingerprints: Fingerprints, day: str, also: Iterable[str] = ()) -> str:
+    """A short stable digest of one day's files (and of `also`: other days' review files that
+    review its traces): the run key, so a day runs once per state."""
+    keys = set(also)
+    items = sorted((k, v) for k, v in fingerprints.items() if day_of(k) == day or k in keys)
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
 
 
@@ -91,21 +116,36 @@ class LandingDecision:
 
 def decide_landing(previous: Fingerprints, current: Fingerprints,
                    has_partition: Callable[[str], bool] = daily_partitions.has_partition_key,
+                   trace_days_of: Callable[[list[str]], set[str]] = lambda keys: set(),
                    ) -> LandingDecision:
     """One run per changed day that has traces and is already a partition.
 
-    A day that is not yet a partition (today's, still landing) or has reviews but no trace files
-    keeps its old fingerprints in the cursor, so it is picked up on a later tick. A day whose
-    trace files were removed (raw retention) is forgotten without a run.
+    Reviews are resolved with their trace's day, wherever they landed: a changed review file
+    also runs each trace day it names (`trace_days_of`: review file keys -> trace days), so a
+    Label Studio pull landing on a day without traces is taken in by the days it reviews. A
+    day that is not yet a partition (today's, still landing), or a review folder naming no
+    landed trace, keeps its old fingerprints in the cursor, so it is picked up on a later tick.
+    A day whose trace files were removed (raw retention) is forgotten without a run.
     """
     requests, waiting = [], []
     cursor = dict(previous)
     trace_days = {day_of(k) for k in current if k.startswith("traces/")}
-    for day, files in changed_days(previous, current).items():
+    changed = changed_days(previous, current)
+    late: dict[str, set[str]] = {}  # trace day -> changed review files of other folders
+    for day, files in changed.items():
+        reviews = [k for k in files if k.startswith("reviews/") and k in current]
+        if reviews:
+            for trace_day in trace_days_of(reviews) - {day}:
+                late.setdefault(trace_day, set()).update(reviews)
+    taken_in = set().union(*late.values()) if late else set()
+    for day in sorted(set(changed) | set(late)):
+        files = changed.get(day, [])
         if day not in trace_days and not any(key in current for key in files):
             for key in files:
                 cursor.pop(key, None)
             continue
+        if day not in trace_days and all(key in taken_in for key in files):
+            continue  # a review-only folder: its files run with the trace days they review
         if day not in trace_days or not has_partition(day):
             waiting.append(day)
             continue
@@ -114,11 +154,17 @@ def decide_landing(previous: Fingerprints, current: Fingerprints,
                 cursor[key] = current[key]
             else:
                 cursor.pop(key, None)
+        others = sorted(late.get(day, ()))
         requests.append(dg.RunRequest(
-            run_key=f"landing:{day}:{day_digest(current, day)}",
+            run_key=f"landing:{day}:{day_digest(current, day, others)}",
             partition_key=day,
-            tags={TRIGGER_TAG: "landing_sensor", "feedback/changed_files": str(len(files))},
+            tags={TRIGGER_TAG: "landing_sensor",
+                  "feedback/changed_files": str(len(files) + len(others))},
         ))
+    requested = {r.partition_key for r in requests}
+    for key in taken_in:  # done once every trace day it reviews has its run
+        if {day for day, keys in late.items() if key in keys} <= requested:
+            cursor[key] = current[key]
     return LandingDecision(requests, cursor, waiting)
 
 
@@ -132,7 +178,9 @@ def decide_landing(previous: Fingerprints, current: Fingerprints,
 def landing_sensor(context: dg.SensorEvaluationContext,
                    pipeline: PipelineResource) -> dg.SensorResult:
     previous = parse_cursor(context.cursor)
-    decision = decide_landing(previous, landing_fingerprints(pipeline.storage))
+    storage = pipeline.storage
+    decision = decide_landing(previous, landing_fingerprints(storage),
+                              trace_days_of=lambda keys: reviewed_trace_days(storage, keys))
     if decision.waiting:
         context.log.info(f"waiting for day(s) not yet runnable: {', '.join(decision.waiting)}")
     return dg.SensorResult(

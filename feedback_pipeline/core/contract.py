@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -272,3 +273,15 @@ def candidates_of(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, np.ndarray):
         return [dict(c) for c in value.tolist()]
     return [dict(c) for c in value]
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_DETAIL = re.compile(r"\s*\([^)]*\)")
+
+
+def reason_category(reason: str) -> str:
+    """A quarantine reason without its particulars: quoted values become "…" and bracketed
+    details go, so reasons group by rule and a summary or manifest never repeats what a bad
+    line held (an id, a value, a parser's message about the text)."""
+    text = _DETAIL.sub("", _QUOTED.sub("…", str(reason)))
+    return " ".join(text.split())[:100] or "unspecified"

@@ -15,6 +15,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -192,3 +193,33 @@ def parse_label_studio_export(payload: Any, source_file: str, known_rubrics: set
             row["source_line"] = position
             parsed.rows.append(row)
     return parsed
+
+
+TASK_EXPORT_FOLDERS = ("review_tasks", "follow_up_tasks")
+"""Where the pipeline writes Label Studio import files, one folder per day in each: the
+labeling round's tasks, and the open adjudications and incidents resolution leaves."""
+IMPORT_FILE = "label_studio_tasks.json"
+
+
+def exported_task_paths(exports_dir: Path, day: str | None = None) -> list[Path]:
+    """Every Label Studio import file under `exports_dir` (one day's, or every day's), in
+    folder and day order."""
+    paths = []
+    for folder in TASK_EXPORT_FOLDERS:
+        base = Path(exports_dir) / folder
+        days = [day] if day else (sorted(p.name for p in base.iterdir() if p.is_dir())
+                                  if base.is_dir() else [])
+        paths += [base / d / IMPORT_FILE for d in days if (base / d / IMPORT_FILE).is_file()]
+    return paths
+
+
+def load_import_tasks(paths: list[Path]) -> list[dict[str, Any]]:
+    """The tasks of these import files, each file a JSON list of {"data": {...}}; a file that is
+    not one is a ValueError naming it (it was not written by the pipeline)."""
+    tasks: list[dict[str, Any]] = []
+    for path in paths:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(payload, list):
+            raise ValueError(f"{path} is not a JSON list of Label Studio tasks")
+        tasks.extend(payload)
+    return tasks

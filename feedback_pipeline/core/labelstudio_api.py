@@ -454,6 +454,7 @@ def pull_annotations(client: LabelStudio, projects: Mapping[str, int], reviews_r
     with _locked(reviews_root / f"{STATE_FILE}.lock"):
         state = _load_state(state_path)
         pulled: dict[str, str] = state["servers"].setdefault(url, {})
+        emails: dict[int, str] | None = None
         for task_type, pid in summary.projects.items():
             if not re.fullmatch(r"[A-Za-z0-9_-]+", task_type):
                 raise ValueError(f"task type {task_type!r} cannot be part of a file name")
@@ -466,6 +467,9 @@ def pull_annotations(client: LabelStudio, projects: Mapping[str, int], reviews_r
                 out = _new_in_min(payload, pulled, landed, summary, task_type)
                 summary.skipped[task_type] = None
             if out:
+                if emails is None:
+                    emails = _user_emails(client, url)
+                out = _with_emails(out, emails, export_format)
                 path = _export_path(reviews_root / review_day, task_type)
                 _atomic_write_json(path, out)
                 summary.files[task_type] = str(path.relative_to(reviews_root))
@@ -475,6 +479,31 @@ def pull_annotations(client: LabelStudio, projects: Mapping[str, int], reviews_r
                 pulled.update(landed)
                 _atomic_write_json(state_path, state)
     return summary
+
+
+def _user_emails(client: LabelStudio, url: str) -> dict[int, str]:
+    """Label Studio user id -> email. Exports name an annotator by user id only, which means
+    nothing on another server; the email is the identity config/reviewers.yaml names (the
+    pipeline pseudonymises it on intake)."""
+    with _api("list the users", url):
+        return {int(user.id): str(user.email) for user in client.users.list()
+                if getattr(user, "email", None)}
+
+
+def _with_emails(items: list[Any], emails: Mapping[int, str], export_format: str) -> list[Any]:
+    """The export with each annotator's user id beside their email: raw JSON's `completed_by`
+    as {"id", "email"} (a shape Label Studio itself exports), JSON_MIN's `annotator` as the
+    email. An id the server does not list is left as it is."""
+    def who(value: Any) -> Any:
+        if isinstance(value, int) and value in emails:
+            return {"id": value, "email": emails[value]}
+        return value
+
+    if export_format == "JSON":
+        return [{**task, "annotations": [{**a, "completed_by": who(a.get("completed_by"))}
+                                         for a in task["annotations"]]} for task in items]
+    return [{**row, "annotator": emails.get(row.get("annotator"), row.get("annotator"))}
+            if isinstance(row.get("annotator"), int) else row for row in items]
 
 
 def _export_path(folder: Path, task_type: str) -> Path:

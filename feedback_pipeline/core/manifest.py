@@ -33,6 +33,7 @@ GATE_REASONS = {
     "agreement_gate": "agreement below declared gate",
     "unsafe_pairs_accepted": "unsafe pair accepted as preference",
     "manifest_complete": "manifest incomplete",
+    "quarantine_share": "quarantine above the declared share",
 }
 
 
@@ -81,3 +82,33 @@ def next_version(existing: Iterable[str], dataset_name: str) -> tuple[str, str |
     numbers = sorted(n for v in existing if (n := version_number(v, dataset_name)) is not None)
     parent = f"{dataset_name}-v{numbers[-1]}" if numbers else None
     return f"{dataset_name}-v{(numbers[-1] + 1) if numbers else 1}", parent
+
+
+@dataclass(frozen=True)
+class QuarantineCount:
+    """One table's quarantine over a window: lines set aside, lines kept, and why (by
+    contract.reason_category)."""
+
+    quarantined: int
+    kept: int
+    reasons: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        total = self.quarantined + self.kept
+        return self.quarantined / total if total else 0.0
+
+
+def quarantine_gate(counts: Mapping[str, QuarantineCount], max_share: float) -> Gate:
+    """Fails when any table quarantined more than `max_share` of its lines: a surge (a changed
+    log format, an export from the wrong project) is a failed gate with the reason, never a
+    quiet promotion of what was left."""
+    over = {table: c for table, c in counts.items() if c.share > max_share}
+    reason = "; ".join(
+        f"{table} quarantined {c.quarantined} of {c.quarantined + c.kept} lines "
+        f"({c.share:.1%}), mostly {max(c.reasons, key=c.reasons.get)!r}"
+        for table, c in over.items()) or None
+    return Gate("quarantine_share", not over,
+                {table: round(c.share, 4) for table, c in counts.items()},
+                f"quarantined share of each table's lines <= {max_share}",
+                offending=sorted(over), reason=reason)

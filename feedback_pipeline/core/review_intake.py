@@ -6,6 +6,7 @@ worker processes (core.parallel) and arrives as compact Arrow tables, never as a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,3 +82,30 @@ def owned_review_days(day: str, trace_days: Sequence[str],
         if owner == day:
             owned.append(folder)
     return owned
+
+
+def trace_ids_in_review_file(text: str, json_lines: bool) -> set[str]:
+    """The trace ids a landed review file names (a JSONL file of contract reviews, or a Label
+    Studio export: raw JSON tasks or JSON-MIN rows), read leniently: this only decides which
+    days must take the file in; the stage validates and quarantines."""
+    if json_lines:
+        items = []
+        for line in text.splitlines():
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    else:
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError:
+            return set()
+        items = loaded if isinstance(loaded, list) else []
+    found = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        data = item.get("data") if isinstance(item.get("data"), dict) else item
+        if isinstance(data.get("trace_id"), str):
+            found.add(data["trace_id"])
+    return found

@@ -23,13 +23,16 @@ import pyarrow as pa
 
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import LANES, write_candidate
+from feedback_pipeline.core.contract import reason_category
 from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
+    QuarantineCount,
     missing_fields,
     next_version,
     promotion_reasons,
+    quarantine_gate,
 )
 from feedback_pipeline.core.parallel import release_free_memory, stage_workers, submit_sequence
 from feedback_pipeline.core.release import (
@@ -46,7 +49,7 @@ from feedback_pipeline.core.texts import (
 )
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import frozen_fingerprints, id_list
-from feedback_pipeline.storage import WAREHOUSE, Storage, arrow_target
+from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, arrow_target
 
 GATE_CHECKS = {
     "redaction_residue": "No raw identifier or secret in any released or reviewer-facing text.",
@@ -55,7 +58,12 @@ GATE_CHECKS = {
     "agreement_gate": "The declared agreement statistic reaches the declared gate.",
     "unsafe_pairs_accepted": "No accepted pair has a chosen answer marked unsafe.",
     "manifest_complete": "The manifest has every field the seed requires.",
+    "quarantine_share": "No table quarantined more than the declared share of its lines "
+                        "(max_quarantined_share).",
 }
+QUARANTINED_TABLES = {"traces": ("trace_quarantine", "raw_traces"),
+                      "reviews": ("review_quarantine", "reviewed_labels")}
+"""What the quarantine gate weighs: each quarantine table against the table of lines kept."""
 CANDIDATE_DIR = ("release_candidate",)
 HEATMAP = "agreement_confusion_matrix.png"
 
@@ -79,6 +87,29 @@ def read_window(storage: Storage, table: str, days: list[str],
     if scan is None:
         return pd.DataFrame(columns=columns)
     return storage.query(f"SELECT {', '.join(columns)} FROM {{t}}", t=scan).to_pandas()
+
+
+def window_quarantine(storage: Storage, days: list[str]) -> dict[str, QuarantineCount]:
+    """Quarantined and kept lines per landed kind over the window, the quarantine grouped by
+    reason category (never the reasons' particulars). Read from the restricted zone; only
+    the counts leave it."""
+    counts = {}
+    for kind, (quarantine, kept) in QUARANTINED_TABLES.items():
+        zone = RESTRICTED if storage.scan_sql(RESTRICTED, kept, days) else WAREHOUSE
+        kept_scan = storage.scan_sql(zone, kept, days)
+        kept_rows = int(storage.query("SELECT count(*) AS n FROM {t}", t=kept_scan)
+                        .column("n")[0].as_py()) if kept_scan else 0
+        scan = storage.scan_sql(RESTRICTED, quarantine, days)
+        reasons: dict[str, int] = {}
+        if scan:
+            grouped = storage.query("SELECT reason, count(*) AS n FROM {t} GROUP BY reason",
+                                    t=scan)
+            for reason, n in zip(grouped["reason"].to_pylist(), grouped["n"].to_pylist(),
+                                 strict=True):
+                category = reason_category(reason or "")
+                reasons[category] = reasons.get(category, 0) + int(n)
+        counts[kind] = QuarantineCount(sum(reasons.values()), kept_rows, reasons)
+    return counts
 
 
 def parent_sources(storage: Storage, parent: str | None) -> dict[str, str | None]:
@@ -207,6 +238,7 @@ def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
 
 @dg.asset(
     deps=["preference_pairs", "demonstrations", "pointwise_assessments", "reviewed_labels",
+          "trace_quarantine", "review_quarantine",
           "incident_records", "adjudication_queue", "review_tasks", "frozen_evaluation_set"],
     group_name="release",
     kinds={"json"},
@@ -327,7 +359,12 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                          f"every seed field present: {', '.join(REQUIRED_FIELDS)}",
                          offending=missing,
                          reason=f"missing {', '.join(missing)}" if missing else None)
-    gates = [residue, leak_gate, agree_gate, unsafe_gate, complete_gate]
+    quarantined = window_quarantine(storage, days)
+    manifest["quarantine"] = {kind: {"quarantined": c.quarantined, "kept": c.kept,
+                                     "share": round(c.share, 4), "reasons": c.reasons}
+                              for kind, c in quarantined.items()}
+    quarantine = quarantine_gate(quarantined, policy.max_quarantined_share)
+    gates = [residue, leak_gate, agree_gate, unsafe_gate, complete_gate, quarantine]
     manifest["gates"] = {g.name: {"passed": g.passed, "value": g.value, "rule": g.rule,
                                   "reason": g.reason} for g in gates}
     manifest["promotion_reasons"] = promotion_reasons(gates)

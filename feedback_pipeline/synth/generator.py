@@ -879,6 +879,7 @@ POLICY = {
     "raw_retention_days": 30,
     "corpus_stable_tokens": False,
     "near_duplicate_threshold": 0.8,
+    "max_quarantined_share": 0.10,
 }
 
 RUBRIC = {
@@ -915,6 +916,9 @@ def write_config_files(out: Path, *, frozen_ids: list[str], gold: list[dict[str,
                         encoding="utf-8")
 
     dump(config / "policy.yaml", POLICY)
+    dump(config / "reviewers.yaml", {"reviewers": [
+        *({"id": str(rid), "role": "reviewer"} for rid in rv.REVIEWER_IDS),
+        {"id": "rev-lead", "role": "adjudicator"}]})
     dump(config / "rubrics" / f"{RUBRIC_VERSION}.yaml", RUBRIC)
     dump(config / "frozen_eval" / f"{FROZEN_SET_ID}.yaml",
          {"set_id": FROZEN_SET_ID, "reserved_at": reserved_at, "ids": frozen_ids})

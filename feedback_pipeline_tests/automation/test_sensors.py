@@ -98,6 +98,28 @@ def test_landing_sensor_waits_for_traces_and_for_the_partition_to_exist(landing_
     assert [r.partition_key for r in ready.requests] == [DAYS[2]]
 
 
+def test_a_pull_landed_on_a_day_without_traces_runs_the_trace_days_it_reviews(
+        landing_root: Path):
+    before = landing_fingerprints(Storage(landing_root))
+    pull = land(landing_root, "reviews", "2026-05-09", "labelstudio-pairwise.json", [])
+    pull.write_text(json.dumps([{"id": 1, "data": {"trace_id": "t-2026-05-01"},
+                                 "annotations": []}]))
+    after = landing_fingerprints(Storage(landing_root))
+    trace_day = {"t-2026-05-01": DAYS[0]}
+
+    def days_of(keys):
+        texts = [(landing_root / "landing" / k).read_text() for k in keys]
+        return {day for tid, day in trace_day.items() if any(tid in t for t in texts)}
+
+    decision = decide_landing(before, after, trace_days_of=days_of)
+    assert [r.partition_key for r in decision.requests] == [DAYS[0]]
+    assert decision.waiting == []
+    assert "reviews/2026-05-09/labelstudio-pairwise.json" in decision.cursor
+    assert decide_landing(decision.cursor, after, trace_days_of=days_of).requests == []
+    unknown = decide_landing(before, after, trace_days_of=lambda keys: set())
+    assert unknown.requests == [] and unknown.waiting == ["2026-05-09"]
+
+
 def test_a_deleted_file_is_a_change_to_its_day(landing_root: Path):
     before = landing_fingerprints(Storage(landing_root))
     (landing_root / "landing" / "reviews" / DAYS[0] / "reviews.jsonl").unlink()

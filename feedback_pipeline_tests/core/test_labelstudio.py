@@ -16,6 +16,7 @@ import pandas as pd
 
 from feedback_pipeline.core.labelstudio import (
     LABEL_CONFIGS,
+    TASK_DATA_FIELDS,
     labeling_config,
     make_pseudonymiser,
     parse_label_studio_export,
@@ -132,3 +133,47 @@ def test_a_json_min_rating_is_read_and_a_bad_one_quarantines_only_its_line():
     assert [(q["record_id"], q["reason"]) for q in parsed.quarantine] == [
         ("ls-2-8", "score must be a number from 1 to 5")]
     assert "lots" not in json.dumps(parsed.quarantine)
+
+
+def test_a_trace_without_an_answer_is_asked_for_one_not_sent_out_empty():
+    traces = pd.DataFrame([trace("t1", n=0), trace("t2", n=1)])
+    tasks = build_tasks(traces, route(traces), "code-review-rubric-v4", "policy")
+    kinds = dict(zip(tasks["trace_id"], tasks["task"], strict=True))
+    assert kinds == {"t1": "demonstration", "t2": "pointwise"}
+    assert dict(zip(tasks["trace_id"], tasks["task_id"], strict=True))["t1"] == \
+        "t1:demonstration"
+
+
+def test_every_task_type_has_a_labeling_config_whose_fields_the_task_data_holds():
+    import re
+
+    assert set(LABEL_CONFIGS) == {"pairwise", "pointwise", "demonstration", "incident",
+                                  "adjudication"}
+    for task in LABEL_CONFIGS:
+        fields = set(re.findall(r"\$(\w+)", labeling_config(task)))
+        assert fields <= set(TASK_DATA_FIELDS), (task, fields - set(TASK_DATA_FIELDS))
+
+
+def test_incident_and_adjudication_annotations_read_as_resolutions_and_decisions():
+    traces = pd.DataFrame([trace("t1")])
+    data = to_import_tasks(build_tasks(traces, route(traces), "code-review-rubric-v4",
+                                       "policy"))[0]["data"]
+    incident = {**data, "task": "incident", "task_id": "t1:incident"}
+    adjudication = {**data, "task": "adjudication", "adjudicates": "pairwise",
+                    "task_id": "t1:adjudication"}
+    export = [
+        {"id": 1, "data": incident, "annotations": [{
+            "id": 3, "completed_by": 4, "updated_at": "2026-05-04T10:00:00Z", "result": [
+                {"from_name": "resolution", "to_name": "prompt", "type": "choices",
+                 "value": {"choices": ["new_fixture"]}},
+                {"from_name": "reason", "to_name": "prompt", "type": "textarea",
+                 "value": {"text": ["add it to the frozen set"]}}]}]},
+        {"id": 2, "data": adjudication,
+         "annotations": [raw_annotation(5, 8, GOOD, ["clear"], "A", reason="A cites the test")]},
+    ]
+    parsed = parse_label_studio_export(export, "followups.json", KNOWN)
+    assert parsed.quarantine == []
+    first, second = parsed.rows
+    assert (first["task"], first["resolution"], first["reason"]) == (
+        "incident", "new_fixture", "add it to the frozen set")
+    assert (second["task"], second["adjudication"], second["choice"]) == ("pairwise", True, "A")

@@ -315,3 +315,136 @@ def test_duplicate_corrected_answers_are_one_demonstration_or_go_to_adjudication
     assert out.demonstrations["review_ids"].tolist() == ["d1,d2"]
     assert out.adjudication["trace_id"].tolist() == ["t2"]
     assert "2 different corrected answers" in out.adjudication["reason"].iloc[0]
+
+
+def resolve_with(traces, reviews, adjudicators=()):
+    traces = pd.DataFrame(traces)
+    return resolve_reviews(pd.DataFrame(reviews, columns=REVIEW_COLUMNS), traces,
+                           route(traces, set()), RUBRIC,
+                           adjudicators=frozenset(adjudicators))
+
+
+def at(row, stamp, **extra):
+    row["reviewed_at"] = pd.Timestamp(stamp).to_pydatetime()
+    row.update(extra)
+    return row
+
+
+def test_an_adjudicators_review_closes_a_disagreement_with_who_when_and_why():
+    out = resolve_with([trace("t1")], [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
+        at(pairwise("r3", "t1", marks(technically_correct=False), marks(), reviewer="lead",
+                    reason="B cites the failing test"), "2026-05-03T09:00:00Z"),
+    ], adjudicators={"lead"})
+    pair = out.preference_pairs.iloc[0]
+    assert (pair["outcome"], pair["chosen"], pair["reviewer_ids"]) == ("B", "answer b", "lead")
+    record = out.adjudication.iloc[0]
+    assert (record["status"], record["decision"], record["decided_by"],
+            record["decision_reason"], record["task"]) == (
+        "RESOLVED", "B", "lead", "B cites the failing test", "pairwise")
+    assert record["reason"] == "reviewers disagree (Ax1, Bx1)"
+    assert pd.Timestamp(record["decided_at"]) == pd.Timestamp("2026-05-03T09:00:00Z")
+    status = dict(zip(out.labels["review_id"], out.labels["status"], strict=True))
+    assert status == {"r1": "ADJUDICATION", "r2": "ADJUDICATION", "r3": "ADJUDICATED"}
+
+
+def test_without_an_adjudicator_the_same_three_reviews_are_votes():
+    reviews = [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
+        pairwise("r3", "t1", marks(technically_correct=False), marks(), reviewer="lead"),
+    ]
+    out = resolve_with([trace("t1")], reviews)
+    assert out.preference_pairs["review_ids"].tolist() == ["r2,r3"]
+    assert out.adjudication.empty
+
+
+def test_an_adjudicated_both_bad_is_an_incident_and_a_tie_closes_without_a_row():
+    unsafe = marks(exposes_private_note=True)
+    out = resolve_with([trace("t1"), trace("t2")], [
+        pairwise("r1", "t1", marks(), unsafe),
+        pairwise("r2", "t1", marks(), marks(), reviewer="rev-02"),
+        pairwise("r3", "t1", unsafe, unsafe, reviewer="lead", reason="both leak the note"),
+        pairwise("r4", "t2", marks(), marks(), reviewer="rev-01"),
+        pairwise("r5", "t2", marks(), marks(), reviewer="lead", reason="equal"),
+    ], adjudicators={"lead"})
+    assert out.preference_pairs.empty
+    assert out.incidents["trace_id"].tolist() == ["t1"]
+    assert out.incidents["reason"].iloc[0] == "adjudicated BOTH_BAD: both leak the note"
+    decisions = dict(zip(out.adjudication["trace_id"], out.adjudication["decision"],
+                         strict=True))
+    assert decisions == {"t1": "BOTH_BAD", "t2": "TIEx1"}
+    assert set(out.adjudication["status"]) == {"RESOLVED"}
+
+
+def test_an_adjudicators_review_that_contradicts_the_rubric_leaves_the_item_open():
+    out = resolve_with([trace("t1")], [
+        pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+        pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
+        pairwise("r3", "t1", marks(), marks(technically_correct=False), choice="B",
+                 reviewer="lead"),
+    ], adjudicators={"lead"})
+    assert out.preference_pairs.empty
+    record = out.adjudication.iloc[0]
+    assert record["status"] == "OPEN" and "did not settle it" in record["reason"]
+
+
+def test_an_adjudication_flag_from_a_reviewer_without_the_role_is_quarantined():
+    decision = pairwise("r3", "t1", marks(), marks(technically_correct=False), reviewer="rev-03")
+    decision["adjudication"] = True
+    out = resolve_with([trace("t1")], [decision], adjudicators={"lead"})
+    assert out.labels.empty
+    assert "without the adjudicator role" in out.quarantine["reason"].iloc[0]
+
+
+def test_pointwise_and_demonstration_conflicts_close_by_adjudication():
+    traces = [trace("t1", n=1), trace("t2", n=1, approved="old")]
+    out = resolve_with(traces, [
+        pointwise("p1", "t1", "rev-01", score=5), pointwise("p2", "t1", "rev-02", score=2),
+        pointwise("p3", "t1", "lead", score=2),
+        demonstration("d1", "t2", "rev-01", "Rerun."), demonstration("d2", "t2", "rev-02", "Revert."),
+        demonstration("d3", "t2", "lead", "Revert the fixture change."),
+    ], adjudicators={"lead"})
+    point = out.pointwise.iloc[0]
+    assert (bool(point["label"]), point["review_ids"]) == (False, "p3")
+    assert out.demonstrations["answer"].tolist() == ["Revert the fixture change."]
+    assert set(out.adjudication["status"]) == {"RESOLVED"}
+    assert sorted(out.adjudication["decision"]) == ["answer", "undesirable"]
+
+
+def incident_review(rid, tid, reviewer, resolution, reason):
+    row = dict.fromkeys(REVIEW_COLUMNS)
+    row.update(review_id=rid, trace_id=tid, reviewer_id=reviewer, task="incident",
+               rubric_version="code-review-rubric-v4", resolution=resolution, reason=reason)
+    return row
+
+
+def test_an_incident_review_records_its_resolution_on_the_incident():
+    out = resolve_with([trace("t1"), trace("t2", unsafe=True)], [
+        pairwise("r1", "t1", marks(exposes_private_note=True), marks(exposes_private_note=True),
+                 reason="both leak"),
+        at(incident_review("i1", "t1", "rev-02", "no_action", "known leak"),
+           "2026-05-03T08:00:00Z"),
+        at(incident_review("i2", "t1", "rev-03", "new_fixture", "add to the frozen set"),
+           "2026-05-03T09:00:00Z"),
+        incident_review("i3", "t2", "rev-02", "resolved", "tool permission removed"),
+    ])
+    records = out.incidents.set_index("trace_id")
+    assert records.loc["t1", "reason"] == "BOTH_BAD: both leak"
+    assert (records.loc["t1", "resolution"], records.loc["t1", "resolved_by"],
+            records.loc["t1", "resolution_reason"]) == ("new_fixture", "rev-03",
+                                                       "add to the frozen set")
+    assert records.loc["t2", "resolution"] == "resolved"
+    assert len(out.incidents) == 2
+
+
+def test_an_incident_review_needs_a_resolution_and_a_reason():
+    good = {"review_id": "i1", "trace_id": "t1", "reviewer_id": "rev-01",
+            "rubric_version": "code-review-rubric-v4", "task": "incident",
+            "resolution": "no_action", "reason": "seen"}
+    assert validate_review(good, KNOWN)["resolution"] == "no_action"
+    with pytest.raises(ContractError, match="resolution"):
+        validate_review({**good, "resolution": "fixed"}, KNOWN)
+    with pytest.raises(ContractError, match="reason"):
+        validate_review({**good, "reason": " "}, KNOWN)

@@ -243,6 +243,34 @@ def test_agreement_below_the_declared_gate_is_refused(pipeline_run, tmp_path):
     assert outcome.exit_code == 3 and not outcome.promoted
 
 
+def test_the_summary_says_what_was_quarantined_and_a_surge_fails_its_gate(pipeline_run,
+                                                                          tmp_path, capsys):
+    from feedback_pipeline.cli import print_outcome, run_pipeline
+
+    counts = pipeline_run[3].quarantine
+    assert set(counts) == {"traces", "reviews"}
+    assert counts["traces"]["quarantined"] == sum(counts["traces"]["reasons"].values()) > 0
+    root = copy_root(pipeline_run[0], tmp_path / "data")
+    folder = root / "landing" / "reviews" / DAYS[1]
+    with open(folder / "wrong-project-export.jsonl", "w", encoding="utf-8") as out:
+        for n in range(400):  # an export from another team's project: no trace we know
+            out.write(json.dumps({"review_id": f"x-{n}", "trace_id": f"other-team-{n}",
+                                  "reviewer_id": "someone@example.com", "task": "demonstration",
+                                  "rubric_version": "code-review-rubric-v4",
+                                  "answer": "ok"}) + "\n")
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.reasons == ["quarantine above the declared share"], outcome.gates
+    assert outcome.exit_code == 3 and not outcome.promoted
+    reviews = outcome.quarantine["reviews"]
+    assert reviews["reasons"]["trace_id is not a known trace of any landed day"] >= 400
+    print_outcome(outcome)
+    printed = capsys.readouterr().out
+    assert "FAIL  quarantine_share" in printed
+    assert f"quarantined reviews: {reviews['quarantined']} of" in printed
+    assert "other-team" not in printed and "someone@example.com" not in printed
+    assert json.loads(json.dumps(outcome.to_json()))["quarantine"]["reviews"] == reviews
+
+
 def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline_run, tmp_path):
     """`run --executor multiprocess`: every step in its own process (one at a time), reporting
     to an on-disk instance, with the same gates and the same released rows."""

@@ -1,0 +1,79 @@
+"""Label Studio from Dagster: the labelstudio_sync job pushes the exported tasks and pulls the
+annotations back into landing/reviews, the same functions as `feedback-pipeline labelstudio`,
+so a schedule keeps reviewers' work flowing without anyone at a terminal."""
+
+import os
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from feedback_pipeline.core.labelstudio import exported_task_paths, load_import_tasks
+from feedback_pipeline.resources import PipelineResource
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class LabelStudioConfig(dg.Config):
+    """Where the server is and how its projects are named; the token comes from the
+    environment (LABEL_STUDIO_API_KEY), never from run config, so it is not in the event log."""
+
+    url: str = ""
+    title_prefix: str = "feedback-pipeline"
+    export_format: str = "JSON"
+
+    def server_url(self) -> str:
+        return self.url or os.environ.get("LABEL_STUDIO_URL", DEFAULT_URL)
+
+
+@dg.op(description="Imports every exported review and follow-up task not yet in its Label "
+                   "Studio project (one project per task type, created on first use).")
+def push_to_label_studio(context: dg.OpExecutionContext, config: LabelStudioConfig,
+                         pipeline: PipelineResource) -> int:
+    from feedback_pipeline.core.labelstudio_api import connect, ensure_projects, push_tasks
+
+    tasks = load_import_tasks(exported_task_paths(pipeline.storage.exports_dir))
+    client = connect(config.server_url())
+    projects = ensure_projects(client, title_prefix=config.title_prefix)
+    summary = push_tasks(client, projects, tasks)
+    for line in summary.lines():
+        context.log.info(line)
+    context.add_output_metadata({"imported": summary.total_imported,
+                                 "offered": len(tasks)})
+    return summary.total_imported
+
+
+@dg.op(description="Lands new and updated annotations of every project in "
+                   "landing/reviews/<today UTC>/; the landing sensor then takes them in.")
+def pull_from_label_studio(context: dg.OpExecutionContext, config: LabelStudioConfig,
+                           pipeline: PipelineResource, pushed: int) -> int:
+    from feedback_pipeline.core.labelstudio_api import (
+        connect,
+        find_projects,
+        pull_annotations,
+    )
+
+    client = connect(config.server_url())
+    projects = find_projects(client, title_prefix=config.title_prefix)
+    review_day = datetime.now(UTC).date().isoformat()
+    summary = pull_annotations(client, projects, pipeline.storage.landing_dir("reviews"),
+                               review_day, config.export_format)
+    for line in summary.lines():
+        context.log.info(line)
+    context.add_output_metadata({"written": summary.written, "review_day": review_day})
+    return summary.written
+
+
+@dg.job(description="Push the exported tasks to Label Studio, then pull the annotations back "
+                    "(docs/operations.md, \"Label Studio\").")
+def labelstudio_sync():
+    pull_from_label_studio(push_to_label_studio())
+
+
+labelstudio_sync_schedule = dg.ScheduleDefinition(
+    name="labelstudio_sync_schedule",
+    job=labelstudio_sync,
+    cron_schedule="15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Hourly: new tasks out to Label Studio, new annotations in.",
+)
