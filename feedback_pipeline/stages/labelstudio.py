@@ -26,9 +26,10 @@ class LabelStudioConfig(dg.Config):
 
 
 @dg.op(description="Imports every exported review and follow-up task not yet in its Label "
-                   "Studio project (one project per task type, created on first use).")
+                   "Studio project (one project per task type, created on first use).",
+       out=dg.Out(dg.Nothing))
 def push_to_label_studio(context: dg.OpExecutionContext, config: LabelStudioConfig,
-                         pipeline: PipelineResource) -> int:
+                         pipeline: PipelineResource) -> None:
     from feedback_pipeline.core.labelstudio_api import connect, ensure_projects, push_tasks
 
     tasks = load_import_tasks(exported_task_paths(pipeline.storage.exports_dir))
@@ -37,15 +38,14 @@ def push_to_label_studio(context: dg.OpExecutionContext, config: LabelStudioConf
     summary = push_tasks(client, projects, tasks)
     for line in summary.lines():
         context.log.info(line)
-    context.add_output_metadata({"imported": summary.total_imported,
-                                 "offered": len(tasks)})
-    return summary.total_imported
+    context.log.info(f"imported {summary.total_imported} of {len(tasks)} exported task(s)")
 
 
 @dg.op(description="Lands new and updated annotations of every project in "
-                   "landing/reviews/<today UTC>/; the landing sensor then takes them in.")
+                   "landing/reviews/<today UTC>/; the landing sensor then takes them in.",
+       ins={"pushed": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
 def pull_from_label_studio(context: dg.OpExecutionContext, config: LabelStudioConfig,
-                           pipeline: PipelineResource, pushed: int) -> int:
+                           pipeline: PipelineResource) -> None:
     from feedback_pipeline.core.labelstudio_api import (
         connect,
         find_projects,
@@ -59,14 +59,13 @@ def pull_from_label_studio(context: dg.OpExecutionContext, config: LabelStudioCo
                                review_day, config.export_format)
     for line in summary.lines():
         context.log.info(line)
-    context.add_output_metadata({"written": summary.written, "review_day": review_day})
-    return summary.written
+    context.log.info(f"landed {summary.written} annotation(s) in landing/reviews/{review_day}")
 
 
 @dg.job(description="Push the exported tasks to Label Studio, then pull the annotations back "
                     "(docs/operations.md, \"Label Studio\").")
 def labelstudio_sync():
-    pull_from_label_studio(push_to_label_studio())
+    pull_from_label_studio(pushed=push_to_label_studio())
 
 
 labelstudio_sync_schedule = dg.ScheduleDefinition(
