@@ -1,4 +1,5 @@
-"""The round trip through a real Label Studio server, with no glue: the pipeline's round is
+"""The round trip through a real Label Studio server on the bundled sample (`data/`), with no
+glue: the pipeline's round is
 pushed, two users annotate through the API, the annotations are pulled (raw JSON by the CLI,
 JSON_MIN by the labelstudio_sync Dagster job), and the next run releases rows made from them.
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -24,13 +24,13 @@ from feedback_pipeline.cli import run_pipeline
 from feedback_pipeline.core.labelstudio_api import find_projects
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS
 from feedback_pipeline.storage import Storage
-from feedback_pipeline.synth.generator import generate
 from feedback_pipeline.synth.review_simulator import answer_exported_tasks
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
-DAYS = ["2026-05-01", "2026-05-02"]
-PULL_DAY = "2026-05-03"  # the day the reviewers' work is pulled: no traces landed on it
+BUNDLED = Path(__file__).resolve().parents[2] / "data"
+DAYS = ["2026-05-01", "2026-05-02", "2026-05-03"]
+PULL_DAY = "2026-05-04"  # the day the reviewers' work is pulled: no traces landed on it
 PREFIX = "fp-roundtrip"
 
 
@@ -103,11 +103,14 @@ def annotate(server, answers: list[dict]) -> int:
 
 @pytest.fixture(scope="module")
 def exported_round(label_studio_server, tmp_path_factory, monkeypatch_module):
-    """Two generated days run once (the rounds exported, nothing reviewed yet), pushed to the
-    server and annotated by two users."""
+    """The bundled sample as a clean checkout has it (config and landing files, no simulated
+    reviews), run once (the rounds exported, nothing reviewed yet), pushed to the server and
+    annotated by two users."""
     root = tmp_path_factory.mktemp("ls-roundtrip") / "data"
-    generate(root, days=len(DAYS), traces_per_day=60, seed=11,
-             start=date.fromisoformat(DAYS[0]), reviews="on_export", progress=False)
+    for part in ("config", "landing"):
+        shutil.copytree(BUNDLED / part, root / part,
+                        ignore=shutil.ignore_patterns("round-*.jsonl"))
+    assert sorted(p.name for p in (root / "landing" / "traces").iterdir()) == DAYS
     run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
     answers = simulated_answers(root)
     monkeypatch_module.setenv("LABEL_STUDIO_API_KEY", label_studio_server.admin_token)
