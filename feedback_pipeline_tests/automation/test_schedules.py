@@ -39,12 +39,12 @@ def test_the_location_has_every_schedule_sensor_and_job(defs: dg.Definitions):
     repo = defs.get_repository_def()
     assert {s.name for s in repo.schedule_defs} == {
         "daily_pipeline_schedule", "daily_judge_schedule", "release_schedule",
-        "gate_audit_schedule", "raw_retention_schedule"}
+        "gate_audit_schedule", "raw_retention_schedule", "labelstudio_sync_schedule"}
     assert {s.name for s in repo.sensor_defs} == {
         "landing_sensor", "check_failure_alert", "run_failure_alert",
         "experiment_after_daily_run"}
     assert {"daily_pipeline", "judge_calibration_job", "selection_experiment", "release",
-            "gate_audit"} <= {
+            "gate_audit", "labelstudio_sync"} <= {
         j.name for j in repo.get_all_jobs()}
 
 
