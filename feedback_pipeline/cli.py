@@ -135,6 +135,13 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
     from feedback_pipeline.storage import Storage
 
     storage = Storage(data_root)
+    if not storage.remote:  # the keys must live outside this root: refuse before any stage
+        from feedback_pipeline.core.signing import resolve_signing_key
+        from feedback_pipeline.core.vault import resolve_vault_key
+
+        guarded = {**os.environ, "FEEDBACK_DATA_ROOT": str(storage.root)}
+        resolve_vault_key(guarded)
+        resolve_signing_key(guarded)
     outcome = RunOutcome(days=window_days(storage, start, end))
     if not outcome.days:
         outcome.error = f"no landed traces under {storage.root}/landing/traces in the window"
@@ -385,7 +392,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"FAIL {problem}")
     if not problems:
-        print(f"OK {args.version}: every file matches its sha256 and no frozen id leaks")
+        print(f"OK {args.version}: every file matches its sha256, the signature holds, and no frozen id leaks")
     return EXIT_OK if not problems else EXIT_BLOCKED
 
 
@@ -429,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    root = getattr(args, "data_root", None)
+    if root:
+        # the data root named on the command line is the one every key-file check guards
+        # (the vault and signing keys must live outside it), as FEEDBACK_DATA_ROOT is
+        os.environ["FEEDBACK_DATA_ROOT"] = str(root)
     return args.func(args)
 
 

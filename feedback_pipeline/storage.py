@@ -607,8 +607,9 @@ class Storage:
         return self.releases_dir / version
 
     def write_release(self, version: str, files: dict[str, bytes],
-                      manifest: dict[str, Any]) -> AnyPath:
-        """releases/<version>, immutable (see core.release.write_release for the atomicity)."""
+                      manifest: dict[str, Any], sign: Any = None) -> AnyPath:
+        """releases/<version>, immutable (see core.release.write_release for the atomicity),
+        signed when `sign` is given (core.signing)."""
         from feedback_pipeline.core.release import write_release
 
-        return write_release(self.releases_dir, version, files, manifest)
+        return write_release(self.releases_dir, version, files, manifest, sign)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from feedback_pipeline import settings
 from feedback_pipeline.core.leakage import find_all_leaks
-from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_files
+from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_release_dir
+from feedback_pipeline.core.signing import SIGNATURE_FILE, resolve_signing_key, trusted_keys
 from feedback_pipeline.stages.common import frozen_fingerprints
 from feedback_pipeline.stages.release import training_rows
 from feedback_pipeline.storage import Storage
@@ -20,11 +21,15 @@ def verify_release(data_root: str | Path, version: str) -> list[str]:
     folder = storage.release_dir(version)
     if not (folder / "manifest.json").exists():
         return [f"{version}: no such release under {storage.releases_dir}"]
-    problems = verify_files(folder)
+    problems = verify_release_dir(
+        folder, trusted_keys(resolve_signing_key(data_root=None if storage.remote
+                                                 else storage.root)))
     manifest = read_manifest(folder)
     policy = settings.load_policy(storage)
     frozen = settings.load_frozen_set(storage, policy.frozen_eval_set)
     damaged = {problem.split(":", 1)[0] for problem in problems}
+    if SIGNATURE_FILE in damaged:  # nothing in it can be trusted to be what was released
+        return problems
     lanes = {lane: storage.read_parquet(folder / name).to_pandas()
              for lane, name in RELEASE_FILES.items()
              if (folder / name).exists() and name not in damaged}

@@ -34,6 +34,7 @@ GATE_REASONS = {
     "unsafe_pairs_accepted": "unsafe pair accepted as preference",
     "manifest_complete": "manifest incomplete",
     "quarantine_share": "quarantine above the declared share",
+    "parent_release_verified": "parent release failed verification",
 }
 
 

@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+
+from feedback_pipeline.core.signing import SIGNATURE_FILE, signature_problems
 
 # config name -> file name; none contains "test", "eval", "valid" or "dev".
 RELEASE_FILES = {
@@ -74,12 +76,19 @@ def _manifest_text(manifest: dict[str, Any], files: Mapping[str, bytes]) -> str:
 
 def write_release(
     releases_dir: Path | ReleasePath, version: str, files: Mapping[str, bytes],
-    manifest: dict[str, Any],
+    manifest: dict[str, Any], sign: Callable[[bytes], bytes] | None = None,
 ) -> Path | ReleasePath:
-    """Write files + manifest (with every file's sha256) to releases/<version> atomically."""
+    """Write files + manifest (with every file's sha256) to releases/<version> atomically;
+    with `sign` (manifest bytes -> signature file bytes, core.signing), the signature too."""
     final = releases_dir / version
+    if sign is not None:
+        files = dict(files)
+        text = _manifest_text(manifest, files)
+        signed = {SIGNATURE_FILE: sign(text.encode("utf-8"))}
+    else:
+        signed = {}
     if not isinstance(releases_dir, Path):
-        return _write_release_objects(final, version, files, manifest)
+        return _write_release_objects(final, version, files, manifest, signed)
     if final.exists():
         raise ReleaseExistsError(f"release {version} already exists at {final}; it is immutable")
     releases_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +98,8 @@ def write_release(
         for name, payload in files.items():
             (staging / name).write_bytes(payload)
         (staging / "manifest.json").write_text(_manifest_text(manifest, files), encoding="utf-8")
+        for name, payload in signed.items():
+            (staging / name).write_bytes(payload)
         for path in staging.iterdir():
             os.chmod(path, 0o444)
         try:
@@ -104,7 +115,8 @@ def write_release(
 
 
 def _write_release_objects(final: ReleasePath, version: str, files: Mapping[str, bytes],
-                           manifest: dict[str, Any]) -> ReleasePath:
+                           manifest: dict[str, Any],
+                           signed: Mapping[str, bytes] | None = None) -> ReleasePath:
     """Object-store release: data files first, the manifest last, each one atomic put."""
     marker = final / "manifest.json"
     if marker.exists():
@@ -113,6 +125,8 @@ def _write_release_objects(final: ReleasePath, version: str, files: Mapping[str,
         (final / name).write_bytes(payload)
     if marker.exists():
         raise ReleaseExistsError(f"release {version} appeared while writing")
+    for name, payload in (signed or {}).items():
+        (final / name).write_bytes(payload)
     marker.write_bytes(_manifest_text(manifest, files).encode("utf-8"))
     return final
 
@@ -133,8 +147,23 @@ def verify_files(release_dir: Path | ReleasePath) -> list[str]:
         elif sha256_file(path) != expected:
             problems.append(f"{name}: sha256 differs from the manifest")
     for path in sorted(release_dir.iterdir()):
-        if path.name not in listed and path.name != "manifest.json":
+        if path.name not in listed and path.name not in ("manifest.json", SIGNATURE_FILE):
             problems.append(f"{path.name}: not listed in the manifest")
+    return problems
+
+
+def verify_release_dir(release_dir: Path | ReleasePath,
+                       trusted: Mapping[str, Any]) -> list[str]:
+    """Every problem with a stored release: re-hashed files against the manifest, and the
+    manifest's signature against the trusted signing keys (core.signing.trusted_keys). A
+    release whose files and manifest were rewritten together fails on the signature."""
+    if not (release_dir / "manifest.json").exists():
+        return ["manifest.json: missing"]
+    problems = verify_files(release_dir)
+    signature = release_dir / SIGNATURE_FILE
+    problems += signature_problems((release_dir / "manifest.json").read_bytes(),
+                                   signature.read_bytes() if signature.exists() else None,
+                                   trusted)
     return problems
 
 

@@ -39,8 +39,10 @@ from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
     dataset_card,
+    verify_release_dir,
 )
 from feedback_pipeline.core.review import unsafe_pairs_in_parquet
+from feedback_pipeline.core.signing import resolve_signing_key, sign_manifest, trusted_keys
 from feedback_pipeline.core.texts import (
     RELEASE_TEXTS,
     REVIEW_TASK_TEXTS,
@@ -60,6 +62,8 @@ GATE_CHECKS = {
     "manifest_complete": "The manifest has every field the seed requires.",
     "quarantine_share": "No table quarantined more than the declared share of its lines "
                         "(max_quarantined_share).",
+    "parent_release_verified": "The parent release's files match its manifest and its "
+                               "signature holds; a release is only built on one that does.",
 }
 QUARANTINED_TABLES = {"traces": ("trace_quarantine", "raw_traces"),
                       "reviews": ("review_quarantine", "reviewed_labels")}
@@ -110,6 +114,18 @@ def window_quarantine(storage: Storage, days: list[str]) -> dict[str, Quarantine
                 reasons[category] = reasons.get(category, 0) + int(n)
         counts[kind] = QuarantineCount(sum(reasons.values()), kept_rows, reasons)
     return counts
+
+
+def parent_verification(storage: Storage, parent: str | None) -> Gate:
+    """The parent release re-hashed and its signature checked before any of its rows are
+    inherited: a tampered or unsigned parent refuses promotion (and is not built on)."""
+    if parent is None:
+        return Gate("parent_release_verified", True, 0, GATE_CHECKS["parent_release_verified"])
+    key = resolve_signing_key(data_root=None if storage.remote else storage.root)
+    problems = verify_release_dir(storage.release_dir(parent), trusted_keys(key))
+    return Gate("parent_release_verified", not problems, len(problems),
+                GATE_CHECKS["parent_release_verified"], offending=[parent] if problems else [],
+                reason=f"{parent}: " + "; ".join(problems) if problems else None)
 
 
 def parent_sources(storage: Storage, parent: str | None) -> dict[str, str | None]:
@@ -252,6 +268,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     storage, policy = pipeline.storage, pipeline.policy
     days = window_days(storage, config.start, config.end)
     version, parent = next_version(storage.list_versions(), policy.dataset_name)
+    parent_gate = parent_verification(storage, parent)
+    inherited = parent if parent_gate.passed else None
     retracted = load_retractions(storage)
     frozen = pipeline.frozen_set()
     scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
@@ -270,7 +288,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         candidate = write_candidate(
             con, {lane: storage.scan_sql(WAREHOUSE, table, days)
                   for lane, table in WINDOW_TABLES.items()},
-            parent_sources(storage, parent), version, retracted, Path(scratch))
+            parent_sources(storage, inherited), version, retracted, Path(scratch))
         files = candidate.files
         training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
         conflicts = int(storage.query("SELECT count(*) AS n FROM {t} WHERE status = "
@@ -364,7 +382,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                                      "share": round(c.share, 4), "reasons": c.reasons}
                               for kind, c in quarantined.items()}
     quarantine = quarantine_gate(quarantined, policy.max_quarantined_share)
-    gates = [residue, leak_gate, agree_gate, unsafe_gate, complete_gate, quarantine]
+    gates = [residue, leak_gate, agree_gate, unsafe_gate, complete_gate, quarantine,
+             parent_gate]
     manifest["gates"] = {g.name: {"passed": g.passed, "value": g.value, "rule": g.rule,
                                   "reason": g.reason} for g in gates}
     manifest["promotion_reasons"] = promotion_reasons(gates)
@@ -471,8 +490,10 @@ def dataset_release(context: dg.AssetExecutionContext,
     files = {name: (folder / name).read_bytes() for name in (*RELEASE_FILES.values(), HEATMAP)}
     present = dict(RELEASE_FILES)
     files["README.md"] = dataset_card(manifest, present).encode("utf-8")
+    key = resolve_signing_key(data_root=None if storage.remote else storage.root)
     try:
-        path = storage.write_release(version, files, manifest)
+        path = storage.write_release(version, files, manifest,
+                                     sign=lambda text: sign_manifest(text, key))
     except ReleaseExistsError as err:
         raise dg.Failure(description=str(err)) from err
     return dg.MaterializeResult(metadata={

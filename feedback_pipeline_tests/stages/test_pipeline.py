@@ -271,6 +271,32 @@ def test_the_summary_says_what_was_quarantined_and_a_surge_fails_its_gate(pipeli
     assert json.loads(json.dumps(outcome.to_json()))["quarantine"]["reviews"] == reviews
 
 
+def test_a_tampered_parent_fails_verify_and_is_never_built_on(pipeline_run, tmp_path, capsys):
+    import os
+
+    from feedback_pipeline.cli import main, run_pipeline
+    from feedback_pipeline.core.release import sha256_bytes
+
+    root = copy_root(pipeline_run[0], tmp_path / "data")
+    release = root / "releases" / "code-review-feedback-v1"
+    assert (release / "manifest.sig").is_file()
+    assert main(["verify", "code-review-feedback-v1", "--data-root", str(root)]) == 0
+    for path in release.iterdir():
+        os.chmod(path, 0o644)
+    poisoned = b"not the rows that were reviewed"
+    (release / "preference_pairs.parquet").write_bytes(poisoned)
+    manifest = json.loads((release / "manifest.json").read_text())
+    manifest["files"]["preference_pairs.parquet"] = sha256_bytes(poisoned)
+    (release / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    capsys.readouterr()
+    assert main(["verify", "code-review-feedback-v1", "--data-root", str(root)]) == 3
+    assert "signature does not match" in capsys.readouterr().out
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert "parent release failed verification" in outcome.reasons
+    assert not outcome.promoted
+    assert sorted(p.name for p in (root / "releases").iterdir()) == ["code-review-feedback-v1"]
+
+
 def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline_run, tmp_path):
     """`run --executor multiprocess`: every step in its own process (one at a time), reporting
     to an on-disk instance, with the same gates and the same released rows."""
