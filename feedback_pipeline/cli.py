@@ -48,11 +48,14 @@ class RunOutcome:
     rounds: list[str] = field(default_factory=list)
     quarantine: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per landed kind over the window: quarantined and kept lines, and counts by reason."""
+    withheld: dict[str, list[str]] = field(default_factory=dict)
+    """Day -> the blocking daily gates it failed; with any, no release is attempted."""
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"promoted": self.promoted, "dataset_version": self.dataset_version,
-                "gates": self.gates, "reasons": self.reasons, "quarantine": self.quarantine}
+                "gates": self.gates, "reasons": self.reasons, "quarantine": self.quarantine,
+                "withheld_days": self.withheld, "release_written": self.promoted}
 
     @property
     def exit_code(self) -> int:
@@ -217,6 +220,14 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
                              f"{_failure_message(experiment)}")
             return outcome
 
+    if daily_failures:
+        # a day withheld by a blocking daily gate: no release is built from the other days
+        for gate, days in daily_failures.items():
+            outcome.gates[gate] = {"passed": False, "value": f"failed on {', '.join(days)}"}
+            for day in days:
+                outcome.withheld.setdefault(day, []).append(gate)
+        outcome.reasons = [GATE_REASONS.get(name, name) for name in outcome.gates]
+        return outcome
     release = run_job("release", root, instance, isolated, {
         **quiet, "ops": {"dataset_manifest": {"config": {"start": start, "end": end}}}})
     for evaluation in release.get_asset_check_evaluations():
@@ -225,8 +236,6 @@ def _run_window(storage: Any, start: str | None, end: str | None, instance: Any,
             "passed": evaluation.passed,
             "value": json.loads(value.value) if value is not None else None,
         }
-    for gate, days in daily_failures.items():
-        outcome.gates[gate] = {"passed": False, "value": f"failed on {', '.join(days)}"}
     outcome.reasons = [GATE_REASONS.get(name, name) for name, gate in outcome.gates.items()
                        if not gate["passed"]]
     outcome.quarantine = candidate_quarantine(storage)
@@ -294,7 +303,9 @@ def print_outcome(outcome: RunOutcome) -> None:
     if outcome.error:
         print(f"error: {outcome.error}")
     elif outcome.reasons:
-        print(f"promotion refused: {', '.join(outcome.reasons)}")
+        print(f"promotion refused: {', '.join(outcome.reasons)}; no release was written")
+        for day, gates in sorted(outcome.withheld.items()):
+            print(f"  withheld: {day} failed {', '.join(gates)}, so no release was built")
     elif outcome.promoted:
         print(f"promoted {outcome.dataset_version} -> {outcome.release_path}")
     else:

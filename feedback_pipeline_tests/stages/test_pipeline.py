@@ -297,6 +297,38 @@ def test_a_tampered_parent_fails_verify_and_is_never_built_on(pipeline_run, tmp_
     assert sorted(p.name for p in (root / "releases").iterdir()) == ["code-review-feedback-v1"]
 
 
+def test_a_day_withheld_by_the_residue_gate_means_no_release_and_says_so(
+        generated_root, tmp_path, monkeypatch, capsys):
+    """One day's review tasks fail the residue scan: the run names the day, exits 3, and no
+    release is written from the other day."""
+    import pyarrow.compute as pc
+
+    import feedback_pipeline.core.tasks as tasks_module
+    from feedback_pipeline.cli import print_outcome, run_pipeline
+
+    scan = tasks_module.residue_in_table
+
+    def flag_second_day(table, layout, deny_terms):
+        offending, kinds = scan(table, layout, deny_terms)
+        if "trace_day" in table.column_names:
+            day = table.filter(pc.equal(table["trace_day"], DAYS[1]))
+            offending += day.column("task_id").to_pylist()
+        return offending, kinds
+
+    monkeypatch.setenv("FEEDBACK_STAGE_WORKERS", "1")  # the scan runs in this process
+    monkeypatch.setattr(tasks_module, "residue_in_table", flag_second_day)
+    root = copy_root(generated_root, tmp_path / "data")
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.exit_code == 3 and not outcome.promoted
+    assert outcome.withheld == {DAYS[1]: ["redaction_residue"]}
+    assert not (root / "releases").exists() or not any((root / "releases").iterdir())
+    print_outcome(outcome)
+    printed = capsys.readouterr().out
+    assert "no release was written" in printed
+    assert f"withheld: {DAYS[1]} failed redaction_residue" in printed
+    assert outcome.to_json()["release_written"] is False
+
+
 def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline_run, tmp_path):
     """`run --executor multiprocess`: every step in its own process (one at a time), reporting
     to an on-disk instance, with the same gates and the same released rows."""
