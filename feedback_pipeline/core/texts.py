@@ -20,12 +20,27 @@ from feedback_pipeline.core.redaction import residue_flags
 
 @dataclass(frozen=True)
 class TextLayout:
-    """The text columns of a table, and the text fields of the structs in one list column."""
+    """The text columns of a table, and the text fields of the structs in one list column.
+    With `every_string`, every other string column is scanned too: ids, slices, versions and
+    labels leave the restricted zone as surely as prompts do."""
 
     id_field: str
     columns: tuple[str, ...]
     list_fields: tuple[str, ...] = ()
     list_column: str = "candidates"
+    every_string: bool = True
+
+    def scanned(self, schema: pa.Schema) -> list[str]:
+        """The table columns this layout reads from `schema`, the id first."""
+        names = set(schema.names)
+        wanted = [self.id_field, *self.columns, self.list_column]
+        if self.every_string:
+            wanted += [f.name for f in schema if _is_text(f.type)]
+        return [c for c in dict.fromkeys(wanted) if c in names]
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 REDACTED_TRACE_TEXTS = TextLayout("trace_id", ("prompt", "context", "approved_answer",
@@ -46,7 +61,10 @@ def table_texts(table: pa.Table | pa.RecordBatch,
     """(row index of each text, the texts as an Arrow column) for every text column present."""
     rows = np.arange(table.num_rows)
     names = set(table.schema.names)
-    for name in layout.columns:
+    columns = list(layout.columns)
+    if layout.every_string:
+        columns += [f.name for f in table.schema if _is_text(f.type) and f.name not in columns]
+    for name in columns:
         if name in names:
             yield rows, table.column(name)
     if layout.list_fields and layout.list_column in names:
@@ -81,8 +99,7 @@ def residue_in_parquet(item: tuple[Any, TextLayout, tuple[str, ...], Any]) -> li
     rows. One file is one task for a worker process (core.parallel.submit)."""
     source, layout, deny_terms, filesystem = item
     file = pq.ParquetFile(source, filesystem=filesystem)
-    names = set(file.schema_arrow.names)
-    columns = [c for c in (layout.id_field, *layout.columns, layout.list_column) if c in names]
+    columns = layout.scanned(file.schema_arrow)
     offending: list[str] = []
     for batch in file.iter_batches(batch_size=SCAN_BATCH_ROWS, columns=columns):
         offending.extend(residue_in_table(batch, layout, deny_terms)[0])

@@ -28,7 +28,7 @@ def traces(*candidate_texts):
 def test_every_nested_candidate_text_is_scanned_and_owned_by_its_row():
     table = traces(CLEAN, "mail me at dana.fox+ci@example.com", CLEAN)
     parts = list(table_texts(table, REDACTED_TRACE_TEXTS))
-    assert sum(len(owners) for owners, _ in parts) == 3 * 2 + 3 * 2 * 2
+    assert sum(len(owners) for owners, _ in parts) >= 3 * 2 + 3 * 2 * 2
     assert all(len(owners) == len(texts) for owners, texts in parts)
     ids, kinds = residue_in_table(table, REDACTED_TRACE_TEXTS, [])
     assert ids == ["t1"]
@@ -50,19 +50,32 @@ def test_sft_messages_are_scanned():
     assert residue_in_table(sft, RELEASE_TEXTS["sft"], [])[0] == ["d2"]
 
 
-def test_a_parquet_file_is_scanned_in_batches_with_the_layout_columns_only(tmp_path,
-                                                                          monkeypatch):
+def test_a_parquet_file_is_scanned_in_batches_over_every_string_column(tmp_path, monkeypatch):
     monkeypatch.setattr(texts, "SCAN_BATCH_ROWS", 2)
     rows = 5
     sft = pa.table({
         "trace_id": [f"d{i}" for i in range(rows)],
-        "prompt_fingerprint": ["mail dana.fox@example.com"] * rows,  # not a reviewer text
+        "prompt_fingerprint": ["mail dana.fox@example.com" if i == 2 else "fp"
+                               for i in range(rows)],  # not free text, still scanned
         "messages": [[{"role": "user", "content": CLEAN},
                       {"role": "assistant",
                        "content": "key AKIAIOSFODNN7EXAMPLF" if i in (1, 4) else CLEAN}]
                      for i in range(rows)]})
     pq.write_table(sft, tmp_path / "sft.parquet")
     found = residue_in_parquet((str(tmp_path / "sft.parquet"), RELEASE_TEXTS["sft"], (), None))
-    assert found == ["d1", "d4"]
-    assert residue_in_parquet((str(tmp_path / "sft.parquet"), RELEASE_TEXTS["sft"],
-                               ("Dana",), None)) == ["d1", "d4"]
+    assert found == ["d1", "d2", "d4"]
+
+
+def test_the_residue_scan_reads_every_string_column_not_only_the_free_text():
+    import pyarrow as pa
+
+    from feedback_pipeline.core.texts import RELEASE_TEXTS, residue_in_table
+
+    table = pa.table({"trace_id": ["t1", "t2", "t3"], "prompt": ["fine", "fine", "fine"],
+                      "chosen": ["a", "b", "c"], "rejected": ["a", "b", "c"],
+                      "slice": ["routine", "jane.doe@example.com", "routine"],
+                      "chosen_model_id": ["m1", "m1", "AKIAIOSFODNN7EXAMPLE"],
+                      "n_reviews": [1, 2, 3]})
+    offending, kinds = residue_in_table(table, RELEASE_TEXTS["preference"], ())
+    assert offending == ["t2", "t3"]
+    assert kinds
