@@ -72,7 +72,7 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         if not isinstance(obj.get(name), str) or not obj[name].strip():
             raise ContractError(f"{name} is required and must be a non-empty string")
     if obj["rubric_version"] not in known_rubrics:
-        raise ContractError(f"rubric_version {obj['rubric_version']!r} is not a known rubric")
+        raise ContractError("rubric_version is not a known rubric (config/rubrics)")
     task = obj.get("task") or ("pairwise" if "criteria" in obj else None)
     if task not in TASKS:
         raise ContractError(f"task must be one of {', '.join(TASKS)}")
@@ -99,12 +99,12 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         criteria = obj.get("criteria")
         if not isinstance(criteria, dict) or len(criteria) != 2:
             raise ContractError("a pairwise review needs criteria for exactly two candidates")
-        for cid, marks in criteria.items():
+        for marks in criteria.values():
             if not isinstance(marks, dict):
-                raise ContractError(f"criteria[{cid!r}] must be an object")
+                raise ContractError("criteria: each candidate's marks must be an object")
             bad = [k for k, v in marks.items() if k in CRITERIA_FIELDS and not isinstance(v, bool)]
             if bad:
-                raise ContractError(f"criteria[{cid!r}] fields {bad} must be true or false")
+                raise ContractError(f"criteria: fields {', '.join(sorted(bad))} must be true or false")
         choice = obj.get("choice")
         if choice is not None and choice not in PAIRWISE_OUTCOMES:
             raise ContractError(f"choice must be one of {', '.join(PAIRWISE_OUTCOMES)}")
@@ -189,9 +189,7 @@ def _pairwise_outcome(
         raise ContractError("pairwise review of a trace with fewer than two candidates")
     a_id, b_id = candidates[0]["candidate_id"], candidates[1]["candidate_id"]
     if set(criteria) != {a_id, b_id}:
-        raise ContractError(
-            f"criteria name candidates {sorted(criteria)}, the trace has {[a_id, b_id]}"
-        )
+        raise ContractError("criteria must name exactly the trace's two candidates")
     outcome, deciding = rubric.outcome(criteria[a_id], criteria[b_id])
     return outcome, deciding, rubric.is_safe(criteria[a_id]) and rubric.is_safe(criteria[b_id])
 
@@ -268,7 +266,7 @@ def resolve_review_rows(
         elif "FROZEN_EVALUATION" in dests.get(tid, ()):
             reason = "review of a frozen-evaluation trace; it never becomes training data"
         elif review["rubric_version"] not in rubrics:
-            reason = f"rubric_version {review['rubric_version']!r} is not loaded"
+            reason = "rubric_version is not loaded"
         if reason is None:
             assert trace is not None
             review.update(slice=trace.get("slice"), round_id=trace.get("round_id"),
@@ -288,7 +286,7 @@ def resolve_review_rows(
             elif review["task"] == "pointwise" and review["candidate_id"] not in {
                 c["candidate_id"] for c in candidates_of(trace["candidates"])
             }:
-                reason = f"candidate_id {review['candidate_id']!r} is not in the trace"
+                reason = "candidate_id is not a candidate of the trace"
             if reason is None:
                 labels.append(review)
         if reason is not None:

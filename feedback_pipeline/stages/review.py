@@ -18,6 +18,7 @@ from feedback_pipeline.core.contract import (
     quarantine_row,
     quarantine_to_table,
     read_lines,
+    reason_category,
 )
 from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS, make_pseudonymiser
 from feedback_pipeline.core.parallel import (
@@ -388,7 +389,7 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     pending = export_follow_ups(context, pipeline, redacted_traces,
                                 pa.concat_tables([FOLLOW_UP_SCHEMA.empty_table(), *follow_ups]))
     context.log.info(f"follow-up tasks for Label Studio: {pending or 'none'}")
-    reasons = value_counts(pd.Series([r.split(" (")[0].split("'")[0][:60]
+    reasons = value_counts(pd.Series([reason_category(r)
                                       for r in quarantine.column("reason").to_pylist()],
                                      dtype=object))
     yield dg.Output(quarantine, output_name="review_quarantine",
