@@ -32,8 +32,8 @@ from feedback_pipeline.core.vault import (
     DATA_ROOT_ENV,
     VaultKeyError,
     _decode,
+    _read_or_create_key_file,
     default_key_path,
-    restrict_permissions,
 )
 
 KEY_ENV = "FEEDBACK_SIGNING_KEY"
@@ -97,17 +97,7 @@ def resolve_signing_key(env: Mapping[str, str] | None = None,
     path = (Path(env[KEY_FILE_ENV]).expanduser() if env.get(KEY_FILE_ENV)
             else default_key_path(env).with_name("signing.key"))
     check_outside_data_root(path, data_root or env.get(DATA_ROOT_ENV))
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        restrict_permissions(path.parent)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(_b64(os.urandom(32)) + "\n")
-    return _from_seed(_decode(path.read_text(encoding="ascii")))
+    return _from_seed(_read_or_create_key_file(path, lambda: _b64(os.urandom(32))))
 
 
 def sign_manifest(manifest_bytes: bytes, key: SigningKey) -> bytes:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,7 +95,11 @@ def _check_outside_data_root(path: Path, env: Mapping[str, str]) -> None:
         raise VaultKeyError("the vault key file must live outside the data root")
 
 
-def _read_or_create_key_file(path: Path) -> bytes:
+def _read_or_create_key_file(path: Path,
+                             generate: Callable[[], str] = generate_key_text) -> bytes:
+    """A key file's decoded bytes; the file is created owner-only (0600, in a 0700 folder)
+    with `generate()`'s text when it does not exist yet (exclusively: two first uses at once
+    both read the one key written)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         restrict_permissions(path.parent)
@@ -105,7 +109,7 @@ def _read_or_create_key_file(path: Path) -> bytes:
             pass
         else:
             with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(generate_key_text() + "\n")
+                handle.write(generate() + "\n")
     return _decode(path.read_text(encoding="ascii"))
 
 
