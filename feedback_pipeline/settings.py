@@ -55,6 +55,9 @@ class Policy:
     backlog_max_age_days: int = 14
     min_eval_items: int = 20
     max_quarantined_share: float = 0.10
+    max_line_bytes: int = 8 * 1024 * 1024
+    """Longest landed line (bytes, without its newline) that ingest parses; a longer line is
+    quarantined unread, so reading never holds much more than this."""
     experiment_candidates: tuple[str, ...] = ("preference_model",)
     experiment_rounds: int = 10
     experiment_base_pairs: int = 2000
@@ -79,6 +82,8 @@ class Policy:
             "backlog_max_age_days": self.backlog_max_age_days >= 0,
             "min_eval_items": self.min_eval_items >= 1,
             "max_quarantined_share": 0.0 <= self.max_quarantined_share <= 1.0,
+            "max_line_bytes": isinstance(self.max_line_bytes, int)
+            and not isinstance(self.max_line_bytes, bool) and self.max_line_bytes >= 1024,
             "experiment_rounds": self.experiment_rounds >= 1,
             "experiment_base_pairs": self.experiment_base_pairs >= 0,
             "experiment_candidates": bool(self.experiment_candidates) and all(

@@ -7,10 +7,10 @@ and reason; valid lines of the same file always flow on, nothing is dropped sile
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,7 +74,43 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 class ContractError(ValueError):
-    """A record breaks the data contract; the message is the quarantine reason."""
+    """A record breaks the data contract; the message is the quarantine reason.
+
+    A reason names the field and the rule, never the value: reasons are grouped, counted and
+    shown in run metadata, while the line itself stays in the restricted quarantine table."""
+
+
+IDENTIFIER_PATTERN = r"[A-Za-z0-9._:/-]{1,128}"
+"""The declared shape of identifier fields (trace_id, candidate_id, model_id, slice,
+prompt_template_version, policy_version): 1-128 ASCII letters, digits and . _ : / -"""
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+_is_identifier = _IDENTIFIER.fullmatch  # the hot path calls the bound method directly
+
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+"""Longest line (bytes, without its newline) that is parsed; longer ones are quarantined
+unread. Policy `max_line_bytes` overrides it."""
+READ_BLOCK_BYTES = 1024 * 1024  # a line is held whole only up to the limit; blocks are this
+GZIP_MAGIC = b"\x1f\x8b"
+
+# Only a \uD800-\uDFFF escape can put a surrogate into a decoded string (the reader replaces
+# undecodable bytes), so the object walk runs only for lines that hold such an escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_identifier(field: str, value: Any) -> str:
+    """`value` if it has the identifier shape, else ContractError naming `field` (not the
+    value)."""
+    if not isinstance(value, str) or _is_identifier(value) is None:
+        raise ContractError(f"{field} does not have the identifier shape {IDENTIFIER_PATTERN}")
+    return value
+
+
+class LineFault(str):
+    """Stands in for a line (or the rest of a file) that `read_lines` could not hand over:
+    the text is the quarantine reason. `parse_lines` quarantines it with an empty raw_line."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -87,18 +123,91 @@ class ParsedLines:
         self.quarantine.extend(other.quarantine)
 
 
-def read_lines(path: Path | Any) -> Iterator[tuple[int, str]]:
+def read_lines(path: Path | Any,
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of a .jsonl or .jsonl.gz file; blank lines skipped.
 
     `path` is a local Path or any object with `.name` and `.open("rb")` (a storage path on an
-    object store)."""
+    object store). Reading is bounded: a line longer than `max_line_bytes` is skipped unread
+    and handed over as a `LineFault`, so memory holds at most about one limit's worth of a
+    line. File faults end the file with one `LineFault` numbered 0 (a file-level
+    quarantine row):
+
+    - a `.gz` name whose content has no gzip header: "not a gzip file", no line is read;
+    - a gzip stream that breaks off (truncated) or is corrupt: every complete line read before
+      the break is kept; the line in progress and everything after it are quarantined as one
+      file-level row saying after which line the break fell.
+    """
     raw = open(path, "rb") if isinstance(path, str | os.PathLike) else path.open("rb")  # noqa: SIM115
-    with raw, (gzip.open(raw, "rt", encoding="utf-8", errors="replace")
-               if path.name.endswith(".gz") else
-               io.TextIOWrapper(raw, encoding="utf-8", errors="replace")) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line.rstrip("\n")
+    with raw:
+        if not path.name.endswith(".gz"):
+            yield from _numbered_lines(raw.read, max_line_bytes, ())
+            return
+        head = raw.read(len(GZIP_MAGIC))
+        if not head:
+            return
+        if head != GZIP_MAGIC:
+            yield 0, LineFault("not a gzip file: the name ends in .gz but the content has "
+                               "no gzip header; the whole file is quarantined")
+            return
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            # read1: one underlying read per call, so whatever was decompressed before a break
+            # has reached the lines when the break raises
+            yield from _numbered_lines(unzipped.read1, max_line_bytes,
+                                       (EOFError, gzip.BadGzipFile, zlib.error))
+
+
+def _numbered_lines(read: Callable[[int], bytes], limit: int,
+                    breaks: tuple[type[BaseException], ...]) -> Iterator[tuple[int, str]]:
+    """The lines of a byte stream read in blocks and split on "\\n" (C speed; a trailing "\\r"
+    goes, bytes that are not UTF-8 become U+FFFD). At most `limit` bytes of a line are held:
+    a longer line is reported when it passes the limit and its rest skipped as it streams by.
+    An exception of `breaks` (a gzip stream breaking off) ends the file with one file-level
+    LineFault; the line in progress is part of what it quarantines."""
+    number = 0
+    pending = b""  # the start of a line whose end is not read yet (at most `limit` bytes)
+    skipping = False  # inside a line already reported as too long
+    while True:
+        try:
+            block = read(READ_BLOCK_BYTES)
+        except breaks as err:
+            kind = "ends early (truncated)" if isinstance(err, EOFError) else "is corrupt"
+            yield 0, LineFault(f"gzip stream {kind} after line {number}: lines up to "
+                               f"{number} were kept, the rest of the file is quarantined")
+            return
+        if not block:
+            break
+        if skipping:
+            end = block.find(b"\n")
+            if end < 0:
+                continue
+            block, skipping = block[end + 1:], False
+        if pending:
+            block = pending + block
+        parts = block.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            number += 1
+            if len(part) > limit:
+                yield number, _too_long(limit)
+                continue
+            text = part.decode("utf-8", "replace")
+            if text.strip():
+                yield number, text.rstrip("\r")
+        if len(pending) > limit:
+            number += 1
+            yield number, _too_long(limit)
+            pending, skipping = b"", True
+    if pending:
+        number += 1
+        text = pending.decode("utf-8", "replace")
+        if text.strip():
+            yield number, text.rstrip("\r")
+
+
+def _too_long(limit: int) -> LineFault:
+    return LineFault(f"line is longer than max_line_bytes ({limit} bytes); it was skipped unread")
 
 
 def parse_timestamp(value: Any, name: str) -> datetime:
@@ -107,10 +216,25 @@ def parse_timestamp(value: Any, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as err:
-        raise ContractError(f"{name} {value!r} is not ISO-8601") from err
+        raise ContractError(f"{name} is not an ISO-8601 timestamp with a year from 1 to "
+                            "9999") from err
     if parsed.tzinfo is None:
-        raise ContractError(f"{name} {value!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+        raise ContractError(f"{name} has no UTC offset")
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError) as err:
+        raise ContractError(f"{name} is out of range once converted to UTC") from err
+
+
+def _optional_id(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ContractError(f"{name} must be a string or null")
+    if _is_identifier(value) is None:
+        check_identifier(name, value)
+    return value
 
 
 def _optional_str(obj: dict[str, Any], name: str) -> str | None:
@@ -141,14 +265,20 @@ def _candidates(value: Any) -> list[dict[str, str | None]]:
         cid, text = cand.get("candidate_id"), cand.get("text")
         if not isinstance(cid, str) or not cid:
             raise ContractError(f"candidates[{position}].candidate_id must be a non-empty string")
+        if _is_identifier(cid) is None:
+            check_identifier(f"candidates[{position}].candidate_id", cid)
         if cid in seen:
-            raise ContractError(f"candidates[{position}].candidate_id {cid!r} is repeated")
+            raise ContractError(f"candidates[{position}].candidate_id repeats an earlier "
+                                "candidate's id")
         seen.add(cid)
         if not isinstance(text, str):
             raise ContractError(f"candidates[{position}].text must be a string")
         model_id = cand.get("model_id")
-        if model_id is not None and not isinstance(model_id, str):
-            raise ContractError(f"candidates[{position}].model_id must be a string")
+        if model_id is not None:
+            if not isinstance(model_id, str):
+                raise ContractError(f"candidates[{position}].model_id must be a string")
+            if _is_identifier(model_id) is None:
+                check_identifier(f"candidates[{position}].model_id", model_id)
         generation = cand.get("generation")
         if generation is not None and not isinstance(generation, dict):
             raise ContractError(f"candidates[{position}].generation must be an object")
@@ -170,14 +300,14 @@ def validate_trace(obj: Any, partition_day: str | None = None) -> dict[str, Any]
     trace_id = obj.get("trace_id")
     if not isinstance(trace_id, str) or not trace_id.strip():
         raise ContractError("trace_id is required and must be a non-empty string")
+    if _is_identifier(trace_id) is None:
+        check_identifier("trace_id", trace_id)
     if "created_at" not in obj:
         raise ContractError("created_at is required")
     created = parse_timestamp(obj["created_at"], "created_at")
     if partition_day is not None and created.date().isoformat() != partition_day:
         raise ContractError(
-            f"created_at falls on UTC day {created.date().isoformat()}, "
-            f"not the landing folder's day {partition_day}"
-        )
+            f"created_at falls on a UTC day that is not the landing folder's day {partition_day}")
     prompt = obj.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ContractError("prompt is required and must be a non-empty string")
@@ -190,9 +320,9 @@ def validate_trace(obj: Any, partition_day: str | None = None) -> dict[str, Any]
         "approved_answer": _optional_str(obj, "approved_answer"),
         "reserved_for_evaluation": _bool(obj, "reserved_for_evaluation"),
         "unsafe_effect": _bool(obj, "unsafe_effect"),
-        "slice": _optional_str(obj, "slice"),
-        "prompt_template_version": _optional_str(obj, "prompt_template_version"),
-        "policy_version": _optional_str(obj, "policy_version"),
+        "slice": _optional_id(obj, "slice"),
+        "prompt_template_version": _optional_id(obj, "prompt_template_version"),
+        "policy_version": _optional_id(obj, "policy_version"),
     }
     extra = {k: v for k, v in obj.items() if k not in TRACE_FIELDS}
     row["extra_json"] = json.dumps(extra, sort_keys=True, ensure_ascii=False) if extra else None
@@ -206,25 +336,73 @@ def parse_lines(
     id_field: str,
 ) -> ParsedLines:
     """Numbered JSONL lines through `validate`: a typed row each, or a quarantine row naming
-    the file, the line and the broken rule. Valid lines always flow on."""
+    the file, the line and the broken rule. Valid lines always flow on: a line the JSON parser
+    cannot take (too deep, an integer too long) or that holds a lone surrogate is quarantined
+    like any other bad line."""
     parsed = ParsedLines()
     for number, line in lines:
-        record_id = None
+        if line.__class__ is LineFault:
+            parsed.quarantine.append(quarantine_row(source_file, number, str(line), "", None))
+            continue
+        record_id = obj = None
         try:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ContractError(f"not valid JSON ({err.msg} at column {err.colno})") from err
-            if isinstance(obj, dict) and isinstance(obj.get(id_field), str):
-                record_id = obj[id_field]
-            row = validate(obj)
+            except ValueError as err:  # int longer than sys.get_int_max_str_digits()
+                raise ContractError("not valid JSON (a number has more digits than the parser "
+                                    "allows)") from err
+            except RecursionError as err:
+                raise ContractError("not valid JSON (nested deeper than the parser "
+                                    "allows)") from err
+            if ("\\ud" in line or "\\uD" in line) and _SURROGATE_ESCAPE.search(line):
+                where = _lone_surrogate(obj)
+                if where is not None:
+                    raise ContractError(f"{where} holds a lone surrogate escape (not valid "
+                                        "Unicode)")
+            try:
+                row = validate(obj)
+            except RecursionError as err:
+                raise ContractError("a value is nested deeper than can be stored") from err
         except ContractError as err:
+            if isinstance(obj, dict):  # the record's id, only when it has the identifier shape
+                value = obj.get(id_field)
+                if isinstance(value, str) and _is_identifier(value):
+                    record_id = value
             parsed.quarantine.append(quarantine_row(source_file, number, str(err), line, record_id))
             continue
         row["source_file"] = source_file
         row["source_line"] = number
         parsed.rows.append(row)
     return parsed
+
+
+def _field_name(parent: str, key: Any) -> str:
+    name = key if isinstance(key, str) and _IDENTIFIER.fullmatch(key) else "<key>"
+    return f"{parent}.{name}" if parent else name
+
+
+def _lone_surrogate(obj: Any) -> str | None:
+    """The path of the first key or string holding a lone surrogate (iterative: no depth
+    limit), or None."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return (path or "the record")[:200]
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return f"a field name under {path or 'the record'}"[:200]
+                stack.append((_field_name(path, key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
+REPEATED_TRACE_ID = "trace_id already seen in this partition"
 
 
 def parse_trace_lines(
@@ -239,7 +417,7 @@ def parse_trace_lines(
     def validate(obj: Any) -> dict[str, Any]:
         row = validate_trace(obj, partition_day)
         if row["trace_id"] in seen:
-            raise ContractError(f"trace_id {row['trace_id']!r} already seen in this partition")
+            raise ContractError(REPEATED_TRACE_ID)
         seen.add(row["trace_id"])
         return row
 

@@ -1,34 +1,53 @@
 """raw_traces: landed trace files validated against the contract, bad lines quarantined.
 
 Both tables live in the restricted zone and are never previewed in the UI; metadata carries
-counts and reasons only.
+counts and reasons only (reasons name the field and the rule, never a value).
+
+One bad line or file never stops a day: every fault below becomes a quarantine row and every
+valid line flows on.
+
+- A line is quarantined for breaking the contract (core.contract), for being longer than the
+  policy's `max_line_bytes` (skipped unread, so reading holds about one limit at most), for
+  JSON the parser refuses (nested too deep, an integer too long) or a lone surrogate escape.
+- A `.gz` file that is not gzip is one file-level row (line_number 0, as for other
+  file-level rows), "not a gzip file".
+  A gzip stream that breaks off or is corrupt keeps every complete line read before the
+  break; the line in progress and the rest become one file-level row naming the last kept
+  line. The other files of the day flow on.
+- A trace id seen earlier in the day (any file, any chunk) is quarantined ("trace_id already
+  seen in this partition"); one already stored in raw_traces of another day is quarantined
+  ("trace_id already landed on <day>", the earliest such day). Only days whose raw partition
+  is still kept (see retention) can be checked.
 """
 
 
-import itertools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
 
 from feedback_pipeline.core.contract import (
+    DEFAULT_MAX_LINE_BYTES,
+    REPEATED_TRACE_ID,
     TRACE_SCHEMA,
     parse_trace_lines,
     quarantine_row,
     quarantine_to_table,
     read_lines,
+    reason_category,
     traces_to_table,
 )
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table
-from feedback_pipeline.storage import BatchStream
+from feedback_pipeline.storage import RESTRICTED, BatchStream, Storage
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 BATCH_ROWS = 20_000
+CHUNK_CHARS = 64 * 1024 * 1024  # a chunk also ends here, so long lines keep chunks bounded
 
 
 def parse_trace_chunk(item: tuple[list[tuple[int, str]], str, str]) -> tuple[pa.Table, list[dict]]:
@@ -38,39 +57,99 @@ def parse_trace_chunk(item: tuple[list[tuple[int, str]], str, str]) -> tuple[pa.
     return traces_to_table(parsed.rows), parsed.quarantine
 
 
-def ingest_batches(pipeline: PipelineResource, day: str,
-                   quarantine: list[dict]) -> Iterator[pa.Table]:
-    """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines,
-    and ids repeated anywhere in the day, are appended to `quarantine`."""
+def max_line_bytes(pipeline: PipelineResource) -> int:
+    """The policy's `max_line_bytes`; the default when the root has no policy.yaml."""
+    if pipeline.storage.config_path("policy.yaml").exists():
+        return pipeline.policy.max_line_bytes
+    return DEFAULT_MAX_LINE_BYTES
+
+
+def _chunks_of(lines: Iterable[tuple[int, str]], rows: int,
+               chars: int) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    size = 0
+    for item in lines:
+        chunk.append(item)
+        size += len(item[1])
+        if len(chunk) >= rows or size >= chars:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+class LandedElsewhere:
+    """Which trace ids are already stored in raw_traces of another day (one DuckDB semi-join
+    per chunk over the trace_id column of the other days' partitions)."""
+
+    def __init__(self, storage: Storage, day: str) -> None:
+        days = [d for d in storage.table_days(RESTRICTED, "raw_traces") if d != day]
+        self.scan = storage.scan_sql(RESTRICTED, "raw_traces", days) if days else None
+        self.con = storage.connect() if self.scan else None
+
+    def days_of(self, ids: pa.Table) -> dict[str, str]:
+        """trace id -> earliest other day it landed on, for the ids of `ids` that did."""
+        if self.con is None or not ids.num_rows:
+            return {}
+        self.con.register("chunk_ids", ids)
+        try:
+            found = self.con.sql(
+                f"SELECT trace_id, min(CAST(date AS VARCHAR)) FROM {self.scan} "
+                "WHERE trace_id IN (SELECT trace_id FROM chunk_ids) GROUP BY trace_id").fetchall()
+        finally:
+            self.con.unregister("chunk_ids")
+        return dict(found)
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+
+
+def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
+                   line_limit: int | None = None) -> Iterator[pa.Table]:
+    """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines
+    and files, ids repeated anywhere in the day and ids already landed on another day are
+    appended to `quarantine`."""
     storage = pipeline.storage
+    limit = line_limit if line_limit is not None else max_line_bytes(pipeline)
     seen: set[str] = set()
     submitted: deque[list[tuple[int, str]]] = deque()
+    landed = LandedElsewhere(storage, day)
 
     def chunks():
         for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
-            lines = read_lines(path)
-            while chunk := list(itertools.islice(lines, BATCH_ROWS)):
+            for chunk in _chunks_of(read_lines(path, limit), BATCH_ROWS, CHUNK_CHARS):
                 submitted.append(chunk)
                 yield chunk, storage.relative(path), day
 
-    for table, bad in ordered_map(parse_trace_chunk, chunks(), stage_workers()):
-        chunk = submitted.popleft()
-        quarantine.extend(bad)
-        ids = table.column("trace_id").to_pylist()
-        repeated = [i for i, tid in enumerate(ids) if tid in seen]
-        seen.update(ids)
-        if repeated:
-            text = dict(chunk)
-            sources = table.column("source_file").to_pylist()
-            numbers = table.column("source_line").to_pylist()
-            quarantine.extend(quarantine_row(
-                sources[i], numbers[i], f"trace_id {ids[i]!r} already seen in this partition",
-                text[numbers[i]], ids[i]) for i in repeated)
-            keep = np.ones(len(ids), dtype=bool)
-            keep[repeated] = False
-            table = table.filter(pa.array(keep))
-        if table.num_rows:
-            yield table
+    try:
+        for table, bad in ordered_map(parse_trace_chunk, chunks(), stage_workers()):
+            chunk = submitted.popleft()
+            quarantine.extend(bad)
+            if not table.num_rows:
+                continue
+            ids = table.column("trace_id").to_pylist()
+            reasons = {i: REPEATED_TRACE_ID for i, tid in enumerate(ids) if tid in seen}
+            seen.update(ids)
+            elsewhere = landed.days_of(table.select(["trace_id"]))
+            if elsewhere:
+                reasons.update({i: f"trace_id already landed on {elsewhere[tid]}"
+                                for i, tid in enumerate(ids)
+                                if tid in elsewhere and i not in reasons})
+            if reasons:
+                text = dict(chunk)
+                sources = table.column("source_file").to_pylist()
+                numbers = table.column("source_line").to_pylist()
+                quarantine.extend(quarantine_row(
+                    sources[i], numbers[i], reason, text[numbers[i]], ids[i])
+                    for i, reason in sorted(reasons.items()))
+                keep = np.ones(len(ids), dtype=bool)
+                keep[list(reasons)] = False
+                table = table.filter(pa.array(keep))
+            if table.num_rows:
+                yield table
+    finally:
+        landed.close()
 
 
 @dg.multi_asset(
@@ -99,7 +178,7 @@ def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     quarantine = quarantine_to_table(bad)
     reasons: dict[str, int] = {}
     for reason in quarantine.column("reason").to_pylist():
-        key = reason.split(" (")[0].split("'")[0][:80]
+        key = reason_category(reason)
         reasons[key] = reasons.get(key, 0) + 1
     if quarantine.num_rows:
         context.log.warning(f"{quarantine.num_rows} trace line(s) quarantined on {day}; "

@@ -1,9 +1,13 @@
+import gzip
 import json
 
+import dagster as dg
 import pytest
 
+from feedback_pipeline.definitions import build_definitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages import ingest
+from feedback_pipeline.storage import Storage
 
 
 def trace_line(tid: str) -> str:
@@ -35,3 +39,105 @@ def test_ids_repeated_across_chunks_and_files_are_quarantined_once(tmp_path, mon
     assert {q["raw_line"] for q in quarantine if "already seen" in q["reason"]} == {
         trace_line("t1"), trace_line("t4")}
     assert sum("not valid JSON" in q["reason"] for q in quarantine) == 1
+
+
+def day_line(tid: str, day: str = "2026-05-02", **extra) -> str:
+    return json.dumps({"trace_id": tid, "created_at": f"{day}T10:00:00Z", "prompt": "review",
+                       **extra})
+
+
+def test_a_day_with_faulty_lines_and_files_lands_every_valid_line(tmp_path, monkeypatch):
+    """Issue 17: each fault quarantines only its line (or file), with a reason that names the
+    field and the rule and never the value, and the day's run succeeds."""
+    monkeypatch.setenv("FEEDBACK_STAGE_WORKERS", "2")
+    root = tmp_path / "data"
+    landing = root / "landing" / "traces"
+    (landing / "2026-05-01").mkdir(parents=True)
+    (landing / "2026-05-01" / "a.jsonl").write_text(
+        day_line("landed-early", "2026-05-01") + "\n" + day_line("early-2", "2026-05-01") + "\n")
+    day = landing / "2026-05-02"
+    day.mkdir()
+    planted = {
+        "bigint": "7" * 5000,
+        "year0": "0000-05-02T10:00:00Z",
+        "year5": "99999-05-02T10:00:00Z",
+        "overflow": "9999-12-31T23:59:59-23:59",
+        "cand": "cand with spaces",
+        "slice": "slice;drop",
+    }
+    (day / "a.jsonl").write_text("\n".join([
+        day_line("v1"),                                                        # 1
+        '{"trace_id": "big-int", "n": ' + planted["bigint"] + "}",             # 2
+        '{"trace_id": "deep", "x": ' + "[" * 200_000 + "]" * 200_000 + "}",    # 3
+        json.dumps({"trace_id": "y0", "created_at": planted["year0"], "prompt": "p"}),     # 4
+        json.dumps({"trace_id": "y5", "created_at": planted["year5"], "prompt": "p"}),     # 5
+        json.dumps({"trace_id": "ov", "created_at": planted["overflow"], "prompt": "p"}),  # 6
+        day_line("sur", context="ok \ud800 no"),                               # 7
+        day_line("cid", candidates=[{"candidate_id": planted["cand"], "text": "t"}]),  # 8
+        day_line("sl", slice=planted["slice"]),                                # 9
+        day_line("landed-early"),                                              # 10
+        day_line("v2"),                                                        # 11
+    ]) + "\n")
+    with (day / "b.jsonl").open("w") as handle:
+        handle.write(day_line("v3") + "\n")
+        handle.write(day_line("huge", context="h" * (50 * 1024 * 1024)) + "\n")
+        handle.write(day_line("v1") + "\n")                                    # repeated id
+        handle.write(day_line("v4") + "\n")
+    whole = gzip.compress(("\n".join(day_line(f"gz{i}") for i in range(3000)) + "\n").encode())
+    (day / "c.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (day / "d.jsonl.gz").write_text(day_line("plain-in-gz") + "\n")
+    (day / "e.jsonl").write_text(day_line("v5") + "\n")
+
+    defs = build_definitions(str(root))
+    instance = dg.DagsterInstance.ephemeral()
+    for key in ("2026-05-01", "2026-05-02"):
+        result = dg.materialize([ingest.raw_traces], partition_key=key, instance=instance,
+                                resources=defs.resources)
+        assert result.success, key
+
+    storage = Storage(root)
+    ids = storage.read_table("restricted", "raw_traces", "2026-05-02").column(
+        "trace_id").to_pylist()
+    gz_kept = [i for i in ids if i.startswith("gz")]
+    assert 0 < len(gz_kept) < 3000 and gz_kept == [f"gz{i}" for i in range(len(gz_kept))]
+    assert [i for i in ids if not i.startswith("gz")] == ["v1", "v2", "v3", "v4", "v5"]
+
+    rows = storage.read_table("restricted", "trace_quarantine", "2026-05-02").to_pylist()
+    got = {(q["source_file"].rsplit("/", 1)[-1], q["line_number"]): q["reason"] for q in rows}
+    digits = "not valid JSON (a number has more digits than the parser allows)"
+    bad_date = "created_at is not an ISO-8601 timestamp with a year from 1 to 9999"
+    shape = "does not have the identifier shape [A-Za-z0-9._:/-]{1,128}"
+    assert got == {
+        ("a.jsonl", 2): digits,
+        ("a.jsonl", 3): "not valid JSON (nested deeper than the parser allows)",
+        ("a.jsonl", 4): bad_date,
+        ("a.jsonl", 5): bad_date,
+        ("a.jsonl", 6): "created_at is out of range once converted to UTC",
+        ("a.jsonl", 7): "context holds a lone surrogate escape (not valid Unicode)",
+        ("a.jsonl", 8): f"candidates[0].candidate_id {shape}",
+        ("a.jsonl", 9): f"slice {shape}",
+        ("a.jsonl", 10): "trace_id already landed on 2026-05-01",
+        ("b.jsonl", 2): f"line is longer than max_line_bytes ({8 * 1024 * 1024} bytes); it was "
+                        "skipped unread",
+        ("b.jsonl", 3): "trace_id already seen in this partition",
+        ("c.jsonl.gz", 0): f"gzip stream ends early (truncated) after line {len(gz_kept)}: "
+                              f"lines up to {len(gz_kept)} were kept, the rest of the file is "
+                              "quarantined",
+        ("d.jsonl.gz", 0): "not a gzip file: the name ends in .gz but the content has no gzip "
+                              "header; the whole file is quarantined",
+    }
+    assert len(rows) == len(got)
+    values = [*planted.values(), "landed-early", "plain-in-gz", "huge", "big-int", "v1",
+              "7777", "0000-", "99999", "9999-12-31", "\ud800", "\\ud800"]
+    for reason in got.values():
+        assert not any(v in reason for v in values), reason
+    huge = next(q for q in rows if q["line_number"] == 2 and q["source_file"].endswith("b.jsonl"))
+    assert huge["raw_line"] == ""
+
+    # landing the day again checks only the other days: its own stored ids are no conflict
+    again = dg.materialize([ingest.raw_traces], partition_key="2026-05-02", instance=instance,
+                           resources=defs.resources)
+    assert again.success
+    assert storage.read_table("restricted", "raw_traces", "2026-05-02").column(
+        "trace_id").to_pylist() == ids
+    assert storage.read_table("restricted", "trace_quarantine", "2026-05-02").num_rows == len(got)
