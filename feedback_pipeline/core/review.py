@@ -24,6 +24,7 @@ from feedback_pipeline.core.contract import (
     ContractError,
     ParsedLines,
     candidates_of,
+    check_identifier,
     parse_lines,
     parse_timestamp,
     quarantine_row,
@@ -71,6 +72,10 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
     for name in ("review_id", "trace_id", "reviewer_id", "rubric_version"):
         if not isinstance(obj.get(name), str) or not obj[name].strip():
             raise ContractError(f"{name} is required and must be a non-empty string")
+    for name in ("review_id", "trace_id", "rubric_version"):
+        # ids leave the restricted zone; reviewer_id does not (it is pseudonymised on intake,
+        # and a Label Studio identity is an email)
+        check_identifier(name, obj[name])
     if obj["rubric_version"] not in known_rubrics:
         raise ContractError("rubric_version is not a known rubric (config/rubrics)")
     task = obj.get("task") or ("pairwise" if "criteria" in obj else None)
@@ -99,7 +104,8 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         criteria = obj.get("criteria")
         if not isinstance(criteria, dict) or len(criteria) != 2:
             raise ContractError("a pairwise review needs criteria for exactly two candidates")
-        for marks in criteria.values():
+        for cid, marks in criteria.items():
+            check_identifier("criteria candidate_id", cid)
             if not isinstance(marks, dict):
                 raise ContractError("criteria: each candidate's marks must be an object")
             bad = [k for k, v in marks.items() if k in CRITERIA_FIELDS and not isinstance(v, bool)]
@@ -114,6 +120,7 @@ def validate_review(obj: Any, known_rubrics: set[str]) -> dict[str, Any]:
         cid, score, label = obj.get("candidate_id"), obj.get("score"), obj.get("label")
         if not isinstance(cid, str) or not cid:
             raise ContractError("a pointwise review needs candidate_id")
+        check_identifier("candidate_id", cid)
         if score is not None and (
             isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5
         ):

@@ -448,3 +448,18 @@ def test_an_incident_review_needs_a_resolution_and_a_reason():
         validate_review({**good, "resolution": "fixed"}, KNOWN)
     with pytest.raises(ContractError, match="reason"):
         validate_review({**good, "reason": " "}, KNOWN)
+
+
+def test_review_ids_leaving_the_zone_need_the_identifier_shape_and_reasons_never_quote_them():
+    base = {"review_id": "r1", "trace_id": "t1", "reviewer_id": "lead@example.com",
+            "rubric_version": "code-review-rubric-v4", "task": "demonstration", "answer": "x"}
+    assert validate_review(base, KNOWN)["reviewer_id"] == "lead@example.com"
+    for field, planted in (("review_id", "jane.doe@example.com"),
+                           ("trace_id", "postgres://admin:S3cr3t@db")):
+        with pytest.raises(ContractError, match=f"{field} does not have the identifier shape") \
+                as err:
+            validate_review({**base, field: planted}, KNOWN)
+        assert planted not in str(err.value)
+    with pytest.raises(ContractError) as err:
+        validate_review({**base, "rubric_version": "v9 secret=hunter2"}, {"v9 secret=hunter2"})
+    assert "hunter2" not in str(err.value)
