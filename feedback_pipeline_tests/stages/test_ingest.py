@@ -141,3 +141,25 @@ def test_a_day_with_faulty_lines_and_files_lands_every_valid_line(tmp_path, monk
     assert storage.read_table("restricted", "raw_traces", "2026-05-02").column(
         "trace_id").to_pylist() == ids
     assert storage.read_table("restricted", "trace_quarantine", "2026-05-02").num_rows == len(got)
+
+
+def test_a_secret_or_identifier_shaped_id_is_kept_back_naming_the_field(tmp_path):
+    """Ids are never redacted: a token in trace_id or a candidate's model_id, or a listed name
+    in the slice, would reach every table; the line stays in the restricted zone instead."""
+    token = "ghp_" + "Zq8Lm2Xv" * 4 + "Ab3D"
+    day = tmp_path / "landing" / "traces" / "2026-05-02"
+    day.mkdir(parents=True)
+    lines = [day_line("ok-1"), day_line(token), day_line("ok-2", slice="AKIAIOSFODNN7EXAMPLE"),
+             json.dumps({"trace_id": "ok-3", "created_at": "2026-05-02T10:00:00Z",
+                         "prompt": "review", "candidates": [
+                             {"candidate_id": "ok-3-a", "model_id": token, "text": "fine"}]}),
+             day_line("ok-4")]
+    (day / "a.jsonl").write_text("\n".join(lines) + "\n")
+    quarantine: list[dict] = []
+    tables = list(ingest.ingest_batches(PipelineResource(data_root=str(tmp_path)),
+                                        "2026-05-02", quarantine))
+    assert [t for table in tables for t in table.column("trace_id").to_pylist()] == \
+        ["ok-1", "ok-4"]
+    reasons = sorted(q["reason"].split(" looks like")[0] for q in quarantine)
+    assert reasons == ["candidates[].model_id", "slice", "trace_id"]
+    assert not any(token in q["reason"] or token == q["record_id"] for q in quarantine)
