@@ -6,12 +6,20 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from feedback_pipeline.core.contract import ContractError, ParsedLines, parse_lines
+from feedback_pipeline.core.contract import (
+    ContractError,
+    ParsedLines,
+    check_identifier,
+    parse_lines,
+    quarantine_row,
+)
 from feedback_pipeline.core.judge import JUDGE_CHOICES, ORDERS
 from feedback_pipeline.core.parallel import ordered_map
+from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 
 
 def validate_judge_label(obj: Any) -> dict[str, Any]:
@@ -20,6 +28,7 @@ def validate_judge_label(obj: Any) -> dict[str, Any]:
     for name in ("trace_id", "judge_id"):
         if not isinstance(obj.get(name), str) or not obj[name]:
             raise ContractError(f"{name} is required and must be a non-empty string")
+        check_identifier(name, obj[name])
     if obj.get("order") not in ORDERS:
         raise ContractError(f"order must be one of {', '.join(ORDERS)}")
     if obj.get("choice") not in JUDGE_CHOICES:
@@ -42,7 +51,20 @@ def parse_judge_chunk(item: tuple[list[tuple[int, str]], str]
     """(valid labels as Arrow, quarantined lines) of one chunk of numbered lines of a file."""
     lines, source_file = item
     parsed = parse_judge_lines(lines, source_file)
-    return pa.Table.from_pylist(parsed.rows, schema=JUDGE_LABEL_SCHEMA), parsed.quarantine
+    table = pa.Table.from_pylist(parsed.rows, schema=JUDGE_LABEL_SCHEMA)
+    kept_back = raw_looking_fields(table, JUDGE_ID_FIELDS)
+    if not kept_back:
+        return table, parsed.quarantine
+    lines_of = table.column("source_line").to_pylist()
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(kept_back)] = False
+    return table.filter(pa.array(keep)), parsed.quarantine + [
+        quarantine_row(source_file, int(lines_of[i]), raw_looking_reason(field), "", None)
+        for i, field in sorted(kept_back.items())]
+
+
+JUDGE_ID_FIELDS = TextLayout("trace_id", ("trace_id", "judge_id"), every_string=False)
+"""A judge label's identifier fields, checked for raw-looking values (never redacted)."""
 
 
 def read_judge_labels(sources: Iterable[tuple[Iterable[tuple[int, str]], str]], *,

@@ -14,9 +14,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from feedback_pipeline.core.contract import quarantine_row
 from feedback_pipeline.core.labelstudio import make_pseudonymiser, parse_label_studio_export
 from feedback_pipeline.core.redaction import Redactor
 from feedback_pipeline.core.review import REVIEW_SCHEMA, parse_review_lines
+from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 
 
 @dataclass(frozen=True)
@@ -34,18 +36,33 @@ def _redactor(deny_terms: tuple[str, ...], version: str) -> Redactor:
     return Redactor(deny_terms, version=version)
 
 
-def review_table(rows: list[dict[str, Any]], settings: IntakeSettings) -> pa.Table:
-    """Validated review rows as Arrow: reviewer pseudonymised, reason and answer redacted."""
+REVIEW_ID_FIELDS = TextLayout("review_id", ("review_id", "trace_id", "rubric_version",
+                                            "candidate_id"), every_string=False)
+"""A review's identifier fields: kept, never redacted, so checked for raw-looking values."""
+
+
+def review_table(rows: list[dict[str, Any]], settings: IntakeSettings
+                 ) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Validated review rows as Arrow (reviewer pseudonymised; reason, answer and pointwise
+    label redacted), and the rows kept back because an identifier field looks raw."""
+    kept_back = raw_looking_fields(pa.Table.from_pylist(
+        [{c: r.get(c) for c in REVIEW_ID_FIELDS.columns} for r in rows]) if rows else
+        pa.table({}), REVIEW_ID_FIELDS, settings.deny_terms)
+    quarantine = [quarantine_row(rows[i].get("source_file") or "",
+                                 int(rows[i].get("source_line") or 0),
+                                 raw_looking_reason(field), "", None)
+                  for i, field in sorted(kept_back.items())]
+    rows = [r for i, r in enumerate(rows) if i not in kept_back]
     pseudonym = make_pseudonymiser(settings.pseudonym_key)
     for row in rows:
         row["reviewer_id"] = pseudonym(row["reviewer_id"])
     table = pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
     redactor = _redactor(settings.deny_terms, settings.redaction_version)
-    for column in ("reason", "answer"):
+    for column in ("reason", "answer", "label"):
         redacted = redactor.redact_texts(table.column(column).to_pylist())
         table = table.set_column(table.schema.get_field_index(column), column,
                                  pa.array(redacted, pa.string()))
-    return table
+    return table, quarantine
 
 
 def parse_review_chunk(
@@ -54,14 +71,16 @@ def parse_review_chunk(
     """(reviews, quarantine rows) of one chunk of numbered JSONL lines from `source`."""
     lines, source, settings = item
     parsed = parse_review_lines(lines, source, set(settings.known_rubrics))
-    return review_table(parsed.rows, settings), parsed.quarantine
+    table, kept_back = review_table(parsed.rows, settings)
+    return table, parsed.quarantine + kept_back
 
 
 def parse_review_export(payload: Any, source: str,
                         settings: IntakeSettings) -> tuple[pa.Table, list[dict[str, Any]]]:
     """(reviews, quarantine rows) of one Label Studio export (raw JSON or JSON-MIN)."""
     parsed = parse_label_studio_export(payload, source, set(settings.known_rubrics))
-    return review_table(parsed.rows, settings), parsed.quarantine
+    table, kept_back = review_table(parsed.rows, settings)
+    return table, parsed.quarantine + kept_back
 
 
 def owned_review_days(day: str, trace_days: Sequence[str],

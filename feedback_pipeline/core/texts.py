@@ -7,7 +7,7 @@ A residue check must see every text a reviewer could see; listing the columns on
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -104,3 +104,27 @@ def residue_in_parquet(item: tuple[Any, TextLayout, tuple[str, ...], Any]) -> li
     for batch in file.iter_batches(batch_size=SCAN_BATCH_ROWS, columns=columns):
         offending.extend(residue_in_table(batch, layout, deny_terms)[0])
     return offending
+
+
+def raw_looking_fields(table: pa.Table | pa.RecordBatch, layout: TextLayout,
+                       deny_terms: Sequence[str] = ()) -> dict[int, str]:
+    """Row -> the first field of `layout` whose value looks like a secret or a personal
+    identifier (residue_flags). For identifier fields, which are never redacted: such a row is
+    kept back (quarantined, naming the field and never the value) instead of leaving the
+    restricted zone as a key of every table."""
+    names = set(table.schema.names)
+    labels = [n for n in layout.columns if n in names]
+    if layout.list_fields and layout.list_column in names:
+        labels += [f"{layout.list_column}[].{f}" for f in layout.list_fields]
+    found: dict[int, str] = {}
+    plain = replace(layout, every_string=False)
+    for label, (owners, texts) in zip(labels, table_texts(table, plain), strict=True):
+        flags, _ = residue_flags(texts, deny_terms)
+        for row in np.unique(owners[flags]).tolist():
+            found.setdefault(row, label)
+    return found
+
+
+def raw_looking_reason(field: str) -> str:
+    return (f"{field} looks like a secret or a personal identifier; identifiers are never "
+            "redacted, so the line is kept back")

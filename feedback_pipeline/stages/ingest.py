@@ -40,8 +40,7 @@ from feedback_pipeline.core.contract import (
     traces_to_table,
 )
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
-from feedback_pipeline.core.redaction import residue_flags
-from feedback_pipeline.core.texts import TextLayout, table_texts
+from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table
@@ -114,21 +113,6 @@ ID_FIELDS = TextLayout("trace_id", ("trace_id", "slice", "prompt_template_versio
 residue scanner would flag there is quarantined before it can leave the restricted zone."""
 
 
-def raw_looking_ids(table: pa.Table, deny_terms: tuple[str, ...]) -> dict[int, str]:
-    """Row -> reason for rows whose identifier fields hold something that looks like a secret
-    or a personal identifier (core.redaction.residue_flags), naming the field, not the value."""
-    reasons: dict[int, str] = {}
-    names = [n for n in ID_FIELDS.columns if n in table.column_names]
-    parts = list(table_texts(table, ID_FIELDS))
-    labels = [*names, *(f"candidates[].{f}" for f in ID_FIELDS.list_fields)]
-    for label, (owners, texts) in zip(labels, parts, strict=False):
-        flags, _ = residue_flags(texts, deny_terms)
-        for row in np.unique(owners[flags]).tolist():
-            reasons.setdefault(row, f"{label} looks like a secret or a personal identifier; "
-                                    "identifiers are never redacted, so the line is kept back")
-    return reasons
-
-
 def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
                    line_limit: int | None = None) -> Iterator[pa.Table]:
     """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines
@@ -162,8 +146,8 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
                 reasons.update({i: f"trace_id already landed on {elsewhere[tid]}"
                                 for i, tid in enumerate(ids)
                                 if tid in elsewhere and i not in reasons})
-            for i, reason in raw_looking_ids(table, deny_terms).items():
-                reasons.setdefault(i, reason)
+            for i, field in raw_looking_fields(table, ID_FIELDS, deny_terms).items():
+                reasons.setdefault(i, raw_looking_reason(field))
             if reasons:
                 text = dict(chunk)
                 sources = table.column("source_file").to_pylist()
