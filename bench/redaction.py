@@ -61,6 +61,10 @@ from feedback_pipeline.core.redaction import (  # noqa: E402
 from feedback_pipeline.synth.secrets_corpus import (  # noqa: E402
     DENY_TERMS,
     ENTITY_KINDS,
+    FAMILIES,
+    decoy_samples,
+    family_kind,
+    family_samples,
     iter_texts,
     make_labelled_corpus,
     make_trace_frame,
@@ -332,6 +336,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--repeat", type=int, default=5, help="best of N for fast tools")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--issue17-only", action="store_true",
+                        help="only the issue-17 table: recall per family, precision on decoys, "
+                        "MB/s per core with known-value propagation on and off")
+    parser.add_argument("--family-samples", type=int, default=300,
+                        help="held-out fragments per family for the issue-17 table")
     args = parser.parse_args(argv)
     if args.memory_child:
         memory_child(args.memory_child, 2000)
@@ -341,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     pd.set_option("display.max_columns", 20)
 
     ours = Redactor(DENY_TERMS, corpus_key=b"bench-corpus-key-0123456789abcdef")
+    if args.issue17_only:
+        issue17_table(ours, args)
+        return
     ours_python = Redactor(DENY_TERMS, engine="python",
                            corpus_key=b"bench-corpus-key-0123456789abcdef")
     seed = SeedRedactor()
@@ -413,11 +425,70 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"approach, {mbs / seed3_rate:.1f}x seed listing 02)\n")
 
     residue_table(ours, real, args)
+    issue17_table(ours, args)
 
     if not args.no_memory:
         sizes = [10**4, 10**5] + ([10**6] if args.million else [])
         print("## Peak memory, streaming redact_trace_batches (batches of 2,000 traces)")
         print(memory_runs(sizes).round(2).to_string(index=False))
+
+
+def issue17_table(ours: Redactor, args: argparse.Namespace) -> None:
+    """Issue 17: recall per public-scanner family on held-out generated values (fresh seed),
+    precision on the labelled corpus and on benign look-alikes (decoy fragments, where every
+    flag is a false positive), and throughput (CPU time, one core) of `redact_texts` and of
+    `redact_traces` with known-value propagation on, beside the same with it off."""
+    rows = []
+    for family in FAMILIES:
+        kind = family_kind(family)
+        samples = family_samples(family, args.family_samples, seed=90210)
+        planted = found = flagged = correct = 0
+        for text, spans in samples:
+            detected = [(s, e, k) for s, e, k, _, _ in ours.detect(text)]
+            for gs, ge, gk in spans:
+                if gk == kind:
+                    planted += 1
+                    found += any(ps <= gs and pe >= ge and pk == kind for ps, pe, pk in detected)
+            for ps, pe, pk in detected:
+                if pk == kind:
+                    flagged += 1
+                    correct += any(ps < ge and gs < pe and gk == kind for gs, ge, gk in spans)
+        rows.append({"family": family, "kind": kind, "planted": planted,
+                     "recall": found / planted if planted else float("nan"),
+                     "precision": correct / flagged if flagged else float("nan")})
+    table = pd.DataFrame(rows)
+    print(f"## Issue 17: held-out values per family ({args.family_samples} fragments each)")
+    print(table.round(4).to_string(index=False))
+    decoys = decoy_samples(2000, seed=4242)
+    false_flags = sum(len(ours.detect(t)) for t in decoys)
+    residue = sum(bool(find_residue_many([t], DENY_TERMS)[0]) for t in decoys)
+    print(f"decoy fragments: {len(decoys)}, redactor flags on them: {false_flags}, residue "
+          f"flags: {residue}")
+    texts, gold = make_labelled_corpus(args.texts, seed=17017)
+    scores = score_spans(gold, [[(s, e, k) for s, e, k, _, _ in x]
+                                for x in ours.detect_many(texts)]).set_index("kind")
+    correct, flagged = scores["correct"].sum(), scores["flagged"].sum()
+    worst = scores["recall"].idxmin()
+    print(f"labelled corpus ({len(texts)} texts, seed 17017): overall precision "
+          f"{correct / flagged:.4f}; min recall {scores['recall'].min():.4f} ({worst}); min "
+          f"precision {scores['precision'].min():.4f} ({scores['precision'].idxmin()})")
+    real = list(iter_texts(args.throughput_texts, seed=7))
+    real_bytes = sum(len(t.encode()) for t in real)
+    frame = make_trace_frame(real[:args.traces], seed=3)
+    trace_bytes = _trace_bytes(frame)
+    off = Redactor(DENY_TERMS, corpus_key=b"bench-corpus-key-0123456789abcdef", propagate=False)
+    speed = []
+    for name, redactor in (("propagation on", ours), ("propagation off", off)):
+        mbs, _ = cpu_rate(lambda r=redactor: r.redact_texts(real), real_bytes, len(real),
+                          args.repeat)
+        tmbs, tps = cpu_rate(lambda r=redactor: r.redact_traces(frame), trace_bytes, len(frame),
+                             args.repeat)
+        speed.append({"redactor": name, "redact_texts MB/s/core": mbs,
+                      "redact_traces MB/s/core": tmbs, "traces/s": tps})
+    print(f"throughput: {real_bytes / 1e6:.1f} MB realistic mix; {len(frame)} traces, "
+          f"{trace_bytes / 1e6:.1f} MB (CPU time, one core)")
+    print(pd.DataFrame(speed).round(1).to_string(index=False))
+    print()
 
 
 def residue_table(ours: Redactor, real: list[str], args: argparse.Namespace) -> None:

@@ -46,11 +46,14 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import re
 import string
 import threading
 import unicodedata
 from array import array
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,10 +61,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import ahocorasick
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from feedback_pipeline.core.secret_rules import TOKEN_FAMILIES, TokenFamily
 
 try:
     import hyperscan
@@ -168,8 +174,8 @@ def secret_value_ok(value: str, quoted: bool = False) -> bool:
         return False
     if quoted:
         return len(v) >= 4
-    if len(v) < 6 or _CODE_REFERENCE.match(v):
-        return False
+    if len(v) < 6 or (_CODE_REFERENCE.match(v) and not mixed_token(v)):
+        return False  # `settings.db_password` is code; `xMj.fHZO5s7xgd` is not
     if _HAS_DIGIT.search(v) or not v.replace("_", "").isalnum():
         return True
     return v.lower() != v and v.upper() != v
@@ -273,6 +279,7 @@ SECRET_KEY_NAME = re.compile(rf"(?i)^(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}$")
 _DIGIT_TRIGGERS = tuple("0123456789")
 _AWS_ID_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")
 _SECRET_WORDS_B = _SECRET_KEY_WORDS.encode()
+_KEYED_WORDS = r"(?:key|token|secret|passw(?:or)?d|pwd|auth|credentials?|apikey|dsn)"
 
 
 DETECTORS: tuple[Detector, ...] = (
@@ -334,7 +341,8 @@ DETECTORS: tuple[Detector, ...] = (
        validate=secret_value_ok, triggers=["--"]),
     _d("email", "EMAIL", "1",
        r"(?<![\w.%+-])[\w.%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-       r"[A-Za-z]{2,24}(?![\w-])", 70, rb"@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b", rewind="_.%+-",
+       r"[A-Za-z]{2,24}(?![\w-]|:[\w~.-]*/)", 70, rb"@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b",
+       rewind="_.%+-",
        rewind_alnum=True,
        canonical=_lower, triggers=["@"]),
     _d("payment_card", "CARD", "1",
@@ -384,14 +392,344 @@ DETECTORS: tuple[Detector, ...] = (
        rb"\b[0-9a-f]{7,40}\.\.\.?[0-9a-f]{7}", groups=(1,),
        validate=_plain(hex_mixed), triggers=[".."]),
     _d("commit_bare", "COMMIT", "1",
-       rf"(?<![\w-])(?:{_HEX}{{40}}|{_HEX}{{12}})(?![\w-])", 45,
+       rf"(?<![\w-])(?<!Successfully built )(?<!sha1sum: )(?<!sha1sum )"
+       rf"(?:{_HEX}{{40}}|{_HEX}{{12}})(?![\w-])", 45,
        rb"(?:^|[^\w-])(?:[0-9a-f]{12}|[0-9a-f]{40})\b", starts_with="0123456789abcdef",
        validate=_plain(hex_mixed), triggers=_DIGIT_TRIGGERS),
     _d("engineer_id", "ENGINEER", "1", r"\bENG-\d+\b", 40, rb"\bENG-\d",
        triggers=["ENG-"]),
 )
 
-DETECTOR_VERSIONS: dict[str, str] = {d.name: d.version for d in DETECTORS} | {"deny_list": "1"}
+
+# ---- issue 17: public secret-scanner shapes, cloud credentials, CLI passwords, more PII ----------
+
+def _iban_countries() -> str:
+    """The registry's country codes, from python-stdnum's copy of the SWIFT IBAN registry: a
+    literal set the locator can look for, instead of any two capitals."""
+    from importlib.resources import files
+    registry = files("stdnum").joinpath("iban.dat").read_text(encoding="utf-8")
+    codes = sorted({line[:2] for line in registry.splitlines()
+                    if len(line) > 2 and line[:2].isalpha() and line[:2].isupper()})
+    return "|".join(codes)
+
+
+_IBAN_COUNTRIES = _iban_countries()
+
+
+def _iban_ok(value: str) -> bool:
+    from stdnum import iban
+    return 2 <= int(value[2:4]) <= 98 and iban.is_valid(value)
+
+
+def _upper_alnum(value: str) -> str:
+    return value.replace(" ", "").upper()
+
+
+def _octets_ok(value: str) -> bool:
+    parts = value.split("-")
+    return len(parts) == 4 and all(p.isdigit() and int(p) <= 255 and (p == "0" or p[0] != "0")
+                                   for p in parts) and value.replace("-", ".") \
+        not in NON_ROUTABLE_IPV4
+
+
+def _dashed_ip(value: str) -> str:
+    return value.replace("-", ".")
+
+
+def _domestic_phone_ok(value: str) -> bool:
+    n = len(_NOT_DIGIT.sub("", value))
+    return 10 <= n <= 15 if value.startswith("00") else 9 <= n <= 12
+
+
+def _b64_block_ok(value: str) -> bool:
+    """Key material: long, and upper, lower and digits (hex dumps and sums have no upper)."""
+    flat = value.replace("\n", "").replace("\r", "")
+    return len(flat) >= 180 and mixed_token(flat)
+
+
+_SPELLED_AT = re.compile(r"(?i)^([\w.+-]+)\s+at\s")
+
+
+def _obfuscated_email_ok(value: str) -> bool:
+    """`jane.doe at example dot com` needs a dot, underscore or digit in the name part (so
+    `look at this dot com` is prose); the bracketed, spaced, fullwidth and %40 forms pass."""
+    m = _SPELLED_AT.match(value)
+    if m is None or "@" in value or "＠" in value or "%40" in value or "[" in value \
+            or "(" in value:
+        return True
+    return any(c in m.group(1) for c in "._") or _HAS_DIGIT.search(m.group(1)) is not None
+
+
+def _prose_secret_ok(value: str) -> bool:
+    """After "the password is": six or more characters, a digit or mixed case, not a word."""
+    return (len(value) >= 6 and not is_placeholder(value) and not value.isalpha()
+            and (_HAS_DIGIT.search(value) is not None or value.lower() != value))
+
+
+def _bare_password_ok(value: str) -> bool:
+    """After a bare "password" (no "is", no colon): a letter and a digit, and mixed case or a
+    symbol, so `password reset`, `password123` and `password v2` stay prose."""
+    return (len(value) >= 8 and _alnum_mixed(value) and not is_placeholder(value)
+            and (value.lower() != value and value.upper() != value
+                 or not value.replace("_", "").replace("-", "").isalnum()))
+
+
+def _token(name: str, kind: str, prefix: str, body: str, *, locator: bytes | None = None,
+           check: Callable[[str], bool] | None = None, triggers: Sequence[str] = (),
+           priority: int = 91, tail: str = r"(?![\w-])") -> Detector:
+    """A prefixed token: `prefix` (a regex) then `body`, not inside a longer word."""
+    return _d(name, kind, "1", rf"(?<![\w-]){prefix}{body}{tail}", priority,
+              locator if locator is not None else prefix.encode(),
+              validate=_plain(check) if check else None,
+              triggers=triggers or [re.sub(r"\\(.)", r"\1", prefix.split("(")[0])])
+
+
+_SHELL_ARGS = r"[^\n|;&]{0,200}?"
+_CLI_VALUE = r"(?:\"([^\"\n]{3,200})\"|'([^'\n]{3,200})'|([^\s\"'`|;&<>]{3,200}))"
+_ENV_SUFFIX = (r"(?:PASSWORD|PASSWD|PASS|PWD|SECRET|SECRET_KEY|TOKEN|API_KEY|APIKEY|KEY_BASE|"
+               r"PRIVATE_KEY|ACCESS_KEY|CREDENTIALS|AUTH|DSN)")
+
+_EXTRA_DETECTORS: tuple[Detector, ...] = (
+    _token("gitlab_token", "GITLAB_TOKEN", r"(?:glpat|gldt|glrt|glptt|glcbt|glimt|glft|glsoat"
+           r"|glagent|gloas)-", r"[A-Za-z0-9_-]{20,}",
+           locator=rb"gl(?:pat|dt|rt|ptt|cbt|imt|ft|soat|agent|oas)-[A-Za-z0-9_-]{8}",
+           triggers=["gl"]),
+    _token("gitlab_runner_registration", "GITLAB_TOKEN", "GR1348941", r"[A-Za-z0-9_-]{20,}"),
+    _token("npm_token", "NPM_TOKEN", "npm_", r"[A-Za-z0-9]{36}", check=mixed_token),
+    _token("pypi_token", "PYPI_TOKEN", "pypi-AgEIcHlwaS5vcmc", r"[A-Za-z0-9_-]{40,}"),
+    _token("vault_token", "VAULT_TOKEN", r"hv[sbr]\.", r"[A-Za-z0-9_-]{24,}",
+           locator=rb"hv[sbr]\.[A-Za-z0-9_-]{8}", check=lambda v: mixed_token(v[4:]),
+           triggers=["hvs.", "hvb.", "hvr."]),
+    _d("terraform_token", "TERRAFORM_TOKEN", "1",
+       r"(?<![A-Za-z0-9])[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}(?![\w=-])", 91,
+       rb"\.atlasv1\.", rewind_alnum=True, triggers=[".atlasv1."]),
+    _token("databricks_token", "DATABRICKS_TOKEN", "dapi", r"[0-9a-f]{32}(?:-\d)?",
+           locator=rb"dapi[0-9a-f]{32}", check=hex_mixed),
+    _token("sendgrid_key", "SENDGRID_KEY", r"SG\.", r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",
+           locator=rb"SG\.[A-Za-z0-9_-]{22}\.", triggers=["SG."]),
+    _d("twilio_key", "TWILIO_KEY", "1", r"(?<![A-Za-z0-9])(?:AC|SK)[0-9a-f]{32}(?![A-Za-z0-9])",
+       91, rb"(?:AC|SK)[0-9a-f]{32}", validate=_plain(lambda v: hex_mixed(v[2:])),
+       triggers=["AC", "SK"]),
+    _token("slack_config_token", "SLACK_TOKEN", r"xox[ec]-", r"[A-Za-z0-9-]{20,}",
+           locator=rb"xox[ec]-", triggers=["xox"]),
+    _d("slack_webhook", "SLACK_WEBHOOK", "1",
+       r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
+       92, rb"(?:https?://)?hooks\.slack\.com/", triggers=["hooks.slack.com"]),
+    _token("stripe_webhook_secret", "STRIPE_KEY", "whsec_", r"[A-Za-z0-9]{24,}"),
+    _token("gcp_oauth_token", "GCP_OAUTH_TOKEN", r"ya29\.", r"[0-9A-Za-z_-]{20,}",
+           locator=rb"ya29\.", triggers=["ya29."]),
+    _token("shopify_token", "SHOPIFY_TOKEN", r"shp(?:at|ss|ca|pa)_", r"[a-fA-F0-9]{32}",
+           locator=rb"shp(?:at|ss|ca|pa)_", triggers=["shp"]),
+    _token("mailgun_key", "MAILGUN_KEY", "key-", r"[0-9a-f]{32}", locator=rb"key-[0-9a-f]{32}",
+           check=lambda v: hex_mixed(v[4:])),
+    _token("heroku_key_v2", "HEROKU_KEY", "HRKU-", r"[A-Za-z0-9_-]{40,}"),
+    _d("heroku_key", "HEROKU_KEY", "1",
+       r"(?i:heroku[\w .-]{0,24}?)[\"']?\s*(?:=|:|=>)\s*[\"']?"
+       r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![\w-])", 91,
+       rb"(?i)heroku", groups=(1,), triggers=["heroku"], ignore_case=True),
+    _token("digitalocean_token", "DIGITALOCEAN_TOKEN", r"do[opr]_v1_", r"[a-f0-9]{64}",
+           locator=rb"do[opr]_v1_", triggers=["_v1_"]),
+    _token("linear_key", "LINEAR_KEY", "lin_api_", r"[A-Za-z0-9]{40}"),
+    _token("atlassian_token", "ATLASSIAN_TOKEN", r"AT(?:ATT|CTT)3", r"[A-Za-z0-9_=-]{100,}",
+           locator=rb"AT(?:ATT|CTT)3", triggers=["TT3"], tail=r"(?![\w=-])"),
+    _token("postman_key", "POSTMAN_KEY", "PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}"),
+    _token("doppler_token", "DOPPLER_TOKEN", r"dp\.(?:pt|st|sa|ct|scim|audit)\.",
+           r"[A-Za-z0-9]{40,44}", locator=rb"dp\.(?:pt|st|sa|ct|scim|audit)\.",
+           triggers=["dp."]),
+    _token("pulumi_token", "PULUMI_TOKEN", "pul-", r"[a-f0-9]{40}", locator=rb"pul-[a-f0-9]{40}"),
+    _token("grafana_cloud_token", "GRAFANA_TOKEN", "glc_", r"[A-Za-z0-9+/]{32,400}={0,2}",
+           tail=r"(?![\w+/=-])"),
+    _token("grafana_service_account", "GRAFANA_TOKEN", "glsa_", r"[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"),
+    _token("new_relic_key", "NEW_RELIC_KEY", r"NR(?:AK|II|JS|AA)-", r"[A-Za-z0-9]{19,32}",
+           locator=rb"NR(?:AK|II|JS|AA)-", triggers=["NR"]),
+    _d("sentry_dsn", "SENTRY_DSN", "1",
+       r"://([0-9a-f]{32}(?::[0-9a-f]{32})?)@", 92, rb"://[0-9a-f]{32}",
+       groups=(1,), triggers=["://"]),
+    # cloud and URL credentials
+    _d("azure_account_key", "AZURE_KEY", "1",
+       r"(?i:AccountKey|SharedAccessKey|SharedAccessSignature|AccessKey)=([A-Za-z0-9+/%]{20,}"
+       r"={0,2})", 90, rb"(?i)(?:AccountKey|SharedAccessKey|SharedAccessSignature|AccessKey)=",
+       rewind="", rewind_alnum=True, groups=(1,), triggers=["key=", "signature="],
+       ignore_case=True),
+    _d("sas_signature", "SAS_SIGNATURE", "1", r"(?<=[?&;])sig=([A-Za-z0-9%+/=_-]{16,})", 90,
+       rb"[?&;]sig=", starts_with="s", groups=(1,), triggers=["sig="]),
+    _d("aws_presigned", "AWS_SIGNATURE", "1",
+       r"X-Amz-(?:Signature=([0-9a-f]{64})|Security-Token=([A-Za-z0-9%/+=_-]{16,})"
+       r"|Credential=([A-Za-z0-9]{16,32}))", 90, rb"X-Amz-(?:Signature|Security-Token|Credential)=",
+       groups=(1, 2, 3), triggers=["X-Amz-"]),
+    # key material
+    _d("pem_body", "PRIVATE_KEY", "1",
+       r"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{60,76}\r?\n){3,}[A-Za-z0-9+/]{0,76}={0,2}"
+       r"(?![A-Za-z0-9+/=])", 88, rb"[A-Za-z0-9+/]{60}\r?\n[A-Za-z0-9+/]{60}",
+       rewind="+/", rewind_alnum=True, validate=_plain(_b64_block_ok), triggers=["\n"]),
+    _token("base64_pem", "PRIVATE_KEY", "LS0tLS1CRUdJTi", r"[A-Za-z0-9+/=]{20,}",
+           tail=r"(?![A-Za-z0-9+/=])"),
+    _token("dockerconfig_blob", "DOCKER_AUTH", "eyJhdXRocyI", r"[A-Za-z0-9+/=]{20,}",
+           tail=r"(?![A-Za-z0-9+/=])", priority=96),
+    _d("docker_auth", "DOCKER_AUTH", "1",
+       r"\"(?:auth|identitytoken|registrytoken)\"\s*:\s*\"([A-Za-z0-9+/=_-]{8,})\"", 90,
+       rb"\"(?:auth|identitytoken|registrytoken)\"\s*:", groups=(1,),
+       validate=_plain(lambda v: not is_placeholder(v)), triggers=["\"auth\"", "token\""]),
+    # passwords on command lines, in env lines and in prose
+    _d("mysql_password_flag", "PASSWORD", "1",
+       rf"\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlsh)\b{_SHELL_ARGS}\s-p([^\s\"'`|;&<>-]"
+       r"[^\s\"'`|;&<>]{2,200})", 84, rb"\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlsh)\b",
+       groups=(1,), validate=_plain(lambda v: not is_placeholder(v)),
+       triggers=["mysql", "mariadb"]),
+    _d("redis_cli_password", "PASSWORD", "1",
+       rf"\bredis-cli\b{_SHELL_ARGS}\s(?:-a|--pass)\s+{_CLI_VALUE}", 84, rb"\bredis-cli\b",
+       groups=(1, 2, 3), validate=_plain(lambda v: not is_placeholder(v)),
+       triggers=["redis-cli"]),
+    _d("curl_user_password", "PASSWORD", "1",
+       rf"\bcurl\b{_SHELL_ARGS}\s(?:-u|--user)\s*[\"']?[^\s:\"']*:([^\s\"'`|;&<>@]{{3,200}})",
+       84, rb"\bcurl\b", groups=(1,), validate=_plain(lambda v: not is_placeholder(v)),
+       triggers=["curl"]),
+    _d("login_password_flag", "PASSWORD", "1",
+       rf"\b(?:docker|podman|helm|oras|skopeo|buildah)\s+(?:registry\s+)?login\b{_SHELL_ARGS}"
+       rf"\s(?:-p|--password)[\s=]+{_CLI_VALUE}", 84,
+       rb"\b(?:docker|podman|helm|oras|skopeo|buildah)\s+(?:registry\s+)?login\b",
+       groups=(1, 2, 3), validate=_plain(lambda v: not is_placeholder(v)),
+       triggers=["login"]),
+    _d("sshpass_password", "PASSWORD", "1", rf"\bsshpass\s+-p\s*{_CLI_VALUE}", 84,
+       rb"\bsshpass\s", groups=(1, 2, 3), validate=_plain(lambda v: not is_placeholder(v)),
+       triggers=["sshpass"]),
+    _d("env_secret_line", "SECRET", "1",
+       rf"(?<![\w.-])[A-Z][A-Z0-9_]*{_ENV_SUFFIX}\s*=\s*{_VALUE}", 81,
+       _ENV_SUFFIX.encode() + rb"\s*=", rewind="_", rewind_alnum=True, groups=(1, 2, 3),
+       validate=secret_value_ok,
+       triggers=["PASS", "PWD", "SECRET", "TOKEN", "KEY", "CREDENTIALS", "AUTH", "DSN"]),
+    _d("prose_password", "PASSWORD", "1",
+       r"(?i:\b(?:password|passphrase|passcode|passwd|pw|pwd)(?:\s+(?:is|was|will\s+be|="
+       r"|:)\s*:?|\s*[:=]))\s*[\"'`]?([^\s\"'`]*[^\s\"'`.,;:!?)\]])", 79,
+       rb"(?i)(?:password|passphrase|passcode|passwd|pwd?)(?:\s+(?:is|was|will)|\s*[:=])",
+       groups=(1,), validate=_plain(_prose_secret_ok),
+       triggers=["pass", "pw"], ignore_case=True),
+    _d("prose_password_bare", "PASSWORD", "1",
+       r"(?i:\b(?:password|passcode|passphrase)\s+)([^\s\"'`]*[^\s\"'`.,;:!?)\]])", 78,
+       rb"(?i)(?:password|passcode|passphrase)\s", groups=(1,),
+       validate=_plain(_bare_password_ok), triggers=["pass"], ignore_case=True),
+    # PII
+    _d("iban", "IBAN", "1",
+       rf"(?<![A-Za-z0-9])(?:{_IBAN_COUNTRIES})\d{{2}}(?:[ ]?[A-Z0-9]{{4}}){{2,7}}"
+       r"(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", 62,
+       rf"(?:{_IBAN_COUNTRIES})\d\d[ ]?[A-Z0-9]{{4}}".encode(), validate=_plain(_iban_ok),
+       canonical=_upper_alnum, triggers=_DIGIT_TRIGGERS),
+    _d("us_ssn", "SSN", "1",
+       r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])", 58,
+       rb"\b\d{3}-\d\d-\d{4}", canonical=_digits, triggers=["-"]),
+    _d("us_ssn_context", "SSN", "1",
+       r"(?i:\b(?:ssn|social\s+security(?:\s+(?:number|no\.?))?)\W{1,4})"
+       r"((?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4})(?!\d)", 58,
+       rb"(?i)\b(?:ssn|social\s+security)", groups=(1,), canonical=_digits,
+       triggers=["ssn", "social"], ignore_case=True),
+    _d("phone_domestic", "PHONE", "1",
+       r"(?<![\w.+/:-])(?<![0-9]{4} )(?<![A-Z]{2}\d\d )(?:00[1-9]\d{0,2}[ -]\(?\d{1,4}\)?(?:[ -]\d{2,8}){1,5}"
+       r"|0\d{1,4}-\d{1,4}-\d{4}|0[1-9]\d{1,4}[ /]\d{3,4}[ ]?\d{3,5}|0[1-9]\d{1,4}[ /]\d{5,8})"
+       r"(?![\w]|[.:/-]\d)", 54,
+       rb"(?:^|[^\w.+/:-])(?:0\d{2,5}[ /-]\d|0\d-\d)", starts_with="0",
+       validate=_plain(_domestic_phone_ok), canonical=_digits,
+       triggers=["0"]),
+    _d("email_obfuscated", "EMAIL", "1",
+       r"(?<![\w.%+-])[^\W_][\w.+-]*(?:\s*(?:\[at\]|\(at\)|\{at\}|<at>)\s*|\s+at\s+(?=[\w-]+\s+dot\s)"
+       r"|\s*[@＠]\s+|\s*＠|%40)"
+       r"[\w-]+(?:(?:\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>)\s*|\s+dot\s+|\.|．)[\w-]+)*"
+       r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>)\s*|\s+dot\s+|\.|．)[^\W\d_]{2,24}(?![\w-])", 71,
+       "(?i)\\s?(?:\\[at\\]|\\(at\\)|\\{at\\}|<at>|＠)|\\s@\\s|\\w@\\s|%40"
+       "|\\sat\\s+[\\w-]+\\s+dot\\s".encode(), rewind="_.+-", rewind_alnum=True,
+       validate=_plain(_obfuscated_email_ok),
+       canonical=_lower, triggers=["at", "@", "＠", "%40"], ignore_case=True, flags=re.I),
+    _d("email_idn", "EMAIL", "1",
+       r"(?<![\w.%+-])[\w.%+-]+@(?:[\w-]+\.)+[^\W\d_]{2,24}(?![\w-])", 70,
+       rb"@[A-Za-z0-9.-]*[\x80-\xff]", rewind="_.%+-", rewind_alnum=True,
+       validate=_plain(lambda v: not v.isascii()), canonical=_lower, triggers=["@"]),
+    _d("ip_in_hostname", "IPV4", "1",
+       r"(?<![\w.-])(?:ip-(\d{1,3}(?:-\d{1,3}){3})(?![\w-])"
+       r"|(\d{1,3}(?:-\d{1,3}){3})(?=\.[a-z]))", 50,
+       rb"\b\d{1,3}-\d{1,3}-\d{1,3}-\d{1,3}", rewind="ip-", rewind_alnum=False, groups=(1, 2),
+       validate=_plain(_octets_ok), canonical=_dashed_ip, triggers=["-"]),
+)
+
+
+def family_body_ok(family: TokenFamily) -> Callable[[str], bool]:
+    """The family's `check` on the part of a match after its prefix."""
+    prefix = re.compile(family.prefix) if family.prefix else None
+
+    def body(value: str) -> str:
+        m = prefix.match(value) if prefix is not None else None
+        return value[m.end():] if m is not None else value
+
+    if family.check == "mixed":
+        return lambda v: mixed_token(body(v))
+    if family.check == "alnum":
+        return lambda v: _alnum_mixed(body(v))
+    return lambda v: True
+
+
+def _alnum_mixed(value: str) -> bool:
+    return _HAS_DIGIT.search(value) is not None and _HAS_LETTER.search(value) is not None
+
+
+_HAS_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _family_detector(family: TokenFamily) -> Detector:
+    # A token framed by its context (`SSWS <token>`, `/token:<token>`) outranks a bare shape
+    # that the same characters also fit.
+    return _d(family.name, family.kind, "1", family.pattern, 92 if family.value_only else 91,
+              family.locator, rewind=family.rewind, rewind_alnum=bool(family.rewind),
+              groups=(1,) if family.value_only else (0,),
+              validate=None if not family.check else _plain(family_body_ok(family)),
+              triggers=[family.trigger])
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of the value's own character distribution."""
+    n = len(value)
+    return math.log2(n) - sum(k * math.log2(k) for k in Counter(value).values()) / n
+
+
+def random_token(value: str) -> bool:
+    """Is a value of 16+ characters random enough to be a key, not a name, path, date or
+    version? It needs a letter and a digit and 3 bits of entropy per character; and a value
+    made of separated parts that each read as a word, a number or a word with a number
+    (`user_session_2024_01_01`, `oauth2-client-v2`, `~/.ssh/id_ed25519`, a UUID) is an
+    identifier. Random keys over a base64url alphabet have long parts that switch between
+    letters and digits many times, so they never read that way."""
+    if len(value) < 16 or not _alnum_mixed(value) or is_placeholder(value):
+        return False
+    parts = [p for p in _PART_SEPARATORS.split(value) if p]
+    if len(parts) > 1 and all(_PLAIN_PART.fullmatch(p) for p in parts):
+        return False
+    if len(value) >= 24 and mixed_token(value):
+        return True  # upper, lower and digits over 24+ characters: well above 3 bits each
+    return shannon_entropy(value) >= 3.0
+
+
+_PART_SEPARATORS = re.compile(r"[_.\-/~+=:]+")
+_PLAIN_PART = re.compile(r"[A-Za-z]*\d*[A-Za-z]*|\d*[A-Za-z]*\d*")
+# The secret word ends the key's name and starts a part of it: after a separator, at the
+# start, or as a camel-case word (`algoliaKey`, `DD_APP_KEY`, `fastly-token`), never inside
+# a word (`monkey`, `tokenizer`, `keyboard`, `secret_name`). The match starts at the word, so
+# the locator's report is where the pattern is tried, with no walk back over the name.
+_KEYED_NAME = (r"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z]))"
+               rf"(?i:{_KEYED_WORDS})s?[\"']?")
+
+_KEYED_DETECTORS: tuple[Detector, ...] = (
+    # gitleaks' keyword rules (`datadog_app_key = ...`, `algoliaKey: ...`, `"fastly-token"`):
+    # any identifier holding a secret word, a separator, then a random-looking value.
+    _d("keyed_random_value", "SECRET", "1",
+       rf"{_KEYED_NAME}\s{{0,8}}(?:=|:|=>|:=|\|\|:|<-)\s{{0,8}}[\"'`]?"
+       r"([A-Za-z0-9_+/=.~-]{16,256})(?![\w+/=.~-])",
+       78, b"(?i)" + _KEYED_WORDS.encode() + rb"s?[\"']?\s{0,8}(?:[:=]|\|\||<-)",
+       groups=(1,), validate=_plain(random_token),
+       triggers=["key", "token", "secret", "pass", "pwd", "auth", "credential", "dsn"],
+       ignore_case=True),
+)
+
+DETECTORS = DETECTORS + _EXTRA_DETECTORS + tuple(_family_detector(f) for f in TOKEN_FAMILIES) \
+    + _KEYED_DETECTORS
+
+DETECTOR_VERSIONS: dict[str, str] = {d.name: d.version for d in DETECTORS} | {"deny_list": "2"}
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(d.kind for d in DETECTORS)) + ("NAME",)
 
 
@@ -403,10 +741,58 @@ def _clean_terms(terms: Sequence[str]) -> list[str]:
     return sorted({" ".join(t.split()) for t in terms if t and t.strip()}, key=len, reverse=True)
 
 
+_FOLD = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss",
+                       "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i"})
+
+
+def ascii_fold(text: str) -> str:
+    """Müller -> Muller, Łukasz -> Lukasz: the spelling of a name typed on an ASCII keyboard."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def name_variants(term: str) -> list[str]:
+    """The spellings a listed name turns up in: as listed, ASCII-folded, and for a name of
+    several words also reversed, with or without a comma (`Doe, Jane`), hyphenated (`Jane-Doe`), joined
+    (`JaneDoe`, matched case-insensitively so also `janedoe`) and the surname alone (the last
+    word, when it has three or more letters)."""
+    words = term.split()
+    out = [term]
+    if len(words) >= 2:
+        rest = " ".join(words[:-1])
+        out += [f"{words[-1]}, {rest}", f"{words[-1]} {rest}", "-".join(words), "".join(words)]
+        if len(words[-1]) >= 3:
+            out.append(words[-1])
+    out += [ascii_fold(v) for v in out]
+    return list(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=64)
+def _deny_variants(terms: tuple[str, ...]) -> dict[str, str]:
+    """Every spelling of every deny term -> the canonical form of the term it spells (so
+    `Doe, Jane`, `JaneDoe` and `Jane Doe` share one token). Longest spellings first."""
+    found: dict[str, str] = {}
+    for term in _clean_terms(terms):
+        canon = _name_canonical(term)
+        for variant in name_variants(term):
+            found.setdefault(" ".join(variant.split()), canon)
+    return dict(sorted(found.items(), key=lambda kv: len(kv[0]), reverse=True))
+
+
+def _variant_canonical(variants: dict[str, str]) -> Callable[[str], str]:
+    lookup = {_name_canonical(ascii_fold(v)): c for v, c in variants.items()}
+
+    def canonical(value: str) -> str:
+        canon = _name_canonical(value)
+        return lookup.get(_name_canonical(ascii_fold(value)), canon)
+    return canonical
+
+
 def deny_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
-    """Whole-word, case-insensitive alternation of the deny terms, NFC and NFD spellings."""
+    """Whole-word, case-insensitive alternation of the deny terms and their name variants
+    (`name_variants`), NFC and NFD spellings."""
     parts = [r"\s+".join(re.escape(w) for w in variant.split())
-             for term in _clean_terms(terms) for variant in _term_variants(term)]
+             for term in _deny_variants(tuple(terms)) for variant in _term_variants(term)]
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
@@ -416,13 +802,16 @@ def _deny_detector(terms: Sequence[str]) -> Detector | None:
     pattern = deny_pattern(terms)
     if pattern is None:
         return None
-    return Detector("deny_list", "NAME", "1", pattern, NAME_PRIORITY, b"",
-                    canonical=_name_canonical)
+    return Detector("deny_list", "NAME", "2", pattern, NAME_PRIORITY, b"",
+                    canonical=_variant_canonical(_deny_variants(tuple(terms))))
 
 
 def _deny_locators(terms: Sequence[str]) -> list[bytes]:
-    return [r"\s+".join(re.escape(w) for w in variant.split()).encode()
-            for term in _clean_terms(terms) for variant in _term_variants(term)]
+    """One alternation of every spelling (one Hyperscan expression each would make the scan
+    several times slower)."""
+    parts = [r"\s+".join(re.escape(w) for w in variant.split())
+             for term in _deny_variants(tuple(terms)) for variant in _term_variants(term)]
+    return ["|".join(parts).encode()] if parts else []
 
 
 # ---- tokens ------------------------------------------------------------------------------------
@@ -772,8 +1161,10 @@ class _Joined:
         if self._buffer is not None:
             return self._buffer
         # Text by text: encoding ASCII text is a copy, and one non-ASCII character would make
-        # the encoder walk the whole joined string the slow way.
-        return _SEPARATOR.join([t.encode("utf-8", "surrogatepass") for t in self.texts])
+        # the encoder walk the whole joined string the slow way. Kept: propagation scans the
+        # same buffer again.
+        self._buffer = _SEPARATOR.join([t.encode("utf-8", "surrogatepass") for t in self.texts])
+        return self._buffer
 
     def char_offsets(self, byte_offsets: np.ndarray, buffer: bytes) -> np.ndarray:
         """Character offsets of byte offsets into `encoded()` (a continuation byte maps to the
@@ -860,7 +1251,8 @@ class Redactor:
     """Replaces every detected identifier and secret with a token; see the module docstring."""
 
     def __init__(self, deny_terms: Sequence[str] = (), *, version: str = REDACTION_VERSION,
-                 corpus_key: bytes | None = None, engine: str = "auto") -> None:
+                 corpus_key: bytes | None = None, engine: str = "auto",
+                 propagate: bool = True) -> None:
         if engine not in ("auto", "hyperscan", "python"):
             raise ValueError(f"unknown engine {engine!r}")
         self.version = version
@@ -869,6 +1261,7 @@ class Redactor:
         self._deny = _deny_detector(self.deny_terms)
         self._stable_tokens: dict[tuple[str, str], str] = {}
         self._locator = None if engine == "python" else _locator_for(self.deny_terms)
+        self.propagate = propagate
         if engine == "hyperscan" and self._locator is None:
             raise RuntimeError("the hyperscan package is not installed")
 
@@ -882,14 +1275,19 @@ class Redactor:
         return self.detect_many([text])[0]
 
     def detect_many(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Spans for many texts at once: one Hyperscan pass per batch of about 8 MB."""
+        """Spans for many texts at once: one Hyperscan pass per batch of about 8 MB. With
+        propagation on, a value found in a text is also found where it recurs in that text
+        (each text stands alone here, as in `redact_texts`)."""
         present = [t if isinstance(t, str) else "" for t in texts]
         results: list[list[Span]] = [[] for _ in present]
         with _gc_paused():
             for lo, hi in _batches(present):
                 batch = _Joined(present[lo:hi])
                 starts = batch.starts_list
-                for start, end, _prio, kind, canon, value, k in self._detect_joined(batch):
+                found = self._detect_joined(batch)
+                if self.propagate and found:
+                    found = _propagate(batch, found, None, 0)
+                for start, end, _prio, kind, canon, value, k in found:
                     base = starts[k]
                     results[lo + k].append((start - base, end - base, kind, canon, value))
         return results
@@ -1000,6 +1398,9 @@ class Redactor:
         # A function of its own so that its temporaries are gone before the collector resumes.
         spans = self._detect_joined(batch)
         forced = [k - lo for k in whole_secrets if lo <= k < lo + len(batch.starts)]
+        if self.propagate and (spans or forced):
+            spans = _propagate(batch, spans, tables, lo,
+                               [(k, batch.texts[k].strip()) for k in forced])
         if spans or forced:
             self._apply_joined(batch, spans, forced, tables, out, lo)
 
@@ -1194,6 +1595,108 @@ class Redactor:
             yield self.redact_traces(batch)
 
 
+# ---- known-value propagation -------------------------------------------------------------------
+
+PROPAGATE_MIN_CHARS = 4
+PROPAGATED_PRIORITY = 5
+# Kinds found only by their context (a key name, a flag, a URL's userinfo, a commit word):
+# elsewhere the same value has no context, so only propagation finds it. Values of the other
+# kinds have a shape of their own and are found wherever they recur anyway.
+PROPAGATED_KINDS = frozenset({
+    "PASSWORD", "SECRET", "AWS_SECRET_KEY", "COMMIT", "DOCKER_AUTH", "AZURE_KEY",
+    "SAS_SIGNATURE", "AWS_SIGNATURE", "SENTRY_DSN", "HEROKU_KEY", "SSN",
+})
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+FIND_MAX_VALUES = 8
+
+
+def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
+                 texts: Iterable[int]) -> Iterator[tuple[int, int, str]]:
+    """(text index, end, value) of every occurrence, inside each given text of the batch, of
+    the known values of its group (`values_of(k)`), in character offsets of the joined text.
+    A group with a few values is searched with `str.find` (a vectorised scan per value); one
+    with more builds an Aho-Corasick automaton (pyahocorasick), so the cost stays linear in the
+    text however many values a trace holds. Only texts that can hold a recurrence are read."""
+    text = batch.text
+    starts, ends = batch.starts_list, batch.ends_list
+    automata: dict[int, Any] = {}
+    for k in texts:
+        values = values_of(k)
+        start, end = starts[k], ends[k]
+        if len(values) <= FIND_MAX_VALUES:
+            for value in values:
+                at = text.find(value, start, end)
+                while at >= 0:
+                    yield k, at + len(value), value
+                    at = text.find(value, at + 1, end)
+            continue
+        automaton = automata.get(id(values))
+        if automaton is None:
+            automaton = automata[id(values)] = ahocorasick.Automaton()
+            for value in values:
+                automaton.add_word(value, value)
+            automaton.make_automaton()
+        # A slice, not iter(text, start, end): pyahocorasick converts the whole string it is
+        # given on every call.
+        for last, value in automaton.iter(text[start:end]):
+            yield k, start + last + 1, value
+
+
+def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] | None,
+               offset: int, whole: Sequence[tuple[int, str]] = ()) -> list[tuple]:
+    """Known-value propagation: every value found in a text is also found wherever it recurs
+    in a text that shares its token table (the other fields of the same trace), even with no
+    context around it (`Contact S3cr3t directly.`). Without tables a text shares only with
+    itself. Only the texts of groups that hold a known value are searched (`_occurrences`); a recurrence must
+    stand on word boundaries (where the value's own edge is a word character), takes the
+    kind and token of the first detection, and loses any overlap to a real detection."""
+    found = sorted(found)
+    n_texts = len(batch.starts)
+    groups: Sequence[int] = range(n_texts) if tables is None \
+        else [id(t) for t in tables[offset:offset + n_texts]]
+    known: dict[str, dict[int, tuple[str, str]]] = {}
+    for _s, _e, _p, kind, canon, value, k in found:
+        if kind in PROPAGATED_KINDS and len(value) >= PROPAGATE_MIN_CHARS \
+                and not (kind == "COMMIT" and len(value) in (12, 40)):
+            known.setdefault(value, {}).setdefault(groups[k], (kind, canon))
+    for k, value in whole:  # texts that are one secret each (JSON values of secret keys)
+        if len(value) >= PROPAGATE_MIN_CHARS:
+            known.setdefault(value, {}).setdefault(groups[k], ("SECRET", value))
+    if not known:
+        return found
+    values_by_group: dict[int, list[str]] = {}
+    for value, by_group in known.items():
+        for g in by_group:
+            values_by_group.setdefault(g, []).append(value)
+    scan = sorted(values_by_group) if tables is None \
+        else [k for k, g in enumerate(groups) if g in values_by_group]
+    text = batch.text
+    size = len(text)
+    found_starts = [f[0] for f in found]
+    found_ends = [f[1] for f in found]
+    n_found = len(found)
+    extra: list[tuple] = []
+    for k, end, value in _occurrences(batch, lambda k: values_by_group[groups[k]], scan):
+        entry = known[value][groups[k]]
+        start = end - len(value)
+        i = bisect_right(found_starts, start) - 1
+        if (i >= 0 and found_ends[i] > start) or (i + 1 < n_found and found_starts[i + 1] < end):
+            continue  # a real detection is there (the value's own place, or something else)
+        if start > 0 and _is_word(value[0]) and _is_word(text[start - 1]):
+            continue
+        if end < size and _is_word(value[-1]) and _is_word(text[end]):
+            continue
+        extra.append((start, end, PROPAGATED_PRIORITY, entry[0], entry[1], value, k))
+    if not extra:
+        return found
+    return sorted(found + _resolve(extra))
+
+
 def _candidate_list(value: Any) -> list[dict] | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -1350,7 +1853,49 @@ def _residue_card(run: str) -> bool:
 
 def _residue_secret(value: str) -> bool:
     quoted = value[:1] in "\"'"
-    return secret_value_ok(value.strip("\"'"), quoted)
+    bare = value.strip("\"'")
+    if _R_TOKEN.match(bare):
+        return False  # the value is (or starts with) a redaction token
+    if quoted and _R_TOKEN.search(bare):
+        # A quoted value that holds a token (`"Authorization: SSWS <OKTA_TOKEN_1>"`): what was
+        # secret in it was replaced; only a random-looking word left beside it counts.
+        return any(random_token(word) for word in _R_TOKEN.sub(" ", bare).split())
+    return secret_value_ok(bare, quoted)
+
+
+# Hex that is not a commit: a Docker image id after "Successfully built", a checksum after a
+# sum tool's name.
+_NOT_COMMIT_BEFORE = re.compile(
+    r"(?i)(?:successfully\s+built|sha(?:1|224|256|384|512)?sum|md5sum|checksum|digest|"
+    r"image\s+id|imageid)\W{0,3}$")
+
+
+def _not_after_sum(text: str, m: re.Match[str]) -> bool:
+    return _NOT_COMMIT_BEFORE.search(text, max(0, m.start() - 24), m.start()) is None
+
+
+_BUILD_METADATA = re.compile(r"\d+\.\d+\.\d+(?:-[\w.-]+)?\+[\w.-]*$")
+
+
+def _not_build_metadata(text: str, m: re.Match[str]) -> bool:
+    """`1.2.3+exp.sha.5114f85`: semver build metadata, not a commit reference."""
+    return _BUILD_METADATA.search(text, max(0, m.start() - 64), m.start()) is None
+
+
+_IBAN_HEAD = re.compile(r"\b[A-Z]{2}\d\d ?$")
+
+
+def _not_in_iban(text: str, m: re.Match[str]) -> bool:
+    """Digit groups after `DE89 ` are the body of an IBAN (the IBAN rule judges it)."""
+    return _IBAN_HEAD.search(text, max(0, m.start() - 6), m.start()) is None
+
+
+_SCP_PATH = re.compile(r":[\w~.-]*/")
+
+
+def _not_scp_remote(text: str, m: re.Match[str]) -> bool:
+    """`git@github.com:org/repo.git` is an scp-style remote, not an email."""
+    return _SCP_PATH.match(text, m.end()) is None
 
 
 @dataclass(frozen=True)
@@ -1403,6 +1948,24 @@ _R_RULES: tuple[_ResidueRule, ...] = (
         _on_value(lambda v: mixed_token(v) or v.startswith(("sk-ant-", "github_pat_")))),
     _ResidueRule("API_KEY", rb"sk-[A-Za-z0-9_-]{20}", re.compile(r"sk-[A-Za-z0-9_-]{20,}"),
                  _both(_prev_not("_"), _on_value(mixed_token))),
+    _ResidueRule(
+        "API_KEY",
+        rb"glpat-|gldt-|glrt-|glptt-|GR1348941|npm_|pypi-AgEI|hv[sbr]\.|\.atlasv1\.|dapi[0-9a-f]"
+        rb"|SG\.|whsec_|ya29\.|shp(?:at|ss|ca|pa)_|do[opr]_v1_|lin_api_|ATATT3|ATCTT3|PMAK-"
+        rb"|dp\.pt\.|pul-[0-9a-f]|glc_|glsa_|NRAK-|HRKU-|hooks\.slack\.com/services/",
+        re.compile(r"(?:glpat-|gldt-|glrt-|glptt-|GR1348941|npm_|pypi-AgEI|hv[sbr]\.|\.atlasv1\."
+                   r"|dapi|SG\.|whsec_|ya29\.|shp(?:at|ss|ca|pa)_|do[opr]_v1_|lin_api_|ATATT3"
+                   r"|ATCTT3|PMAK-|dp\.pt\.|pul-|glc_|glsa_|NRAK-|HRKU-|hooks\.slack\.com/services/)"
+                   r"[\w.=/-]{16,}"),
+        _both(_prev_not("_"), _on_value(lambda v: _HAS_DIGIT.search(v) is not None))),
+    _ResidueRule("CLOUD_CREDENTIAL",
+                 rb"(?i)AccountKey=|SharedAccessKey=|[?&]sig=|X-Amz-Signature=",
+                 re.compile(r"(?i)(?:AccountKey=|SharedAccessKey=|[?&]sig=|X-Amz-Signature=)"
+                            r"([A-Za-z0-9+/%=_-]{16,})"),
+                 _on_value(lambda v: not _R_TOKEN.match(v), 1)),
+    _ResidueRule("SSN", rb"\b\d{3}-\d\d-\d{4}",
+                 re.compile(r"(?!000|666|9\d\d)\d{3}-(?!00)\d\d-(?!0000)\d{4}(?![\w-])"),
+                 _prev_not("_-")),
     _ResidueRule("AWS_KEY", rb"AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA",
                  re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{12,}"),
                  _prev_not("_")),
@@ -1410,11 +1973,15 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                  re.compile(r"://[^\s/@:]*:([^\s/@]+)@"),
                  _on_value(lambda v: not is_placeholder(v), 1)),
     _ResidueRule("EMAIL", rb"@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]",
-                 re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), window=256,
-                 lead="_.+%-"),
+                 re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), _not_scp_remote,
+                 window=256, lead="_.+%-"),
+    # an internationalised domain (`köln.example`): the locator above is ASCII-only
+    _ResidueRule("EMAIL", rb"@[\w.-]*[\x80-\xff]",
+                 re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"), _not_scp_remote,
+                 window=256, lead="_.+%-"),
     _ResidueRule("ENGINEER", rb"ENG-\d", re.compile(r"ENG-\d+"), _prev_not("_")),
     _ResidueRule("CARD", rb"\d(?:[ -]?\d){12}", re.compile(r"\d(?:[ -]?\d){12,}(?![\w])"),
-                 _both(_prev_not("_.-"), _on_value(_residue_card))),
+                 _both(_both(_prev_not("_.-"), _on_value(_residue_card)), _not_in_iban)),
     _ResidueRule("PHONE", rb"\+\d", re.compile(r"\+\d[\d ().-]{7,}\d"),
                  _on_value(lambda v: len(_NOT_DIGIT.sub("", v)) >= 10)),
     _ResidueRule("PHONE", rb"\(?[2-9]\d\d\)?[ .-][2-9]\d\d[ .-]\d{4}",
@@ -1429,12 +1996,12 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                  _both(_prev_not("_:"), _on_value(ipv6_ok))),
     _ResidueRule("COMMIT", rb"\b[0-9a-f]{12}",
                  re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{12})(?![\w-])"),
-                 _both(_prev_not("_-"), _on_value(hex_mixed))),
+                 _both(_both(_prev_not("_-"), _on_value(hex_mixed)), _not_after_sum)),
     _ResidueRule("COMMIT", rb"(?i)(?:commit|sha|rev|revert|cherry-pick|merge|head is now at)"
                  rb"\W{1,3}[0-9a-f]{7}",
                  re.compile(r"(?i:commit|sha|rev|revert|cherry-pick|merge|HEAD is now at)\W{1,3}"
                             r"([0-9a-f]{7,40})(?![\w-])"),
-                 _on_value(commit_in_context_ok, 1)),
+                 _both(_on_value(commit_in_context_ok, 1), _not_build_metadata)),
     _ResidueRule("SECRET", rb"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key"
                  rb"|apikey|credentials?|(?:secret|access|private|signing|encryption|master)[_-]?key)"
                  rb"[\"']?\s{0,8}[:=]",
@@ -1443,12 +2010,21 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                             r"[\"']?\s{0,8}[:=]\s*(\"[^\"\n]+\"|'[^'\n]+'"
                             r"|[^\s\"',;()\[\]{}]+)"),
                  _on_value(_residue_secret, 1)),
-)
+    # gitleaks-style keyword rules: the redactor's own shape, since a random value beside a
+    # secret word is what both define
+    _ResidueRule("SECRET", _KEYED_DETECTORS[0].locator, _KEYED_DETECTORS[0].pattern,
+                 _on_value(random_token, 1)),
+) + tuple(
+    # token families announce themselves by prefix: the redactor and the check share the shape
+    _ResidueRule(f.kind, f.locator, re.compile(f.pattern),
+                 _on_value(family_body_ok(f), 1 if f.value_only else 0),
+                 window=256 if f.rewind else 0, lead=f.rewind)
+    for f in TOKEN_FAMILIES)
 
 
 @lru_cache(maxsize=64)
 def _residue_deny(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    cleaned = [unicodedata.normalize("NFC", t.strip()) for t in terms if t and t.strip()]
+    cleaned = [unicodedata.normalize("NFC", t.strip()) for t in _deny_variants(terms)]
     if not cleaned:
         return None
     alternation = "|".join(r"\s+".join(map(re.escape, t.split())) for t in cleaned)
@@ -1469,13 +2045,13 @@ class _ResidueScanner:
         expressions = [r.locator for r in _R_RULES]
         flags = [hyperscan.HS_FLAG_SOM_LEFTMOST] * len(expressions)
         owners = list(range(len(_R_RULES)))
-        for term in terms:
-            words = unicodedata.normalize("NFC", term.strip()).split()
-            if words and deny is not None:
-                expressions.append(r"\s+".join(map(re.escape, words)).encode())
-                flags.append(hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_CASELESS
-                             | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP)
-                owners.append(len(self.rules) - 1)
+        spellings = [r"\s+".join(map(re.escape, words)) for term in _deny_variants(terms)
+                     if (words := unicodedata.normalize("NFC", term.strip()).split())]
+        if spellings and deny is not None:
+            expressions.append("|".join(spellings).encode())
+            flags.append(hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_CASELESS
+                         | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP)
+            owners.append(len(self.rules) - 1)
         self.owners = owners
         self.rule_of = np.array(owners, dtype=np.int64)
         self.db = hyperscan.Database()
@@ -1509,8 +2085,14 @@ class _ResidueScanner:
             accept, kind, window = rule.accept, rule.kind, rule.window
             pattern = rule.pattern
             seen: set[int] = set()
+            # Deny spellings overlap (`Zoë Müller`, `Müller`): like finditer, a name match
+            # never starts inside the previous one in the same text.
+            names = kind == "NAME" and rule_index == len(self.rules) - 1 and not window
+            name_end = (-1, -1)
             for at, k, lo, hi in zip(ats, owners, lows, highs, strict=True):
                 if at < lo:
+                    continue
+                if names and name_end[0] == k and at < name_end[1]:
                     continue
                 if window:
                     matches = _window_matches(rule, text, at, lo, hi)
@@ -1526,17 +2108,36 @@ class _ResidueScanner:
                     seen.add(start)
                     if (accept is None or accept(text, m)) and not _in_token(text, start, lo, hi):
                         hits.append((k, start, rule_index, kind, m.group(0)))
+                        if names:
+                            name_end = (k, m.end())
         hits.sort()
-        return hits
+        return _one_per_place(hits)
 
     def _scan_python(self, text: str) -> list[tuple[str, str]]:
         found = []
-        for rule in self.rules:
+        for index, rule in enumerate(self.rules):
             for m in rule.pattern.finditer(text):
                 if (rule.accept is None or rule.accept(text, m)) \
                         and not _in_token(text, m.start(), 0, len(text)):
-                    found.append((rule.kind, m.group(0)))
-        return found
+                    found.append((0, m.start(), index, rule.kind, m.group(0)))
+        found.sort()
+        return [(kind, matched) for _k, _s, _r, kind, matched in _one_per_place(found)]
+
+
+def _one_per_place(hits: list[tuple[int, int, int, str, str]]
+                   ) -> list[tuple[int, int, int, str, str]]:
+    """Sorted hits less those that overlap an earlier hit of the same kind in the same text:
+    two rules that see one leftover secret (a key-word rule and a random-value rule) report it
+    once."""
+    kept: list[tuple[int, int, int, str, str]] = []
+    reach: dict[tuple[int, str], int] = {}
+    for hit in hits:
+        k, start, _rule, kind, matched = hit
+        if start < reach.get((k, kind), -1):
+            continue
+        reach[(k, kind)] = max(reach.get((k, kind), -1), start + len(matched))
+        kept.append(hit)
+    return kept
 
 
 _TOKEN_REACH = 128

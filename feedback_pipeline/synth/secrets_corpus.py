@@ -297,6 +297,393 @@ TEMPLATES: tuple[str, ...] = (
 )
 
 
+# ---- issue 17 families: public secret-scanner shapes, cloud credentials, more PII ---------------
+
+def _b64raw(rng: random.Random, n: int) -> str:
+    return base64.b64encode(bytes(rng.getrandbits(8) for _ in range(n))).decode()
+
+
+def _iban(rng: random.Random) -> str:
+    from stdnum import iban
+    country, bban_len = rng.choice([("DE", 18), ("GB", 18), ("NL", 14)])
+    if country in ("GB", "NL"):
+        bban = _rand(rng, string.ascii_uppercase, 4) + _rand(rng, string.digits, bban_len - 4)
+    else:
+        bban = _rand(rng, string.digits, bban_len)
+    value = country + iban.calc_check_digits(country + "00" + bban) + bban
+    if rng.random() < 0.5:
+        value = " ".join(value[i:i + 4] for i in range(0, len(value), 4))
+    return value
+
+
+def _ssn(rng: random.Random) -> str:
+    area = rng.choice([a for a in range(1, 900) if a != 666])
+    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+
+
+def _domestic_phone(rng: random.Random) -> str:
+    d = lambda n: _rand(rng, string.digits, n)  # noqa: E731
+    return rng.choice([
+        f"030 {d(7)}", f"089 {d(8)}", f"0171 {d(7)}", f"03-{d(4)}-{d(4)}", f"090-{d(4)}-{d(4)}",
+        f"020 7946 {d(4)}", f"07700 900{d(3)}", f"0161 496 {d(4)}", f"0049 30 {d(7)}",
+        f"0044 20 7946 {d(4)}", f"0033 1 {d(2)} {d(2)} {d(2)} {d(2)}",
+    ])
+
+
+def _obfuscated_email(rng: random.Random) -> str:
+    local, host = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}", rng.choice(["example", "corp"])
+    tld = rng.choice(["com", "org", "io"])
+    return rng.choice([
+        f"{local} [at] {host} [dot] {tld}", f"{local}(at){host}(dot){tld}",
+        f"{local} @ {host}.{tld}", f"{local}＠{host}.{tld}", f"{local}%40{host}.{tld}",
+        f"{local}@{rng.choice(['münchen', 'bücher', 'köln'])}.{rng.choice(['de', 'example'])}",
+        f"{local} at {host} dot {tld}",
+    ])
+
+
+def _pem_body(rng: random.Random) -> str:
+    raw = "MII" + _mixed(rng, _B64, 61)
+    lines = [raw] + [_mixed(rng, _B64, 64) for _ in range(rng.randint(3, 8))]
+    return "\n".join(lines + [_mixed(rng, _B64, rng.randint(10, 40)) + "=="])
+
+
+def _b64_pem(rng: random.Random) -> str:
+    text = (f"-----BEGIN {rng.choice(['RSA ', 'EC ', ''])}PRIVATE KEY-----\n"
+            + _rand(rng, _B64, 64) + "\n-----END PRIVATE KEY-----\n")
+    return base64.b64encode(text.encode()).decode()
+
+
+def _docker_blob(rng: random.Random) -> str:
+    auth = base64.b64encode(f"ci:{_password(rng)}".encode()).decode()
+    return base64.b64encode(json.dumps(
+        {"auths": {"registry.example.com": {"auth": auth}}}).encode()).decode()
+
+
+def _hex(rng: random.Random, n: int) -> str:
+    return _hex_mixed(rng, n)
+
+
+NEW_FAMILIES: dict[str, Callable[[random.Random], str]] = {
+    "GITLAB_TOKEN": lambda r: r.choice([f"{r.choice(['glpat', 'gldt', 'glrt', 'glptt'])}-"
+                                        f"{_mixed(r, _URLSAFE, 20)}",
+                                        f"GR1348941{_mixed(r, _URLSAFE, 20)}"]),
+    "NPM_TOKEN": lambda r: "npm_" + _mixed(r, _ALNUM, 36),
+    "PYPI_TOKEN": lambda r: "pypi-AgEIcHlwaS5vcmc" + _mixed(r, _URLSAFE, r.randint(60, 150)),
+    "VAULT_TOKEN": lambda r: f"hv{r.choice('sbr')}." + _mixed(r, _URLSAFE, r.choice([24, 90])),
+    "TERRAFORM_TOKEN": lambda r: f"{_mixed(r, _ALNUM, 14)}.atlasv1.{_mixed(r, _URLSAFE, 67)}",
+    "DATABRICKS_TOKEN": lambda r: "dapi" + _hex(r, 32) + r.choice(["", "-2"]),
+    "SENDGRID_KEY": lambda r: f"SG.{_mixed(r, _URLSAFE, 22)}.{_mixed(r, _URLSAFE, 43)}",
+    "TWILIO_KEY": lambda r: r.choice(["AC", "SK"]) + _hex(r, 32),
+    "SLACK_WEBHOOK": lambda r: (f"https://hooks.slack.com/services/T{_rand(r, _ALNUM.upper(), 8)}"
+                                f"/B{_rand(r, _ALNUM.upper(), 8)}/{_mixed(r, _ALNUM, 24)}"),
+    "GCP_OAUTH_TOKEN": lambda r: "ya29." + _mixed(r, _URLSAFE, r.randint(60, 150)),
+    "SHOPIFY_TOKEN": lambda r: f"{r.choice(['shpat', 'shpss', 'shpca'])}_{_hex(r, 32)}",
+    "MAILGUN_KEY": lambda r: "key-" + _hex(r, 32),
+    "HEROKU_KEY": lambda r: "HRKU-AA" + _mixed(r, _URLSAFE, 58),
+    "DIGITALOCEAN_TOKEN": lambda r: f"do{r.choice('opr')}_v1_{_hex(r, 64)}",
+    "LINEAR_KEY": lambda r: "lin_api_" + _mixed(r, _ALNUM, 40),
+    "ATLASSIAN_TOKEN": lambda r: "ATATT3xFfGF0" + _mixed(r, _URLSAFE, 170) + "=" + _hex(r, 8),
+    "POSTMAN_KEY": lambda r: f"PMAK-{_hex(r, 24)}-{_hex(r, 34)}",
+    "DOPPLER_TOKEN": lambda r: f"dp.{r.choice(['pt', 'st', 'sa'])}.{_mixed(r, _ALNUM, 43)}",
+    "PULUMI_TOKEN": lambda r: "pul-" + _hex(r, 40),
+    "GRAFANA_TOKEN": lambda r: r.choice([f"glc_{_mixed(r, _ALNUM, 80)}==",
+                                         f"glsa_{_mixed(r, _ALNUM, 32)}_{_hex(r, 8)}"]),
+    "NEW_RELIC_KEY": lambda r: "NRAK-" + _rand(r, string.ascii_uppercase + string.digits, 27),
+    "SENTRY_DSN": lambda r: _hex(r, 32),
+    "AZURE_KEY": lambda r: _b64raw(r, 64),
+    "SAS_SIGNATURE": lambda r: _b64raw(r, 32).replace("+", "%2B").replace("/", "%2F")
+    .replace("=", "%3D"),
+    "AWS_SIGNATURE": lambda r: _rand(r, _HEX, 64),
+    "PEM_BODY": _pem_body,
+    "B64_PEM": _b64_pem,
+    "DOCKER_AUTH": lambda r: base64.b64encode(f"ci:{_password(r)}".encode()).decode(),
+    "DOCKER_BLOB": _docker_blob,
+    "IBAN": _iban,
+    "SSN": _ssn,
+    "PHONE_DOMESTIC": _domestic_phone,
+    "EMAIL_OBFUSCATED": _obfuscated_email,
+    "HOST_IP": lambda r: "-".join(str(x) for x in (10, r.randint(0, 255), r.randint(0, 255),
+                                                   r.randint(1, 254))),
+    # decoys of the new families: no span
+    "semver_build": lambda r: f"{r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 9)}"
+                              f"+build.{r.randint(1, 99)}",
+    "docker_id": lambda r: _hex_mixed(r, 12),
+    "sha1": lambda r: _hex_mixed(r, 40),
+    "bad_ssn": lambda r: r.choice([f"000-{r.randint(10, 99)}-{r.randint(1000, 9999)}",
+                                   f"666-{r.randint(10, 99)}-{r.randint(1000, 9999)}",
+                                   f"9{r.randint(10, 99)}-{r.randint(10, 99)}-"
+                                   f"{r.randint(1000, 9999)}"]),
+    "bad_iban": lambda r: "DE00" + _rand(r, string.digits, 18),
+    "word_token": lambda r: r.choice(["npm_install_dependencies", "hvs.example", "key-value",
+                                      "sk-learn", "pul-request", "dapi-client", "glc_total"]),
+}
+GENERATORS.update(NEW_FAMILIES)
+_KIND_OF.update({"PEM_BODY": "PRIVATE_KEY", "B64_PEM": "PRIVATE_KEY", "DOCKER_BLOB": "DOCKER_AUTH",
+                 "PHONE_DOMESTIC": "PHONE", "EMAIL_OBFUSCATED": "EMAIL", "HOST_IP": "IPV4",
+                 "CLI_PASSWORD": "PASSWORD"})
+GENERATORS["CLI_PASSWORD"] = lambda r: _password(r).replace("-", "_").lstrip("-") or "Pa55word"
+NEW_ENTITY_KINDS: tuple[str, ...] = tuple(dict.fromkeys(
+    _KIND_OF.get(k, k) for k in NEW_FAMILIES if k[0].isupper()))
+ENTITY_KINDS = ENTITY_KINDS + tuple(k for k in NEW_ENTITY_KINDS if k not in ENTITY_KINDS)
+
+NEW_TEMPLATES: tuple[str, ...] = (
+    "git remote set-url origin https://oauth2:{GITLAB_TOKEN}@gitlab.example.com/app.git",
+    "GITLAB_RUNNER_TOKEN: {GITLAB_TOKEN}",
+    "//registry.npmjs.org/:_authToken={NPM_TOKEN}",
+    "twine upload -u __token__ -p {PYPI_TOKEN} dist/*",
+    "vault login {VAULT_TOKEN} && vault kv get secret/app",
+    "credentials \"app.terraform.io\" {{ token = \"{TERRAFORM_TOKEN}\" }}",
+    "databricks configure --host https://adb-1.azuredatabricks.net --token {DATABRICKS_TOKEN}",
+    "sg = SendGridAPIClient('{SENDGRID_KEY}')",
+    "twilio: account {TWILIO_KEY} rejected the request ({status})",
+    "notify: curl -X POST -d @payload.json {SLACK_WEBHOOK}",
+    "gcloud returned ya29 access: {GCP_OAUTH_TOKEN} (expires in 3599s)",
+    "X-Shopify-Access-Token: {SHOPIFY_TOKEN}",
+    "requests.post(url, auth=('api', '{MAILGUN_KEY}'))",
+    "heroku auth:token printed {HEROKU_KEY}",
+    "doctl auth init -t {DIGITALOCEAN_TOKEN}",
+    "curl -H \"Authorization: {LINEAR_KEY}\" https://api.linear.app/graphql",
+    "jira: basic auth user {EMAIL} with {ATLASSIAN_TOKEN}",
+    "newman run coll.json --postman-api-key {POSTMAN_KEY}",
+    "doppler configure set token {DOPPLER_TOKEN}",
+    "pulumi login with {PULUMI_TOKEN} failed: {status}",
+    "grafana-agent: using {GRAFANA_TOKEN} for remote_write",
+    "newrelic: {NEW_RELIC_KEY} is not authorised for account {build}",
+    "SENTRY_URL=https://{SENTRY_DSN}@o{build}.ingest.sentry.io/{build}",
+    "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey={AZURE_KEY};"
+    "EndpointSuffix=core.windows.net",
+    "GET https://appstore.blob.core.windows.net/c/x.csv?sv=2022-11-02&se={date}&sp=r&sig="
+    "{SAS_SIGNATURE} 403",
+    "presigned: https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
+    "{AWS_ACCESS_KEY}%2F20240501%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Signature={AWS_SIGNATURE}",
+    "key material pasted without the header:\n{PEM_BODY}\n",
+    "tls.key: {B64_PEM}",
+    "{{\"auths\": {{\"registry.example.com\": {{\"auth\": \"{DOCKER_AUTH}\"}}}}}}",
+    ".dockerconfigjson: {DOCKER_BLOB}",
+    "mysql -u {user} -p{CLI_PASSWORD} -h {host} orders",
+    "redis-cli -h {host} -a {CLI_PASSWORD} ping",
+    "curl -u deploy:{CLI_PASSWORD} https://ci.example.com/api/json",
+    "echo ok; docker login -u ci -p {CLI_PASSWORD} registry.example.com",
+    "PGPASSWORD={SECRET} psql -h {host} -U {user}",
+    "SECRET_KEY_BASE={SECRET}\nRAILS_ENV=production",
+    "export ORDERS_DB_PASSWORD={SECRET}",
+    "The password is {CLI_PASSWORD} until Friday, then rotate it.",
+    "pw: {CLI_PASSWORD}",
+    "Refund to IBAN {IBAN} for invoice {nonluhn}.",
+    "Applicant SSN {SSN} was logged in plain text.",
+    "Call the Berlin office on {PHONE_DOMESTIC} or the backup {PHONE_DOMESTIC}.",
+    "Contact: {EMAIL_OBFUSCATED} (spam-safe form)",
+    "node ip-{HOST_IP}.eu-west-1.compute.internal NotReady; also {HOST_IP}.internal",
+    # decoys of the new families
+    "Successfully built {docker_id}\nSuccessfully tagged app:{version}",
+    "sha1sum: {sha1}  dist/app.tar.gz",
+    "Released {semver_build} (build metadata) to the staging channel.",
+    "Test fixture ids {bad_ssn} and {bad_iban} are synthetic and invalid.",
+    "git clone git@github.com:org/repo.git && cd repo && {word_token} ran",
+    "Redacted: password: <PASSWORD_1>, token <SECRET_2>, contact <EMAIL_3> [REDACTED]",
+)
+TEMPLATES = TEMPLATES + NEW_TEMPLATES
+_NEW_TEMPLATE_RANGE = range(len(TEMPLATES) - len(NEW_TEMPLATES), len(TEMPLATES))
+
+
+# ---- public-scanner shapes (gitleaks rules, detect-secrets plugins) -----------------------------
+#
+# Each family's documented format, written as a shape: `{hex:32}` lowercase hex, `{HEX:8}`
+# uppercase hex, `{alnum:36}` letters and digits (upper, lower and a digit), `{lower:40}`
+# lowercase letters and digits, `{upper:24}` uppercase letters and digits, `{url:43}` base64url,
+# `{b64:60}` base64, `{letters:34}` mixed-case letters, `{digits:16}`, `{uuid}`, `{age:58}` bech32. Planted in the contexts of
+# `SCANNER_CONTEXTS`. The expressions that detect them live in `core.secret_rules`; these are
+# written from the formats, not from those expressions.
+
+SCANNER_SHAPES: dict[str, tuple[str, str]] = {
+    "BITBUCKET": ("BITBUCKET_TOKEN", "ATBB{alnum:32}{HEX:8}"),
+    "GITEA": ("GITEA_TOKEN", "gta_{alnum:40}"),
+    "RUBYGEMS": ("RUBYGEMS_KEY", "rubygems_{hex:48}"),
+    "CLOJARS": ("CLOJARS_TOKEN", "CLOJARS_{lower:60}"),
+    "NUGET": ("NUGET_KEY", "oy2{lower:43}"),
+    "DOCKER_HUB": ("DOCKER_HUB_TOKEN", "dckr_pat_{url:27}"),
+    "ARTIFACTORY": ("ARTIFACTORY_KEY", "AKCp{alnum:69}"),
+    "BUILDKITE": ("BUILDKITE_TOKEN", "bkua_{hex:40}"),
+    "CIRCLECI": ("CIRCLECI_TOKEN", "CCIPAT_{alnum:22}_{hex:40}"),
+    "SOURCEGRAPH": ("SOURCEGRAPH_TOKEN", "sgp_{hex:16}_{hex:40}"),
+    "SONAR": ("SONAR_TOKEN", "squ_{hex:40}"),
+    "OCTOPUS": ("OCTOPUS_KEY", "API-{upper:26}"),
+    "PREFECT": ("PREFECT_KEY", "pnu_{alnum:36}"),
+    "README": ("README_KEY", "rdme_{lower:70}"),
+    "INFRACOST": ("INFRACOST_KEY", "ico-{alnum:32}"),
+    "HARNESS": ("HARNESS_TOKEN", "pat.{url:22}.{hex:24}.{alnum:20}"),
+    "SCALINGO": ("SCALINGO_TOKEN", "tk-us-{url:48}"),
+    "FLY": ("FLY_TOKEN", "fo1_{url:43}"),
+    "NETLIFY": ("NETLIFY_TOKEN", "nfp_{alnum:36}"),
+    "SUPABASE": ("SUPABASE_KEY", "sbp_{hex:40}"),
+    "PLANETSCALE": ("PLANETSCALE_TOKEN", "pscale_tkn_{url:43}"),
+    "TAILSCALE": ("TAILSCALE_KEY", "tskey-auth-{alnum:12}-{alnum:30}"),
+    "CLOUDFLARE_CA": ("CLOUDFLARE_KEY", "v1.0-{hex:24}-{hex:146}"),
+    "OPENSHIFT": ("OPENSHIFT_TOKEN", "sha256~{url:43}"),
+    "DYNATRACE": ("DYNATRACE_TOKEN", "dt0c01.{upper:24}.{upper:64}"),
+    "AGE": ("PRIVATE_KEY", "AGE-SECRET-KEY-1{age:58}"),
+    "ALIBABA": ("ALIBABA_KEY", "LTAI{alnum:20}"),
+    "YANDEX": ("YANDEX_KEY", "AQVN{url:36}"),
+    "AZURE_AD": ("AZURE_CLIENT_SECRET", "{alnum:3}8Q~{url:34}"),
+    "GOOGLE_OAUTH_SECRET": ("GOOGLE_CLIENT_SECRET", "GOCSPX-{url:28}"),
+    "GROQ": ("AI_API_KEY", "gsk_{alnum:52}"),
+    "XAI": ("AI_API_KEY", "xai-{alnum:80}"),
+    "REPLICATE": ("AI_API_KEY", "r8_{alnum:37}"),
+    "PERPLEXITY": ("AI_API_KEY", "pplx-{alnum:48}"),
+    "SQUARE": ("SQUARE_TOKEN", "sq0atp-{url:22}"),
+    "SQUARE_SECRET": ("SQUARE_TOKEN", "sq0csp-{url:43}"),
+    "SHIPPO": ("SHIPPO_TOKEN", "shippo_live_{hex:40}"),
+    "EASYPOST": ("EASYPOST_KEY", "EZAK{alnum:54}"),
+    "DUFFEL": ("DUFFEL_TOKEN", "duffel_test_{url:43}"),
+    "FLUTTERWAVE": ("FLUTTERWAVE_KEY", "FLWSECK_TEST-{hex:32}-X"),
+    "PLAID": ("PLAID_TOKEN", "access-sandbox-{uuid}"),
+    "SLACK_APP": ("SLACK_TOKEN", "xapp-1-A{upper:10}-{digits:13}-{hex:64}"),
+    "TELEGRAM": ("TELEGRAM_TOKEN", "{digits:10}:AA{url:33}"),
+    "DISCORD": ("DISCORD_TOKEN", "MT{alnum:22}.{url:6}.{url:38}"),
+    "DISCORD_WEBHOOK": ("DISCORD_WEBHOOK", "https://discord.com/api/webhooks/{digits:18}/"
+                        "{url:68}"),
+    "TEAMS_WEBHOOK": ("TEAMS_WEBHOOK", "https://contoso.webhook.office.com/webhookb2/{uuid}@"
+                      "{uuid}/IncomingWebhook/{hex:32}/{uuid}"),
+    "MAILCHIMP": ("MAILCHIMP_KEY", "{hex:32}-us{digits:2}"),
+    "BREVO": ("BREVO_KEY", "xkeysib-{hex:64}-{alnum:16}"),
+    "TYPEFORM": ("TYPEFORM_TOKEN", "tfp_{alnum:44}"),
+    "FRAMEIO": ("FRAMEIO_TOKEN", "fio-u-{url:64}"),
+    "NOTION": ("NOTION_TOKEN", "ntn_{alnum:46}"),
+    "AIRTABLE": ("AIRTABLE_TOKEN", "pat{alnum:14}.{hex:64}"),
+    "HUBSPOT": ("HUBSPOT_TOKEN", "pat-na1-{uuid}"),
+    "LAUNCHDARKLY": ("LAUNCHDARKLY_KEY", "sdk-{uuid}"),
+    "CONTENTFUL": ("CONTENTFUL_TOKEN", "CFPAT-{url:43}"),
+    "ADOBE": ("ADOBE_SECRET", "p8e-{alnum:32}"),
+    "SENTRY_USER": ("SENTRY_DSN", "sntryu_{hex:64}"),
+    "TWITTER": ("TWITTER_TOKEN", "AAAAAAAAAAAAAAAAAAAAA{alnum:80}"),
+    "FACEBOOK": ("FACEBOOK_TOKEN", "EAAC{alnum:120}"),
+    "MAPBOX": ("MAPBOX_TOKEN", "sk.eyJ{url:60}.{url:22}"),
+    "GRAFANA_KEY": ("GRAFANA_TOKEN", "eyJrIjoi{alnum:72}=="),
+    "ADAFRUIT": ("ADAFRUIT_KEY", "aio_{alnum:28}"),
+    "OKTA": ("OKTA_TOKEN", "00{url:40}"),
+    "DROPBOX": ("DROPBOX_TOKEN", "sl.{url:135}"),
+    "LINEAR_OAUTH": ("LINEAR_KEY", "lin_oauth_{hex:64}"),
+    "DOCKER_OAT": ("DOCKER_HUB_TOKEN", "dckr_oat_{url:32}"),
+    "ASANA": ("ASANA_TOKEN", "1/{digits:16}:{alnum:32}"),
+    "COINBASE": ("COINBASE_KEY", "organizations/{uuid}/apiKeys/{uuid}"),
+    "DEFINED_NETWORKING": ("DEFINED_NETWORKING_KEY", "dnkey-{lower:26}-{lower:52}"),
+    "GOCARDLESS": ("GOCARDLESS_TOKEN", "live_{alnum:40}"),
+    "HF_ORG": ("HF_TOKEN", "api_org_{letters:34}"),
+    "IBM_CLOUD": ("IBM_CLOUD_KEY", "ApiKey-{uuid}"),
+    "INTRA42": ("INTRA42_SECRET", "s-s4t2ud-{hex:64}"),
+    "MAILGUN_PUBLIC": ("MAILGUN_KEY", "pubkey-{hex:32}"),
+    "MAXMIND": ("MAXMIND_KEY", "{alnum:6}_{alnum:29}_mmk"),
+    "ONEPASSWORD": ("ONEPASSWORD_KEY", "A3-{upper:6}-{upper:11}-{upper:5}-{upper:5}-{upper:5}"),
+    "RENDER": ("RENDER_KEY", "rnd_{alnum:32}"),
+    "SENDBIRD": ("SENDBIRD_TOKEN", "sendbird_{hex:40}"),
+    "SETTLEMINT": ("SETTLEMINT_TOKEN", "sm_pat_{alnum:16}"),
+    "VERCEL": ("VERCEL_TOKEN", "vcp_{alnum:48}"),
+    "ZENDESK": ("ZENDESK_TOKEN", "{alnum:40}"),
+    "STRIPE_WEBHOOK": ("STRIPE_KEY", "whsec_{alnum:32}"),
+    "KEYED_HEX": ("SECRET", "{hex:40}"),
+    "KEYED_LOWER": ("SECRET", "{lower:32}"),
+    "KEYED_MIXED": ("SECRET", "{alnum:40}"),
+}
+_SCANNER_VENDORS = ["datadog", "algolia", "fastly", "asana", "bitbucket", "cohere", "mistral",
+                    "freshbooks", "finnhub", "kucoin", "sumologic", "travisci", "twitch",
+                    "etsy", "lob", "mattermost", "rapidapi", "snyk", "zendesk", "codecov"]
+_SCANNER_KEYWORDS = ["api_key", "app_key", "token", "secret", "client_secret", "access_token",
+                     "auth", "key"]
+SCANNER_CONTEXTS: tuple[str, ...] = (
+    "Use {V} for the deploy and rotate it after.",
+    "export SERVICE_CREDENTIAL={V}",
+    "{{\"service\": {{\"credential\": \"{V}\"}}}}",
+    "auth failed with {V} (HTTP 401); retrying",
+    "config:\n  provider: example\n  value: {V}\n",
+    "curl -H 'Authorization: Bearer {V}' https://api.example.com/v1",
+)
+_KEYED_CONTEXTS = ("{V}", "config.yaml: {V}\n", "  {V},\n")
+# Families whose value needs a frame around it: the scheme (`SSWS`), the user
+# (`agent@example.com/token:`) or the key it is assigned to (gitleaks' keyword rules).
+SCANNER_FRAMES: dict[str, str] = {
+    "OKTA": "Authorization: SSWS {V}",
+    "ZENDESK": "{EMAIL}/token:{V}",
+    "KEYED_HEX": "{vendor}_{keyword} = \"{V}\"",
+    "KEYED_LOWER": "{vendor}{Keyword}: {V}",
+    "KEYED_MIXED": "\"{vendor}-{keyword}\": \"{V}\"",
+}
+_SHAPE_FIELD = re.compile(r"\{(\w+)(?::(\d+))?\}")
+
+
+def _letters(rng: random.Random, n: int) -> str:
+    while True:
+        value = _rand(rng, string.ascii_letters, n)
+        if value.lower() != value and value.upper() != value:
+            return value
+
+
+def _shape_value(rng: random.Random, field: str, n: int) -> str:
+    if field == "hex":
+        return _hex_mixed(rng, n)
+    if field == "HEX":
+        return _hex_mixed(rng, n).upper()
+    if field == "alnum":
+        return _mixed(rng, _ALNUM, n)
+    if field == "url":
+        return _mixed(rng, _URLSAFE, n)
+    if field == "b64":
+        return _mixed(rng, _B64, n)
+    if field in ("lower", "upper"):
+        alphabet = string.ascii_lowercase + string.digits
+        while True:
+            value = _rand(rng, alphabet, n)
+            if any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
+                return value.upper() if field == "upper" else value
+    if field == "letters":
+        return _letters(rng, n)
+    if field == "digits":
+        return str(rng.randint(1, 9)) + _rand(rng, string.digits, n - 1)
+    if field == "uuid":
+        return "-".join(_hex_mixed(rng, k) for k in (8, 4, 4, 4, 12))
+    if field == "age":
+        return _rand(rng, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", n)
+    raise ValueError(f"unknown shape field {field!r}")
+
+
+def scanner_value(family: str, rng: random.Random) -> str:
+    """A fresh value of a scanner family (the secret itself, without its frame)."""
+    return "".join(_shape_value(rng, m.group(1), int(m.group(2) or 0)) if m else part
+                   for part in re.split(r"(\{\w+(?::\d+)?\})", SCANNER_SHAPES[family][1])
+                   for m in [_SHAPE_FIELD.fullmatch(part)])
+
+
+def scanner_samples(family: str, n: int, seed: int) -> list[tuple[str, list[Span]]]:
+    """n fragments planting one value of `family` each (in its frame, if it has one), cycling
+    over the contexts."""
+    rng = random.Random(seed)
+    frame = _parse(SCANNER_FRAMES.get(family, "{V}").replace("{V}", "{" + family + "}"))
+    contexts = _KEYED_CONTEXTS if family.startswith("KEYED") else SCANNER_CONTEXTS
+    out = []
+    for i in range(n):
+        fragment, spans = _render(rng, frame)
+        context = contexts[i % len(contexts)].replace("{{", "{").replace("}}", "}")
+        at = context.index("{V}")
+        out.append((context.replace("{V}", fragment), [(s + at, e + at, k) for s, e, k in spans]))
+    return out
+
+
+GENERATORS.update({family: (lambda r, f=family: scanner_value(f, r)) for family in SCANNER_SHAPES})
+GENERATORS.update({
+    "vendor": lambda r: r.choice(_SCANNER_VENDORS),
+    "keyword": lambda r: r.choice(_SCANNER_KEYWORDS),
+    "Keyword": lambda r: "".join(w.title() for w in r.choice(_SCANNER_KEYWORDS).split("_")),
+})
+_KIND_OF.update({family: kind for family, (kind, _shape) in SCANNER_SHAPES.items()})
+ENTITY_KINDS = ENTITY_KINDS + tuple(dict.fromkeys(
+    kind for kind, _shape in SCANNER_SHAPES.values() if kind not in ENTITY_KINDS))
+# One labelled-corpus template per family: its frame in one of the contexts, in turn.
+SCANNER_TEMPLATES: tuple[str, ...] = tuple(
+    (_KEYED_CONTEXTS if family.startswith("KEYED") else SCANNER_CONTEXTS)[i % 3].replace(
+        "{V}", SCANNER_FRAMES.get(family, "{V}").replace("{V}", "{" + family + "}"))
+    for i, family in enumerate(SCANNER_SHAPES))
+TEMPLATES = TEMPLATES + SCANNER_TEMPLATES
+
+
 FILLER: tuple[str, ...] = (
     "@@ -{line},7 +{line},9 @@ def retry(fn, attempts=3):\n-    for i in range(attempts):\n"
     "+    for attempt in range(1, attempts + 1):\n+        delay = min(2 ** attempt, 30)\n"
@@ -366,7 +753,10 @@ def render_fragment(rng: random.Random, index: int | None = None, *,
                     filler: bool = False) -> tuple[str, list[Span]]:
     """One template filled with fresh values, and the spans of the planted values."""
     templates = _PARSED_FILLER if filler else _PARSED
-    parts = templates[rng.randrange(len(templates)) if index is None else index]
+    return _render(rng, templates[rng.randrange(len(templates)) if index is None else index])
+
+
+def _render(rng: random.Random, parts: list[tuple[bool, str]]) -> tuple[str, list[Span]]:
     out, spans, pos = [], [], 0
     for is_field, value in parts:
         if is_field:
@@ -506,3 +896,107 @@ def score_spans(gold: list[list[Span]], predicted: list[list[Span]], *,
         "precision": [correct.get(k, 0) / flagged[k] if flagged.get(k) else float("nan")
                       for k in kinds],
     })
+
+
+# ---- per-family samples (issue 17) --------------------------------------------------------------
+
+TEMPLATE_FAMILIES: tuple[str, ...] = tuple(k for k in NEW_FAMILIES if k[0].isupper()) \
+    + ("CLI_PASSWORD",)
+
+
+def family_template_indexes(family: str) -> list[int]:
+    """Indexes (into TEMPLATES) of the issue-17 templates that plant `family`."""
+    field = "{" + family + "}"
+    return [i for i in _NEW_TEMPLATE_RANGE if field in TEMPLATES[i]]
+
+
+def decoy_template_indexes() -> list[int]:
+    """Issue-17 templates that plant nothing: benign look-alikes only."""
+    return [i for i in _NEW_TEMPLATE_RANGE
+            if not any(is_field and (name[:1].isupper())
+                       for is_field, name in _PARSED[i])]
+
+
+def template_samples(family: str, n: int, seed: int) -> list[tuple[str, list[Span]]]:
+    """n fragments planting a template family (fresh values each), cycling over its
+    templates."""
+    rng = random.Random(seed)
+    indexes = family_template_indexes(family)
+    return [render_fragment(rng, indexes[i % len(indexes)]) for i in range(n)]
+
+
+def decoy_samples(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    indexes = decoy_template_indexes()
+    return [render_fragment(rng, indexes[i % len(indexes)])[0] for i in range(n)]
+
+
+# ---- context families: env lines, prose passwords, name spellings, known values ------------------
+
+_ENV_CONTEXTS = ("PGPASSWORD={V} psql -h db.internal -U app", "SECRET_KEY_BASE={V}\nRAILS_ENV=prod",
+                 "export ORDERS_DB_PASSWORD={V}", "MYSQL_ROOT_PASSWORD={V} docker compose up",
+                 "  - REDIS_PASS={V}", "DJANGO_SECRET_KEY={V} ./manage.py runserver")
+_PROSE_CONTEXTS = ("The password is {V} until Friday.", "my passphrase was {V}, please reset",
+                   "pw: {V}", "the new password will be {V} after rotation",
+                   "Use passcode {V} on the door panel")
+_NAME_CONTEXTS = ("Ping {V} about the rollout.", "cc {V}", "Reviewed-by: {V}",
+                  "@{V} can you take this one?", "assigned to {V} (on call)")
+_KNOWN_CONTEXTS = ("DATABASE_URL=postgres://admin:{V}@db.internal/app\nIf it fails, ask for "
+                   "{V} again.", "mysql -u root -p{V} orders\nThe value {V} is also in vault.",
+                   "redis-cli -h cache -a {V} ping\nContact {V} directly.")
+
+
+def _name_spelling(rng: random.Random) -> str:
+    from feedback_pipeline.core.redaction import ascii_fold
+    term = rng.choice([t for t in DENY_TERMS if " " in t])
+    words = term.split()
+    rest, last = " ".join(words[:-1]), words[-1]
+    return rng.choice([f"{last}, {rest}", f"{last} {rest}", ascii_fold(term), "-".join(words),
+                       "".join(words), "".join(words).lower(), last if len(last) > 2 else term,
+                       term.upper()])
+
+
+CONTEXT_FAMILIES: dict[str, tuple[str, tuple[str, ...], Callable[[random.Random], str]]] = {
+    "ENV_SECRET": ("SECRET", _ENV_CONTEXTS, _password),
+    "PROSE_PASSWORD": ("PASSWORD", _PROSE_CONTEXTS, _password),
+    "NAME_VARIANT": ("NAME", _NAME_CONTEXTS, _name_spelling),
+    "KNOWN_VALUE": ("PASSWORD", _KNOWN_CONTEXTS, _password),
+}
+
+
+def context_samples(family: str, n: int, seed: int) -> list[tuple[str, list[Span]]]:
+    """n fragments of a context family, every occurrence of the value labelled (for
+    KNOWN_VALUE the second occurrence stands with no context at all)."""
+    kind, contexts, make = CONTEXT_FAMILIES[family]
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        value = make(rng).rstrip(".,;:!?")
+        parts = contexts[i % len(contexts)].split("{V}")
+        text, spans = parts[0], []
+        for part in parts[1:]:
+            spans.append((len(text), len(text) + len(value), kind))
+            text += value + part
+        out.append((text, spans))
+    return out
+
+
+FAMILIES: tuple[str, ...] = TEMPLATE_FAMILIES + tuple(SCANNER_SHAPES) + tuple(CONTEXT_FAMILIES)
+
+
+def family_kind(family: str) -> str:
+    """The redactor kind a family's values are labelled with."""
+    if family in SCANNER_SHAPES:
+        return SCANNER_SHAPES[family][0]
+    if family in CONTEXT_FAMILIES:
+        return CONTEXT_FAMILIES[family][0]
+    return _KIND_OF.get(family, family)
+
+
+def family_samples(family: str, n: int, seed: int) -> list[tuple[str, list[Span]]]:
+    """n fragments planting `family` (fresh values each), cycling over its contexts."""
+    if family in SCANNER_SHAPES:
+        return scanner_samples(family, n, seed)
+    if family in CONTEXT_FAMILIES:
+        return context_samples(family, n, seed)
+    return template_samples(family, n, seed)

@@ -1,6 +1,6 @@
 import re
 
-from feedback_pipeline.core.redaction import luhn_ok
+from feedback_pipeline.core.redaction import Redactor, luhn_ok
 from feedback_pipeline.synth.secrets_corpus import (
     ENTITY_KINDS,
     GENERATORS,
@@ -12,12 +12,22 @@ from feedback_pipeline.synth.secrets_corpus import (
 )
 
 SHAPES = {
-    "EMAIL": r"[^@\s]+@[^@\s]+\.[A-Za-z]+",
+    "EMAIL": r"[^@\s]+@[^@\s]+\.[A-Za-z]+|[\w.]+ ?(?:\[at\]|\(at\)|@|＠|%40| at ) ?\w+ ?"
+             r"(?:\[dot\]|\(dot\)|\.| dot ) ?\w+",
     "ENGINEER": r"ENG-\d+",
     "COMMIT": r"[0-9a-f]{7,40}",
     "AWS_ACCESS_KEY": r"(AKIA|ASIA)[A-Z0-9]{16}",
-    "PRIVATE_KEY": r"-----BEGIN [A-Z ]+-----[\s\S]+-----END [A-Z ]+-----",
-    "STRIPE_KEY": r"[rs]k_live_\w+",
+    "PRIVATE_KEY": r"-----BEGIN [A-Z ]+-----[\s\S]+-----END [A-Z ]+-----|LS0tLS1CRUdJTi[\w+/=]+"
+                   r"|(?:[A-Za-z0-9+/]{60,76}\n){3,}[A-Za-z0-9+/]*={0,2}"
+                   r"|AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}",
+    "GITLAB_TOKEN": r"(?:glpat|gldt|glrt|glptt)-[\w-]{20}|GR1348941[\w-]{20}",
+    "NPM_TOKEN": r"npm_[A-Za-z0-9]{36}",
+    "DATABRICKS_TOKEN": r"dapi[0-9a-f]{32}(?:-2)?",
+    "TWILIO_KEY": r"(?:AC|SK)[0-9a-f]{32}",
+    "SENDGRID_KEY": r"SG\.[\w-]{22}\.[\w-]{43}",
+    "SSN": r"(?!000|666|9)\d{3}-\d\d-\d{4}",
+    "IBAN": r"[A-Z]{2}\d\d[A-Z0-9 ]+",
+    "STRIPE_KEY": r"[rs]k_live_\w+|whsec_[A-Za-z0-9]+",
 }
 
 
@@ -50,8 +60,9 @@ def test_decoys_are_planted_and_unlabelled():
         def inside(m, spans=spans):
             return any(s <= m.start() and m.end() <= e for s, e, _ in spans)
         for m in uuid.finditer(text):
-            assert not inside(m)
-            found["uuid"] += 1
+            # a UUID is a decoy unless it is the body of a token (`access-sandbox-<uuid>`)
+            if not any(s <= m.start() and m.end() <= e and k != "IPV6" for s, e, k in spans):
+                found["uuid"] += 1
         for m in sixteen.finditer(text):
             if not inside(m):
                 assert not luhn_ok(m.group(0))
@@ -101,3 +112,38 @@ def test_score_spans():
     assert partial.loc["IPV4", "recall"] == 0.0 and partial.loc["PHONE", "precision"] == 0.0
     loose = score_spans(gold, [[(0, 6, "X"), (10, 14, "Y")]], kinds_must_match=False)
     assert loose.set_index("kind").loc[["EMAIL", "IPV4"], "recall"].tolist() == [1.0, 1.0]
+
+
+def test_every_issue17_family_has_templates_and_distinct_values():
+    from feedback_pipeline.synth.secrets_corpus import FAMILIES, family_kind, family_samples
+    for family in FAMILIES:
+        samples = family_samples(family, 6, seed=1)
+        values = {text[s:e] for text, spans in samples for s, e, k in spans
+                  if k == family_kind(family)}
+        assert len(values) >= 3, family
+
+
+def test_generated_ids_are_valid_and_decoy_ids_are_not():
+    import random
+
+    from stdnum import iban
+    rng = random.Random(3)
+    for _ in range(100):
+        assert iban.is_valid(GENERATORS["IBAN"](rng))
+        bad_iban = GENERATORS["bad_iban"](rng)  # check digits 00: mod 97 may pass, the range not
+        assert not Redactor().detect(f"IBAN {bad_iban}")
+        area = GENERATORS["SSN"](rng)[:3]
+        assert area not in ("000", "666") and area[0] != "9"
+        bad = GENERATORS["bad_ssn"](rng)[:3]
+        assert bad in ("000", "666") or bad[0] == "9"
+
+
+def test_decoy_templates_plant_nothing():
+    import random
+
+    from feedback_pipeline.synth.secrets_corpus import decoy_template_indexes, render_fragment
+    rng = random.Random(0)
+    indexes = decoy_template_indexes()
+    assert len(indexes) >= 5
+    for i in indexes:
+        assert render_fragment(rng, i)[1] == []
