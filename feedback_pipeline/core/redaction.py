@@ -695,14 +695,17 @@ def random_token(value: str) -> bool:
     (`user_session_2024_01_01`, `oauth2-client-v2`, `~/.ssh/id_ed25519`, a UUID) is an
     identifier. Random keys over a base64url alphabet have long parts that switch between
     letters and digits many times, so they never read that way."""
-    if len(value) < 16 or not _alnum_mixed(value) or is_placeholder(value):
+    n = len(value)
+    if n < 16:
         return False
-    parts = [p for p in _PART_SEPARATORS.split(value) if p]
-    if len(parts) > 1 and all(_PLAIN_PART.fullmatch(p) for p in parts):
-        return False
-    if len(value) >= 24 and mixed_token(value):
+    if _PART_SEPARATORS.search(value) is not None:
+        parts = [p for p in _PART_SEPARATORS.split(value) if p]
+        if len(parts) > 1 and all(_PLAIN_PART.fullmatch(p) for p in parts):
+            return False
+    if n >= 24 and mixed_token(value):
         return True  # upper, lower and digits over 24+ characters: well above 3 bits each
-    return shannon_entropy(value) >= 3.0
+    return (_alnum_mixed(value) and not is_placeholder(value)
+            and shannon_entropy(value) >= 3.0)
 
 
 _PART_SEPARATORS = re.compile(r"[_.\-/~+=:]+")
@@ -1400,7 +1403,8 @@ class Redactor:
         forced = [k - lo for k in whole_secrets if lo <= k < lo + len(batch.starts)]
         if self.propagate and (spans or forced):
             spans = _propagate(batch, spans, tables, lo,
-                               [(k, batch.texts[k].strip()) for k in forced])
+                               [(k, batch.texts[k].strip()) for k in forced],
+                               batch_wide=self.corpus_key is not None and tables is not None)
         if spans or forced:
             self._apply_joined(batch, spans, forced, tables, out, lo)
 
@@ -1648,16 +1652,19 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
 
 
 def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] | None,
-               offset: int, whole: Sequence[tuple[int, str]] = ()) -> list[tuple]:
+               offset: int, whole: Sequence[tuple[int, str]] = (), *,
+               batch_wide: bool = False) -> list[tuple]:
     """Known-value propagation: every value found in a text is also found wherever it recurs
     in a text that shares its token table (the other fields of the same trace), even with no
     context around it (`Contact S3cr3t directly.`). Without tables a text shares only with
-    itself. Only the texts of groups that hold a known value are searched (`_occurrences`); a recurrence must
-    stand on word boundaries (where the value's own edge is a word character), takes the
-    kind and token of the first detection, and loses any overlap to a real detection."""
+    itself; `batch_wide` (corpus-stable tokens, where a value has one token in every trace)
+    shares across every text of the batch. Only the texts of groups that hold a known value
+    are searched (`_occurrences`); a recurrence must stand on word boundaries (where the
+    value's own edge is a word character), takes the kind and token of the first detection,
+    and loses any overlap to a real detection."""
     found = sorted(found)
     n_texts = len(batch.starts)
-    groups: Sequence[int] = range(n_texts) if tables is None \
+    groups: Sequence[int] = [0] * n_texts if batch_wide else range(n_texts) if tables is None \
         else [id(t) for t in tables[offset:offset + n_texts]]
     known: dict[str, dict[int, tuple[str, str]]] = {}
     for _s, _e, _p, kind, canon, value, k in found:

@@ -666,6 +666,21 @@ def test_known_values_propagate_across_a_traces_fields(redactor):
     assert vault["value"].tolist() == ["S3cr3t"]
 
 
+def test_corpus_stable_tokens_propagate_across_the_traces_of_a_batch():
+    """With corpus-stable tokens a value has one token everywhere, so a value detected in one
+    trace is replaced where it recurs bare in another trace of the same batch."""
+    frame = pd.DataFrame([
+        _trace("PGPASSWORD=Xy7pQr2zAB psql -h db", None, "ok"),
+        _trace("Contact Xy7pQr2zAB about the migration", None, "", trace_id="t2"),
+    ])
+    stable = Redactor(DENY_TERMS, corpus_key=b"k" * 32)
+    out, _ = stable.redact_traces(frame)
+    token = out["prompt"][0].split("=", 1)[1].split()[0]
+    assert token.startswith("<SECRET_") and out["prompt"][1] == f"Contact {token} about the migration"
+    per_trace, _ = Redactor(DENY_TERMS).redact_traces(frame)
+    assert per_trace["prompt"][1] == "Contact Xy7pQr2zAB about the migration"
+
+
 def test_propagation_in_shared_tables_json_and_switch():
     r = Redactor(DENY_TERMS)
     table = TokenTable()
