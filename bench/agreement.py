@@ -1,7 +1,10 @@
 """Benchmark: agreement_report on 10^6 reviews from 50 reviewers vs a plain-Python loop.
 
-The loop computes the same statistics (Conger's kappa over review pairs, Krippendorff's
-nominal alpha, gold misses, a percentile bootstrap over items) with dicts and
+agreement_report computes every label coefficient (Cohen's where defined, Conger's, Fleiss',
+Gwet's AC1, nominal alpha) and, from ``--score-reviews`` pointwise 1-5 scores on (trace,
+candidate) items passed as ``scores=``, the ordinal, interval and ratio alphas, each with its
+bootstrap interval. The loop computes the label statistics (Conger's kappa over review pairs,
+Krippendorff's nominal alpha, gold misses, a percentile bootstrap over items) with dicts and
 lists. It is too slow for the full size, so it runs on a smaller sample and its time is
 extrapolated linearly: point estimates by the number of reviews, the bootstrap by reviews times
 replicates. The output says so. Both are run on the small sample too, to show they agree.
@@ -61,6 +64,25 @@ def synthetic_reviews(
                          "label": np.array(PAIRWISE_LABELS)[truth[gold_items]],
                          "slice": SLICES[gold_items % len(SLICES)]})
     return reviews, gold
+
+
+def synthetic_scores(n_reviews: int, n_reviewers: int, per_item: int, seed: int) -> pd.DataFrame:
+    """Pointwise 1-5 scores on (trace, candidate) items: truth plus per-reviewer +-1 noise."""
+    rng = np.random.default_rng(seed + 7)
+    n_items = max(n_reviews // per_item, 1)
+    truth = rng.integers(1, 6, n_items)
+    reviewers = np.argsort(rng.random((n_items, n_reviewers)), axis=1)[:, :per_item].ravel()
+    item = np.repeat(np.arange(n_items), per_item)
+    noise = np.linspace(0.1, 0.5, n_reviewers)[reviewers]
+    step = rng.choice([-1, 1], len(item)) * (rng.random(len(item)) < noise)
+    score = np.clip(truth[item] + step, 1, 5)
+    return pd.DataFrame({
+        "review_id": np.char.add("score-", np.arange(len(item)).astype(str)),
+        "trace_id": np.char.add("scored-", (item // 2).astype(str)),
+        "candidate_id": np.char.add("cand-", (item % 2).astype(str)),
+        "reviewer_id": np.char.add("reviewer-", reviewers.astype(str)),
+        "score": score.astype(np.int64),
+    })
 
 
 def loop_statistics(items: list[list[tuple[str, int]]], n_labels: int) -> tuple[float, float]:
@@ -138,40 +160,55 @@ def main() -> None:
     parser.add_argument("--baseline-reviews", type=int, default=10_000)
     parser.add_argument("--baseline-bootstrap", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--score-reviews", type=int, default=None,
+                        help="pointwise score reviews, of the --reviews total (default half)")
     args = parser.parse_args()
+    n_scores = args.reviews // 2 if args.score_reviews is None else args.score_reviews
+    n_labels = args.reviews - n_scores
 
-    reviews, gold = synthetic_reviews(args.reviews, args.reviewers, args.per_item, args.seed)
+    reviews, gold = synthetic_reviews(n_labels, args.reviewers, args.per_item, args.seed)
+    scores = synthetic_scores(n_scores, args.reviewers, args.per_item, args.seed)
     small, small_gold = synthetic_reviews(args.baseline_reviews, args.reviewers, args.per_item,
                                           args.seed + 1)
 
-    point, t_point = timed(agreement_report, reviews, gold=gold, bootstrap=0)
+    point, t_point = timed(agreement_report, reviews, gold=gold, bootstrap=0, scores=scores)
     full, t_full = timed(agreement_report, reviews, gold=gold, bootstrap=args.bootstrap,
-                         seed=args.seed)
+                         seed=args.seed, scores=scores)
     t_boot = t_full - t_point
 
     check, _ = timed(agreement_report, small, gold=small_gold, bootstrap=0)
     base, t_base = timed(loop_report, small, small_gold, args.baseline_bootstrap, args.seed)
     base_point = t_base - base["bootstrap_seconds"]
-    scale = args.reviews / args.baseline_reviews
+    scale = n_labels / args.baseline_reviews
     loop_point = base_point * scale
     loop_boot = base["bootstrap_seconds"] * scale * args.bootstrap / max(args.baseline_bootstrap, 1)
 
     s = full.summary
-    print(f"agreement_report: {args.reviews:,} reviews, {args.reviewers} reviewers, "
-          f"{s['n_items']:,} duplicate items, {s['kappa_pairs']:,} reviewer pairs, "
-          f"bootstrap {args.bootstrap}")
-    print(f"kappa {s['cohens_kappa']:.4f} [{s['kappa_ci_low']:.4f}, {s['kappa_ci_high']:.4f}]  "
-          f"alpha {s['krippendorff_alpha_nominal']:.4f} [{s['alpha_nominal_ci_low']:.4f}, "
-          f"{s['alpha_nominal_ci_high']:.4f}]  flagged reviewers {s['n_flagged_reviewers']}")
+    print(f"agreement_report: {args.reviews:,} reviews ({n_labels:,} pairwise labels, "
+          f"{n_scores:,} pointwise scores), {args.reviewers} reviewers, "
+          f"{s['n_items']:,} duplicate items, {s['score_n_items']:,} duplicate-scored items, "
+          f"{s['kappa_pairs']:,} reviewer pairs, bootstrap {args.bootstrap}")
+
+    def ci(key: str, prefix: str) -> str:
+        low, high = s[f"{prefix}_ci_low"], s[f"{prefix}_ci_high"]
+        return (f"{key} {s[key]:.4f} [{low:.4f}, {high:.4f}]" if s[key] is not None
+                else f"{key} n/a")
+
+    print("  ".join([ci("conger_kappa", "conger_kappa"), ci("fleiss_kappa", "fleiss_kappa"),
+                     ci("gwet_ac1", "gwet_ac1"),
+                     ci("krippendorff_alpha_nominal", "alpha_nominal")]))
+    print("  ".join([ci(f"alpha_{lv}", f"alpha_{lv}") for lv in ("ordinal", "interval", "ratio")])
+          + f"  flagged reviewers {s['n_flagged_reviewers']}")
     print(f"cross-check on the {args.baseline_reviews:,}-review sample: kappa vectorised "
-          f"{check.summary['cohens_kappa']:.6f} vs loop {base['kappa']:.6f}; alpha "
+          f"{check.summary['conger_kappa']:.6f} vs loop {base['kappa']:.6f}; alpha "
           f"{check.summary['krippendorff_alpha_nominal']:.6f} vs loop {base['alpha']:.6f}")
     print()
     print(f"plain-Python loop measured on {args.baseline_reviews:,} reviews with "
           f"{args.baseline_bootstrap} replicates ({t_base:.2f} s), extrapolated linearly to "
-          f"{args.reviews:,} reviews and {args.bootstrap} replicates")
-    print("(the loop computes kappa, alpha and gold misses only; agreement_report also dedups and "
-          "builds the pairwise, slice, reviewer and criteria tables)")
+          f"{n_labels:,} label reviews and {args.bootstrap} replicates")
+    print("(the loop computes kappa, alpha and gold misses only; agreement_report also computes "
+          "Fleiss, AC1 and the three score alphas, dedups and builds the pairwise, slice, "
+          "reviewer and criteria tables)")
     print(f"{'stage':<28}{'vectorised s':>14}{'loop s (extrap.)':>18}{'speed-up':>10}")
     rows = [("point estimates + tables", t_point, loop_point),
             (f"bootstrap x{args.bootstrap}", t_boot, loop_boot),

@@ -24,6 +24,13 @@ class ConfigError(ValueError):
     """A config file is missing or malformed."""
 
 
+AGREEMENT_STATISTICS = ("cohens_kappa", "conger_kappa", "fleiss_kappa", "gwet_ac1",
+                        "krippendorff_alpha_nominal", "alpha_ordinal", "alpha_interval",
+                        "alpha_ratio")
+"""Names accepted for policy.agreement_statistic: core.agreement.GATE_STATISTICS (kept here so
+loading the policy does not import the statistics stack; a test checks they match)."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """Gates and knobs from policy.yaml; defaults are the contract's."""
@@ -72,8 +79,6 @@ class Policy:
             "weight_uncertainty": 0.0 <= self.weight_uncertainty <= 1.0,
             "batch_size": self.batch_size >= 1,
             "agreement_gate_on": self.agreement_gate_on in ("point", "lower_bound"),
-            "agreement_statistic": self.agreement_statistic
-            in ("cohens_kappa", "krippendorff_alpha_nominal"),
             "near_duplicate_threshold": 0.0 < self.near_duplicate_threshold <= 1.0,
             "raw_retention_days": self.raw_retention_days >= 0,
             "model_training_pairs": self.model_training_pairs >= 1,
@@ -89,6 +94,12 @@ class Policy:
             "experiment_candidates": bool(self.experiment_candidates) and all(
                 name in EXPERIMENT_CANDIDATES for name in self.experiment_candidates),
         }
+        if self.agreement_statistic not in AGREEMENT_STATISTICS:
+            bad_name = self.agreement_statistic
+            raise ConfigError(
+                f"policy.yaml: agreement_statistic {bad_name!r} is not one of "
+                f"{', '.join(AGREEMENT_STATISTICS)} (cohens_kappa is defined for two reviewers "
+                f"only; with more, fleiss_kappa, conger_kappa or gwet_ac1 name the statistic)")
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"policy.yaml: invalid value for {', '.join(bad)}")

@@ -5,31 +5,50 @@ Every figure carries its level of measurement and the number of items and review
 and a bootstrap interval over items, so a gate can be declared on the point estimate or on the
 lower bound. Too few duplicate-reviewed items is reported as its own reason, never as a pass.
 
+Why several coefficients, each under its own name: "kappa" with more than two reviewers is not
+one statistic. Cohen's kappa is defined for exactly two reviewers; its multi-reviewer
+generalisations differ in how chance agreement is modelled, and they give different figures on
+the same data (Conger's exceeds Fleiss' whenever reviewers' label shares differ). Reporting one
+of them under another's name makes a gate incomparable with the literature and across teams,
+so every coefficient here is reported, intervalled and gated under its exact name, with its
+formula and missing-label rule in ``statistic_definitions`` (``STATISTIC_DEFINITIONS``).
+
 Definitions used throughout:
 
-- An *item* is a trace (pairwise labels) or a (trace, candidate) pair when a ``candidate_id``
-  column exists (pointwise scores).
+- An *item* is a trace (pairwise labels) or a (trace, candidate) pair (pointwise scores).
+  Only items with at least two reviews (after the dedup below) enter any coefficient.
 - When one reviewer reviewed the same item more than once, only their latest review is kept
   (latest by ``reviewed_at`` when that column exists, else the last row in input order); the
   number dropped is reported as ``self_duplicates_dropped``.
-- The headline Cohen's kappa with more than two reviewers is Conger's (1980) multi-reviewer
-  generalisation, taken over every within-item pair of reviews by different reviewers:
-  ``observed_agreement`` is the share of those review pairs that agree, ``chance_agreement`` the
-  mean over the same pairs of sum_c p_a(c) p_b(c), where p_r is reviewer r's own label
-  distribution over all their reviews of duplicate-reviewed items, and
-  kappa = (p_o - p_e) / (1 - p_e). With exactly two reviewers this is scikit-learn's
-  ``cohen_kappa_score`` on their shared items; with every item reviewed by the same reviewers it
-  is Conger's kappa (Fleiss' kappa uses one pooled label distribution instead, so
-  p_e(Fleiss) - p_e(Conger) = sum_c var_c / r, the variance across reviewers of their label
-  shares). Unlike a mean of pairwise kappas it avoids the small-sample bias of pairs that share
-  only a few items, because each reviewer's label distribution rests on all their reviews. The
-  ``pairwise`` table still gives every pair's own Cohen's kappa for diagnosis. Krippendorff's
-  alpha is the single coefficient over all reviewers with missing labels.
+- ``cohens_kappa``: Cohen (1960), only when exactly two reviewers rated the duplicate items;
+  otherwise None, and ``cohens_kappa_note`` says why. A gate declared on ``cohens_kappa`` over
+  more reviewers falls back to ``conger_kappa`` (the figure this module used to report under
+  that name) and says so in ``gated_statistic`` / ``gated_statistic_note``, so a running
+  pipeline keeps its gate while the manifest shows what was really measured.
+- ``conger_kappa``: Conger (1980), taken over every within-item pair of reviews by different
+  reviewers: ``observed_agreement`` is the share of those pairs that agree,
+  ``chance_agreement`` the mean over the same pairs of sum_c p_a(c) p_b(c), with p_r reviewer
+  r's own label distribution over all their reviews of duplicate-reviewed items. With two
+  reviewers it is Cohen's kappa. It rests each reviewer's chance model on all their reviews, so
+  pairs that share only a few items do not bias it as a mean of pairwise kappas would; the
+  ``pairwise`` table still gives each pair's own Cohen's kappa for diagnosis.
+- ``fleiss_kappa``: Fleiss (1971), one pooled label distribution for all reviewers. Items rated
+  by different numbers of reviewers use the per-item form: P_i = sum_c n_ic (n_ic - 1) /
+  (n_i (n_i - 1)) over items with n_i >= 2, P_bar their unweighted mean, p_c the pooled share
+  of label c among those items' ratings, P_e = sum_c p_c^2 (``FLEISS_METHOD``). With complete
+  data it is Fleiss' published statistic.
+- ``gwet_ac1``: Gwet (2008) multi-rater AC1: the same P_bar as Fleiss, chance
+  p_e = 1/(q - 1) sum_c pi_c (1 - pi_c), pi_c the mean over items of the share of that item's
+  ratings in c, q the number of declared labels. It does not collapse when one label dominates.
+- Krippendorff's alpha (``krippendorff_alpha_nominal`` on labels; ``alpha_ordinal``,
+  ``alpha_interval`` and ``alpha_ratio`` on 1-5 scores): the coincidence-matrix definition,
+  which handles missing labels natively; the point estimates come from the ``krippendorff``
+  package.
 - Bootstrap intervals resample items (not reviews) with replacement, ``bootstrap`` times, from a
   seeded ``numpy.random.Generator``; the interval is the 2.5 / 97.5 percentile of the replicates
   in which the statistic is defined. The bootstrap mean minus the estimate is reported as its
   bias; when that exceeds half the bootstrap standard error, ``ci_warning`` says the percentile
-  interval is shifted.
+  interval is shifted. All label coefficients share the same replicates.
 - Gold check: a miss is a reviewer's label on a gold trace that differs from the gold label.
   A reviewer with at least ``MIN_GOLD_ITEMS`` gold answers is flagged when a one-sided binomial
   test of their misses against the pooled miss rate of the *other* reviewers (so a careless
@@ -63,8 +82,11 @@ from feedback_pipeline.core.rubric import CRITERIA_FIELDS
 
 PAIRWISE_LABELS = ("A", "B", "TIE", "BOTH_BAD")
 SCORE_VALUES = (1, 2, 3, 4, 5)
-ALPHA_LEVELS = ("nominal", "ordinal", "interval")
+ALPHA_LEVELS = ("nominal", "ordinal", "interval", "ratio")
+SCORE_LEVELS = ("ordinal", "interval", "ratio")
 KAPPA_METHOD = "conger_over_review_pairs"
+FLEISS_METHOD = ("per-item: P_i = sum_c n_ic(n_ic-1) / (n_i(n_i-1)) over items with n_i >= 2, "
+                 "P_bar their mean, p_c pooled over those items' ratings, P_e = sum_c p_c^2")
 CI_LEVEL = 0.95
 MIN_GOLD_ITEMS = 5
 GOLD_FLAG_ALPHA = 0.05
@@ -72,9 +94,42 @@ NO_SLICE = "(none)"
 
 GATE_STATISTICS: dict[str, tuple[str, str]] = {
     "cohens_kappa": ("cohens_kappa", "kappa_ci_low"),
+    "conger_kappa": ("conger_kappa", "conger_kappa_ci_low"),
+    "fleiss_kappa": ("fleiss_kappa", "fleiss_kappa_ci_low"),
+    "gwet_ac1": ("gwet_ac1", "gwet_ac1_ci_low"),
     "krippendorff_alpha_nominal": ("krippendorff_alpha_nominal", "alpha_nominal_ci_low"),
     "alpha_ordinal": ("alpha_ordinal", "alpha_ordinal_ci_low"),
     "alpha_interval": ("alpha_interval", "alpha_interval_ci_low"),
+    "alpha_ratio": ("alpha_ratio", "alpha_ratio_ci_low"),
+}
+"""Statistic name -> (point key, interval lower-bound key) in the summary. Every name is also
+accepted by the policy's ``agreement_statistic`` (settings.AGREEMENT_STATISTICS)."""
+SCORE_STATISTICS = frozenset({"alpha_ordinal", "alpha_interval", "alpha_ratio"})
+# summary-key prefix of each label statistic's interval, bootstrap se / bias / defined count
+_LABEL_CI_PREFIX = {"cohens_kappa": "kappa", "conger_kappa": "conger_kappa",
+                    "fleiss_kappa": "fleiss_kappa", "gwet_ac1": "gwet_ac1",
+                    "krippendorff_alpha_nominal": "alpha_nominal"}
+
+STATISTIC_DEFINITIONS: dict[str, str] = {
+    "cohens_kappa": "Cohen (1960): (p_o - p_e) / (1 - p_e), p_e from each of the two reviewers' "
+    "own label shares; defined only for exactly two reviewers (None otherwise: see "
+    "fleiss_kappa, conger_kappa); missing labels: only the items both reviewers rated count.",
+    "conger_kappa": "Conger (1980) over within-item review pairs: p_o = share of agreeing pairs, "
+    "p_e = mean over pairs of sum_c p_a(c) p_b(c), p_r reviewer r's own label shares; missing "
+    "labels: only the pairs that exist count.",
+    "fleiss_kappa": "Fleiss (1971): (P_bar - P_e) / (1 - P_e), one pooled label distribution; "
+    "missing labels: " + FLEISS_METHOD + ".",
+    "gwet_ac1": "Gwet (2008) AC1: (P_bar - p_e) / (1 - p_e), P_bar as Fleiss, p_e = 1/(q-1) "
+    "sum_c pi_c (1 - pi_c), pi_c the mean over items of the share of ratings in c, q the "
+    "number of declared labels; missing labels: items with n_i >= 2, each weighted equally.",
+    "krippendorff_alpha_nominal": "Krippendorff's alpha, nominal distance: 1 - D_o / D_e from "
+    "the coincidence matrix; missing labels: native (units with >= 2 values count).",
+    "alpha_ordinal": "Krippendorff's alpha on 1-5 scores, ordinal distance (rank-based); "
+    "missing scores: native (units with >= 2 values count).",
+    "alpha_interval": "Krippendorff's alpha on 1-5 scores, interval distance (c - k)^2; "
+    "missing scores: native (units with >= 2 values count).",
+    "alpha_ratio": "Krippendorff's alpha on 1-5 scores, ratio distance ((c - k)/(c + k))^2; "
+    "missing scores: native (units with >= 2 values count).",
 }
 
 PAIRWISE_COLUMNS = ["reviewer_a", "reviewer_b", "n_items", "observed", "chance", "kappa"]
@@ -106,6 +161,18 @@ REVIEWER_COLUMNS = [
 CRITERION_COLUMNS = ["criterion", "n_disagreements", "share"]
 
 
+MARKDOWN_ROWS = (  # (display name, summary key, interval key prefix, items key)
+    ("Cohen's kappa", "cohens_kappa", "kappa_ci", "n_items"),
+    ("Conger's kappa", "conger_kappa", "conger_kappa_ci", "n_items"),
+    ("Fleiss' kappa", "fleiss_kappa", "fleiss_kappa_ci", "n_items"),
+    ("Gwet's AC1", "gwet_ac1", "gwet_ac1_ci", "n_items"),
+    ("Krippendorff's alpha", "krippendorff_alpha_nominal", "alpha_nominal_ci", "n_items"),
+    ("Krippendorff's alpha", "alpha_ordinal", "alpha_ordinal_ci", "score_n_items"),
+    ("Krippendorff's alpha", "alpha_interval", "alpha_interval_ci", "score_n_items"),
+    ("Krippendorff's alpha", "alpha_ratio", "alpha_ratio_ci", "score_n_items"),
+)
+
+
 @dataclass(frozen=True)
 class KappaResult:
     observed: float
@@ -134,35 +201,32 @@ class AgreementReport:
             "| figure | value | 95% CI | level | items | reviewers |",
             "|---|---|---|---|---|---|",
         ]
-        rows = [
-            ("Cohen's kappa", "cohens_kappa", "kappa_ci", "cohens_kappa_level", "n_items"),
-            (
-                "Krippendorff's alpha",
-                "krippendorff_alpha_nominal",
-                "alpha_nominal_ci",
-                "krippendorff_alpha_nominal_level",
-                "n_items",
-            ),
-            ("Krippendorff's alpha", "alpha_ordinal", "alpha_ordinal_ci", "alpha_ordinal_level",
-             "score_n_items"),
-            ("Krippendorff's alpha", "alpha_interval", "alpha_interval_ci",
-             "alpha_interval_level", "score_n_items"),
-        ]
-        for name, key, ci, level, items in rows:
-            if s.get(key) is None and key != "cohens_kappa":
+        for name, key, ci, items in MARKDOWN_ROWS:
+            if s.get(key) is None and key != "conger_kappa":
                 continue
             reviewers = s["score_n_reviewers"] if items == "score_n_items" else s["n_reviewers"]
             lines.append(
-                f"| {name} | {_fmt(s.get(key))} | {_fmt(s.get(ci + '_low'))} to "
-                f"{_fmt(s.get(ci + '_high'))} | {s[level]} | {s[items]} | {reviewers} |"
+                f"| {name} (`{key}`) | {_fmt(s.get(key))} | {_fmt(s.get(ci + '_low'))} to "
+                f"{_fmt(s.get(ci + '_high'))} | {s[key + '_level']} | {s[items]} | "
+                f"{reviewers} |"
             )
+        if s.get("cohens_kappa_note"):
+            lines += ["", f"Cohen's kappa: {s['cohens_kappa_note']}"]
+        if s.get("gated_statistic"):
+            lines += ["", f"Gated on `{s['gated_statistic']}`"
+                      + (f": {s['gated_statistic_note']}." if s.get("gated_statistic_note")
+                         else ".")]
         lines += [
             "",
-            f"Observed agreement {_fmt(s['observed_agreement'])}, chance agreement "
-            f"{_fmt(s['chance_agreement'])}; kappa method: `{s['kappa_method']}` over "
-            f"{s['kappa_pairs']} reviewer pairs; {s['bootstrap']} bootstrap replicates over "
-            f"items (seed {s['seed']}).",
+            f"Conger's observed agreement {_fmt(s['observed_agreement'])}, chance agreement "
+            f"{_fmt(s['chance_agreement'])} (`{s['kappa_method']}` over {s['kappa_pairs']} "
+            f"reviewer pairs); Fleiss' chance agreement {_fmt(s.get('fleiss_chance_agreement'))} "
+            f"({s['fleiss_kappa_method']}); Gwet's chance agreement "
+            f"{_fmt(s.get('gwet_chance_agreement'))}. {s['bootstrap']} bootstrap replicates "
+            f"over items (seed {s['seed']}).",
         ]
+        if not s.get("score_sufficient", True) and s.get("score_insufficient_reason"):
+            lines += ["", f"Score alphas: {s['score_insufficient_reason']}."]
         if s.get("ci_warning"):
             lines += ["", f"**Interval warning:** {s['ci_warning']}."]
         lines += [
@@ -175,7 +239,7 @@ class AgreementReport:
         for label, row in zip(s["labels"], s["confusion_matrix"], strict=True):
             lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
         if len(self.by_slice):
-            lines += ["", "### By slice", "", "| slice | items | kappa | alpha | disagreement rate |",
+            lines += ["", "### By slice", "", "| slice | items | Conger's kappa | nominal alpha | disagreement rate |",
                       "|---|---|---|---|---|"]
             for r in self.by_slice.itertuples(index=False):
                 lines.append(
@@ -280,6 +344,65 @@ def pairwise_input_streamed(keys: pa.Table,
         {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
 
 
+SCORE_COLUMNS = ["review_id", "trace_id", "candidate_id", "reviewer_id", "score"]
+"""What the score alphas read of a pointwise score review (see ``pointwise_scores``)."""
+STAGE_COLUMNS = [*LABEL_COLUMNS, "candidate_id", "score"]
+"""The reviewed_labels columns ``review_inputs_streamed`` reads: pairwise labels and scores."""
+
+
+def pointwise_scores(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """The score-alpha input from reviewed labels: one row per pointwise review carrying a
+    1-5 score (adjudicators' decisions left out), as SCORE_COLUMNS; each (trace_id,
+    candidate_id) is one item."""
+    if isinstance(labels, pd.DataFrame):
+        labels = pa.Table.from_pandas(labels, preserve_index=False)
+    return _score_frame(_score_rows(labels))
+
+
+def review_inputs_streamed(keys: pa.Table, batches: Iterable[pa.RecordBatch | pa.Table]
+                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pairwise_input rows, pointwise_scores rows) in one pass over a table too large to hold:
+    `keys` is its KEY_COLUMNS, `batches` its STAGE_COLUMNS. Each batch keeps only its pairwise
+    rows (criteria only where a pair can use them, as pairwise_input_streamed) and its score
+    rows (five short columns), so the day's labels never sit in memory whole."""
+    disagreeing = disagreeing_pairwise_traces(keys)
+    pairwise, scored = [], []
+    for batch in batches:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        part = _pairwise_rows(table.select([c for c in LABEL_COLUMNS
+                                            if c in table.column_names]), disagreeing)
+        if part.num_rows:
+            pairwise.append(part)
+        part = _score_rows(table)
+        if part.num_rows:
+            scored.append(part)
+    label_frame = _input_frame(pa.concat_tables(pairwise) if pairwise else pa.table(
+        {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
+    return label_frame, _score_frame(pa.concat_tables(scored) if scored else None)
+
+
+def _score_rows(labels: pa.Table) -> pa.Table:
+    if "task" in labels.column_names:
+        labels = labels.filter(pc.equal(labels["task"], "pointwise"))
+    if "status" in labels.column_names:
+        labels = labels.filter(pc.fill_null(pc.not_equal(labels["status"], NOT_A_VOTE), True))
+    if "score" not in labels.column_names:
+        return pa.table({name: pa.array([], pa.string()) for name in SCORE_COLUMNS[:-1]}
+                        | {"score": pa.array([], pa.int64())})
+    labels = labels.filter(pc.is_valid(labels["score"]))
+    return pa.table({name: (labels[name] if name in labels.column_names
+                            else pa.nulls(labels.num_rows, pa.string()))
+                     for name in SCORE_COLUMNS[:-1]}
+                    | {"score": pc.cast(labels["score"], pa.int64())})
+
+
+def _score_frame(rows: pa.Table | None) -> pd.DataFrame:
+    if rows is None or rows.num_rows == 0:
+        return pd.DataFrame({name: pd.Series(dtype="int64" if name == "score" else object)
+                             for name in SCORE_COLUMNS})
+    return rows.to_pandas()
+
+
 def disagreeing_pairwise_traces(labels: pa.Table) -> pa.Array:
     """Trace ids whose pairwise reviews carry more than one outcome: the only ones with a
     disagreeing pair, and so the only ones whose criteria the report reads (dropping a
@@ -332,8 +455,13 @@ def agreement_report(
     seed: int = 0,
     min_items: int = 10,
     labels: Sequence[str] = PAIRWISE_LABELS,
+    scores: pd.DataFrame | None = None,
 ) -> AgreementReport:
-    """Agreement, its uncertainty and its diagnosis for one batch of reviews (see module doc)."""
+    """Agreement, its uncertainty and its diagnosis for one batch of reviews (see module doc).
+
+    ``reviews`` holds label rows (``label``) and may hold score rows (``score``); ``scores``,
+    when given, holds the pointwise score rows separately (trace_id, candidate_id,
+    reviewer_id, score: see ``pointwise_scores``) and is what the score alphas use."""
     if "label" not in reviews.columns and "score" in reviews.columns:
         reviews = reviews.assign(label=None)
     missing = {"trace_id", "reviewer_id", "label"} - set(reviews.columns)
@@ -344,6 +472,13 @@ def agreement_report(
     labels = tuple(labels)
     rng = np.random.default_rng(seed)
     frame, dropped = _latest_per_reviewer(reviews)
+    score_frame = frame
+    if scores is not None:
+        missing = {"trace_id", "reviewer_id", "score"} - set(scores.columns)
+        if missing:
+            raise ValueError(f"scores lack columns {sorted(missing)}")
+        score_frame, score_dropped = _latest_per_reviewer(scores)
+        dropped += score_dropped
     label_rows = frame[frame["label"].notna()]
     table = _label_table(label_rows, labels)
     summary: dict[str, Any] = {
@@ -361,13 +496,21 @@ def agreement_report(
         "ci_method": "percentile bootstrap, items resampled with replacement",
         "min_items": int(min_items),
         "cohens_kappa_level": "nominal",
+        "conger_kappa_level": "nominal",
+        "fleiss_kappa_level": "nominal",
+        "gwet_ac1_level": "nominal",
         "krippendorff_alpha_nominal_level": "nominal",
         "alpha_ordinal_level": "ordinal",
         "alpha_interval_level": "interval",
+        "alpha_ratio_level": "ratio",
+        "statistic_definitions": dict(STATISTIC_DEFINITIONS),
+        "gated_statistic": None,
+        "gated_statistic_note": None,
+        "gated_statistic_level": None,
     }
     counts = _pair_counts(table, len(labels))
     summary.update(_label_figures(table, counts, bootstrap, rng))
-    summary.update(_score_figures(frame, bootstrap, rng))
+    summary.update(_score_figures(score_frame, bootstrap, rng))
     summary.update(_sufficiency(summary, min_items))
     pairwise = _pairwise_table(table, counts)
     by_slice = _slice_table(table, labels)
@@ -383,17 +526,31 @@ def gate_value(
 ) -> float | None:
     """The figure a gate compares with its threshold; None when it cannot be measured.
 
-    Pairwise statistics need ``sufficient``; the score alphas need ``score_sufficient``; the
-    matching ``*insufficient_reason`` says why not."""
+    Label statistics need ``sufficient``; the score alphas need ``score_sufficient``; the
+    matching ``*insufficient_reason`` says why not. ``cohens_kappa`` is undefined for more than
+    two reviewers, so a gate declared on it then uses ``conger_kappa`` (what this pipeline has
+    always gated on); ``report.summary`` records the name actually used in ``gated_statistic``
+    and why in ``gated_statistic_note``."""
     if statistic not in GATE_STATISTICS:
         raise ValueError(f"statistic must be one of {sorted(GATE_STATISTICS)}, got {statistic!r}")
     if on not in ("point", "lower_bound"):
         raise ValueError(f"on must be 'point' or 'lower_bound', got {on!r}")
-    scored = statistic in ("alpha_ordinal", "alpha_interval")
-    if not report.summary.get("score_sufficient" if scored else "sufficient"):
+    used, note = statistic, None
+    summary = report.summary
+    if statistic == "cohens_kappa" and summary.get("n_reviewers", 0) > 2:
+        used = "conger_kappa"
+        note = (f"cohens_kappa is defined for two reviewers only; with "
+                f"{summary['n_reviewers']} reviewers the gate uses conger_kappa, its "
+                f"multi-reviewer generalisation (declare fleiss_kappa, conger_kappa, gwet_ac1 "
+                f"or krippendorff_alpha_nominal to name the statistic explicitly)")
+    summary["gated_statistic"] = used
+    summary["gated_statistic_note"] = note
+    summary["gated_statistic_level"] = summary.get(f"{used}_level")
+    scored = used in SCORE_STATISTICS
+    if not summary.get("score_sufficient" if scored else "sufficient"):
         return None
-    point_key, low_key = GATE_STATISTICS[statistic]
-    value = report.summary.get(point_key if on == "point" else low_key)
+    point_key, low_key = GATE_STATISTICS[used]
+    value = summary.get(point_key if on == "point" else low_key)
     if value is None or not math.isfinite(value):
         return None
     return float(value)
@@ -411,7 +568,8 @@ def confusion_heatmap_png(
     if isinstance(report_or_matrix, AgreementReport):
         matrix = np.asarray(report_or_matrix.summary["confusion_matrix"], dtype=int)
         labels = labels or report_or_matrix.summary["labels"]
-        title = f"Reviewer agreement: kappa {_fmt(report_or_matrix.summary['cohens_kappa'])}"
+        title = ("Reviewer agreement: Conger's kappa "
+                 f"{_fmt(report_or_matrix.summary.get('conger_kappa'))}")
     else:
         matrix = np.asarray(report_or_matrix, dtype=int)
         title = "Reviewer agreement"
@@ -627,6 +785,12 @@ def _alpha_from_coincidences(
     elif level == "interval":
         values = np.asarray(domain, dtype=float)
         d = np.broadcast_to((values[:, None] - values[None, :]) ** 2, o.shape)
+    elif level == "ratio":
+        values = np.asarray(domain, dtype=float)
+        total = values[:, None] + values[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(total != 0, (values[:, None] - values[None, :]) / total, 0.0)
+        d = np.broadcast_to(ratio**2, o.shape)
     elif level == "ordinal":
         grid = np.arange(v)
         lo, hi = np.minimum.outer(grid, grid), np.maximum.outer(grid, grid)
@@ -723,6 +887,33 @@ def _pair_counts(table: _LabelTable, n_labels: int) -> np.ndarray:
         n_pairs, n_labels, n_labels).astype(float)
 
 
+def _pooled_parts(value_counts: np.ndarray, weights: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(P_bar, Fleiss P_e, Fleiss kappa, Gwet p_e, Gwet AC1) from per-item label counts.
+
+    ``weights`` (replicates x items) gives each item's multiplicity in each bootstrap replicate;
+    without it every item counts once (one row). Items with fewer than two ratings are left
+    out (see the module doc). NaN where undefined."""
+    vc = value_counts.astype(float)
+    n_i = vc.sum(axis=1)
+    keep = n_i >= 2
+    vc, n_i = vc[keep], n_i[keep]
+    q = vc.shape[1]
+    w = np.ones((1, len(vc))) if weights is None else weights[:, keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_i = ((vc * (vc - 1)).sum(axis=1) / (n_i * (n_i - 1))) if len(vc) else n_i
+        share = vc / n_i[:, None]
+        n_items = w.sum(axis=1)
+        p_bar = (w @ p_i) / n_items
+        pooled = (w @ vc) / (w @ n_i)[:, None]
+        fleiss_pe = (pooled**2).sum(axis=1)
+        fleiss = np.where(1 - fleiss_pe > 1e-12, (p_bar - fleiss_pe) / (1 - fleiss_pe), np.nan)
+        pi = (w @ share) / n_items[:, None]
+        gwet_pe = (pi * (1 - pi)).sum(axis=1) / (q - 1) if q > 1 else np.full(len(w), np.nan)
+        gwet = np.where(1 - gwet_pe > 1e-12, (p_bar - gwet_pe) / (1 - gwet_pe), np.nan)
+    return p_bar, fleiss_pe, fleiss, gwet_pe, gwet
+
+
 def _label_figures(
     table: _LabelTable, counts: np.ndarray, bootstrap: int, rng: np.random.Generator
 ) -> dict[str, Any]:
@@ -731,6 +922,10 @@ def _label_figures(
     undefined = int(np.isnan(_kappa_parts(counts)[2]).sum()) if n_pairs else 0
     domain = list(range(n_labels))
     alpha = _package_alpha(table.value_counts, "nominal", domain)
+    p_bar, fleiss_pe, fleiss, gwet_pe, gwet = (
+        (float(v[0]) for v in _pooled_parts(table.value_counts)) if table.n_items
+        else (math.nan,) * 5)
+    two = table.n_reviewers == 2
     shared = counts.sum(axis=(1, 2))
     out: dict[str, Any] = {
         "n_items": table.n_items,
@@ -741,50 +936,63 @@ def _label_figures(
         "kappa_pairs_level": "per reviewer pair: Cohen's kappa on shared items",
         "observed_agreement": _num(po),
         "chance_agreement": _num(pe),
-        "cohens_kappa": _num(kappa),
+        "cohens_kappa": _num(kappa) if two else None,
+        "cohens_kappa_note": None if two or table.n_items == 0 else (
+            f"Cohen's kappa is defined for exactly two reviewers; these duplicate items have "
+            f"{table.n_reviewers}. See fleiss_kappa (pooled chance agreement) or conger_kappa "
+            f"(each reviewer's own label shares)."),
+        "conger_kappa": _num(kappa),
+        "fleiss_kappa": _num(fleiss),
+        "fleiss_kappa_method": FLEISS_METHOD,
+        "fleiss_observed_agreement": _num(p_bar),
+        "fleiss_chance_agreement": _num(fleiss_pe),
+        "gwet_ac1": _num(gwet),
+        "gwet_chance_agreement": _num(gwet_pe),
+        "gwet_ac1_categories": n_labels,
         "krippendorff_alpha_nominal": _num(alpha),
         "confusion_matrix": counts.sum(axis=0).astype(int).tolist(),
-        "kappa_ci_low": None,
-        "kappa_ci_high": None,
-        "kappa_bootstrap_se": None,
-        "kappa_bootstrap_bias": None,
-        "alpha_nominal_ci_low": None,
-        "alpha_nominal_ci_high": None,
-        "alpha_nominal_bootstrap_se": None,
-        "alpha_nominal_bootstrap_bias": None,
-        "kappa_bootstrap_defined": 0,
-        "alpha_nominal_bootstrap_defined": 0,
         "ci_warning": None,
     }
+    for prefix in _LABEL_CI_PREFIX.values():
+        out.update({f"{prefix}_ci_low": None, f"{prefix}_ci_high": None,
+                    f"{prefix}_bootstrap_se": None, f"{prefix}_bootstrap_bias": None,
+                    f"{prefix}_bootstrap_defined": 0})
     if bootstrap == 0 or table.n_items == 0:
         return out
     width = n_pairs * n_labels * n_labels
     types = _label_types(table)
     membership = _pair_membership(table, n_labels)[:, types.representative]
     reviewer_membership = _reviewer_membership(table)[:, types.representative]
-    coincidences = _coincidences(table.value_counts[types.representative])
-    kappas, alphas = [], []
+    type_counts = table.value_counts[types.representative]
+    coincidences = _coincidences(type_counts)
+    replicates: dict[str, list[np.ndarray]] = {name: [] for name in _LABEL_CI_PREFIX}
     for weights in _resample_weights(rng, types, bootstrap, width):
         k, a = _label_replicates(weights, membership, reviewer_membership, coincidences,
                                  table.pair_reviewers, n_labels)
-        kappas.append(k)
-        alphas.append(a)
+        pooled = _pooled_parts(type_counts, weights)
+        replicates["conger_kappa"].append(k)
+        replicates["krippendorff_alpha_nominal"].append(a)
+        replicates["fleiss_kappa"].append(pooled[2])
+        replicates["gwet_ac1"].append(pooled[4])
+    if two:
+        replicates["cohens_kappa"] = replicates["conger_kappa"]
     notes = []
-    for name, prefix, point, replicates in (
-        ("kappa", "kappa", out["cohens_kappa"], np.concatenate(kappas)),
-        ("alpha", "alpha_nominal", out["krippendorff_alpha_nominal"], np.concatenate(alphas)),
-    ):
-        low, high, defined = _percentile_ci(replicates)
+    for name, prefix in _LABEL_CI_PREFIX.items():
+        if not replicates[name]:
+            continue
+        values = np.concatenate(replicates[name])
+        point = out[name]
+        low, high, defined = _percentile_ci(values)
         out.update({f"{prefix}_ci_low": low, f"{prefix}_ci_high": high,
                     f"{prefix}_bootstrap_defined": defined})
         if defined < 2 or point is None:
             continue
-        finite = replicates[np.isfinite(replicates)]
+        finite = values[np.isfinite(values)]
         se, bias = float(finite.std(ddof=1)), float(finite.mean() - point)
         out.update({f"{prefix}_bootstrap_se": se, f"{prefix}_bootstrap_bias": bias})
-        if abs(bias) > 0.5 * se and abs(bias) > 1e-3:
+        if abs(bias) > 0.5 * se and abs(bias) > 1e-3 and not (two and name == "cohens_kappa"):
             notes.append(f"{name} bootstrap bias {bias:+.4f} exceeds half its standard error "
-                            f"{se:.4f}, so its percentile interval is shifted")
+                         f"{se:.4f}, so its percentile interval is shifted")
     if notes:
         out["ci_warning"] = "; ".join(notes)
     return out
@@ -831,10 +1039,12 @@ def _label_replicates(
 def _score_figures(
     frame: pd.DataFrame, bootstrap: int, rng: np.random.Generator
 ) -> dict[str, Any]:
+    """Krippendorff's alpha at each SCORE_LEVELS over (trace, candidate) items with >= 2
+    scores, each with its item-resampling bootstrap interval."""
     out: dict[str, Any] = {"score_n_items": 0, "score_n_reviews": 0, "score_n_reviewers": 0}
-    for level in ("ordinal", "interval"):
+    for level in SCORE_LEVELS:
         out.update({f"alpha_{level}": None, f"alpha_{level}_ci_low": None,
-                    f"alpha_{level}_ci_high": None})
+                    f"alpha_{level}_ci_high": None, f"alpha_{level}_bootstrap_defined": 0})
     if "score" not in frame.columns:
         return out
     rows = frame[frame["score"].notna()]
@@ -844,8 +1054,7 @@ def _score_figures(
     bad = ~np.isin(scores, SCORE_VALUES)
     if bad.any():
         raise ValueError(f"scores outside {SCORE_VALUES}: {sorted(set(rows['score'][bad]))[:5]}")
-    unit_cols = ["trace_id", "candidate_id"] if "candidate_id" in rows.columns else ["trace_id"]
-    unit_code = rows[unit_cols].astype(str).groupby(unit_cols, sort=False).ngroup().to_numpy()
+    unit_code = _unit_codes(rows)
     value_counts = np.zeros((unit_code.max() + 1, len(SCORE_VALUES)), dtype=np.int64)
     np.add.at(value_counts, (unit_code, scores.astype(int) - SCORE_VALUES[0]), 1)
     pairable = value_counts.sum(axis=1) >= 2
@@ -853,11 +1062,12 @@ def _score_figures(
     out.update(
         score_n_items=int(pairable.sum()),
         score_n_reviews=int(len(rows)),
-        score_n_reviewers=int(rows.loc[pairable[unit_code], "reviewer_id"].nunique()),
+        score_n_reviewers=int(pd.unique(
+            rows["reviewer_id"].astype(str).to_numpy(dtype=object)[pairable[unit_code]]).size),
     )
     if not pairable.any():
         return out
-    for level in ("ordinal", "interval"):
+    for level in SCORE_LEVELS:
         out[f"alpha_{level}"] = _num(_package_alpha(value_counts, level, SCORE_VALUES))
     if bootstrap == 0:
         return out
@@ -868,15 +1078,25 @@ def _score_figures(
     representative[inverse] = np.arange(len(inverse))
     types = _ItemTypes(inverse, np.bincount(inverse, minlength=len(uniques)), representative)
     coincidences = _coincidences(uniques)
-    boots: dict[str, list[np.ndarray]] = {"ordinal": [], "interval": []}
+    boots: dict[str, list[np.ndarray]] = {level: [] for level in SCORE_LEVELS}
     for weights in _resample_weights(rng, types, bootstrap, v * v):
         boot_o = (weights @ coincidences).reshape(-1, v, v)
         for level, store in boots.items():
             store.append(_alpha_from_coincidences(boot_o, level, SCORE_VALUES))
     for level, store in boots.items():
-        low, high, _ = _percentile_ci(np.concatenate(store))
-        out.update({f"alpha_{level}_ci_low": low, f"alpha_{level}_ci_high": high})
+        low, high, defined = _percentile_ci(np.concatenate(store))
+        out.update({f"alpha_{level}_ci_low": low, f"alpha_{level}_ci_high": high,
+                    f"alpha_{level}_bootstrap_defined": defined})
     return out
+
+
+def _unit_codes(rows: pd.DataFrame) -> np.ndarray:
+    """Dense item codes for score rows: (trace_id, candidate_id) when candidate_id exists."""
+    trace = pd.factorize(rows["trace_id"].astype(str))[0].astype(np.int64)
+    if "candidate_id" not in rows.columns:
+        return trace
+    candidate = pd.factorize(rows["candidate_id"].astype(str))[0].astype(np.int64)
+    return pd.factorize(trace * (int(candidate.max()) + 1) + candidate)[0].astype(np.int64)
 
 
 def _sufficiency(summary: dict[str, Any], min_items: int) -> dict[str, Any]:
@@ -886,7 +1106,7 @@ def _sufficiency(summary: dict[str, Any], min_items: int) -> dict[str, Any]:
         reason = "no duplicate-reviewed items: nothing to measure agreement on"
     elif n < min_items:
         reason = f"only {n} duplicate-reviewed items; {min_items} needed"
-    elif summary["cohens_kappa"] is None:
+    elif summary["conger_kappa"] is None:
         reason = "kappa undefined: every duplicate review used the same label (chance agreement 1)"
     else:
         reason = None

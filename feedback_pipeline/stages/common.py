@@ -6,6 +6,8 @@ from collections.abc import Mapping
 import dagster as dg
 import pandas as pd
 
+from feedback_pipeline.core.contract import DEFAULT_MAX_LINE_BYTES
+from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.storage import WAREHOUSE, Storage
 
 RESTRICTED_IO = "restricted_io_manager"
@@ -16,6 +18,15 @@ def counts_table(counts: Mapping[str, int], key: str = "value") -> dg.MetadataVa
     """A markdown table of counts (labels and numbers only, never record text)."""
     rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items())
     return dg.MetadataValue.md(f"| {key} | rows |\n|---|---|\n{rows}")
+
+
+def max_line_bytes(pipeline: PipelineResource) -> int:
+    """The policy's `max_line_bytes` (the longest landed line read; a longer one is quarantined
+    unread); the default when the root has no policy.yaml. Every stage that reads landed JSONL
+    (traces, reviews, judge labels) passes it to `read_lines`."""
+    if pipeline.storage.config_path("policy.yaml").exists():
+        return pipeline.policy.max_line_bytes
+    return DEFAULT_MAX_LINE_BYTES
 
 
 def value_counts(series: pd.Series) -> dict[str, int]:

@@ -17,14 +17,15 @@ from feedback_pipeline.core.judge_input import read_judge_labels
 from feedback_pipeline.core.parallel import stage_workers, stop_workers
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, id_list
+from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, id_list, max_line_bytes
 
 
 def load_judge_labels(pipeline: PipelineResource, day: str
                       ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The day's judge labels as a frame, and the lines that broke the contract."""
     storage = pipeline.storage
-    labels = read_judge_labels(((read_lines(path), storage.relative(path))
+    limit = max_line_bytes(pipeline)
+    labels = read_judge_labels(((read_lines(path, limit), storage.relative(path))
                                 for path in storage.landing_files("judge", day, (".jsonl",))),
                                workers=stage_workers())
     stop_workers()  # calibration runs here alone: its frames need the room

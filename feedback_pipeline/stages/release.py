@@ -223,15 +223,20 @@ def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
     value = agreement.gate_value(report, policy.agreement_statistic, policy.agreement_gate_on)
     summary = report.summary
     passed = value is not None and value >= policy.kappa_gate
+    gated = summary.get("gated_statistic") or policy.agreement_statistic
     if value is None:
         reason = summary.get("insufficient_reason") or "too few duplicate reviews to measure"
     elif not passed:
-        reason = f"{policy.agreement_statistic} {value:.3f} < gate {policy.kappa_gate}"
+        reason = f"{gated} {value:.3f} < gate {policy.kappa_gate}"
     else:
         reason = None
     record = {
         "statistic": policy.agreement_statistic,
-        "level": summary.get(f"{policy.agreement_statistic}_level", "nominal"),
+        # the statistic the gate actually used and why, when the declared one is undefined for
+        # the data (Cohen's kappa with more than two reviewers falls back to Conger's)
+        "gated_statistic": gated,
+        "gated_statistic_note": summary.get("gated_statistic_note"),
+        "level": summary.get(f"{gated}_level", "nominal"),
         "sufficient": summary.get("sufficient"),
         "insufficient_reason": summary.get("insufficient_reason"),
         "ci_warning": summary.get("ci_warning"),
@@ -242,12 +247,15 @@ def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
         "value": None if value is None else round(float(value), 4),
         "policy_gate": policy.kappa_gate,
         **{k: summary.get(k) for k in (
-            "cohens_kappa", "observed_agreement", "chance_agreement", "kappa_ci_low",
-            "kappa_ci_high", "krippendorff_alpha_nominal", "n_items", "n_reviewers",
-            "labels", "confusion_matrix", "kappa_method")},
+            "cohens_kappa", "cohens_kappa_note", "conger_kappa", "conger_kappa_ci_low",
+            "conger_kappa_ci_high", "fleiss_kappa", "fleiss_kappa_ci_low", "fleiss_kappa_ci_high",
+            "fleiss_kappa_method", "gwet_ac1", "observed_agreement", "chance_agreement",
+            "kappa_ci_low", "kappa_ci_high", "krippendorff_alpha_nominal", "alpha_ordinal",
+            "alpha_interval", "alpha_ratio", "n_items", "n_reviewers", "labels",
+            "confusion_matrix", "kappa_method", "statistic_definitions")},
     }
     gate = Gate("agreement_gate", passed, record["value"],
-                f"{policy.agreement_statistic} ({policy.agreement_gate_on}) >= {policy.kappa_gate}",
+                f"{gated} ({policy.agreement_gate_on}) >= {policy.kappa_gate}",
                 reason=reason)
     return gate, record, report
 

@@ -57,6 +57,7 @@ from feedback_pipeline.stages.common import (
     RESTRICTED_IO,
     WAREHOUSE_IO,
     counts_table,
+    max_line_bytes,
     value_counts,
 )
 from feedback_pipeline.stages.redaction import residue_check_result
@@ -161,6 +162,7 @@ def _load_reviews(pipeline: PipelineResource, day: str,
     owned = set(owned_review_days(day, storage.landing_days("traces"), review_days))
     quarantine: list[dict] = []
     strays: list[pa.Table] = []  # owned folders' reviews of traces outside the day
+    limit = max_line_bytes(pipeline)
     owner_of_chunk: collections.deque[bool] = collections.deque()
 
     def take(table: pa.Table, bad: list[dict], own: bool) -> None:
@@ -176,7 +178,7 @@ def _load_reviews(pipeline: PipelineResource, day: str,
     def chunks():
         for folder in review_days:
             for path in storage.landing_files("reviews", folder, (".jsonl",)):
-                lines = read_lines(path)
+                lines = read_lines(path, limit)
                 while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
                     owner_of_chunk.append(folder in owned)
                     yield chunk, storage.relative(path), intake

@@ -104,7 +104,7 @@ def posted_once_and_only_once(failed_gate, webhook, tmp_path: Path) -> None:
     body = agreement[0]
     assert set(body) == {"text"}
     assert "dataset_manifest" in body["text"] and "blocking gate" in body["text"]
-    assert "rule: cohens_kappa (point) >= 0.99" in body["text"]
+    assert "rule: conger_kappa (point) >= 0.99" in body["text"]  # more than two reviewers
     raw = raw_identifiers(failed_gate.root)
     assert raw
     for posted in webhook.bodies:

@@ -224,8 +224,13 @@ def test_fleiss_case_matches_statsmodels_through_alpha():
     s = report.summary
     assert s["observed_agreement"] == pytest.approx(observed, abs=1e-12)
     assert s["chance_agreement"] == pytest.approx(conger_chance, abs=1e-12)
-    assert s["cohens_kappa"] == pytest.approx(conger, abs=1e-12)
-    assert s["cohens_kappa"] > k_fleiss  # reviewers' label shares differ, so chance is lower
+    assert s["conger_kappa"] == pytest.approx(conger, abs=1e-12)
+    assert s["conger_kappa"] > k_fleiss  # reviewers' label shares differ, so chance is lower
+    # each under its own name: Fleiss' is statsmodels', Cohen's is undefined for 3 reviewers
+    assert s["fleiss_kappa"] == pytest.approx(k_fleiss, abs=1e-12)
+    assert s["fleiss_chance_agreement"] == pytest.approx(fleiss_chance, abs=1e-12)
+    assert s["cohens_kappa"] is None
+    assert "fleiss_kappa" in s["cohens_kappa_note"] and "conger_kappa" in s["cohens_kappa_note"]
 
 
 def test_pairwise_table_is_sklearn_per_pair_and_headline_is_weighted_mean():
@@ -251,7 +256,7 @@ def test_pairwise_table_is_sklearn_per_pair_and_headline_is_weighted_mean():
     s = report.summary
     assert s["chance_agreement"] == pytest.approx(chance, abs=1e-12)
     assert s["observed_agreement"] == pytest.approx(observed, abs=1e-12)
-    assert s["cohens_kappa"] == pytest.approx((observed - chance) / (1 - chance), abs=1e-12)
+    assert s["conger_kappa"] == pytest.approx((observed - chance) / (1 - chance), abs=1e-12)
     assert s["kappa_method"] == ag.KAPPA_METHOD
     pooled = np.asarray(report.summary["confusion_matrix"])
     assert pooled.sum() == report.pairwise.n_items.sum()
@@ -282,7 +287,7 @@ def test_vectorised_replicates_equal_recomputation_on_resampled_items():
             frames.append(rows)
         resampled = pd.concat(frames, ignore_index=True)
         again = agreement_report(resampled, bootstrap=0).summary
-        assert k == pytest.approx(again["cohens_kappa"], abs=1e-10)
+        assert k == pytest.approx(again["conger_kappa"], abs=1e-10)
         assert a == pytest.approx(again["krippendorff_alpha_nominal"], abs=1e-10)
 
 
@@ -300,7 +305,7 @@ def test_item_types_group_exactly_the_items_with_identical_reviews():
     assert len(set(per_item)) == len(types.count) < table.n_items
 
 
-@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
 def test_vectorised_alpha_matches_package(level):
     rng = np.random.default_rng(4)
     counts = rng.integers(0, 3, size=(40, 5))
@@ -317,13 +322,13 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     one = agreement_report(reviews, bootstrap=300, seed=1).summary
     same = agreement_report(reviews, bootstrap=300, seed=1).summary
     other = agreement_report(reviews, bootstrap=300, seed=2).summary
-    assert one["kappa_ci_low"] == same["kappa_ci_low"]
-    assert one["kappa_ci_low"] != other["kappa_ci_low"]
-    assert one["kappa_ci_low"] < one["cohens_kappa"] < one["kappa_ci_high"]
+    assert one["conger_kappa_ci_low"] == same["conger_kappa_ci_low"]
+    assert one["conger_kappa_ci_low"] != other["conger_kappa_ci_low"]
+    assert one["conger_kappa_ci_low"] < one["conger_kappa"] < one["conger_kappa_ci_high"]
     assert one["alpha_nominal_ci_low"] < one["krippendorff_alpha_nominal"]
     assert one["krippendorff_alpha_nominal"] < one["alpha_nominal_ci_high"]
-    assert one["kappa_bootstrap_defined"] == 300
-    width = one["kappa_ci_high"] - one["kappa_ci_low"]
+    assert one["conger_kappa_bootstrap_defined"] == 300
+    width = one["conger_kappa_ci_high"] - one["conger_kappa_ci_low"]
     assert 0.02 < width < 0.3
 
 
@@ -334,10 +339,10 @@ def test_sparse_design_many_reviewers_few_shared_items_stays_unbiased():
     s = agreement_report(reviews, bootstrap=300, seed=4).summary
     assert s["kappa_median_pair_items"] < 5
     assert s["ci_warning"] is None
-    assert s["kappa_ci_low"] < s["cohens_kappa"] < s["kappa_ci_high"]
-    assert abs(s["kappa_bootstrap_bias"]) < 0.5 * s["kappa_bootstrap_se"]
+    assert s["conger_kappa_ci_low"] < s["conger_kappa"] < s["conger_kappa_ci_high"]
+    assert abs(s["conger_kappa_bootstrap_bias"]) < 0.5 * s["conger_kappa_bootstrap_se"]
     # with reviewers drawn from one process, Conger's kappa and alpha nearly coincide
-    assert s["cohens_kappa"] == pytest.approx(s["krippendorff_alpha_nominal"], abs=0.01)
+    assert s["conger_kappa"] == pytest.approx(s["krippendorff_alpha_nominal"], abs=0.01)
 
 
 # ------------------------------------------------------------------------- diagnosis
@@ -433,10 +438,12 @@ def test_gate_on_point_versus_lower_bound():
     rng = np.random.default_rng(12)
     reviews, _ = simulate(rng, n_items=120, reviewers=4, noise=0.3)
     report = agreement_report(reviews, bootstrap=400, seed=7)
-    point = gate_value(report, "cohens_kappa", "point")
-    low = gate_value(report, "cohens_kappa", "lower_bound")
-    assert point == report.summary["cohens_kappa"]
-    assert low == report.summary["kappa_ci_low"]
+    point = gate_value(report, "conger_kappa", "point")
+    low = gate_value(report, "conger_kappa", "lower_bound")
+    assert point == report.summary["conger_kappa"]
+    assert low == report.summary["conger_kappa_ci_low"]
+    assert report.summary["gated_statistic"] == "conger_kappa"
+    assert report.summary["gated_statistic_note"] is None
     threshold = (point + low) / 2
     assert point >= threshold > low
     assert gate_value(report, "krippendorff_alpha_nominal", "lower_bound") == report.summary[
@@ -474,11 +481,17 @@ def test_summary_is_flat_json_with_levels():
     reviews, _ = simulate(rng, n_items=60, reviewers=3)
     summary = agreement_report(reviews, bootstrap=20).summary
     assert json.loads(json.dumps(summary)) == summary
-    for key in ("cohens_kappa", "krippendorff_alpha_nominal"):
+    for key in ("cohens_kappa", "conger_kappa", "fleiss_kappa", "gwet_ac1",
+                "krippendorff_alpha_nominal"):
         assert summary[f"{key}_level"] == "nominal"
-    assert summary["alpha_ordinal"] is None and summary["alpha_interval"] is None
+    for key in ("alpha_ordinal", "alpha_interval", "alpha_ratio"):
+        assert summary[key] is None
+        assert summary[f"{key}_level"] == key.removeprefix("alpha_")
     nested = [k for k, v in summary.items() if isinstance(v, dict)]
-    assert nested == []
+    assert nested == ["statistic_definitions"]  # the one nested value: name -> definition
+    assert set(summary["statistic_definitions"]) == set(ag.GATE_STATISTICS)
+    assert all(isinstance(v, str) and "missing" in v
+               for v in summary["statistic_definitions"].values())
 
 
 def test_heatmap_png_is_written(tmp_path):
@@ -532,3 +545,223 @@ def test_pairwise_input_keeps_criteria_only_where_a_disagreeing_pair_can_use_the
     assert lean.summary == whole.summary
     assert lean.by_criterion.set_index("criterion").loc["technically_correct",
                                                         "n_disagreements"] == 6
+
+
+# ------------------------------------------- each statistic under its own name, published data
+
+# Fleiss' kappa worked example of the Wikipedia article "Fleiss' kappa": 10 subjects, 14 raters
+# each, 5 categories; rows are the number of raters assigning each category. Published
+# P_bar = 0.378, P_e = 0.213, kappa = 0.210.
+WIKIPEDIA_FLEISS = [
+    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+]
+CATEGORIES = ("1", "2", "3", "4", "5")
+
+
+def reviews_from_counts(counts, labels):
+    """Long rows from an items x categories count table; the k-th rating of an item is given
+    to reviewer k (Fleiss' kappa and AC1 do not depend on who gave which rating)."""
+    rows = []
+    for i, row in enumerate(counts):
+        ratings = [label for label, n in zip(labels, row, strict=True) for _ in range(n)]
+        rows += [{"review_id": f"t{i}-{k}", "trace_id": f"t{i:03d}", "reviewer_id": f"rev{k:02d}",
+                  "label": label, "slice": None} for k, label in enumerate(ratings)]
+    return pd.DataFrame(rows)
+
+
+def test_fleiss_kappa_wikipedia_example_matches_published_and_statsmodels():
+    table = np.array(WIKIPEDIA_FLEISS)
+    assert round(fleiss_kappa(table, method="fleiss"), 3) == 0.210
+    report = agreement_report(reviews_from_counts(WIKIPEDIA_FLEISS, CATEGORIES),
+                              labels=CATEGORIES, bootstrap=200, seed=1, min_items=5)
+    s = report.summary
+    assert round(s["fleiss_kappa"], 3) == 0.210
+    assert s["fleiss_kappa"] == pytest.approx(fleiss_kappa(table, method="fleiss"), abs=1e-12)
+    assert round(s["fleiss_observed_agreement"], 3) == 0.378
+    assert round(s["fleiss_chance_agreement"], 3) == 0.213
+    assert s["fleiss_kappa_ci_low"] < s["fleiss_kappa"] < s["fleiss_kappa_ci_high"]
+    assert s["fleiss_kappa_method"] == ag.FLEISS_METHOD
+    assert s["cohens_kappa"] is None and s["n_reviewers"] == 14
+    assert gate_value(report, "fleiss_kappa") == s["fleiss_kappa"]
+    assert gate_value(report, "fleiss_kappa", "lower_bound") == s["fleiss_kappa_ci_low"]
+    assert s["gated_statistic"] == "fleiss_kappa"
+
+
+def test_fleiss_and_gwet_with_missing_labels_use_the_per_item_definition():
+    """Four items, the last rated by two reviewers only (labels A, B; q = 2).
+
+    counts [3,0] [2,1] [0,3] [1,1]:  P_i = 1, 1/3, 1, 0  ->  P_bar = 7/12.
+    Fleiss: p_A = 6/11, p_B = 5/11 pooled over 11 ratings, P_e = 61/121,
+            kappa = (7/12 - 61/121) / (60/121) = 115/720.
+    Gwet:   pi_A = (1 + 2/3 + 0 + 1/2) / 4 = 13/24, pi_B = 11/24,
+            p_e = 2 * 13/24 * 11/24 = 143/288, AC1 = (168/288 - 143/288) / (145/288) = 5/29.
+    """
+    counts = [[3, 0], [2, 1], [0, 3], [1, 1]]
+    s = agreement_report(reviews_from_counts(counts, ("A", "B")), labels=("A", "B"),
+                         bootstrap=0, min_items=1).summary
+    assert s["fleiss_observed_agreement"] == pytest.approx(7 / 12, abs=1e-12)
+    assert s["fleiss_chance_agreement"] == pytest.approx(61 / 121, abs=1e-12)
+    assert s["fleiss_kappa"] == pytest.approx(115 / 720, abs=1e-12)
+    assert s["gwet_chance_agreement"] == pytest.approx(143 / 288, abs=1e-12)
+    assert s["gwet_ac1"] == pytest.approx(5 / 29, abs=1e-12)
+    # complete data: statsmodels agrees on the first three items
+    complete = agreement_report(reviews_from_counts(counts[:3], ("A", "B")), labels=("A", "B"),
+                                bootstrap=0, min_items=1).summary
+    assert complete["fleiss_kappa"] == pytest.approx(fleiss_kappa(np.array(counts[:3])),
+                                                     abs=1e-12)
+
+
+def test_gwet_ac1_small_example_checked_by_hand():
+    """Three items, three reviewers, labels A/B (q = 2): counts [3,0] [2,1] [0,3].
+
+    P_i = 1, (2*1)/(3*2) = 1/3, 1  ->  p_a = 7/9.
+    pi_A = (3/3 + 2/3 + 0/3) / 3 = 5/9, pi_B = 4/9.
+    p_e = 1/(2-1) * (5/9 * 4/9 + 4/9 * 5/9) = 40/81.
+    AC1 = (63/81 - 40/81) / (1 - 40/81) = 23/41 = 0.5610.
+    (Fleiss: P_e = (5/9)^2 + (4/9)^2 = 41/81, kappa = 22/40 = 0.55.)
+    """
+    counts = [[3, 0], [2, 1], [0, 3]]
+    report = agreement_report(reviews_from_counts(counts, ("A", "B")), labels=("A", "B"),
+                              bootstrap=100, seed=2, min_items=1)
+    s = report.summary
+    assert s["gwet_ac1"] == pytest.approx(23 / 41, abs=1e-12)
+    assert s["gwet_chance_agreement"] == pytest.approx(40 / 81, abs=1e-12)
+    assert s["fleiss_kappa"] == pytest.approx(0.55, abs=1e-12)
+    assert s["gwet_ac1_categories"] == 2
+    assert s["gwet_ac1_bootstrap_defined"] > 0
+    assert gate_value(report, "gwet_ac1") == s["gwet_ac1"]
+    assert gate_value(report, "gwet_ac1", "lower_bound") == s["gwet_ac1_ci_low"]
+
+
+def test_krippendorff_2011_all_four_levels_including_ratio():
+    for level, published in (("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849),
+                             ("ratio", 0.797)):
+        assert round(krippendorff_alpha(np.array(PAPER_C), level), 3) == published
+    report = agreement_report(reviews_from_matrix(PAPER_C, as_score=True), bootstrap=300,
+                              seed=5, min_items=5)
+    s = report.summary
+    assert (round(s["alpha_ordinal"], 3), round(s["alpha_interval"], 3),
+            round(s["alpha_ratio"], 3)) == (0.815, 0.849, 0.797)
+    assert s["alpha_ratio_level"] == "ratio"
+    for level in ("ordinal", "interval", "ratio"):
+        assert s[f"alpha_{level}_ci_low"] <= s[f"alpha_{level}"] <= s[f"alpha_{level}_ci_high"]
+        assert s[f"alpha_{level}_bootstrap_defined"] > 0
+    assert gate_value(report, "alpha_ratio") == s["alpha_ratio"]
+    assert gate_value(report, "alpha_ratio", "lower_bound") == s["alpha_ratio_ci_low"]
+    assert "`alpha_ratio`" in report.to_markdown()
+
+
+def test_cohens_kappa_only_for_two_reviewers_and_the_gate_falls_back_to_conger():
+    rng = np.random.default_rng(12)
+    reviews, _ = simulate(rng, n_items=120, reviewers=4, noise=0.3)
+    report = agreement_report(reviews, bootstrap=200, seed=7)
+    s = report.summary
+    assert s["cohens_kappa"] is None and s["kappa_ci_low"] is None
+    assert "4" in s["cohens_kappa_note"] and "fleiss_kappa" in s["cohens_kappa_note"]
+    assert s["gated_statistic"] is None  # nothing gated yet
+    assert gate_value(report, "cohens_kappa") == s["conger_kappa"]
+    assert gate_value(report, "cohens_kappa", "lower_bound") == s["conger_kappa_ci_low"]
+    assert s["gated_statistic"] == "conger_kappa"
+    assert "two reviewers" in s["gated_statistic_note"]
+    markdown = report.to_markdown()
+    assert "Gated on `conger_kappa`" in markdown and "`cohens_kappa`" not in markdown.split(
+        "Cohen's kappa:")[0]
+    json.dumps(s)
+    # two reviewers: Cohen's kappa is defined, equals Conger's, and the gate uses it as named
+    a, b = expand_matrix(SEED_MATRIX, ["A", "B", "TIE"])
+    two = agreement_report(pd.DataFrame({
+        "review_id": [f"x{i}" for i in range(240)],
+        "trace_id": [f"t{i}" for i in range(120)] * 2,
+        "reviewer_id": ["ann"] * 120 + ["bob"] * 120, "label": a + b, "slice": None,
+    }), bootstrap=100, seed=3)
+    t = two.summary
+    assert t["cohens_kappa"] == t["conger_kappa"] == pytest.approx(cohen_kappa_score(a, b))
+    assert (t["kappa_ci_low"], t["kappa_ci_high"]) == (t["conger_kappa_ci_low"],
+                                                       t["conger_kappa_ci_high"])
+    assert t["cohens_kappa_note"] is None
+    assert gate_value(two, "cohens_kappa") == t["cohens_kappa"]
+    assert t["gated_statistic"] == "cohens_kappa" and t["gated_statistic_note"] is None
+
+
+def test_policy_accepts_each_statistic_name_and_rejects_others():
+    from feedback_pipeline.settings import AGREEMENT_STATISTICS, ConfigError, Policy
+
+    assert set(AGREEMENT_STATISTICS) == set(ag.GATE_STATISTICS) == set(ag.STATISTIC_DEFINITIONS)
+    for name in AGREEMENT_STATISTICS:
+        assert Policy(agreement_statistic=name).agreement_statistic == name
+    for bad in ("kappa", "fleiss", "alpha_nominal", "Cohens_Kappa"):
+        with pytest.raises(ConfigError, match="agreement_statistic") as err:
+            Policy(agreement_statistic=bad)
+        assert "fleiss_kappa" in str(err.value) and repr(bad) in str(err.value)
+
+
+def test_markdown_lists_each_statistic_under_its_own_name():
+    rng = np.random.default_rng(3)
+    reviews, _ = simulate(rng, n_items=200, reviewers=4, noise=0.3)
+    markdown = agreement_report(reviews, bootstrap=50).to_markdown()
+    for name, key in (("Conger's kappa", "conger_kappa"), ("Fleiss' kappa", "fleiss_kappa"),
+                      ("Gwet's AC1", "gwet_ac1"),
+                      ("Krippendorff's alpha", "krippendorff_alpha_nominal")):
+        assert f"| {name} (`{key}`) |" in markdown
+    assert "(`cohens_kappa`)" not in markdown  # undefined for 4 reviewers: not a table row
+    assert "Cohen's kappa is defined for exactly two reviewers" in markdown
+
+
+# ------------------------------------------------------- pointwise scores through the stage
+
+
+def reviewed_labels_table(pairwise_rows, score_matrix):
+    """A reviewed_labels-like Arrow table (STAGE_COLUMNS): pairwise rows plus pointwise score
+    reviews from a reviewers x items matrix, item i being candidate c{i % 2} of trace s{i // 2}."""
+    rows = [dict(r, task="pairwise", status="ACCEPTED", candidate_id=None, score=None)
+            for r in pairwise_rows]
+    for r, row in enumerate(score_matrix):
+        for i, value in enumerate(row):
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            rows.append({"review_id": f"p{r}-{i}", "trace_id": f"s{i // 2}",
+                         "reviewer_id": f"rev{r}", "task": "pointwise", "outcome": None,
+                         "slice": "s", "criteria_json": None, "status": "ACCEPTED",
+                         "candidate_id": f"c{i % 2}", "score": int(value)})
+    rows.append({"review_id": "adj", "trace_id": "s0", "reviewer_id": "lead",
+                 "task": "pointwise", "outcome": None, "slice": "s", "criteria_json": None,
+                 "status": ag.NOT_A_VOTE, "candidate_id": "c0", "score": 5})
+    schema = pa.schema([(c, pa.int64() if c == "score" else pa.string())
+                        for c in ag.STAGE_COLUMNS])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def test_review_inputs_streamed_brings_pointwise_scores_to_the_report():
+    rng = np.random.default_rng(4)
+    pairwise, _ = simulate(rng, n_items=40, reviewers=3, noise=0.2)
+    pairwise = pairwise.rename(columns={"label": "outcome"}).assign(criteria_json=None)
+    table = reviewed_labels_table(pairwise.to_dict("records"), PAPER_C)
+    batches = table.to_batches(max_chunksize=7)
+    assert len(batches) > 5
+    labels, scores = ag.review_inputs_streamed(table.select(ag.KEY_COLUMNS), batches)
+    assert labels["review_id"].tolist() == pairwise["review_id"].tolist()
+    assert list(scores.columns) == ag.SCORE_COLUMNS
+    assert "adj" not in set(scores["review_id"])  # an adjudicator's decision is not a vote
+    pd.testing.assert_frame_equal(scores, ag.pointwise_scores(table))
+    report = agreement_report(labels, scores=scores, bootstrap=100, seed=1, min_items=5)
+    s = report.summary
+    assert s["score_insufficient_reason"] is None and s["score_sufficient"]
+    assert s["score_n_items"] == 11 and s["score_n_reviewers"] == 4
+    for level, published in (("ordinal", 0.815), ("interval", 0.849), ("ratio", 0.797)):
+        assert round(s[f"alpha_{level}"], 3) == published
+    # the pairwise figures are those of the pairwise rows alone
+    alone = agreement_report(pairwise.rename(columns={"outcome": "label"}), bootstrap=0).summary
+    assert s["conger_kappa"] == alone["conger_kappa"]
+    assert s["fleiss_kappa"] == alone["fleiss_kappa"]
+    assert "no duplicate-scored items" not in report.to_markdown()
+
+
+def test_scores_are_keyed_by_trace_and_candidate():
+    """The same trace's two candidates are two items: their scores never pair with each other."""
+    table = reviewed_labels_table([], [[1, 5, 2, 4], [1, 5, 2, 4]])
+    scores = ag.pointwise_scores(table)
+    s = agreement_report(pd.DataFrame({"trace_id": [], "reviewer_id": [], "label": []}),
+                         scores=scores, bootstrap=0, min_items=1).summary
+    assert s["score_n_items"] == 4
+    assert s["alpha_interval"] == pytest.approx(1.0)

@@ -2,7 +2,10 @@ import gzip
 import json
 
 import dagster as dg
+import numpy as np
+import pyarrow as pa
 import pytest
+import yaml
 
 from feedback_pipeline.definitions import build_definitions
 from feedback_pipeline.resources import PipelineResource
@@ -163,3 +166,98 @@ def test_a_secret_or_identifier_shaped_id_is_kept_back_naming_the_field(tmp_path
     reasons = sorted(q["reason"].split(" looks like")[0] for q in quarantine)
     assert reasons == ["candidates[].model_id", "slice", "trace_id"]
     assert not any(token in q["reason"] or token == q["record_id"] for q in quarantine)
+
+
+def test_landed_elsewhere_names_the_earliest_other_day_and_refutes_hash_collisions(tmp_path):
+    """The other days' ids are digested once; an id counts as landed only when both of its
+    independent digests match a stored id, so a collision of the first alone is not reported."""
+    storage = Storage(tmp_path)
+    stored = {"2026-05-01": ["a", "b", "c"], "2026-05-02": ["b", "d"],
+              "2026-05-03": ["e", "a"], "2026-04-30": ["d"]}
+    for day, ids in stored.items():
+        storage.write_table("restricted", "raw_traces", day, pa.table({"trace_id": ids}))
+    landed = ingest.LandedElsewhere(storage, "2026-05-03")
+    try:
+        chunk = pa.table({"trace_id": ["zz", "a", "b", "d", "e", "new"]})
+        assert landed.days_of(chunk) == {"a": "2026-05-01", "b": "2026-05-01",
+                                         "d": "2026-04-30"}
+        assert landed.days_of(pa.table({"trace_id": ["e", "new"]})) == {}
+        assert landed.days_of(chunk.slice(0, 0)) == {}
+        # plant stored ids whose first digest collides with "zz" and "new" (the second differs)
+        planted = landed.con.sql("SELECT hash('zz'), hash('new')").fetchall()[0]
+        first = np.concatenate([landed.first, np.array(planted, dtype=np.uint64)])
+        order = np.argsort(first, kind="stable")
+        landed.first = first[order]
+        landed.second = np.concatenate([landed.second, np.array([1, 2], np.uint64)])[order]
+        landed.day_of = np.concatenate([landed.day_of, np.array([0, 1], np.uint16)])[order]
+        assert landed.days_of(chunk) == {"a": "2026-05-01", "b": "2026-05-01",
+                                         "d": "2026-04-30"}
+        assert landed.days_of(pa.table({"trace_id": ["zz", "new"]})) == {}
+    finally:
+        landed.close()
+    alone = ingest.LandedElsewhere(Storage(tmp_path / "empty"), "2026-05-03")
+    assert alone.days_of(pa.table({"trace_id": ["a"]})) == {}
+    alone.close()
+
+
+def _with_line_limit(root, limit: int) -> None:
+    path = root / "config" / "policy.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["max_line_bytes"] = limit
+    path.write_text(yaml.safe_dump(policy))
+
+
+def _append_long_line(path, limit: int) -> int:
+    """Append a line longer than `limit`; its 1-based line number."""
+    number = sum(1 for _ in path.open("rb")) + 1
+    with path.open("a") as handle:
+        handle.write(json.dumps({"trace_id": "t-long", "answer": "x" * (limit + 100)}) + "\n")
+    return number
+
+
+def _longest_line(paths) -> int:
+    return max(len(line.rstrip(b"\n")) for p in paths for line in p.open("rb"))
+
+
+def test_review_and_judge_lines_longer_than_the_policy_limit_are_quarantined(
+        generated_root, tmp_path, monkeypatch):
+    """Reviews and judge labels are read with the policy's max_line_bytes, as traces are: the
+    long line is one quarantine row with its line number, every other line is kept."""
+    from feedback_pipeline.core.review import SpooledReviews
+    from feedback_pipeline.stages import judge, review
+    from feedback_pipeline_tests.conftest import DAYS, copy_root
+
+    monkeypatch.setenv("FEEDBACK_STAGE_WORKERS", "1")
+    monkeypatch.setenv("FEEDBACK_VAULT_KEY_FILE", str(tmp_path / "vault.key"))
+    root = copy_root(generated_root, tmp_path / "data")
+    storage = Storage(root)
+    day = DAYS[0]
+    review_files = storage.landing_files("reviews", day, (".jsonl",))
+    judge_files = storage.landing_files("judge", day, (".jsonl",))
+    assert review_files and judge_files
+
+    def load():
+        pipeline = PipelineResource(data_root=str(root))
+        spool = SpooledReviews(pa.array(["not-a-landed-trace"]), tmp_path / f"spool{len(runs)}")
+        bad, _ = review._load_reviews(pipeline, day, spool)
+        labels, judge_bad = judge.load_judge_labels(pipeline, day)
+        runs.append(None)
+        return spool.rows, bad, len(labels), judge_bad
+
+    runs: list[None] = []
+    rows, bad, labels, judge_bad = load()
+    limit = max(1024, _longest_line(review_files + judge_files))
+    _with_line_limit(root, limit)
+    review_line = _append_long_line(review_files[0], limit)
+    judge_line = _append_long_line(judge_files[0], limit)
+    rows_after, bad_after, labels_after, judge_bad_after = load()
+
+    reason = f"line is longer than max_line_bytes ({limit} bytes); it was skipped unread"
+    assert (rows_after, labels_after) == (rows, labels), "every other line is kept"
+    for before, after, path, number in ((bad, bad_after, review_files[0], review_line),
+                                        (judge_bad, judge_bad_after, judge_files[0],
+                                         judge_line)):
+        new = [q for q in after if q not in before]
+        assert [(q["source_file"], q["line_number"], q["reason"], q["raw_line"])
+                for q in new] == [(storage.relative(path), number, reason, "")]
+        assert len(after) == len(before) + 1
