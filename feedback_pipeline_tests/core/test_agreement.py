@@ -588,6 +588,35 @@ def test_fleiss_kappa_wikipedia_example_matches_published_and_statsmodels():
     assert s["gated_statistic"] == "fleiss_kappa"
 
 
+# Fleiss (1971), Table 1: 30 patients, each diagnosed by 6 of a pool of psychiatrists into
+# 1 depression, 2 personality disorder, 3 schizophrenia, 4 neurosis, 5 other (one row per
+# patient, the six diagnoses). Published: P_bar 0.556, P_e 0.220, kappa 0.430.
+FLEISS_1971 = [
+    (4, 4, 4, 4, 4, 4), (2, 2, 2, 5, 5, 5), (2, 3, 3, 3, 3, 5), (5, 5, 5, 5, 5, 5),
+    (2, 2, 2, 4, 4, 4), (1, 1, 3, 3, 3, 3), (3, 3, 3, 3, 5, 5), (1, 1, 3, 3, 3, 4),
+    (1, 1, 4, 4, 4, 4), (5, 5, 5, 5, 5, 5), (1, 4, 4, 4, 4, 4), (1, 2, 4, 4, 4, 4),
+    (2, 2, 2, 3, 3, 3), (1, 4, 4, 4, 4, 4), (2, 2, 4, 4, 4, 5), (3, 3, 3, 3, 3, 5),
+    (1, 1, 1, 4, 5, 5), (1, 1, 1, 1, 1, 2), (2, 2, 4, 4, 4, 4), (1, 3, 3, 5, 5, 5),
+    (5, 5, 5, 5, 5, 5), (2, 4, 4, 4, 4, 4), (2, 2, 4, 5, 5, 5), (1, 1, 4, 4, 4, 4),
+    (1, 4, 4, 4, 4, 5), (2, 2, 2, 2, 2, 4), (1, 1, 1, 1, 5, 5), (2, 2, 4, 4, 4, 4),
+    (1, 3, 3, 3, 3, 3), (5, 5, 5, 5, 5, 5),
+]
+
+
+def test_fleiss_1971_gives_the_published_fleiss_kappa_under_its_name():
+    labels = ("1", "2", "3", "4", "5")
+    counts = [[row.count(c) for c in range(1, 6)] for row in FLEISS_1971]
+    report = agreement_report(reviews_from_counts(counts, labels), labels=labels,
+                              bootstrap=100, seed=1, min_items=5)
+    s = report.summary
+    assert round(s["fleiss_kappa"], 3) == 0.430
+    assert round(s["fleiss_observed_agreement"], 3) == 0.556
+    assert round(s["fleiss_chance_agreement"], 3) == 0.220
+    assert s["cohens_kappa"] is None  # six raters: Cohen's kappa is not defined
+    assert s["conger_kappa"] is not None and s["conger_kappa"] != s["fleiss_kappa"]
+    assert "Fleiss' kappa" in report.to_markdown()
+
+
 def test_fleiss_and_gwet_with_missing_labels_use_the_per_item_definition():
     """Four items, the last rated by two reviewers only (labels A, B; q = 2).
 
