@@ -41,6 +41,11 @@ class Policy:
     agreement_gate_on: str = "point"
     min_duplicate_items: int = 10
     judge_agreement_gate: float = 0.9
+    judge_gold_set: str = "judge_gold"
+    """The held-out human gold set the judge is calibrated on: config/gold/<name>.jsonl."""
+    judge_min_kappa: float = 0.6
+    judge_max_swap_inconsistency: float = 0.1
+    judge_min_gold_items: int = 20
     batch_size: int = 20
     weight_uncertainty: float = 0.6
     random_seed: int = 7
@@ -70,12 +75,28 @@ class Policy:
     experiment_base_pairs: int = 2000
     experiment_slices: dict[str, Any] = field(default_factory=lambda: {
         "safety": ["prompt-injection"], "accessibility": ["accessible-language"]})
+    gold_miss_prior: dict[str, Any] = field(default_factory=lambda: dict(GOLD_MISS_PRIOR))
+    """Beta prior on the other reviewers' gold miss rate, the gold check's baseline
+    (core.agreement): {alpha, beta}; the default is a 5% miss rate worth 20 answers."""
+    reviewer_suspension: dict[str, Any] = field(
+        default_factory=lambda: dict(REVIEWER_SUSPENSION))
+    """Reviewer standing (core.manifest.reviewer_standing): `on` is "gold_flag" (a reviewer
+    flagged by the gold check in a release window is suspended) or "never"; a suspended
+    reviewer is reinstated when their latest `requalify_items` gold answers after the
+    suspension hold at most `requalify_max_misses` misses."""
+    slice_gates: dict[str, Any] = field(default_factory=dict)
+    """Slice -> {min_statistic, min_items, action: block | adjudicate}: per-slice agreement
+    gates evaluated with the release's agreement gate (stages.release)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = {
             "kappa_gate": -1.0 <= self.kappa_gate <= 1.0,
             "judge_agreement_gate": 0.0 <= self.judge_agreement_gate <= 1.0,
+            "judge_gold_set": bool(self.judge_gold_set) and "/" not in self.judge_gold_set,
+            "judge_min_kappa": -1.0 <= self.judge_min_kappa <= 1.0,
+            "judge_max_swap_inconsistency": 0.0 <= self.judge_max_swap_inconsistency <= 1.0,
+            "judge_min_gold_items": self.judge_min_gold_items >= 1,
             "weight_uncertainty": 0.0 <= self.weight_uncertainty <= 1.0,
             "batch_size": self.batch_size >= 1,
             "agreement_gate_on": self.agreement_gate_on in ("point", "lower_bound"),
@@ -103,6 +124,9 @@ class Policy:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"policy.yaml: invalid value for {', '.join(bad)}")
+        _check_gold_miss_prior(self.gold_miss_prior)
+        _check_reviewer_suspension(self.reviewer_suspension)
+        _check_slice_gates(self.slice_gates)
         try:
             parse_review_budget(self.review_budget, self.batch_size)
         except ValueError as err:
@@ -112,6 +136,78 @@ class Policy:
     def budget(self) -> ReviewBudget:
         """The review budget per round (core.rounds.ReviewBudget)."""
         return parse_review_budget(self.review_budget, self.batch_size)
+
+    @property
+    def gold_prior(self) -> tuple[float, float]:
+        """(alpha, beta) of gold_miss_prior."""
+        return float(self.gold_miss_prior["alpha"]), float(self.gold_miss_prior["beta"])
+
+    @property
+    def suspension(self) -> dict[str, Any]:
+        """reviewer_suspension with its defaults filled in."""
+        return {**REVIEWER_SUSPENSION, **self.reviewer_suspension}
+
+
+GOLD_MISS_PRIOR = {"alpha": 1.0, "beta": 19.0}
+REVIEWER_SUSPENSION = {"on": "gold_flag", "requalify_items": 10, "requalify_max_misses": 1}
+SUSPENSION_TRIGGERS = ("gold_flag", "never")
+SLICE_GATE_ACTIONS = ("block", "adjudicate")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_gold_miss_prior(prior: Any) -> None:
+    if (not isinstance(prior, dict) or set(prior) != {"alpha", "beta"}
+            or not all(_is_number(v) and 0 < v < float("inf") for v in prior.values())):
+        raise ConfigError("policy.yaml: gold_miss_prior must be {alpha: > 0, beta: > 0} (a Beta "
+                          f"prior on the gold miss rate), got {prior!r}")
+
+
+def _check_reviewer_suspension(rule: Any) -> None:
+    if not isinstance(rule, dict):
+        raise ConfigError("policy.yaml: reviewer_suspension must be a mapping "
+                          "{on, requalify_items, requalify_max_misses}")
+    unknown = sorted(set(rule) - set(REVIEWER_SUSPENSION))
+    if unknown:
+        raise ConfigError(f"policy.yaml: reviewer_suspension has unknown keys {unknown}")
+    merged = {**REVIEWER_SUSPENSION, **rule}
+    if merged["on"] not in SUSPENSION_TRIGGERS:
+        raise ConfigError(f"policy.yaml: reviewer_suspension.on must be one of "
+                          f"{', '.join(SUSPENSION_TRIGGERS)}, got {merged['on']!r}")
+    items, misses = merged["requalify_items"], merged["requalify_max_misses"]
+    if not _is_count(items) or items < 1:
+        raise ConfigError("policy.yaml: reviewer_suspension.requalify_items must be an "
+                          f"integer >= 1, got {items!r}")
+    if not _is_count(misses) or not 0 <= misses < items:
+        raise ConfigError("policy.yaml: reviewer_suspension.requalify_max_misses must be an "
+                          f"integer from 0 to requalify_items - 1, got {misses!r}")
+
+
+def _check_slice_gates(gates: Any) -> None:
+    if not isinstance(gates, dict):
+        raise ConfigError("policy.yaml: slice_gates must map a slice to "
+                          "{min_statistic, min_items, action}")
+    for name, gate in gates.items():
+        where = f"policy.yaml: slice_gates[{name!r}]"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: a slice name must be a non-empty string")
+        if not isinstance(gate, dict) or not {"min_statistic", "min_items"} <= set(gate):
+            raise ConfigError(f"{where} must be {{min_statistic, min_items, action}}")
+        unknown = sorted(set(gate) - {"min_statistic", "min_items", "action"})
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {unknown}")
+        if not _is_number(gate["min_statistic"]) or not -1.0 <= gate["min_statistic"] <= 1.0:
+            raise ConfigError(f"{where}.min_statistic must be a number in [-1, 1]")
+        if not _is_count(gate["min_items"]) or gate["min_items"] < 1:
+            raise ConfigError(f"{where}.min_items must be an integer >= 1")
+        if gate.get("action", "block") not in SLICE_GATE_ACTIONS:
+            raise ConfigError(f"{where}.action must be one of {', '.join(SLICE_GATE_ACTIONS)}")
 
 
 def _read_yaml(path: AnyPath) -> dict[str, Any]:

@@ -51,8 +51,15 @@ Definitions used throughout:
   interval is shifted. All label coefficients share the same replicates.
 - Gold check: a miss is a reviewer's label on a gold trace that differs from the gold label.
   A reviewer with at least ``MIN_GOLD_ITEMS`` gold answers is flagged when a one-sided binomial
-  test of their misses against the pooled miss rate of the *other* reviewers (so a careless
-  reviewer does not raise their own baseline) gives p < 0.05 / (reviewers tested), Bonferroni.
+  test of their misses against a baseline miss rate gives p < 0.05 / (reviewers tested),
+  Bonferroni, and their own miss rate exceeds that baseline. The baseline is the posterior mean
+  of the *other* reviewers' pooled miss rate (so a careless reviewer does not raise their own
+  baseline) under a Beta(alpha, beta) prior (``GOLD_MISS_PRIOR``, the policy's
+  ``gold_miss_prior``): (others' misses + alpha) / (others' answers + alpha + beta). Without
+  the prior, others who missed nothing give a baseline of 0 and any single miss has p = 0;
+  with the default Beta(1, 19) (a 5% prior miss rate worth 20 answers) 1 miss in 6 against
+  0 of 60 is p = 0.07, not flagged, while 5 in 6 against 1 of 60 is p < 1e-7. The baseline is
+  reported as ``gold_baseline_rate``, the raw pooled rate as ``others_miss_rate``.
   Gold traces stay in the agreement figures: their duplicate reviews are real ones.
 - Criteria: for each pair of reviews that disagree on the outcome, a rubric field counts when the
   two reviewers marked it differently on any candidate (``criteria_json``); its share is over
@@ -90,6 +97,9 @@ FLEISS_METHOD = ("per-item: P_i = sum_c n_ic(n_ic-1) / (n_i(n_i-1)) over items w
 CI_LEVEL = 0.95
 MIN_GOLD_ITEMS = 5
 GOLD_FLAG_ALPHA = 0.05
+GOLD_MISS_PRIOR = (1.0, 19.0)
+"""Beta(alpha, beta) prior on the other reviewers' gold miss rate: a 5% prior miss rate worth
+20 gold answers (policy ``gold_miss_prior``)."""
 NO_SLICE = "(none)"
 
 GATE_STATISTICS: dict[str, tuple[str, str]] = {
@@ -154,6 +164,7 @@ REVIEWER_COLUMNS = [
     "gold_misses",
     "gold_miss_rate",
     "others_miss_rate",
+    "gold_baseline_rate",
     "gold_p_value",
     "flagged",
     "flag_reason",
@@ -456,6 +467,7 @@ def agreement_report(
     min_items: int = 10,
     labels: Sequence[str] = PAIRWISE_LABELS,
     scores: pd.DataFrame | None = None,
+    gold_miss_prior: tuple[float, float] = GOLD_MISS_PRIOR,
 ) -> AgreementReport:
     """Agreement, its uncertainty and its diagnosis for one batch of reviews (see module doc).
 
@@ -514,10 +526,11 @@ def agreement_report(
     summary.update(_sufficiency(summary, min_items))
     pairwise = _pairwise_table(table, counts)
     by_slice = _slice_table(table, labels)
-    by_reviewer = _reviewer_table(frame, table, gold, labels)
+    by_reviewer = _reviewer_table(frame, table, gold, labels, gold_miss_prior)
     by_criterion, criteria_meta = _criterion_table(table, label_rows)
     summary.update(criteria_meta)
     summary["n_flagged_reviewers"] = int(by_reviewer["flagged"].sum()) if len(by_reviewer) else 0
+    summary["gold_miss_prior"] = [float(v) for v in gold_miss_prior]
     return AgreementReport(_jsonable(summary), pairwise, by_slice, by_reviewer, by_criterion)
 
 
@@ -1171,7 +1184,8 @@ def _slice_table(table: _LabelTable, labels: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _reviewer_table(
-    frame: pd.DataFrame, table: _LabelTable, gold: pd.DataFrame | None, labels: tuple[str, ...]
+    frame: pd.DataFrame, table: _LabelTable, gold: pd.DataFrame | None, labels: tuple[str, ...],
+    prior: tuple[float, float] = GOLD_MISS_PRIOR,
 ) -> pd.DataFrame:
     reviewers = np.asarray(sorted(frame["reviewer_id"].astype(str).unique()), dtype=object)
     out = pd.DataFrame({"reviewer_id": reviewers})
@@ -1191,24 +1205,33 @@ def _reviewer_table(
                                     .reindex(reviewers).to_numpy(dtype=float))
     gold_items, misses = _gold_misses(frame, gold, labels, reviewers)
     out["gold_items"], out["gold_misses"] = gold_items, misses
+    alpha, beta = _check_prior(prior)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["gold_miss_rate"] = np.where(gold_items > 0, misses / gold_items, np.nan)
         others_n = gold_items.sum() - gold_items
-        others_rate = np.where(others_n > 0, (misses.sum() - misses) / others_n, np.nan)
+        others_misses = misses.sum() - misses
+        others_rate = np.where(others_n > 0, others_misses / others_n, np.nan)
+        # posterior mean under Beta(alpha, beta): never 0, so one miss is never p = 0
+        baseline = np.where(others_n > 0, (others_misses + alpha) / (others_n + alpha + beta),
+                            np.nan)
     out["others_miss_rate"] = others_rate
-    judged = (gold_items >= MIN_GOLD_ITEMS) & np.isfinite(others_rate)
+    out["gold_baseline_rate"] = baseline
+    judged = (gold_items >= MIN_GOLD_ITEMS) & np.isfinite(baseline)
     p_value = np.full(len(reviewers), np.nan)
-    p_value[judged] = stats.binom.sf(misses[judged] - 1, gold_items[judged], others_rate[judged])
+    p_value[judged] = stats.binom.sf(misses[judged] - 1, gold_items[judged], baseline[judged])
     out["gold_p_value"] = p_value
     n_tested = int(judged.sum())
     threshold = GOLD_FLAG_ALPHA / max(n_tested, 1)
-    flagged = judged & (p_value < threshold) & (out["gold_miss_rate"].to_numpy() > others_rate)
+    flagged = judged & (p_value < threshold) & (out["gold_miss_rate"].to_numpy() > baseline)
     out["flagged"] = flagged
     out["flag_reason"] = [
-        (f"missed {m} of {n} gold items ({m / n:.0%}) vs {o:.0%} for the other reviewers; "
-         f"one-sided binomial p={p:.2g} < {GOLD_FLAG_ALPHA}/{n_tested} (Bonferroni)")
+        (f"missed {m} of {n} gold items ({m / n:.0%}) vs {om} of {on} ({o:.0%}) for the other "
+         f"reviewers, baseline {b:.1%} with a Beta({alpha:g}, {beta:g}) prior; one-sided "
+         f"binomial p={p:.2g} < {GOLD_FLAG_ALPHA}/{n_tested} (Bonferroni)")
         if f else None
-        for f, m, n, o, p in zip(flagged, misses, gold_items, others_rate, p_value, strict=True)
+        for f, m, n, om, on, o, b, p in zip(flagged, misses, gold_items, others_misses,
+                                            others_n, others_rate, baseline, p_value,
+                                            strict=True)
     ]
     out["flag_reason"] = out["flag_reason"].astype(object)
     return out[REVIEWER_COLUMNS]
@@ -1231,11 +1254,50 @@ def _gold_misses(
     conflicting = answers["trace_id"].duplicated(keep=False)
     if conflicting.any():
         raise ValueError(f"{int(conflicting.sum())} gold rows give one trace different labels")
-    labelled = frame.loc[frame["label"].notna(), ["trace_id", "reviewer_id", "label"]].astype(str)
-    joined = labelled.merge(answers.rename(columns={"label": "gold_label"}), on="trace_id")
-    joined["miss"] = joined["label"] != joined["gold_label"]
+    joined = _gold_join(frame, answers)
     per = joined.groupby("reviewer_id")["miss"].agg(["size", "sum"]).reindex(reviewers).fillna(0)
     return per["size"].to_numpy(dtype=np.int64), per["sum"].to_numpy(dtype=np.int64)
+
+
+def _check_prior(prior: Sequence[float]) -> tuple[float, float]:
+    alpha, beta = (float(v) for v in prior)
+    if not (math.isfinite(alpha) and math.isfinite(beta) and alpha > 0 and beta > 0):
+        raise ValueError(f"gold_miss_prior needs alpha > 0 and beta > 0, got {tuple(prior)}")
+    return alpha, beta
+
+
+def _gold_join(frame: pd.DataFrame, answers: pd.DataFrame) -> pd.DataFrame:
+    """One row per labelled review of a gold trace: trace_id, reviewer_id, label,
+    gold_label, miss (and reviewed_at when the reviews carry it)."""
+    columns = ["trace_id", "reviewer_id", "label"]
+    labelled = frame.loc[frame["label"].notna(), columns].astype(str)
+    if "reviewed_at" in frame.columns:
+        labelled["reviewed_at"] = pd.to_datetime(frame.loc[labelled.index, "reviewed_at"],
+                                                 utc=True, errors="coerce", format="mixed")
+    joined = labelled.merge(answers.rename(columns={"label": "gold_label"}), on="trace_id")
+    joined["miss"] = joined["label"] != joined["gold_label"]
+    return joined
+
+
+def gold_answers(reviews: pd.DataFrame, gold: pd.DataFrame | None,
+                 labels: Sequence[str] = PAIRWISE_LABELS) -> pd.DataFrame:
+    """Each reviewer's answers on gold traces, as the gold check counts them (latest review
+    per reviewer and trace): reviewer_id, trace_id, reviewed_at (NaT when unknown), miss.
+    The input of the reviewer-standing rule (core.manifest.reviewer_standing)."""
+    empty = pd.DataFrame({"reviewer_id": pd.Series(dtype=object),
+                          "trace_id": pd.Series(dtype=object),
+                          "reviewed_at": pd.Series(dtype="datetime64[us, UTC]"),
+                          "miss": pd.Series(dtype=bool)})
+    if gold is None or gold.empty or reviews.empty:
+        return empty
+    frame, _ = _latest_per_reviewer(reviews)
+    reviewers = np.asarray(sorted(frame["reviewer_id"].astype(str).unique()), dtype=object)
+    _gold_misses(frame, gold, tuple(labels), reviewers)  # validates the gold answers
+    answers = gold[["trace_id", "label"]].astype(str).drop_duplicates()
+    joined = _gold_join(frame, answers)
+    if "reviewed_at" not in joined.columns:
+        joined["reviewed_at"] = pd.NaT
+    return joined[["reviewer_id", "trace_id", "reviewed_at", "miss"]].reset_index(drop=True)
 
 
 def _criterion_table(

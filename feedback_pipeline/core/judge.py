@@ -245,3 +245,222 @@ def judge_preferences(judge: pd.DataFrame, calibration: JudgeCalibration) -> pd.
     })
     per_item = per_item[per_item["choice"].notna() & (per_item["choice"] != INCONSISTENT)]
     return per_item.reset_index()[columns].astype({"trace_id": "string", "choice": "string"})
+
+
+# --- Calibration on a declared, held-out human gold set -------------------------------------
+
+GOLD_LABELS = ("A", "B", "TIE", "BOTH_BAD")
+"""The pairwise review vocabulary (core.rubric.PAIRWISE_OUTCOMES): a gold label is what a human
+pairwise review would say; the judge can only say A, B or TIE, so a BOTH_BAD gold item is one it
+always gets wrong."""
+DEFAULT_GOLD_SET = "judge_gold"
+"""config/gold/<judge_gold_set>.jsonl unless the policy names another set."""
+DEFAULT_MIN_KAPPA = 0.6
+DEFAULT_MAX_SWAP_INCONSISTENCY = 0.1
+DEFAULT_MIN_GOLD_ITEMS = 20
+NO_GOLD_SET = "no held-out gold set"
+
+
+def parse_judge_gold(text: str, source: str) -> pd.DataFrame:
+    """The judge's held-out gold set: JSON Lines, one object per item,
+    `{"trace_id": str, "label": "A"|"B"|"TIE"|"BOTH_BAD", "slice": str (optional)}`, labels in
+    the original candidate order (candidate A = the trace's first candidate, as the judge's
+    `original` presentation). Blank lines are skipped; a bad line or a repeated trace_id is a
+    ValueError naming `source:line` (a gold set is curated by hand, so nothing is guessed)."""
+    import json
+
+    items: list[dict[str, str | None]] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}:{number}: not valid JSON ({err.msg})") from err
+        if not isinstance(item, dict):
+            raise ValueError(f"{source}:{number}: a gold item must be a JSON object")
+        trace_id, label = item.get("trace_id"), item.get("label")
+        if not isinstance(trace_id, str) or not trace_id:
+            raise ValueError(f"{source}:{number}: trace_id must be a non-empty string")
+        if label not in GOLD_LABELS:
+            raise ValueError(f"{source}:{number}: label must be one of {', '.join(GOLD_LABELS)}")
+        if trace_id in seen:
+            raise ValueError(f"{source}:{number}: trace_id {trace_id!r} appears twice")
+        seen.add(trace_id)
+        slice_ = item.get("slice")
+        items.append({"trace_id": trace_id, "label": label,
+                      "slice": str(slice_) if slice_ not in (None, "") else None})
+    return pd.DataFrame(items, columns=["trace_id", "label", "slice"]).astype("string")
+
+
+def load_judge_gold(path) -> pd.DataFrame | None:
+    """The gold set at `path` (a Path or storage path), or None when there is no such file."""
+    if not path.exists():
+        return None
+    return parse_judge_gold(path.read_text(encoding="utf-8"), str(path))
+
+
+def cohens_kappa(first: pd.Series, second: pd.Series) -> float | None:
+    """Cohen's kappa of two aligned label series (every label value its own category, so an
+    INCONSISTENT judge answer is a category of its own); None when undefined (no items, or
+    both sides always give one and the same label)."""
+    a = np.asarray(first.astype(str), dtype=object)
+    b = np.asarray(second.astype(str), dtype=object)
+    if len(a) == 0:
+        return None
+    observed = float(np.mean(a == b))
+    chance = sum(float(np.mean(a == label)) * float(np.mean(b == label))
+                 for label in set(a) | set(b))
+    if chance >= 1.0:
+        return None
+    return (observed - chance) / (1.0 - chance)
+
+
+@dataclass
+class GoldCalibration:
+    """A judge measured against the held-out gold set: whether it may pre-label review tasks.
+
+    Figures are over the gold items each judge labelled in both orders (`n_items`); the headline
+    pools every (judge, item) pair and `passed` needs every judge to pass on its own.
+    """
+
+    passed: bool
+    reason: str
+    gold_set: str | None
+    n_gold: int
+    n_items: int
+    kappa: float | None
+    accuracy: float | None
+    swap_inconsistency: float | None
+    gold_in_training: int
+    min_kappa: float
+    max_swap_inconsistency: float
+    min_gold_items: int
+    by_judge: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leaked_ids: list[str] = field(default_factory=list)
+
+    @property
+    def passed_judges(self) -> list[str]:
+        if not self.passed or self.by_judge.empty:
+            return []
+        return sorted(self.by_judge.loc[self.by_judge["passed"], "judge_id"].astype(str))
+
+    def summary(self) -> dict:
+        """Flat, JSON-ready figures for asset metadata (re-measured every day)."""
+        return {
+            "passed": self.passed, "reason": self.reason, "gold_set": self.gold_set,
+            "n_gold": self.n_gold, "n_items": self.n_items, "kappa": self.kappa,
+            "accuracy": self.accuracy, "swap_inconsistency": self.swap_inconsistency,
+            "gold_in_training": self.gold_in_training, "n_judges": int(len(self.by_judge)),
+            "min_kappa": self.min_kappa, "max_swap_inconsistency": self.max_swap_inconsistency,
+            "min_gold_items": self.min_gold_items,
+        }
+
+
+_BY_JUDGE_COLUMNS = ["judge_id", "n_gold", "n_items", "kappa", "accuracy",
+                     "swap_inconsistency", "passed"]
+
+
+def _scored(rows: pd.DataFrame) -> tuple[int, float | None, float | None, float | None]:
+    """(n_items, kappa, accuracy, swap inconsistency) over the rows checked in both orders."""
+    both = rows[rows["checked_both_orders"]]
+    if both.empty:
+        return 0, None, None, None
+    return (int(len(both)), cohens_kappa(both["judge_original"], both["gold_label"]),
+            float(both["agrees"].mean()), float(both["order_sensitive"].mean()))
+
+
+def calibrate_on_gold(judge: pd.DataFrame, gold: pd.DataFrame | None, *,
+                      min_kappa: float = DEFAULT_MIN_KAPPA,
+                      max_swap_inconsistency: float = DEFAULT_MAX_SWAP_INCONSISTENCY,
+                      min_gold_items: int = DEFAULT_MIN_GOLD_ITEMS,
+                      training_ids: pd.Series | None = None,
+                      gold_set: str | None = None) -> GoldCalibration:
+    """Score each judge's labels of the held-out gold items (matched by trace_id) against gold.
+
+    A judge passes when it labelled at least `min_gold_items` gold items in both orders, its
+    Cohen's kappa with gold (original order) is at least `min_kappa`, and the share of those
+    items whose swapped answer, mapped back, differs from the original (or whose repeats
+    disagree) is at most `max_swap_inconsistency`. Calibration passes when every judge passes
+    and no gold trace id is among `training_ids` (the held-out property: a gold item that is
+    also a training row is not held out). `gold` None means the set is missing: nothing passes.
+    """
+    thresholds = {"min_kappa": float(min_kappa),
+                  "max_swap_inconsistency": float(max_swap_inconsistency),
+                  "min_gold_items": int(min_gold_items)}
+    if gold is None:
+        return GoldCalibration(passed=False, reason=NO_GOLD_SET, gold_set=gold_set, n_gold=0,
+                               n_items=0, kappa=None, accuracy=None, swap_inconsistency=None,
+                               gold_in_training=0, **thresholds,
+                               by_judge=pd.DataFrame(columns=_BY_JUDGE_COLUMNS))
+    base = calibrate_judge(judge, gold, gate=0.0)
+    rows = base.rows
+    leaked: list[str] = []
+    if training_ids is not None and len(gold):
+        training = pd.Series(training_ids).dropna().astype("string")
+        in_training = _isin(gold["trace_id"], training)
+        leaked = sorted(gold.loc[in_training, "trace_id"].astype(str))
+
+    records = []
+    for judge_id, own in rows.groupby("judge_id", sort=True):
+        n_items, kappa, accuracy, swaps = _scored(own)
+        ok = (n_items >= min_gold_items and kappa is not None and kappa >= min_kappa
+              and swaps is not None and swaps <= max_swap_inconsistency)
+        records.append({"judge_id": str(judge_id), "n_gold": int(len(own)), "n_items": n_items,
+                        "kappa": kappa, "accuracy": accuracy, "swap_inconsistency": swaps,
+                        "passed": bool(ok)})
+    by_judge = pd.DataFrame(records, columns=_BY_JUDGE_COLUMNS)
+    n_items, kappa, accuracy, swaps = _scored(rows)
+
+    reasons: list[str] = []
+    if base.n_gold == 0:
+        reasons.append("the held-out gold set has no items")
+    elif by_judge.empty:
+        reasons.append("no judge labels on the day")
+    for r in by_judge.itertuples(index=False):
+        if r.n_items < min_gold_items:
+            reasons.append(f"judge {r.judge_id}: {r.n_items} gold items judged in both orders, "
+                           f"fewer than {min_gold_items}")
+            continue
+        if r.kappa is None or r.kappa < min_kappa:
+            shown = "undefined" if r.kappa is None else f"{r.kappa:.2f}"
+            reasons.append(f"judge {r.judge_id}: kappa with gold {shown} below {min_kappa:.2f}")
+        if r.swap_inconsistency > max_swap_inconsistency:
+            reasons.append(f"judge {r.judge_id}: swap inconsistency {r.swap_inconsistency:.2f} "
+                           f"above {max_swap_inconsistency:.2f}")
+    if leaked:
+        reasons.append(f"{len(leaked)} gold trace id(s) appear in training rows: the gold set "
+                       "is not held out")
+    passed = not reasons
+    if passed:
+        reasons.append(f"every judge reaches kappa {min_kappa:.2f} on at least {min_gold_items} "
+                       f"held-out gold items with swap inconsistency at most "
+                       f"{max_swap_inconsistency:.2f}")
+    return GoldCalibration(passed=passed, reason="; ".join(reasons), gold_set=gold_set,
+                           n_gold=base.n_gold, n_items=n_items, kappa=kappa, accuracy=accuracy,
+                           swap_inconsistency=swaps, gold_in_training=len(leaked), **thresholds,
+                           by_judge=by_judge, rows=rows, leaked_ids=leaked)
+
+
+def judge_prelabels(judge: pd.DataFrame, calibration: GoldCalibration) -> pd.DataFrame:
+    """Per (trace, passing judge): its label in the original orientation, for review tasks
+    to show as a Label Studio prediction. None unless calibration passed; an item a judge
+    answered differently across orders or repeats is left out (no pre-label beats a
+    coin flip). Gold items are left out too, so a pre-label never hints at the gold answer.
+    These are suggestions to a human reviewer, never preferences by themselves."""
+    columns = ["trace_id", "judge_id", "choice"]
+    empty = pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
+    judges = calibration.passed_judges
+    if not judges or judge.empty:
+        return empty
+    mapped = map_back_frame(judge)
+    mapped = mapped[mapped["judge_id"].astype(str).isin(set(judges))]
+    if len(calibration.rows):
+        mapped = mapped[~_isin(mapped["trace_id"], calibration.rows["trace_id"])]
+    if mapped.empty:
+        return empty
+    choice = _one_choice(mapped, ["trace_id", "judge_id"])
+    choice = choice[choice != INCONSISTENT]
+    return choice.rename("choice").reset_index()[columns].astype("string")

@@ -52,6 +52,47 @@ def to_import_tasks(tasks: pd.DataFrame | pa.Table) -> list[dict[str, Any]]:
     return [json.loads(item) for item in import_task_json(tasks, TASK_DATA_FIELDS)]
 
 
+PREDICTION_CONTROL = ("choice", "prompt")
+"""(from_name, to_name) of the pairwise configuration's single-choice control (pairwise.xml),
+the one a judge's label pre-fills."""
+
+
+def judge_prediction(choice: str, judge_id: str, score: float | None = None) -> dict[str, Any]:
+    """One Label Studio prediction (labelstud.io/guide/predictions: `model_version`, `score`,
+    `result` items shaped like an annotation's) choosing `choice` in the pairwise control."""
+    from_name, to_name = PREDICTION_CONTROL
+    return {"model_version": judge_id, "score": score,
+            "result": [{"from_name": from_name, "to_name": to_name, "type": "choices",
+                        "value": {"choices": [choice]}}]}
+
+
+def with_predictions(tasks: list[dict[str, Any]], prelabels: pd.DataFrame | None,
+                     calibration_passed: bool) -> tuple[list[dict[str, Any]], int]:
+    """Import tasks with a passing judge's labels as `predictions` on pairwise tasks, and how
+    many tasks got one. Nothing is added unless `calibration_passed`; `prelabels` holds
+    trace_id, judge_id and choice (core.judge.judge_prelabels). A task's own earlier
+    predictions from these judges are replaced, so writing twice changes nothing."""
+    if not calibration_passed or prelabels is None or prelabels.empty:
+        return tasks, 0
+    by_trace: dict[str, list[tuple[str, str]]] = {}
+    for trace_id, judge_id, choice in prelabels[["trace_id", "judge_id", "choice"]].itertuples(
+            index=False):
+        by_trace.setdefault(str(trace_id), []).append((str(judge_id), str(choice)))
+    out, added = [], 0
+    for task in tasks:
+        data = task.get("data") or {}
+        labels = by_trace.get(str(data.get("trace_id"))) if data.get("task") == "pairwise" else None
+        if not labels:
+            out.append(task)
+            continue
+        judges = {judge_id for judge_id, _ in labels}
+        kept = [p for p in task.get("predictions") or [] if p.get("model_version") not in judges]
+        out.append({**task, "predictions": kept + [judge_prediction(choice, judge_id)
+                                                   for judge_id, choice in sorted(labels)]})
+        added += 1
+    return out, added
+
+
 def annotator_identity(completed_by: Any) -> str:
     """Label Studio's `completed_by` (id or {id, email}) or JSON-MIN's `annotator`, as text."""
     if isinstance(completed_by, Mapping):

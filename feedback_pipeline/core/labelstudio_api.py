@@ -279,7 +279,8 @@ def push_tasks(client: LabelStudio, projects: Mapping[str, int],
 
     A task goes to the project of its data["task"]; one whose data.task_id is already in that
     project (or earlier in `tasks`) is left alone, so pushing the same round twice, or a
-    backlog task issued again, adds nothing. Only `data` is sent. A task type without a
+    backlog task issued again, adds nothing. Only `data` and the calibrated judge's
+    `predictions` (pre-labels reviewers see and can change) are sent. A task type without a
     project is counted in `no_project`, never dropped silently.
     """
     url = _base_url(client)
@@ -291,7 +292,10 @@ def push_tasks(client: LabelStudio, projects: Mapping[str, int],
                 or data.get("task_id") in (None, "")):
             summary.invalid += 1
             continue
-        by_type.setdefault(str(data["task"]), []).append(dict(data))
+        item: dict[str, Any] = {"data": dict(data)}
+        if isinstance(task.get("predictions"), list) and task["predictions"]:
+            item["predictions"] = list(task["predictions"])
+        by_type.setdefault(str(data["task"]), []).append(item)
     for task_type, items in by_type.items():
         if task_type not in projects:
             summary.no_project[task_type] += len(items)
@@ -301,13 +305,13 @@ def push_tasks(client: LabelStudio, projects: Mapping[str, int],
         summary.already_present.setdefault(task_type, 0)
         seen = _existing_task_ids(client, pid, url)
         fresh = []
-        for data in items:
-            key = str(data["task_id"])
+        for item in items:
+            key = str(item["data"]["task_id"])
             if key in seen:
                 summary.already_present[task_type] += 1
                 continue
             seen.add(key)
-            fresh.append({"data": data})
+            fresh.append(item)
         for start in range(0, len(fresh), IMPORT_BATCH):
             batch = fresh[start:start + IMPORT_BATCH]
             with _api(f"import {len(batch)} {task_type} task(s) into project {pid}", url):

@@ -22,17 +22,21 @@ import pandas as pd
 import pyarrow as pa
 
 from feedback_pipeline.core import agreement
-from feedback_pipeline.core.candidate import LANES, write_candidate
+from feedback_pipeline.core.candidate import LANE_SELECT, LANES, write_candidate
 from feedback_pipeline.core.contract import reason_category
 from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
     Gate,
+    GoldAnswer,
     QuarantineCount,
     missing_fields,
     next_version,
     promotion_reasons,
     quarantine_gate,
+    reviewer_standing,
+    slice_gate,
+    suspended,
 )
 from feedback_pipeline.core.parallel import release_free_memory, stage_workers, submit_sequence
 from feedback_pipeline.core.release import (
@@ -64,12 +68,17 @@ GATE_CHECKS = {
                         "(max_quarantined_share).",
     "parent_release_verified": "The parent release's files match its manifest and its "
                                "signature holds; a release is only built on one that does.",
+    "slice_agreement": "Each slice declared in slice_gates (action block) reaches its "
+                       "agreement gate on enough items.",
 }
 QUARANTINED_TABLES = {"traces": ("trace_quarantine", "raw_traces"),
                       "reviews": ("review_quarantine", "reviewed_labels")}
 """What the quarantine gate weighs: each quarantine table against the table of lines kept."""
 CANDIDATE_DIR = ("release_candidate",)
 HEATMAP = "agreement_confusion_matrix.png"
+ROUTED_SLICES = "slices_routed_to_adjudication.json"
+"""In the candidate folder: slice -> the window's trace ids in a slice whose gate routes it to
+adjudication (the manifest carries only their number)."""
 
 
 class ReleaseWindow(dg.Config):
@@ -219,7 +228,7 @@ def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
     report = agreement.agreement_report(
         reviews, gold=pd.DataFrame(gold) if gold else None,
         bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
-        min_items=policy.min_duplicate_items)
+        min_items=policy.min_duplicate_items, gold_miss_prior=policy.gold_prior)
     value = agreement.gate_value(report, policy.agreement_statistic, policy.agreement_gate_on)
     summary = report.summary
     passed = value is not None and value >= policy.kappa_gate
@@ -260,6 +269,95 @@ def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
     return gate, record, report
 
 
+def slice_agreement_gate(report: agreement.AgreementReport, reviews: pd.DataFrame,
+                         policy: Any) -> tuple[Gate, dict[str, dict], dict[str, list[str]]]:
+    """The declared slice gates (policy slice_gates) over the report's by_slice table:
+    (gate, slices routed to adjudication with their trace count, their trace ids)."""
+    slices = {str(r["slice"]): r for r in report.by_slice.to_dict("records")}
+    ids: dict[str, list[str]] = {}
+    if policy.slice_gates and not reviews.empty:
+        named = reviews["slice"].astype(object).where(
+            reviews["slice"].notna() & (reviews["slice"].astype(str) != ""), agreement.NO_SLICE)
+        for name, group in reviews["trace_id"].astype(str).groupby(named.astype(str)):
+            if name in policy.slice_gates:
+                ids[name] = sorted(set(group))
+    gate, routed = slice_gate(slices, policy.slice_gates, policy.agreement_statistic,
+                              {name: len(v) for name, v in ids.items()})
+    return gate, routed, {name: ids.get(name, []) for name in routed}
+
+
+def window_gold_answers(storage: Storage, scan: str | None, gold: list[dict]
+                        ) -> list[GoldAnswer]:
+    """The window's pairwise answers on gold traces, with reviewed_at, as the gold check
+    counts them (core.agreement.gold_answers): the reviewer-standing rule's input."""
+    if scan is None or not gold:
+        return []
+    ids = pa.table({"trace_id": pa.array(sorted({str(g["trace_id"]) for g in gold}),
+                                         pa.string())})
+    with storage.connect() as con:
+        con.register("gold_ids", ids)
+        rows = con.sql(f"SELECT review_id, trace_id, reviewer_id, outcome AS label, reviewed_at "
+                       f"FROM {scan} SEMI JOIN gold_ids USING (trace_id) "
+                       f"WHERE task = 'pairwise' AND coalesce(status, '') <> "
+                       f"'{agreement.NOT_A_VOTE}'").to_arrow_table().to_pandas()
+    answers = agreement.gold_answers(rows, pd.DataFrame(gold))
+    return [GoldAnswer(str(r.reviewer_id),
+                       None if pd.isna(r.reviewed_at) else r.reviewed_at.to_pydatetime(),
+                       bool(r.miss)) for r in answers.itertuples(index=False)]
+
+
+def parent_standing(storage: Storage, parent: str | None) -> dict[str, dict]:
+    """The parent release's reviewer_standing (empty without a parent or the field)."""
+    if parent is None:
+        return {}
+    path = storage.release_dir(parent) / "manifest.json"
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("reviewer_standing") or {})
+
+
+def _rests_on(reviewers: list[str]) -> str:
+    """SQL: the row's reviewer_ids (comma-joined pseudonyms) name one of `reviewers`."""
+    names = ", ".join("'" + r.replace("'", "''") + "'" for r in reviewers)
+    return f"list_has_any(string_split(coalesce(reviewer_ids, ''), ','), [{names}])"
+
+
+def without_reviewers(sources: dict[str, str | None], reviewers: list[str]
+                      ) -> dict[str, str | None]:
+    """Each lane's FROM-clause with every row resting on a label of `reviewers` left out (a
+    row whose reviewer_ids name one of them, even alongside others: the row is not re-resolved
+    without that label)."""
+    if not reviewers:
+        return dict(sources)
+    return {lane: None if source is None else
+            f"(SELECT * FROM {source} WHERE NOT {_rests_on(reviewers)})"
+            for lane, source in sources.items()}
+
+
+def rows_resting_on(con: Any, window: dict[str, str | None], parent: dict[str, str | None],
+                    reviewers: list[str], retracted: set[str]) -> dict[str, int]:
+    """Per lane, the distinct release rows (window or inherited, retractions aside) that rest
+    on a label of `reviewers`: what the suspension leaves out of the release."""
+    out = {lane: 0 for lane in LANES}
+    if not reviewers:
+        return out
+    con.register("suspension_retracted",
+                 pa.table({"trace_id": pa.array(sorted(retracted), pa.string())}))
+    for lane in LANES:
+        parts = []
+        if window.get(lane):
+            parts.append(f"SELECT row_id, trace_id FROM (SELECT {LANE_SELECT[lane]} "
+                         f"FROM {window[lane]} WHERE {_rests_on(reviewers)})")
+        if parent.get(lane):
+            parts.append(f"SELECT row_id, trace_id FROM {parent[lane]} "
+                         f"WHERE {_rests_on(reviewers)}")
+        if parts:
+            out[lane] = int(con.execute(
+                f"SELECT count(DISTINCT row_id) FROM ({' UNION ALL '.join(parts)}) "
+                "ANTI JOIN suspension_retracted USING (trace_id)").fetchall()[0][0])
+    return out
+
+
 @dg.asset(
     deps=["preference_pairs", "demonstrations", "pointwise_assessments", "reviewed_labels",
           "trace_quarantine", "review_quarantine",
@@ -283,9 +381,21 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
     # the agreement gate first, on its own: its reviews are freed before DuckDB builds the
     # candidate, so the two never hold memory at the same time
-    agree_gate, agreement_record, report = agreement_gate(
-        window_pairwise_input(storage, scan), pipeline.gold(), policy)
+    gold = pipeline.gold()
+    reviews = window_pairwise_input(storage, scan)
+    agree_gate, agreement_record, report = agreement_gate(reviews, gold, policy)
+    slices_gate, routed, routed_ids = slice_agreement_gate(report, reviews, policy)
+    del reviews
     release_free_memory()
+    # reviewer standing: a reviewer the gold check flags is suspended until they requalify,
+    # and no release row resting on a suspended reviewer's label is released
+    standing = reviewer_standing(agreement_record["flagged_reviewers"],
+                                 window_gold_answers(storage, scan, gold),
+                                 parent_standing(storage, inherited), policy.suspension)
+    barred = suspended(standing)
+    window_sources = {lane: storage.scan_sql(WAREHOUSE, table, days)
+                      for lane, table in WINDOW_TABLES.items()}
+    inherited_sources = parent_sources(storage, inherited)
     with tempfile.TemporaryDirectory() as scratch, storage.connect() as con:
         con.execute(f"SET temp_directory = '{Path(scratch) / 'spill'}'")
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
@@ -293,10 +403,11 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         # to keep their scan order (with it, a window whose parent release already holds a
         # 10^6-trace day ran out of the memory limit)
         con.execute("SET preserve_insertion_order = false")
+        left_out = rows_resting_on(con, window_sources, inherited_sources, barred, retracted)
+        inherited_left_out = rows_resting_on(con, {}, inherited_sources, barred, retracted)
         candidate = write_candidate(
-            con, {lane: storage.scan_sql(WAREHOUSE, table, days)
-                  for lane, table in WINDOW_TABLES.items()},
-            parent_sources(storage, inherited), version, retracted, Path(scratch))
+            con, without_reviewers(window_sources, barred),
+            without_reviewers(inherited_sources, barred), version, retracted, Path(scratch))
         files = candidate.files
         training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
         conflicts = int(storage.query("SELECT count(*) AS n FROM {t} WHERE status = "
@@ -342,6 +453,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())
         agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)
         storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
+        storage.write_json(folder / ROUTED_SLICES, routed_ids)
 
     both_bad = int(incidents["reason"].astype(str).str.startswith("BOTH_BAD").sum()) \
         if not incidents.empty else 0
@@ -378,7 +490,14 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         "dagster_run_id": context.run.run_id,
         "code_version": code_version(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "has_changes": candidate.has_changes,
+        # rows the suspension removed from the parent's are a change even with nothing new
+        "has_changes": candidate.has_changes or any(inherited_left_out.values()),
+        "reviewer_standing": standing,
+        "reviewer_suspension_rule": policy.suspension,
+        "suspended_reviewers": barred,
+        "rows_left_out_by_suspension": left_out,
+        "slice_gates": slices_gate.value,
+        "slices_routed_to_adjudication": routed,
     }
     missing = missing_fields(manifest)
     complete_gate = Gate("manifest_complete", not missing, len(missing),
@@ -390,8 +509,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                                      "share": round(c.share, 4), "reasons": c.reasons}
                               for kind, c in quarantined.items()}
     quarantine = quarantine_gate(quarantined, policy.max_quarantined_share)
-    gates = [residue, leak_gate, agree_gate, unsafe_gate, complete_gate, quarantine,
-             parent_gate]
+    gates = [residue, leak_gate, agree_gate, slices_gate, unsafe_gate, complete_gate,
+             quarantine, parent_gate]
     manifest["gates"] = {g.name: {"passed": g.passed, "value": g.value, "rule": g.rule,
                                   "reason": g.reason} for g in gates}
     manifest["promotion_reasons"] = promotion_reasons(gates)

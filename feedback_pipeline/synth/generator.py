@@ -880,6 +880,9 @@ POLICY = {
     "corpus_stable_tokens": False,
     "near_duplicate_threshold": 0.8,
     "max_quarantined_share": 0.10,
+    "gold_miss_prior": {"alpha": 1.0, "beta": 19.0},
+    "reviewer_suspension": {"on": "gold_flag", "requalify_items": 10, "requalify_max_misses": 1},
+    "slice_gates": {},
 }
 
 RUBRIC = {

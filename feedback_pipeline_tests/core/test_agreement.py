@@ -794,3 +794,67 @@ def test_scores_are_keyed_by_trace_and_candidate():
                          scores=scores, bootstrap=0, min_items=1).summary
     assert s["score_n_items"] == 4
     assert s["alpha_interval"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------ gold check with a prior
+
+
+def gold_scenario(target_misses, others_misses, *, others=3, others_items=60, target_items=6):
+    """`others` reviewers answer `others_items` gold traces between them (the first
+    `others_misses` wrong); reviewer `target` answers `target_items` of them."""
+    rows = [{"trace_id": f"g{i:03d}", "reviewer_id": f"other{i % others}",
+             "label": "B" if i < others_misses else "A"} for i in range(others_items)]
+    rows += [{"trace_id": f"g{others_items - target_items + j:03d}", "reviewer_id": "target",
+              "label": "B" if j < target_misses else "A"} for j in range(target_items)]
+    gold = pd.DataFrame({"trace_id": [f"g{i:03d}" for i in range(others_items)], "label": "A"})
+    return pd.DataFrame(rows), gold
+
+
+def test_one_gold_miss_in_six_is_not_flagged_when_the_others_missed_nothing():
+    reviews, gold = gold_scenario(1, 0)
+    by = agreement_report(reviews, gold=gold, bootstrap=0).by_reviewer.set_index("reviewer_id")
+    target = by.loc["target"]
+    assert (target["gold_items"], target["gold_misses"]) == (6, 1)
+    assert target["others_miss_rate"] == 0.0
+    # Beta(1, 19) prior: (0 + 1) / (60 + 20)
+    assert target["gold_baseline_rate"] == pytest.approx(1 / 80)
+    assert target["gold_p_value"] == pytest.approx(1 - (1 - 1 / 80) ** 6)
+    assert target["gold_p_value"] > 0.05
+    assert not by["flagged"].any()
+
+
+def test_five_gold_misses_in_six_are_flagged_against_the_others_one_in_sixty():
+    reviews, gold = gold_scenario(5, 1)
+    report = agreement_report(reviews, gold=gold, bootstrap=0)
+    by = report.by_reviewer.set_index("reviewer_id")
+    assert by["flagged"].to_dict() == {"other0": False, "other1": False, "other2": False,
+                                       "target": True}
+    assert by.loc["target", "gold_baseline_rate"] == pytest.approx(2 / 80)
+    assert by.loc["target", "gold_p_value"] < 0.05 / 4
+    assert "Beta(1, 19) prior" in by.loc["target", "flag_reason"]
+    assert "Bonferroni" in by.loc["target", "flag_reason"]
+    assert report.summary["gold_miss_prior"] == [1.0, 19.0]
+
+
+def test_gold_miss_prior_is_declared_and_checked():
+    reviews, gold = gold_scenario(1, 0)
+    # a weak prior (a 1% miss rate worth 2 answers) lets 1 miss in 6 through as a flag,
+    # the same as the old p = 0 test would: the prior is what decides, so it is declared
+    weak = agreement_report(reviews, gold=gold, bootstrap=0, gold_miss_prior=(0.02, 1.98))
+    assert weak.by_reviewer.set_index("reviewer_id").loc["target", "flagged"]
+    with pytest.raises(ValueError, match="gold_miss_prior"):
+        agreement_report(reviews, gold=gold, bootstrap=0, gold_miss_prior=(0, 1))
+
+
+def test_gold_answers_lists_each_latest_answer_with_its_time():
+    reviews = pd.DataFrame({
+        "trace_id": ["g1", "g1", "g2", "x"], "reviewer_id": ["r1", "r1", "r1", "r1"],
+        "label": ["B", "A", "B", "A"],
+        "reviewed_at": ["2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z",
+                        "2026-05-02T09:00:00Z", "2026-05-02T10:00:00Z"]})
+    gold = pd.DataFrame({"trace_id": ["g1", "g2"], "label": ["A", "A"]})
+    answers = ag.gold_answers(reviews, gold).sort_values("trace_id")
+    assert answers["trace_id"].tolist() == ["g1", "g2"]
+    assert answers["miss"].tolist() == [False, True]
+    assert str(answers["reviewed_at"].iloc[0]) == "2026-05-01 11:00:00+00:00"
+    assert ag.gold_answers(reviews, None).empty

@@ -177,3 +177,46 @@ def test_incident_and_adjudication_annotations_read_as_resolutions_and_decisions
     assert (first["task"], first["resolution"], first["reason"]) == (
         "incident", "new_fixture", "add it to the frozen set")
     assert (second["task"], second["adjudication"], second["choice"]) == ("pairwise", True, "A")
+
+
+def _import_tasks_for_prediction():
+    return [{"data": {"task_id": "t-1", "trace_id": "day-001", "task": "pairwise"}},
+            {"data": {"task_id": "t-2", "trace_id": "day-002", "task": "pairwise"}},
+            {"data": {"task_id": "t-3", "trace_id": "day-001", "task": "pointwise"}}]
+
+
+PRELABELS = pd.DataFrame({"trace_id": ["day-001"], "judge_id": ["judge-llm-v1"],
+                          "choice": ["B"]})
+
+
+def test_export_includes_judge_predictions_only_when_calibration_passed():
+    from feedback_pipeline.core.labelstudio import with_predictions
+
+    tasks = _import_tasks_for_prediction()
+    unchanged, added = with_predictions(tasks, PRELABELS, calibration_passed=False)
+    assert added == 0 and all("predictions" not in t for t in unchanged)
+
+    labelled, added = with_predictions(tasks, PRELABELS, calibration_passed=True)
+    assert added == 1
+    assert labelled[0]["predictions"] == [{
+        "model_version": "judge-llm-v1", "score": None,
+        "result": [{"from_name": "choice", "to_name": "prompt", "type": "choices",
+                    "value": {"choices": ["B"]}}]}]
+    assert "predictions" not in labelled[1]  # no judge label for this trace
+    assert "predictions" not in labelled[2]  # only pairwise tasks carry the judge's choice
+    again, _ = with_predictions(labelled, PRELABELS, calibration_passed=True)
+    assert again == labelled  # writing twice does not stack predictions
+    json.dumps(labelled)  # the import file stays plain JSON
+
+
+def test_judge_prediction_names_the_pairwise_choice_control():
+    from feedback_pipeline.core.labelstudio import judge_prediction
+
+    root = ET.fromstring(labeling_config("pairwise"))
+    result = judge_prediction("TIE", "judge-llm-v1")["result"][0]
+    control = next(c for c in root.iter("Choices") if c.get("name") == result["from_name"])
+    assert control.get("toName") == result["to_name"]
+    assert control.get("choice") == "single"
+    values = {c.get("value") for c in control.iter("Choice")}
+    assert set(result["value"]["choices"]) <= values
+    assert {"A", "B", "TIE"} <= values

@@ -216,6 +216,22 @@ def test_push_imports_each_task_once_and_reports_what_it_could_not_route(label_s
         assert text not in printed
 
 
+def test_push_sends_a_calibrated_judges_predictions_as_pre_labels(label_studio_server):
+    from feedback_pipeline.core.labelstudio import judge_prediction
+    client = label_studio_server.client()
+    projects = ensure_projects(client, prefix())
+    tasks = [t for t in review_tasks()[:4] if t["data"].get("task") == "pairwise"]
+    tasks[0] = {**tasks[0], "predictions": [judge_prediction("B", "judge-v2")]}
+    push_tasks(client, projects, tasks)
+    on_server = server_tasks(client, projects["pairwise"])
+    with_pred = client.tasks.get(on_server[tasks[0]["data"]["task_id"]])
+    without = client.tasks.get(on_server[tasks[1]["data"]["task_id"]])
+    predictions = [p if isinstance(p, dict) else p.dict() for p in with_pred.predictions or []]
+    assert len(predictions) == 1 and predictions[0]["model_version"] == "judge-v2"
+    assert predictions[0]["result"][0]["value"]["choices"] == ["B"]
+    assert not without.predictions
+
+
 # ---- pull -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("export_format", ["JSON", "JSON_MIN"])
 def test_pull_lands_each_annotation_version_once(label_studio_server, tmp_path, export_format):
