@@ -5,7 +5,6 @@ A bad config is a clear error naming the file and the key, never a silent defaul
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
@@ -13,7 +12,13 @@ from typing import Any
 import yaml
 
 from feedback_pipeline.core.candidates import EXPERIMENT_CANDIDATES
+from feedback_pipeline.core.contract import curated_json_lines
 from feedback_pipeline.core.fixtures import Check, parse_fixtures
+from feedback_pipeline.core.judge import (
+    DEFAULT_MAX_SWAP_INCONSISTENCY,
+    DEFAULT_MIN_GOLD_ITEMS,
+    DEFAULT_MIN_KAPPA,
+)
 from feedback_pipeline.core.redaction import parse_deny_list
 from feedback_pipeline.core.rounds import ReviewBudget, parse_review_budget
 from feedback_pipeline.core.rubric import Rubric
@@ -43,9 +48,9 @@ class Policy:
     judge_agreement_gate: float = 0.9
     judge_gold_set: str = "judge_gold"
     """The held-out human gold set the judge is calibrated on: config/gold/<name>.jsonl."""
-    judge_min_kappa: float = 0.6
-    judge_max_swap_inconsistency: float = 0.1
-    judge_min_gold_items: int = 20
+    judge_min_kappa: float = DEFAULT_MIN_KAPPA
+    judge_max_swap_inconsistency: float = DEFAULT_MAX_SWAP_INCONSISTENCY
+    judge_min_gold_items: int = DEFAULT_MIN_GOLD_ITEMS
     batch_size: int = 20
     weight_uncertainty: float = 0.6
     random_seed: int = 7
@@ -321,16 +326,15 @@ def _load_labelled(path: AnyPath) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg})") from err
-        if not isinstance(item, dict) or "trace_id" not in item or "label" not in item:
-            raise ConfigError(f"{path}:{number}: an item needs trace_id and label")
-        items.append(item)
+    try:
+        for number, item in curated_json_lines(path.read_text(encoding="utf-8"), str(path)):
+            if "trace_id" not in item or "label" not in item:
+                raise ConfigError(f"{path}:{number}: an item needs trace_id and label")
+            items.append(item)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     return items
 
 

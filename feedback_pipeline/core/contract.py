@@ -123,6 +123,23 @@ class ParsedLines:
         self.quarantine.extend(other.quarantine)
 
 
+def curated_json_lines(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a hand-curated JSON Lines config file (gold sets, frozen
+    labels). Unlike landed data nothing is quarantined: a curated file is fixed by hand, so a
+    line that is not a JSON object is a ValueError naming `source:line`. Blank lines are
+    skipped."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}:{number}: not valid JSON ({err.msg})") from err
+        if not isinstance(item, dict):
+            raise ValueError(f"{source}:{number}: an item must be a JSON object")
+        yield number, item
+
+
 def read_lines(path: Path | Any,
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of a .jsonl or .jsonl.gz file; blank lines skipped.

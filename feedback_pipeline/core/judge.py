@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from feedback_pipeline.core.contract import curated_json_lines
+
 JUDGE_CHOICES = ("A", "B", "TIE")
 ORDERS = ("original", "swapped")
 INCONSISTENT = "INCONSISTENT"
@@ -253,8 +255,6 @@ GOLD_LABELS = ("A", "B", "TIE", "BOTH_BAD")
 """The pairwise review vocabulary (core.rubric.PAIRWISE_OUTCOMES): a gold label is what a human
 pairwise review would say; the judge can only say A, B or TIE, so a BOTH_BAD gold item is one it
 always gets wrong."""
-DEFAULT_GOLD_SET = "judge_gold"
-"""config/gold/<judge_gold_set>.jsonl unless the policy names another set."""
 DEFAULT_MIN_KAPPA = 0.6
 DEFAULT_MAX_SWAP_INCONSISTENCY = 0.1
 DEFAULT_MIN_GOLD_ITEMS = 20
@@ -267,19 +267,9 @@ def parse_judge_gold(text: str, source: str) -> pd.DataFrame:
     the original candidate order (candidate A = the trace's first candidate, as the judge's
     `original` presentation). Blank lines are skipped; a bad line or a repeated trace_id is a
     ValueError naming `source:line` (a gold set is curated by hand, so nothing is guessed)."""
-    import json
-
     items: list[dict[str, str | None]] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{source}:{number}: not valid JSON ({err.msg})") from err
-        if not isinstance(item, dict):
-            raise ValueError(f"{source}:{number}: a gold item must be a JSON object")
+    for number, item in curated_json_lines(text, source):
         trace_id, label = item.get("trace_id"), item.get("label")
         if not isinstance(trace_id, str) or not trace_id:
             raise ValueError(f"{source}:{number}: trace_id must be a non-empty string")

@@ -1164,10 +1164,8 @@ class _Joined:
         if self._buffer is not None:
             return self._buffer
         # Text by text: encoding ASCII text is a copy, and one non-ASCII character would make
-        # the encoder walk the whole joined string the slow way. Kept: propagation scans the
-        # same buffer again.
-        self._buffer = _SEPARATOR.join([t.encode("utf-8", "surrogatepass") for t in self.texts])
-        return self._buffer
+        # the encoder walk the whole joined string the slow way.
+        return _SEPARATOR.join([t.encode("utf-8", "surrogatepass") for t in self.texts])
 
     def char_offsets(self, byte_offsets: np.ndarray, buffer: bytes) -> np.ndarray:
         """Character offsets of byte offsets into `encoded()` (a continuation byte maps to the

@@ -338,7 +338,16 @@ def rows_resting_on(con: Any, window: dict[str, str | None], parent: dict[str, s
                     reviewers: list[str], retracted: set[str]) -> dict[str, int]:
     """Per lane, the distinct release rows (window or inherited, retractions aside) that rest
     on a label of `reviewers`: what the suspension leaves out of the release."""
-    out = {lane: 0 for lane in LANES}
+    return {lane: total for lane, (total, _inherited) in
+            left_out_by_suspension(con, window, parent, reviewers, retracted).items()}
+
+
+def left_out_by_suspension(con: Any, window: dict[str, str | None],
+                           parent: dict[str, str | None], reviewers: list[str],
+                           retracted: set[str]) -> dict[str, tuple[int, int]]:
+    """Per lane, (all rows, inherited rows) resting on a label of `reviewers`, distinct and
+    retractions aside; one pass over each lane's sources."""
+    out = {lane: (0, 0) for lane in LANES}
     if not reviewers:
         return out
     con.register("suspension_retracted",
@@ -346,15 +355,17 @@ def rows_resting_on(con: Any, window: dict[str, str | None], parent: dict[str, s
     for lane in LANES:
         parts = []
         if window.get(lane):
-            parts.append(f"SELECT row_id, trace_id FROM (SELECT {LANE_SELECT[lane]} "
-                         f"FROM {window[lane]} WHERE {_rests_on(reviewers)})")
+            parts.append(f"SELECT row_id, trace_id, false AS inherited FROM (SELECT "
+                         f"{LANE_SELECT[lane]} FROM {window[lane]} WHERE {_rests_on(reviewers)})")
         if parent.get(lane):
-            parts.append(f"SELECT row_id, trace_id FROM {parent[lane]} "
+            parts.append(f"SELECT row_id, trace_id, true AS inherited FROM {parent[lane]} "
                          f"WHERE {_rests_on(reviewers)}")
         if parts:
-            out[lane] = int(con.execute(
-                f"SELECT count(DISTINCT row_id) FROM ({' UNION ALL '.join(parts)}) "
-                "ANTI JOIN suspension_retracted USING (trace_id)").fetchall()[0][0])
+            total, inherited = con.execute(
+                "SELECT count(DISTINCT row_id), count(DISTINCT row_id) FILTER (WHERE inherited) "
+                f"FROM ({' UNION ALL '.join(parts)}) "
+                "ANTI JOIN suspension_retracted USING (trace_id)").fetchall()[0]
+            out[lane] = (int(total), int(inherited))
     return out
 
 
@@ -403,8 +414,10 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         # to keep their scan order (with it, a window whose parent release already holds a
         # 10^6-trace day ran out of the memory limit)
         con.execute("SET preserve_insertion_order = false")
-        left_out = rows_resting_on(con, window_sources, inherited_sources, barred, retracted)
-        inherited_left_out = rows_resting_on(con, {}, inherited_sources, barred, retracted)
+        by_source = left_out_by_suspension(con, window_sources, inherited_sources, barred,
+                                           retracted)
+        left_out = {lane: total for lane, (total, _) in by_source.items()}
+        inherited_left_out = {lane: inherited for lane, (_, inherited) in by_source.items()}
         candidate = write_candidate(
             con, without_reviewers(window_sources, barred),
             without_reviewers(inherited_sources, barred), version, retracted, Path(scratch))
