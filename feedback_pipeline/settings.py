@@ -19,6 +19,7 @@ from feedback_pipeline.core.judge import (
     DEFAULT_MIN_GOLD_ITEMS,
     DEFAULT_MIN_KAPPA,
 )
+from feedback_pipeline.core.manifest import version_number
 from feedback_pipeline.core.redaction import parse_deny_list
 from feedback_pipeline.core.rounds import ReviewBudget, parse_review_budget
 from feedback_pipeline.core.rubric import Rubric
@@ -41,6 +42,10 @@ class Policy:
     """Gates and knobs from policy.yaml; defaults are the contract's."""
 
     dataset_name: str = "code-review-feedback"
+    parent_dataset: str | None = None
+    """A release of `dataset_name` this series continues (e.g. code-review-feedback-v11 made
+    elsewhere): numbering starts after it. When it is not in this data root's releases/ it is
+    named as the parent in the manifest, but none of its rows can be inherited or verified."""
     kappa_gate: float = 0.65
     agreement_statistic: str = "cohens_kappa"
     agreement_gate_on: str = "point"
@@ -233,6 +238,11 @@ def load_policy(storage: Storage) -> Policy:
     kwargs = {k: v for k, v in raw.items() if k in known}
     if isinstance(kwargs.get("experiment_candidates"), list):
         kwargs["experiment_candidates"] = tuple(kwargs["experiment_candidates"])
+    parent = kwargs.get("parent_dataset")
+    if parent is not None and version_number(str(parent), str(kwargs.get(
+            "dataset_name", Policy.dataset_name))) is None:
+        raise ConfigError(f"policy.yaml: parent_dataset {parent!r} is not a version of "
+                          "dataset_name (<dataset_name>-v<N>)")
     try:
         return Policy(**kwargs, extra={k: v for k, v in raw.items() if k not in known})
     except TypeError as err:

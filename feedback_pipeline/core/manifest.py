@@ -81,9 +81,13 @@ def version_number(version: str, dataset_name: str) -> int | None:
     return int(match.group("n"))
 
 
-def next_version(existing: Iterable[str], dataset_name: str) -> tuple[str, str | None]:
-    """(new version, parent version or None) for a dataset name, from the versions on disk."""
-    numbers = sorted(n for v in existing if (n := version_number(v, dataset_name)) is not None)
+def next_version(existing: Iterable[str], dataset_name: str,
+                 declared_parent: str | None = None) -> tuple[str, str | None]:
+    """(new version, parent version or None) for a dataset name, from the versions on disk
+    and, for a series continued from elsewhere, the policy's declared parent (numbering
+    starts after whichever is later)."""
+    versions = [*existing, *([declared_parent] if declared_parent else [])]
+    numbers = sorted(n for v in versions if (n := version_number(v, dataset_name)) is not None)
     parent = f"{dataset_name}-v{numbers[-1]}" if numbers else None
     return f"{dataset_name}-v{(numbers[-1] + 1) if numbers else 1}", parent
 

@@ -167,19 +167,63 @@ def verify_release_dir(release_dir: Path | ReleasePath,
     return problems
 
 
-def dataset_card(manifest: Mapping[str, Any], present: Mapping[str, str]) -> str:
-    """README.md with the Hugging Face YAML header: configs and splits declared explicitly."""
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                   (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"))
+DEFAULT_LICENSE = {"license": "other", "license_name": "internal-use-only",
+                   "license_link": "LICENSE"}
+"""A release of reviewed production traces is not openly licensed by default; policy keys
+`license`, `license_name` and `license_link` (carried in the manifest) say otherwise."""
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size_categories bucket for a row count."""
+    return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>10M")
+
+
+def content_fingerprint(files: Mapping[str, bytes]) -> str:
+    """sha256 over the training files' names and hashes: what `datasets` must see differ
+    between two releases, even two of one version name from different data roots."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{sha256_bytes(files[name])}\n".encode())
+    return digest.hexdigest()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value) or "none"
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def dataset_card(manifest: Mapping[str, Any], present: Mapping[str, str],
+                 fingerprint: str | None = None) -> str:
+    """README.md with the Hugging Face YAML header: configs and splits declared explicitly.
+
+    The content fingerprint goes into every config's `description`, a builder parameter that
+    `datasets` hashes into its cache key (the folder name and config name alone are the same
+    for one version name in two data roots, and a second load would be served the first's
+    rows)."""
+    counts = manifest.get("row_counts", {})
+    rows = sum(int(v) for k, v in counts.items()
+               if k in ("preferences", "demonstrations", "pointwise") and v is not None)
+    described = f"content fingerprint {fingerprint}" if fingerprint else None
     header = {
         "pretty_name": manifest["dataset_version"],
-        "license": "other",
+        **{k: manifest.get(k) or v for k, v in DEFAULT_LICENSE.items()},
+        "language": list(manifest.get("language") or ["en"]),
+        "task_categories": ["text-generation"],
+        "size_categories": [size_category(rows)],
+        "tags": ["human-feedback", "preference", "dpo", "sft", "kto", "code-review"],
         "configs": [
             {"config_name": config, "data_files": [{"split": "train", "path": name}],
+             **({"description": described} if described else {}),
              **({"default": True} if config == "preference" else {})}
             for config, name in present.items()
         ],
     }
-    counts = manifest.get("row_counts", {})
-    agreement = manifest.get("agreement_report", {})
+    agreement = manifest.get("agreement_report") or {}
     gates = manifest.get("gates", {})
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
@@ -195,12 +239,15 @@ def dataset_card(manifest: Mapping[str, Any], present: Mapping[str, str]) -> str
         f"{manifest.get('reviewer_training_set')}",
         f"- selection policy: {manifest.get('selection_policy_version')}", "",
         "## Counts", "| lane | rows |", "|---|---|",
-        *[f"| {k} | {v} |" for k, v in counts.items()], "",
+        *[f"| {k} | {_cell(v)} |" for k, v in counts.items()], "",
         "## Gates", "| gate | passed | value |", "|---|---|---|",
-        *[f"| {k} | {g.get('passed')} | {g.get('value')} |" for k, g in gates.items()], "",
+        *[f"| {k} | {g.get('passed')} | {_cell(g.get('value'))} |" for k, g in gates.items()],
+        "",
         f"Agreement: {agreement.get('statistic')} = {agreement.get('value')} "
         f"({agreement.get('level')}, gate {agreement.get('policy_gate')} on "
         f"{agreement.get('gate_on')}).", "",
+        *([f"Content fingerprint: `{fingerprint}` (sha256 over the training files).", ""]
+          if fingerprint else []),
         "## Intended use",
         "- `preference`: prompt / chosen / rejected pairs for DPO or reward modelling (TRL).",
         "- `sft`: conversational `messages` demonstrations for supervised fine-tuning.",

@@ -42,6 +42,7 @@ from feedback_pipeline.core.parallel import release_free_memory, stage_workers, 
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
+    content_fingerprint,
     dataset_card,
     verify_release_dir,
 )
@@ -384,9 +385,13 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                      pipeline: PipelineResource):
     storage, policy = pipeline.storage, pipeline.policy
     days = window_days(storage, config.start, config.end)
-    version, parent = next_version(storage.list_versions(), policy.dataset_name)
-    parent_gate = parent_verification(storage, parent)
-    inherited = parent if parent_gate.passed else None
+    on_disk = storage.list_versions()
+    version, parent = next_version(on_disk, policy.dataset_name, policy.parent_dataset)
+    # a declared parent made outside this data root sets the numbering only: none of its rows
+    # are here to inherit or verify
+    local_parent = parent if parent in on_disk else None
+    parent_gate = parent_verification(storage, local_parent)
+    inherited = local_parent if parent_gate.passed else None
     retracted = load_retractions(storage)
     frozen = pipeline.frozen_set()
     scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
@@ -500,6 +505,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         "leakage_check_passed": leak_gate.passed,
         "both_bad_escalated": both_bad,
         "parent_dataset": parent,
+        **{k: policy.extra[k] for k in ("license", "license_name", "license_link", "language")
+           if k in policy.extra},
         "dagster_run_id": context.run.run_id,
         "code_version": code_version(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -629,7 +636,9 @@ def dataset_release(context: dg.AssetExecutionContext,
                                               or "none"})
     files = {name: (folder / name).read_bytes() for name in (*RELEASE_FILES.values(), HEATMAP)}
     present = dict(RELEASE_FILES)
-    files["README.md"] = dataset_card(manifest, present).encode("utf-8")
+    fingerprint = content_fingerprint({name: files[name] for name in present.values()})
+    files["README.md"] = dataset_card(manifest, present, fingerprint).encode("utf-8")
+    manifest["content_fingerprint"] = fingerprint
     key = resolve_signing_key(data_root=None if storage.remote else storage.root)
     try:
         path = storage.write_release(version, files, manifest,

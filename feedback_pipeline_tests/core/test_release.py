@@ -21,6 +21,7 @@ from feedback_pipeline.core.manifest import (
 )
 from feedback_pipeline.core.release import (
     ReleaseExistsError,
+    content_fingerprint,
     dataset_card,
     list_versions,
     verify_files,
@@ -144,3 +145,46 @@ def test_dataset_card_declares_configs_and_splits_without_test_names():
     assert all(f["split"] == "train" for c in header["configs"] for f in c["data_files"])
     assert not any(w in f["path"] for c in header["configs"] for f in c["data_files"]
                    for w in ("test", "eval", "valid"))
+
+
+def test_the_card_carries_hub_metadata_and_the_content_fingerprint_in_every_config():
+    manifest = {**seed_manifest(), "gates": {"residue": {"passed": True, "value": {"a": 1}}},
+                "row_counts": {"preferences": 1200, "demonstrations": 30, "pointwise": 0,
+                               "new": {"preference": 5}}}
+    card = dataset_card(manifest, {"preference": "preference_pairs.parquet",
+                                   "sft": "sft_demonstrations.parquet"}, fingerprint="ab" * 32)
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["license"] == "other" and header["license_name"] and header["license_link"]
+    assert header["language"] == ["en"] and header["task_categories"] == ["text-generation"]
+    assert header["size_categories"] == ["1K<n<10K"]
+    assert all("ab" * 32 in c["description"] for c in header["configs"])
+    assert "{" not in card.split("---", 2)[2]  # counts and gate values are not raw dicts
+    assert "| new | preference: 5 |" in card
+
+
+def test_numbering_continues_a_declared_parent_series():
+    assert next_version([], "ds", "ds-v11") == ("ds-v12", "ds-v11")
+    assert next_version(["ds-v12"], "ds", "ds-v11") == ("ds-v13", "ds-v12")
+    assert next_version(["ds-v3"], "ds", None) == ("ds-v4", "ds-v3")
+
+
+def test_two_same_named_releases_from_two_data_roots_load_their_own_rows_from_one_cache(
+        tmp_path):
+    """Plain `datasets.load_dataset(<folder>)`, as a user runs it: the fingerprint in the card's
+    configs is what keeps the second release from being served the first one's cache."""
+    datasets = pytest.importorskip("datasets")
+    loaded = []
+    for root, n in (("root_a", 3), ("root_b", 5)):
+        folder = tmp_path / root / "releases" / "code-review-feedback-v1"
+        folder.mkdir(parents=True)
+        payload = pa.BufferOutputStream()
+        pq.write_table(pa.table({"prompt": [f"{root} {i}" for i in range(n)]}), payload)
+        files = {"preference_pairs.parquet": payload.getvalue().to_pybytes()}
+        (folder / "preference_pairs.parquet").write_bytes(files["preference_pairs.parquet"])
+        (folder / "README.md").write_text(dataset_card(
+            {**seed_manifest(), "gates": {}}, {"preference": "preference_pairs.parquet"},
+            content_fingerprint(files)))
+        ds = datasets.load_dataset(str(folder), name="preference", split="train",
+                                   cache_dir=str(tmp_path / "cache"))
+        loaded.append(sorted(ds["prompt"]))
+    assert loaded == [[f"root_a {i}" for i in range(3)], [f"root_b {i}" for i in range(5)]]

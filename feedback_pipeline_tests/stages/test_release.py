@@ -91,3 +91,30 @@ def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run
     assert not residue.passed
     assert planted in residue.metadata["offending_ids"].value
     assert "jane.doe" not in str(residue.metadata)
+
+
+def test_a_series_continued_from_a_declared_parent_is_numbered_after_it(generated_root,
+                                                                        tmp_path):
+    """The lesson's team is at v11 elsewhere: the first release here is v12, names v11 as its
+    parent, inherits nothing (v11 is not in this data root) and fingerprints its content."""
+    import shutil
+
+    import dagster as dg
+    import yaml
+
+    from feedback_pipeline.cli import run_pipeline
+
+    root = tmp_path / "data"
+    shutil.copytree(generated_root, root)
+    policy_path = root / "config" / "policy.yaml"
+    policy = yaml.safe_load(policy_path.read_text()) or {}
+    policy["parent_dataset"] = f"{policy.get('dataset_name', 'code-review-feedback')}-v11"
+    policy_path.write_text(yaml.safe_dump(policy))
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.dataset_version.endswith("-v12")
+    release = root / "releases" / outcome.dataset_version
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["parent_dataset"] == policy["parent_dataset"]
+    assert manifest["row_counts"]["new"]["preference"] == manifest["row_counts"]["preferences"]
+    card = (release / "README.md").read_text()
+    assert manifest["content_fingerprint"] in card
