@@ -41,5 +41,9 @@ class PipelineResource(dg.ConfigurableResource):
     def reviewer_roles(self) -> dict[str, str]:
         return settings.load_reviewer_roles(self.storage)
 
+    def trace_sources(self) -> list:
+        """(file-name glob, core.sources.SourceSpec) from config/sources.yaml."""
+        return settings.load_trace_sources(self.storage)
+
     def deny_terms(self) -> list[str]:
         return settings.load_deny_terms(self.storage)

@@ -23,6 +23,7 @@ from feedback_pipeline.core.manifest import version_number
 from feedback_pipeline.core.redaction import parse_deny_list
 from feedback_pipeline.core.rounds import ReviewBudget, parse_review_budget
 from feedback_pipeline.core.rubric import Rubric
+from feedback_pipeline.core.sources import SourceSpec, parse_source_spec
 from feedback_pipeline.storage import AnyPath, Storage
 
 
@@ -351,3 +352,20 @@ def _load_labelled(path: AnyPath) -> list[dict[str, Any]]:
 def load_deny_terms(storage: Storage) -> list[str]:
     path = storage.config_path("redaction", "deny_list.txt")
     return parse_deny_list(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def load_trace_sources(storage: Storage) -> list[tuple[str, SourceSpec]]:
+    """(file-name glob, source spec) pairs from config/sources.yaml (`sources: {glob: spec}`),
+    in declaration order: a landed trace file takes the first spec whose glob matches its name,
+    and is read as the native contract when none does (or the file is absent)."""
+    path = storage.config_path("sources.yaml")
+    if not path.exists():
+        return []
+    declared = _read_yaml(path).get("sources") or {}
+    if not isinstance(declared, dict):
+        raise ConfigError(f"{path}: sources must be a mapping of file-name glob to a source")
+    try:
+        return [(str(glob), parse_source_spec(spec, f"sources.yaml: sources[{glob!r}]"))
+                for glob, spec in declared.items()]
+    except ValueError as err:
+        raise ConfigError(str(err)) from err

@@ -358,9 +358,17 @@ def parse_lines(
     like any other bad line."""
     parsed = ParsedLines()
     for number, line in lines:
-        if line.__class__ is LineFault:
-            parsed.quarantine.append(quarantine_row(source_file, number, str(line), "", None))
-            continue
+        if line.__class__ is not str:
+            if line.__class__ is LineFault:
+                parsed.quarantine.append(quarantine_row(source_file, number, str(line), "",
+                                                        None))
+                continue
+            # a source adapter's fault (core.sources.SourceFault): its reason, the source line
+            reason, raw = getattr(line, "reason", None), getattr(line, "raw_line", "")
+            if reason is not None:
+                parsed.quarantine.append(quarantine_row(source_file, number, str(reason),
+                                                        str(raw), None))
+                continue
         record_id = obj = None
         try:
             try:

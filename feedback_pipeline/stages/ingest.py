@@ -21,6 +21,7 @@ valid line flows on.
 """
 
 
+import fnmatch
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -39,6 +40,7 @@ from feedback_pipeline.core.contract import (
     traces_to_table,
 )
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
+from feedback_pipeline.core.sources import SourceSpec, SourceStats, native_lines
 from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
@@ -63,7 +65,8 @@ def _chunks_of(lines: Iterable[tuple[int, str]], rows: int,
     size = 0
     for item in lines:
         chunk.append(item)
-        size += len(item[1])
+        text = item[1]  # a line, a LineFault, or a source adapter's fault
+        size += len(text) if isinstance(text, str) else len(getattr(text, "raw_line", ""))
         if len(chunk) >= rows or size >= chars:
             yield chunk
             chunk, size = [], 0
@@ -147,8 +150,15 @@ ID_FIELDS = TextLayout("trace_id", ("trace_id", "slice", "prompt_template_versio
 residue scanner would flag there is quarantined before it can leave the restricted zone."""
 
 
+def source_of(name: str, sources: list[tuple[str, SourceSpec]]) -> SourceSpec | None:
+    """The declared source of a landed file: the first glob of config/sources.yaml matching
+    its name, or None (the native contract)."""
+    return next((spec for glob, spec in sources if fnmatch.fnmatchcase(name, glob)), None)
+
+
 def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
-                   line_limit: int | None = None) -> Iterator[pa.Table]:
+                   line_limit: int | None = None,
+                   stats: SourceStats | None = None) -> Iterator[pa.Table]:
     """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines
     and files, ids repeated anywhere in the day and ids already landed on another day are
     appended to `quarantine`."""
@@ -160,9 +170,15 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
     deny_terms = tuple(pipeline.deny_terms()) if storage.config_path(
         "redaction").exists() else ()
 
+    declared = pipeline.trace_sources()
+
     def chunks():
         for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
-            for chunk in _chunks_of(read_lines(path, limit), BATCH_ROWS, CHUNK_CHARS):
+            lines = read_lines(path, limit)
+            spec = source_of(path.name, declared)
+            if spec is not None and spec.format != "native":
+                lines = native_lines(lines, spec, stats)
+            for chunk in _chunks_of(lines, BATCH_ROWS, CHUNK_CHARS):
                 submitted.append(chunk)
                 yield chunk, storage.relative(path), day
 
@@ -220,8 +236,11 @@ def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
                          "redacted tables are kept and cannot be rebuilt from raw")
     bad: list[dict] = []
     files = storage.landing_files("traces", day, TRACE_SUFFIXES)
-    yield dg.Output(BatchStream(TRACE_SCHEMA, ingest_batches(pipeline, day, bad)),
+    stats = SourceStats()
+    yield dg.Output(BatchStream(TRACE_SCHEMA, ingest_batches(pipeline, day, bad, stats=stats)),
                     output_name="raw_traces", metadata={"files": len(files)})
+    if stats.spans_seen:
+        context.log.info(f"{stats.spans_seen} span(s) read on {day}; {stats.summary()}")
     quarantine = quarantine_to_table(bad)
     reasons: dict[str, int] = {}
     for reason in quarantine.column("reason").to_pylist():
@@ -234,6 +253,7 @@ def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
         quarantine,
         output_name="trace_quarantine",
         metadata={"dagster/row_count": quarantine.num_rows,
+                  "spans_without_genai_content_skipped": stats.spans_skipped,
                   "reasons": counts_table(reasons, "reason") if reasons
                   else dg.MetadataValue.md("none")},
     )

@@ -1,0 +1,72 @@
+"""Logs in the formats teams already keep, declared in config/sources.yaml, through
+`feedback-pipeline run`: each becomes validated, redacted traces beside the native ones."""
+
+import json
+import shutil
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow.parquet as pq
+import yaml
+
+from feedback_pipeline.cli import run_pipeline
+from feedback_pipeline_tests.core.test_sources import (
+    ANSWER_A,
+    ANSWER_B,
+    REQUEST,
+    SECRET,
+    TOOL_ANSWER,
+    completion,
+    export,
+    genai_attributes,
+    span,
+)
+
+
+def _table(root, zone, asset, day):
+    return pq.read_table(root / zone / asset / f"date={day}").to_pylist()
+
+
+def test_openai_and_otlp_logs_declared_per_file_run_through_the_pipeline(generated_root,
+                                                                          tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(generated_root, root)
+    day = sorted(p.name for p in (root / "landing" / "traces").iterdir())[0]
+    noon = int(datetime.fromisoformat(f"{day}T12:00:00+00:00").astimezone(UTC).timestamp())
+    (root / "config" / "sources.yaml").write_text(yaml.safe_dump({"sources": {
+        "openai-*": {"format": "openai_chat", "defaults": {"slice": "weather"}},
+        "otel-*": "otlp_genai"}}))
+    landing = root / "landing" / "traces" / day
+    request = json.loads(json.dumps(REQUEST))
+    request["messages"][1]["content"] = f"My key is {SECRET}, what's the weather in Paris?"
+    (landing / "openai-calls.jsonl").write_text("\n".join([
+        json.dumps({"request": request, "response": completion(
+            "chatcmpl-AAA", noon, [(ANSWER_A, "stop"), (ANSWER_B, "stop")])}),
+        json.dumps({"request": request, "response": completion(
+            "chatcmpl-BBB", noon + 5, [(TOOL_ANSWER, "tool_calls")])}),
+        json.dumps({"request": {"messages": f"{SECRET} is not a list"},
+                    "response": completion("chatcmpl-CCC", noon, [(ANSWER_A, "stop")])}),
+    ]) + "\n")
+    (landing / "otel-spans.jsonl").write_text(export(span(
+        "bbbbbbbbbbbbbbbb", genai_attributes(), start=str(noon * 10**9))) + "\n")
+
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.dataset_version is not None or outcome.reasons
+
+    raw = {r["trace_id"]: r for r in _table(root, "restricted", "raw_traces", day)}
+    [openai_id] = [t for t in raw if t.startswith("openai:")]
+    assert [c["candidate_id"] for c in raw[openai_id]["candidates"]] == [
+        "chatcmpl-AAA.0", "chatcmpl-AAA.1", "chatcmpl-BBB.0"]
+    assert raw[openai_id]["slice"] == "weather"
+    assert any(t.startswith("otel:") for t in raw)
+
+    redacted = {r["trace_id"]: r for r in _table(root, "warehouse", "redacted_traces", day)}
+    kept = json.loads(redacted[openai_id]["extra_json"])
+    assert [m["role"] for m in kept["messages"]] == ["system", "user", "assistant", "tool",
+                                                      "user"]
+    assert SECRET not in json.dumps(redacted[openai_id], default=str)
+
+    quarantined = _table(root, "restricted", "trace_quarantine", day)
+    mapped = [q for q in quarantined if q["source_file"].endswith("openai-calls.jsonl")]
+    assert [q["line_number"] for q in mapped] == [3]
+    assert SECRET not in mapped[0]["reason"] and mapped[0]["reason"].startswith("request.")
