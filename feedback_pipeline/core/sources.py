@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -229,24 +229,31 @@ def native_lines(
     if mapper is None:
         raise ValueError(f"unknown source format {spec.format!r}")  # a bad spec, not bad data
 
-    def mapped() -> Iterator[tuple[int, str | LineFault | SourceFault]]:
-        for number, line in lines:
-            if isinstance(line, LineFault):
-                yield number, line
-                continue
-            obj = _load(line)
-            if isinstance(obj, SourceFault):
-                yield number, obj
-                continue
-            try:
-                for item in mapper(obj, line, spec, stats):
-                    yield number, item
-            except _Fault as err:
-                yield number, SourceFault(str(err), line)
-            except Exception as err:  # bad data must never stop a file
-                yield number, SourceFault(f"could not be mapped ({type(err).__name__})", line)
+    yield from _counted(_each_record(
+        lines, lambda obj, number, line: mapper(obj, line, spec, stats)), stats)
 
-    yield from _counted(mapped(), stats)
+
+def _each_record(lines: Iterable[tuple[int, str | LineFault]],
+                 handle: Callable[[dict[str, Any], int, str], Iterable[str | SourceFault]]
+                 ) -> Iterator[tuple[int, str | LineFault | SourceFault]]:
+    """`handle` over every line's object, under the rules every format shares: read faults
+    pass through, a line that is not a JSON object is a fault, and whatever a mapping raises
+    becomes a fault for that line only (bad data never stops a file)."""
+    for number, line in lines:
+        if isinstance(line, LineFault):
+            yield number, line
+            continue
+        obj = _load(line)
+        if isinstance(obj, SourceFault):
+            yield number, obj
+            continue
+        try:
+            for item in handle(obj, number, line):
+                yield number, item
+        except _Fault as err:
+            yield number, SourceFault(str(err), line)
+        except Exception as err:  # bad data must never stop a file
+            yield number, SourceFault(f"could not be mapped ({type(err).__name__})", line)
 
 
 def _counted(items: Iterator[tuple[int, Any]],
@@ -471,20 +478,12 @@ class _OpenAIGroup:
 def _openai_lines(lines: Iterable[tuple[int, str | LineFault]],
                   spec: SourceSpec) -> Iterator[tuple[int, str | LineFault | SourceFault]]:
     groups: dict[tuple[str, str | None], _OpenAIGroup] = {}
-    for number, line in lines:
-        if isinstance(line, LineFault):
-            yield number, line
-            continue
-        obj = _load(line)
-        if isinstance(obj, SourceFault):
-            yield number, obj
-            continue
-        try:
-            _openai_record(obj, number, line, spec, groups)
-        except _Fault as err:
-            yield number, SourceFault(str(err), line)
-        except Exception as err:  # bad data must never stop a file
-            yield number, SourceFault(f"could not be mapped ({type(err).__name__})", line)
+
+    def record(obj: dict[str, Any], number: int, line: str) -> tuple[()]:
+        _openai_record(obj, number, line, spec, groups)  # emitted once the file is read
+        return ()
+
+    yield from _each_record(lines, record)
     for group in groups.values():
         trace = {
             "trace_id": group.trace_id,
