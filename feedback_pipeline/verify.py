@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from feedback_pipeline import settings
+from feedback_pipeline.core.candidate import LANES, training_sql
 from feedback_pipeline.core.leakage import find_all_leaks
 from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_release_dir
 from feedback_pipeline.core.signing import SIGNATURE_FILE, resolve_signing_key, trusted_keys
 from feedback_pipeline.stages.common import frozen_fingerprints
-from feedback_pipeline.stages.release import training_rows
 from feedback_pipeline.storage import Storage
 
 
@@ -30,11 +32,13 @@ def verify_release(data_root: str | Path, version: str) -> list[str]:
     damaged = {problem.split(":", 1)[0] for problem in problems}
     if SIGNATURE_FILE in damaged:  # nothing in it can be trusted to be what was released
         return problems
-    lanes = {lane: storage.read_parquet(folder / name).to_pandas()
-             for lane, name in RELEASE_FILES.items()
-             if (folder / name).exists() and name not in damaged}
+    lanes = {lane: storage.read_parquet(folder / RELEASE_FILES[lane]) for lane in LANES
+             if (folder / RELEASE_FILES[lane]).exists() and RELEASE_FILES[lane] not in damaged}
     if lanes:
-        training = training_rows(lanes)
+        with duckdb.connect() as con:
+            for lane, table in lanes.items():
+                con.register(lane, table)
+            training = con.sql(training_sql({lane: lane for lane in lanes})).df()
         frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
         leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
         problems += [f"leak: {r.training_id} ({r.lane}) matches frozen {r.frozen_id} by {r.rule} "

@@ -16,38 +16,84 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feedback_pipeline.core.conversation import (
+    MESSAGES_JSON_TYPE,
+    final_user_sql,
+    prompt_text_sql,
+)
+
 LANES = ("preference", "sft", "unpaired")
 PROVENANCE = ["trace_id", "slice", "redaction_version", "prompt_template_version",
               "policy_version", "prompt_fingerprint", "rubric_version", "reviewer_ids",
               "round_id", "arm"]
 _PROV = ", ".join(PROVENANCE)
 
-# TRL's standard preference format (prompt, chosen, rejected), its conversational format (a
-# `messages` list of {role, content}) and its unpaired format (prompt, completion, label), each
-# followed by provenance; the source is a window of preference_pairs, demonstrations and
+# TRL's conversational formats, each followed by provenance: preference (prompt as messages,
+# chosen / rejected as one assistant message each), language modelling (`messages`: the prompt's
+# messages then the answer) and unpaired preference (prompt messages, completion as one
+# assistant message, label). The prompt is the conversation the reviewers judged, with its
+# context (core.conversation); the source is a window of preference_pairs, demonstrations and
 # pointwise_assessments partitions.
+_PROMPT = (f"coalesce(from_json(prompt_messages, '{MESSAGES_JSON_TYPE}'), "
+           "[{'role': 'user', 'content': prompt}])")
+
+
+def _assistant(column: str) -> str:
+    return f"[{{'role': 'assistant', 'content': {column}}}]"
+
+
 LANE_SELECT = {
-    "preference": f"prompt, chosen, rejected, {_PROV}, outcome, deciding_criterion, "
-                  "chosen_model_id, rejected_model_id, chosen_generation, rejected_generation, "
-                  "chosen_candidate_id, criteria_json, trace_id AS row_id",
-    "sft": "[{'role': 'user', 'content': prompt}, {'role': 'assistant', 'content': answer}] "
-           f"AS messages, {_PROV}, source, trace_id AS row_id",
-    "unpaired": f"prompt, completion, label, {_PROV}, assessment, score, candidate_id, "
-                "model_id, review_ids, trace_id || ':' || coalesce(review_ids, 'None') AS row_id",
+    "preference": f"{_PROMPT} AS prompt, {_assistant('chosen')} AS chosen, "
+                  f"{_assistant('rejected')} AS rejected, {_PROV}, outcome, "
+                  "deciding_criterion, chosen_model_id, rejected_model_id, chosen_generation, "
+                  "rejected_generation, chosen_candidate_id, criteria_json, trace_id AS row_id",
+    "sft": f"list_concat({_PROMPT}, {_assistant('answer')}) AS messages, {_PROV}, source, "
+           "trace_id AS row_id",
+    "unpaired": f"{_PROMPT} AS prompt, {_assistant('completion')} AS completion, label, "
+                f"{_PROV}, assessment, score, candidate_id, model_id, review_ids, "
+                "trace_id || ':' || coalesce(review_ids, 'None') AS row_id",
 }
+TEXT_LANES = {"preference_text": "preference", "sft_text": "sft", "unpaired_text": "unpaired"}
+"""The plain-string twin of each conversational lane (TRL's standard formats): the same rows,
+the prompt rendered by core.conversation.PROMPT_TEXT_SQL, answers as plain strings."""
+TEXT_SELECT = {
+    "preference_text": f"{prompt_text_sql('prompt')} AS prompt, chosen[1].content AS chosen, "
+                       f"rejected[1].content AS rejected, {_PROV}, outcome, row_id, "
+                       "dataset_version",
+    "sft_text": f"{prompt_text_sql('messages[:-1]')} AS prompt, messages[-1].content AS "
+                f"completion, {_PROV}, source, row_id, dataset_version",
+    "unpaired_text": f"{prompt_text_sql('prompt')} AS prompt, completion[1].content AS "
+                     f"completion, label, {_PROV}, assessment, score, row_id, dataset_version",
+}
+TRAINING_PROMPT = {"preference": final_user_sql("prompt"), "sft": final_user_sql("messages"),
+                   "unpaired": final_user_sql("prompt")}
+"""Per conversational lane, the final user turn of a row: what the frozen set's prompts are
+compared with."""
+
+
+def training_sql(sources: Mapping[str, str]) -> str:
+    """Every training row of the lanes in `sources` (DuckDB FROM-clauses by lane): lane,
+    trace_id, the final user turn as `prompt`, prompt_fingerprint."""
+    return " UNION ALL ".join(
+        f"SELECT '{lane}' AS lane, trace_id, {TRAINING_PROMPT[lane]} AS prompt, "
+        f"prompt_fingerprint FROM {source}" for lane, source in sources.items())
+
+
 _INPUT_TYPES = {"label": pa.bool_(), "score": pa.int64(), "n_reviews": pa.int64()}
 LANE_INPUT = {
     "preference": ["trace_id", "slice", "redaction_version", "prompt_template_version",
-                   "policy_version", "prompt_fingerprint", "prompt", "chosen", "rejected",
-                   "outcome", "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
+                   "policy_version", "prompt_fingerprint", "prompt", "prompt_messages", "chosen",
+                   "rejected", "outcome", "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
                    "rejected_model_id", "chosen_generation", "rejected_generation",
                    "rubric_version", "deciding_criterion", "reviewer_ids", "review_ids",
                    "n_reviews", "criteria_json", "round_id", "arm"],
     "sft": ["trace_id", "slice", "redaction_version", "prompt_template_version",
-            "policy_version", "prompt_fingerprint", "prompt", "answer", "source", "review_ids",
+            "policy_version", "prompt_fingerprint", "prompt", "prompt_messages", "answer",
+            "source", "review_ids",
             "reviewer_ids", "rubric_version", "round_id", "arm"],
     "unpaired": ["trace_id", "slice", "redaction_version", "prompt_template_version",
-                 "policy_version", "prompt_fingerprint", "prompt", "completion", "label",
+                 "policy_version", "prompt_fingerprint", "prompt", "prompt_messages", "completion",
+                 "label",
                  "assessment", "score", "candidate_id", "model_id", "rubric_version",
                  "reviewer_ids", "review_ids", "round_id", "arm"],
 }
@@ -119,6 +165,13 @@ def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | N
         out.rows[lane] = pq.ParquetFile(path).metadata.num_rows
         out.new_rows[lane] = int(new)
         out.retracted_rows[lane] = int(total_old - kept)
+    for text_lane, lane in TEXT_LANES.items():
+        path = folder / f"{text_lane}.parquet"
+        con.execute(f"COPY (SELECT {TEXT_SELECT[text_lane]} FROM "
+                    f"read_parquet('{_escaped(str(out.files[lane]))}') ORDER BY row_id) TO "
+                    f"'{_escaped(str(path))}' (FORMAT parquet, COMPRESSION zstd, "
+                    f"ROW_GROUP_SIZE {LANE_ROW_GROUP_ROWS})")
+        out.files[text_lane] = path
     return out
 
 

@@ -31,7 +31,7 @@ LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
                  "adjudication": "adjudication.xml"}
 """One Label Studio project per task type, each with its own labeling configuration."""
 TASK_DATA_FIELDS = ("task_id", "trace_id", "trace_day", "round_id", "arm", "task", "queue",
-                    "slice", "prompt", "context",
+                    "slice", "prompt", "context", "conversation",
                     "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                     "approved_answer", "rubric_version", "policy_text",
                     "adjudicates", "adjudication_reason", "incident_reason")

@@ -29,7 +29,12 @@ RELEASE_FILES = {
     "preference": "preference_pairs.parquet",
     "sft": "sft_demonstrations.parquet",
     "unpaired": "pointwise_labels.parquet",
+    "preference_text": "preference_pairs_text.parquet",
+    "sft_text": "sft_demonstrations_text.parquet",
+    "unpaired_text": "pointwise_labels_text.parquet",
 }
+"""Config name -> file: the conversational configs (the default) and their plain-string twins,
+which hold the same rows."""
 
 
 class ReleasePath(Protocol):
@@ -249,9 +254,15 @@ def dataset_card(manifest: Mapping[str, Any], present: Mapping[str, str],
         *([f"Content fingerprint: `{fingerprint}` (sha256 over the training files).", ""]
           if fingerprint else []),
         "## Intended use",
-        "- `preference`: prompt / chosen / rejected pairs for DPO or reward modelling (TRL).",
+        "- `preference`: prompt / chosen / rejected pairs for DPO or reward modelling (TRL), "
+        "in TRL's conversational format: the prompt is the conversation the reviewers judged "
+        "(a system message with the assistant's instructions and the context they saw, the "
+        "earlier turns, the user turn), chosen and rejected one assistant message each.",
         "- `sft`: conversational `messages` demonstrations for supervised fine-tuning.",
         "- `unpaired`: prompt / completion / label for unpaired preference methods (KTO).",
+        "- `preference_text`, `sft_text` (prompt / completion), `unpaired_text`: the same rows "
+        "as plain strings, for tokenizers without a chat template; each prompt ends with "
+        "`Assistant:` on its own line.",
         f"Never evaluate on these rows: the frozen set `{manifest.get('frozen_evaluation_set')}` "
         "was checked for leakage by id and by content before promotion. BOTH_BAD cases "
         f"({manifest.get('both_bad_escalated')}) went to incident review, not into pairs.", "",

@@ -29,6 +29,7 @@ from feedback_pipeline.core.contract import (
     parse_timestamp,
     quarantine_row,
 )
+from feedback_pipeline.core.conversation import prompt_messages_json
 from feedback_pipeline.core.parallel import ordered_map
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS, PAIRWISE_OUTCOMES, Rubric
 from feedback_pipeline.core.texts import SCAN_BATCH_ROWS
@@ -211,6 +212,12 @@ def _provenance(trace: Mapping[str, Any]) -> dict[str, Any]:
         "round_id": trace.get("round_id"),
         "arm": trace.get("arm"),
     }
+
+
+def _prompt_fields(trace: Mapping[str, Any]) -> dict[str, Any]:
+    """The final user turn and the whole conversation the reviewers judged (with its context),
+    which a released row's prompt is built from."""
+    return {"prompt": trace["prompt"], "prompt_messages": prompt_messages_json(trace)}
 
 
 def records(rows: pd.DataFrame | pa.Table) -> list[dict[str, Any]]:
@@ -710,7 +717,7 @@ def _pairwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
                             f"{len(flagged)} reviewer(s); a majority cannot accept it")
     agreeing = [r for r in valid if r["outcome"] == top]
     return _Vote("preference_pairs", {
-        "prompt": trace["prompt"],
+        **_prompt_fields(trace),
         "chosen": chosen["text"],
         "rejected": rejected["text"],
         "outcome": top,
@@ -758,7 +765,7 @@ def _pointwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
     review_ids, reviewers = _ids_of(group)
     verdict = verdicts.pop()
     return _Vote("pointwise", {
-        "prompt": trace["prompt"], "completion": cand["text"], "label": verdict,
+        **_prompt_fields(trace), "completion": cand["text"], "label": verdict,
         "assessment": labels_given.most_common(1)[0][0] if labels_given else None,
         "score": scores[(len(scores) - 1) // 2] if scores else None,
         "candidate_id": cand["candidate_id"], "model_id": cand.get("model_id"),
@@ -814,21 +821,22 @@ def _demonstration(trace: Mapping[str, Any], answer: str, source: str, review_id
                    reviewer_id: str | None, rubric_version: str | None) -> dict[str, Any]:
     return {
         "trace_id": trace["trace_id"], **_provenance(trace),
-        "prompt": trace["prompt"], "answer": answer, "source": source,
+        **_prompt_fields(trace), "answer": answer, "source": source,
         "review_ids": review_id, "reviewer_ids": reviewer_id, "rubric_version": rubric_version,
     }
 
 
 PROVENANCE_COLUMNS = ["redaction_version", "prompt_template_version", "policy_version",
                       "prompt_fingerprint", "slice", "round_id", "arm"]
-PREFERENCE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "chosen", "rejected", "outcome",
-                      "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
-                      "rejected_model_id", "chosen_generation", "rejected_generation",
-                      "rubric_version", "deciding_criterion", "reviewer_ids", "review_ids",
-                      "n_reviews", "criteria_json"]
-DEMONSTRATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "answer", "source",
+PROMPT_COLUMNS = ["prompt", "prompt_messages"]
+PREFERENCE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, *PROMPT_COLUMNS, "chosen", "rejected",
+                      "outcome", "chosen_candidate_id", "rejected_candidate_id",
+                      "chosen_model_id", "rejected_model_id", "chosen_generation",
+                      "rejected_generation", "rubric_version", "deciding_criterion",
+                      "reviewer_ids", "review_ids", "n_reviews", "criteria_json"]
+DEMONSTRATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, *PROMPT_COLUMNS, "answer", "source",
                          "review_ids", "reviewer_ids", "rubric_version"]
-POINTWISE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "prompt", "completion", "label",
+POINTWISE_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, *PROMPT_COLUMNS, "completion", "label",
                      "assessment", "score", "candidate_id", "model_id", "rubric_version",
                      "reviewer_ids", "review_ids"]
 ADJUDICATION_COLUMNS = ["trace_id", *PROVENANCE_COLUMNS, "task", "reason", "outcomes",

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from feedback_pipeline.core.conversation import logged_conversation_text
 from feedback_pipeline.core.routing import (
     DEMONSTRATION_QUEUE,
     FROZEN_EVALUATION,
@@ -33,17 +34,17 @@ TASK_FOR_QUEUE = {
     INCIDENT_REVIEW: "incident",
 }
 TASK_COLUMNS = ["task_id", "trace_id", "trace_day", "round_id", "arm", "queue", "task", "slice",
-                "prompt", "context",
+                "prompt", "context", "conversation",
                 "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                 "approved_answer", "rubric_version", "policy_text", "redaction_version"]
 TASK_SCHEMA = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
-TASK_TEXT_COLUMNS = ("prompt", "context", "candidate_a", "candidate_b", "approved_answer")
+TASK_TEXT_COLUMNS = ("prompt", "context", "conversation", "candidate_a", "candidate_b", "approved_answer")
 PRIMARY_SCHEMA = pa.schema([("trace_id", pa.string()), ("queue", pa.string()),
                             ("task", pa.string())])
 ISSUE_COLUMNS = ("round_id", "arm", "trace_day")
 """What a round adds to a task: which round issued it, in which arm, and the trace's day."""
 _TRACE_FIELDS = {"slice": pa.string(), "context": pa.string(), "approved_answer": pa.string(),
-                 "redaction_version": pa.string()}
+                 "redaction_version": pa.string(), "extra_json": pa.string()}
 
 
 def primary_queues(queues: pd.DataFrame) -> pa.Table:
@@ -94,6 +95,8 @@ def build_task_table(traces: pa.Table | pa.RecordBatch, primary: pa.Table, rubri
         "slice": picked["slice"],
         "prompt": picked["prompt"],
         "context": picked["context"],
+        "conversation": pa.array([logged_conversation_text(x) for x in
+                                  picked["extra_json"].to_pylist()], pa.string()),
         "candidate_a_id": _field(first, "candidate_id"),
         "candidate_a": _field(first, "text"),
         "candidate_b_id": _field(second, "candidate_id"),

@@ -35,7 +35,7 @@ class TextLayout:
         names = set(schema.names)
         wanted = [self.id_field, *self.columns, self.list_column]
         if self.every_string:
-            wanted += [f.name for f in schema if _is_text(f.type)]
+            wanted += [f.name for f in schema if _is_text(f.type) or _struct_texts(f.type)]
         return [c for c in dict.fromkeys(wanted) if c in names]
 
 
@@ -43,17 +43,25 @@ def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def _struct_texts(kind: pa.DataType) -> list[str]:
+    """The string fields of a list-of-struct column's structs (chat messages), else []."""
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        return []
+    inner = kind.value_type
+    if not pa.types.is_struct(inner):
+        return []
+    return [inner.field(i).name for i in range(inner.num_fields) if _is_text(inner.field(i).type)]
+
+
 REDACTED_TRACE_TEXTS = TextLayout("trace_id", ("prompt", "context", "approved_answer",
                                                "extra_json"), ("text", "generation"))
-REVIEW_TASK_TEXTS = TextLayout("task_id", ("prompt", "context", "candidate_a", "candidate_b",
-                                           "approved_answer"))
+REVIEW_TASK_TEXTS = TextLayout("task_id", ("prompt", "context", "conversation", "candidate_a",
+                                           "candidate_b", "approved_answer"))
 FOLLOW_UP_TASK_TEXTS = TextLayout("task_id", (*REVIEW_TASK_TEXTS.columns, "adjudication_reason",
                                              "incident_reason"))
-RELEASE_TEXTS = {
-    "preference": TextLayout("trace_id", ("prompt", "chosen", "rejected")),
-    "sft": TextLayout("trace_id", (), ("content",), "messages"),
-    "unpaired": TextLayout("trace_id", ("prompt", "completion")),
-}
+RELEASE_TEXTS = {lane: TextLayout("trace_id", ()) for lane in (
+    "preference", "sft", "unpaired", "preference_text", "sft_text", "unpaired_text")}
+"""Every string of a release row, chat messages' roles and contents included."""
 
 
 def table_texts(table: pa.Table | pa.RecordBatch,
@@ -65,13 +73,19 @@ def table_texts(table: pa.Table | pa.RecordBatch,
     if layout.every_string:
         columns += [f.name for f in table.schema if _is_text(f.type) and f.name not in columns]
     for name in columns:
-        if name in names:
+        if name in names and not _struct_texts(table.schema.field(name).type):
             yield rows, table.column(name)
+    nested_fields = {}
     if layout.list_fields and layout.list_column in names:
-        nested = table.column(layout.list_column)
+        nested_fields[layout.list_column] = layout.list_fields
+    if layout.every_string:  # every list of structs (chat messages) too, each string field
+        nested_fields.update({f.name: tuple(_struct_texts(f.type)) for f in table.schema
+                              if f.name not in nested_fields and _struct_texts(f.type)})
+    for column, struct_fields in nested_fields.items():
+        nested = table.column(column)
         flat = pc.list_flatten(nested)
         parents = np.asarray(pc.list_parent_indices(nested))
-        for field in layout.list_fields:
+        for field in struct_fields:
             yield parents, pc.struct_field(flat, field)
 
 
@@ -113,7 +127,8 @@ def raw_looking_fields(table: pa.Table | pa.RecordBatch, layout: TextLayout,
     kept back (quarantined, naming the field and never the value) instead of leaving the
     restricted zone as a key of every table."""
     names = set(table.schema.names)
-    labels = [n for n in layout.columns if n in names]
+    labels = [n for n in layout.columns
+              if n in names and not _struct_texts(table.schema.field(n).type)]
     if layout.list_fields and layout.list_column in names:
         labels += [f"{layout.list_column}[].{f}" for f in layout.list_fields]
     found: dict[int, str] = {}

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feedback_pipeline.core import agreement
-from feedback_pipeline.core.candidate import LANE_SELECT, LANES, write_candidate
+from feedback_pipeline.core.candidate import LANE_SELECT, LANES, training_sql, write_candidate
 from feedback_pipeline.core.contract import reason_category
 from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
@@ -166,18 +166,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{package_version('feedback-pipeline')}" + (f"+g{sha}" if sha else "")
-
-
-def training_rows(lanes: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Every training row of every lane: lane, trace_id, prompt, prompt_fingerprint."""
-    parts = []
-    for lane, frame in lanes.items():
-        prompts = (frame["messages"].map(lambda m: m[0]["content"]) if lane == "sft"
-                   else frame["prompt"])
-        parts.append(pd.DataFrame({"lane": lane, "trace_id": frame["trace_id"],
-                                   "prompt": prompts,
-                                   "prompt_fingerprint": frame["prompt_fingerprint"]}))
-    return pd.concat(parts, ignore_index=True)
 
 
 DUCKDB_MEMORY = "768MB"
@@ -427,7 +415,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             con, without_reviewers(window_sources, barred),
             without_reviewers(inherited_sources, barred), version, retracted, Path(scratch))
         files = candidate.files
-        training = TRAINING_SQL.format(**{k: _parquet(v) for k, v in files.items()})
+        training = training_sql({lane: _parquet(files[lane]) for lane in LANES})
         conflicts = int(storage.query("SELECT count(*) AS n FROM {t} WHERE status = "
                                       "'RUBRIC_CONFLICT'", t=scan).column("n")[0].as_py()
                         ) if scan else 0
@@ -606,12 +594,6 @@ def review_cost(storage: Storage, labels_scan: str | None, days: list[str]) -> d
 
 WINDOW_TABLES = {"preference": "preference_pairs", "sft": "demonstrations",
                  "unpaired": "pointwise_assessments"}
-TRAINING_SQL = """
-    SELECT 'preference' AS lane, trace_id, prompt, prompt_fingerprint FROM {preference}
-    UNION ALL SELECT 'sft', trace_id, messages[1].content, prompt_fingerprint FROM {sft}
-    UNION ALL SELECT 'unpaired', trace_id, prompt, prompt_fingerprint FROM {unpaired}
-"""
-
 
 @dg.asset(
     deps=["dataset_manifest"],

@@ -140,8 +140,8 @@ REVIEW_CHUNK_LINES = 25_000
 TASK_BATCH_ROWS = 10_000
 RESOLVE_BATCH_ROWS = 5_000  # traces per worker task: bounds each worker's Python objects
 REVIEW_GROUP_TRACES = 50_000  # traces per spooled review group: one group's reviews in memory
-TRACE_COLUMNS = ["trace_id", "prompt", "candidates", "approved_answer", "slice",
-                 "redaction_version", "prompt_template_version", "policy_version",
+TRACE_COLUMNS = ["trace_id", "prompt", "context", "extra_json", "candidates", "approved_answer",
+                 "slice", "redaction_version", "prompt_template_version", "policy_version",
                  "prompt_fingerprint"]
 
 

@@ -126,7 +126,8 @@ def test_run_promotes_a_complete_release(pipeline_run):
     sft = pq.read_table(release / "sft_demonstrations.parquet").to_pandas()
     assert [m["role"] for m in sft["messages"].iloc[0]] == ["user", "assistant"]
     header = yaml.safe_load((release / "README.md").read_text().split("---")[1])
-    assert {c["config_name"] for c in header["configs"]} == {"preference", "sft", "unpaired"}
+    assert {c["config_name"] for c in header["configs"]} == {
+        "preference", "sft", "unpaired", "preference_text", "sft_text", "unpaired_text"}
 
 
 def test_second_run_with_no_new_data_makes_no_new_version(pipeline_run):

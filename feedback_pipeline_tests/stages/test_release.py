@@ -12,27 +12,66 @@ from feedback_pipeline.cli import main
 datasets = pytest.importorskip("datasets")
 
 
-def test_released_files_load_with_datasets_in_trl_columns(pipeline_run):
+def _redacted_traces(root) -> dict:
+    import duckdb
+
+    rows = duckdb.connect().sql(f"SELECT trace_id, prompt, context FROM read_parquet("
+                      f"'{root}/warehouse/redacted_traces/**/*.parquet', hive_partitioning = true)"
+                      ).fetchall()
+    return {tid: (prompt, context) for tid, prompt, context in rows}
+
+
+def test_released_files_load_with_datasets_in_trl_conversational_columns(pipeline_run):
     root, _, _, outcome = pipeline_run
     release = root / "releases" / outcome.dataset_version
+    traces = _redacted_traces(root)
     prefs = datasets.load_dataset("parquet", data_files={
         "train": str(release / "preference_pairs.parquet")})["train"]
     assert {"prompt", "chosen", "rejected"} <= set(prefs.column_names)
-    assert all(isinstance(prefs[0][c], str) for c in ("prompt", "chosen", "rejected"))
+    with_context = 0
+    for row in prefs:
+        prompt, context = traces[row["trace_id"]]
+        assert row["prompt"][-1] == {"role": "user", "content": prompt}
+        assert [m["role"] for m in row["chosen"]] == ["assistant"]
+        assert [m["role"] for m in row["rejected"]] == ["assistant"]
+        if context:  # the evidence the reviewers judged is in the prompt, redacted
+            with_context += 1
+            assert row["prompt"][0]["role"] == "system"
+            assert context in row["prompt"][0]["content"]
+    assert with_context > 0
     sft = datasets.load_dataset("parquet", data_files={
         "train": str(release / "sft_demonstrations.parquet")})["train"]
     assert sft[0]["messages"][0].keys() == {"role", "content"}
-    assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
+    for row in sft:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles[-2:] == ["user", "assistant"] and set(roles[:-2]) <= {"system"}
     unpaired = datasets.load_dataset("parquet", data_files={
         "train": str(release / "pointwise_labels.parquet")})["train"]
     assert {"prompt", "completion", "label"} <= set(unpaired.column_names)
     assert isinstance(unpaired[0]["label"], bool)
+    assert unpaired[0]["completion"][0]["role"] == "assistant"
+
+
+def test_text_configs_hold_the_same_rows_as_plain_strings(pipeline_run):
+    root, _, _, outcome = pipeline_run
+    release = root / "releases" / outcome.dataset_version
+    for config, columns in {"preference": ("prompt", "chosen", "rejected"),
+                            "sft": ("prompt", "completion"),
+                            "unpaired": ("prompt", "completion")}.items():
+        chat = datasets.load_dataset(str(release), config)["train"]
+        text = datasets.load_dataset(str(release), f"{config}_text")["train"]
+        assert text["trace_id"] == chat["trace_id"]
+        for row in text:
+            assert all(isinstance(row[c], str) for c in columns)
+            assert row["prompt"].endswith("Assistant:\n")
+            assert "User:\n" in row["prompt"]
 
 
 def test_the_dataset_card_configs_load_from_the_release_folder(pipeline_run):
     root, _, _, outcome = pipeline_run
     release = root / "releases" / outcome.dataset_version
-    for config in ("preference", "sft", "unpaired"):
+    for config in ("preference", "sft", "unpaired", "preference_text", "sft_text",
+                   "unpaired_text"):
         loaded = datasets.load_dataset(str(release), config)
         assert list(loaded) == ["train"]
 

@@ -70,3 +70,30 @@ def test_openai_and_otlp_logs_declared_per_file_run_through_the_pipeline(generat
     mapped = [q for q in quarantined if q["source_file"].endswith("openai-calls.jsonl")]
     assert [q["line_number"] for q in mapped] == [3]
     assert SECRET not in mapped[0]["reason"] and mapped[0]["reason"].startswith("request.")
+
+    # two reviewers prefer the first choice of the OpenAI call: the next run releases the pair,
+    # its prompt the whole logged conversation (system, earlier turns, the tool result, the
+    # final user turn), redacted
+    marks = {"unauthorized_command": False, "exposes_private_note": False,
+             "technically_correct": True, "actionable": True, "clear": True}
+    worse = {**marks, "technically_correct": False}
+    reviews = root / "landing" / "reviews" / day / "sourced-reviews.jsonl"
+    reviews.write_text("\n".join(json.dumps({
+        "review_id": f"rv-sourced-{n}", "trace_id": openai_id, "reviewer_id": reviewer,
+        "rubric_version": "code-review-rubric-v4", "reviewed_at": f"{day}T18:00:0{n}Z",
+        "task": "pairwise", "choice": "A",
+        "criteria": {"chatcmpl-AAA.0": marks, "chatcmpl-AAA.1": worse}})
+        for n, reviewer in enumerate(["rev-01", "rev-02"])) + "\n")
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.dataset_version is not None, outcome.reasons
+    release = root / "releases" / outcome.dataset_version
+    [pair] = [r for r in pq.read_table(release / "preference_pairs.parquet").to_pylist()
+              if r["trace_id"] == openai_id]
+    assert [m["role"] for m in pair["prompt"]] == ["system", "user", "assistant", "tool", "user"]
+    assert pair["prompt"][-1]["content"] == redacted[openai_id]["prompt"]
+    assert pair["chosen"] == [{"role": "assistant", "content": ANSWER_A["content"]}]
+    assert SECRET not in json.dumps(pair, default=str)
+    [text_pair] = [r for r in pq.read_table(release / "preference_pairs_text.parquet"
+                                            ).to_pylist() if r["trace_id"] == openai_id]
+    assert text_pair["prompt"].startswith("System:\n")
+    assert text_pair["chosen"] == ANSWER_A["content"]
