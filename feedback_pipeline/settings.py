@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 AGREEMENT_STATISTICS = ("cohens_kappa", "conger_kappa", "fleiss_kappa", "gwet_ac1",
                         "krippendorff_alpha_nominal", "alpha_ordinal", "alpha_interval",
-                        "alpha_ratio")
+                        "alpha_ratio", "score_alpha_nominal", "score_fleiss_kappa")
 """Names accepted for policy.agreement_statistic: core.agreement.GATE_STATISTICS (kept here so
 loading the policy does not import the statistics stack; a test checks they match)."""
 
@@ -47,6 +47,9 @@ class Policy:
     """A release of `dataset_name` this series continues (e.g. code-review-feedback-v11 made
     elsewhere): numbering starts after it. When it is not in this data root's releases/ it is
     named as the parent in the manifest, but none of its rows can be inherited or verified."""
+    release_jsonl: bool = False
+    """Also release every config as JSON Lines beside its Parquet file (the same rows, for tools
+    that read JSONL); the card's configs keep pointing at the Parquet files."""
     kappa_gate: float = 0.65
     agreement_statistic: str = "cohens_kappa"
     agreement_gate_on: str = "point"

@@ -111,10 +111,13 @@ GATE_STATISTICS: dict[str, tuple[str, str]] = {
     "alpha_ordinal": ("alpha_ordinal", "alpha_ordinal_ci_low"),
     "alpha_interval": ("alpha_interval", "alpha_interval_ci_low"),
     "alpha_ratio": ("alpha_ratio", "alpha_ratio_ci_low"),
+    "score_alpha_nominal": ("score_alpha_nominal", "score_alpha_nominal_ci_low"),
+    "score_fleiss_kappa": ("score_fleiss_kappa", "score_fleiss_kappa_ci_low"),
 }
 """Statistic name -> (point key, interval lower-bound key) in the summary. Every name is also
 accepted by the policy's ``agreement_statistic`` (settings.AGREEMENT_STATISTICS)."""
-SCORE_STATISTICS = frozenset({"alpha_ordinal", "alpha_interval", "alpha_ratio"})
+SCORE_STATISTICS = frozenset({"alpha_ordinal", "alpha_interval", "alpha_ratio",
+                              "score_alpha_nominal", "score_fleiss_kappa"})
 # summary-key prefix of each label statistic's interval, bootstrap se / bias / defined count
 _LABEL_CI_PREFIX = {"cohens_kappa": "kappa", "conger_kappa": "conger_kappa",
                     "fleiss_kappa": "fleiss_kappa", "gwet_ac1": "gwet_ac1",
@@ -140,6 +143,11 @@ STATISTIC_DEFINITIONS: dict[str, str] = {
     "missing scores: native (units with >= 2 values count).",
     "alpha_ratio": "Krippendorff's alpha on 1-5 scores, ratio distance ((c - k)/(c + k))^2; "
     "missing scores: native (units with >= 2 values count).",
+    "score_alpha_nominal": "Krippendorff's alpha on 1-5 scores taken as nominal categories "
+    "(any two different scores disagree equally); missing scores: native (units with >= 2 "
+    "values count).",
+    "score_fleiss_kappa": "Fleiss (1971) on 1-5 scores taken as nominal categories: (P_bar - "
+    "P_e) / (1 - P_e), one pooled score distribution; missing scores: " + FLEISS_METHOD + ".",
 }
 
 PAIRWISE_COLUMNS = ["reviewer_a", "reviewer_b", "n_items", "observed", "chance", "kappa"]
@@ -181,6 +189,8 @@ MARKDOWN_ROWS = (  # (display name, summary key, interval key prefix, items key)
     ("Krippendorff's alpha", "alpha_ordinal", "alpha_ordinal_ci", "score_n_items"),
     ("Krippendorff's alpha", "alpha_interval", "alpha_interval_ci", "score_n_items"),
     ("Krippendorff's alpha", "alpha_ratio", "alpha_ratio_ci", "score_n_items"),
+    ("Krippendorff's alpha", "score_alpha_nominal", "score_alpha_nominal_ci", "score_n_items"),
+    ("Fleiss' kappa", "score_fleiss_kappa", "score_fleiss_kappa_ci", "score_n_items"),
 )
 
 
@@ -515,6 +525,8 @@ def agreement_report(
         "alpha_ordinal_level": "ordinal",
         "alpha_interval_level": "interval",
         "alpha_ratio_level": "ratio",
+        "score_alpha_nominal_level": "nominal",
+        "score_fleiss_kappa_level": "nominal",
         "statistic_definitions": dict(STATISTIC_DEFINITIONS),
         "gated_statistic": None,
         "gated_statistic_note": None,
@@ -1054,10 +1066,12 @@ def _score_figures(
 ) -> dict[str, Any]:
     """Krippendorff's alpha at each SCORE_LEVELS over (trace, candidate) items with >= 2
     scores, each with its item-resampling bootstrap interval."""
-    out: dict[str, Any] = {"score_n_items": 0, "score_n_reviews": 0, "score_n_reviewers": 0}
-    for level in SCORE_LEVELS:
-        out.update({f"alpha_{level}": None, f"alpha_{level}_ci_low": None,
-                    f"alpha_{level}_ci_high": None, f"alpha_{level}_bootstrap_defined": 0})
+    out: dict[str, Any] = {"score_n_items": 0, "score_n_reviews": 0, "score_n_reviewers": 0,
+                           "score_fleiss_observed_agreement": None,
+                           "score_fleiss_chance_agreement": None}
+    for name in _SCORE_KEYS.values():
+        out.update({name: None, f"{name}_ci_low": None, f"{name}_ci_high": None,
+                    f"{name}_bootstrap_defined": 0})
     if "score" not in frame.columns:
         return out
     rows = frame[frame["score"].notna()]
@@ -1080,8 +1094,12 @@ def _score_figures(
     )
     if not pairable.any():
         return out
-    for level in SCORE_LEVELS:
-        out[f"alpha_{level}"] = _num(_package_alpha(value_counts, level, SCORE_VALUES))
+    for level, name in _SCORE_KEYS.items():
+        if level != "fleiss":
+            out[name] = _num(_package_alpha(value_counts, level, SCORE_VALUES))
+    p_bar, fleiss_pe, fleiss, _, _ = (float(v[0]) for v in _pooled_parts(value_counts))
+    out.update(score_fleiss_kappa=_num(fleiss), score_fleiss_observed_agreement=_num(p_bar),
+               score_fleiss_chance_agreement=_num(fleiss_pe))
     if bootstrap == 0:
         return out
     v = len(SCORE_VALUES)
@@ -1091,16 +1109,24 @@ def _score_figures(
     representative[inverse] = np.arange(len(inverse))
     types = _ItemTypes(inverse, np.bincount(inverse, minlength=len(uniques)), representative)
     coincidences = _coincidences(uniques)
-    boots: dict[str, list[np.ndarray]] = {level: [] for level in SCORE_LEVELS}
+    boots: dict[str, list[np.ndarray]] = {level: [] for level in _SCORE_KEYS}
     for weights in _resample_weights(rng, types, bootstrap, v * v):
         boot_o = (weights @ coincidences).reshape(-1, v, v)
         for level, store in boots.items():
-            store.append(_alpha_from_coincidences(boot_o, level, SCORE_VALUES))
+            store.append(_pooled_parts(uniques, weights)[2] if level == "fleiss" else
+                         _alpha_from_coincidences(boot_o, level, SCORE_VALUES))
     for level, store in boots.items():
         low, high, defined = _percentile_ci(np.concatenate(store))
-        out.update({f"alpha_{level}_ci_low": low, f"alpha_{level}_ci_high": high,
-                    f"alpha_{level}_bootstrap_defined": defined})
+        name = _SCORE_KEYS[level]
+        out.update({f"{name}_ci_low": low, f"{name}_ci_high": high,
+                    f"{name}_bootstrap_defined": defined})
     return out
+
+
+_SCORE_KEYS = {**{level: f"alpha_{level}" for level in SCORE_LEVELS},
+               "nominal": "score_alpha_nominal", "fleiss": "score_fleiss_kappa"}
+"""Score figure -> summary key: alpha at each SCORE_LEVELS, nominal alpha and Fleiss' kappa
+with the five scores taken as categories (Fleiss 1971's diagnoses are such a table)."""
 
 
 def _unit_codes(rows: pd.DataFrame) -> np.ndarray:

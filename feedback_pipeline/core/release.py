@@ -253,6 +253,9 @@ def dataset_card(manifest: Mapping[str, Any], present: Mapping[str, str],
         f"{agreement.get('gate_on')}).", "",
         *([f"Content fingerprint: `{fingerprint}` (sha256 over the training files).", ""]
           if fingerprint else []),
+        *([f"Every config is also released as JSON Lines (the same rows): "
+           f"{', '.join(f'`{n}`' for n in manifest['jsonl_files'])}.", ""]
+          if manifest.get("jsonl_files") else []),
         "## Intended use",
         "- `preference`: prompt / chosen / rejected pairs for DPO or reward modelling (TRL), "
         "in TRL's conversational format: the prompt is the conversation the reviewers judged "

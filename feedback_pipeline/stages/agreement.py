@@ -29,7 +29,8 @@ SUMMARY_FLOATS = ("cohens_kappa", "observed_agreement", "chance_agreement",
                   "conger_kappa", "conger_kappa_ci_low", "conger_kappa_ci_high",
                   "fleiss_kappa", "fleiss_kappa_ci_low", "fleiss_kappa_ci_high",
                   "gwet_ac1", "gwet_ac1_ci_low", "gwet_ac1_ci_high",
-                  "alpha_ordinal", "alpha_interval", "alpha_ratio")
+                  "alpha_ordinal", "alpha_interval", "alpha_ratio", "score_alpha_nominal",
+                  "score_fleiss_kappa")
 
 
 @dg.asset(

@@ -147,8 +147,17 @@ def parent_sources(storage: Storage, parent: str | None) -> dict[str, str | None
             for lane, name in RELEASE_FILES.items()}
 
 
+def jsonl_name(parquet_name: str) -> str:
+    """The JSON Lines twin of a release file (policy `release_jsonl`)."""
+    return parquet_name.removesuffix(".parquet") + ".jsonl"
+
+
+def _escaped(text: str) -> str:
+    return text.replace("'", "''")
+
+
 def _parquet(path: Any) -> str:
-    return "read_parquet('" + str(path).replace("'", "''") + "')"
+    return f"read_parquet('{_escaped(str(path))}')"
 
 
 def load_retractions(storage: Storage) -> set[str]:
@@ -323,6 +332,22 @@ def without_reviewers(sources: dict[str, str | None], reviewers: list[str]
             for lane, source in sources.items()}
 
 
+def without_traces(con: Any, sources: dict[str, str | None], trace_ids: Iterable[str],
+                   name: str) -> tuple[dict[str, str | None], dict[str, int]]:
+    """Each lane's FROM-clause with the rows of `trace_ids` left out (registered in `con` as
+    table `name`), and per lane how many rows that holds back."""
+    ids = sorted(set(trace_ids))
+    if not ids:
+        return dict(sources), {lane: 0 for lane in LANES}
+    con.register(name, pa.table({"trace_id": pa.array(ids, pa.string())}))
+    held = {lane: int(con.execute(f"SELECT count(*) FROM {source} SEMI JOIN {name} "
+                                  "USING (trace_id)").fetchall()[0][0]) if source else 0
+            for lane, source in sources.items()}
+    return {lane: None if source is None else
+            f"(SELECT * FROM {source} ANTI JOIN {name} USING (trace_id))"
+            for lane, source in sources.items()}, held
+
+
 def rows_resting_on(con: Any, window: dict[str, str | None], parent: dict[str, str | None],
                     reviewers: list[str], retracted: set[str]) -> dict[str, int]:
     """Per lane, the distinct release rows (window or inherited, retractions aside) that rest
@@ -411,8 +436,13 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                                            retracted)
         left_out = {lane: total for lane, (total, _) in by_source.items()}
         inherited_left_out = {lane: inherited for lane, (_, inherited) in by_source.items()}
-        candidate = write_candidate(
+        # a slice under an "adjudicate" gate: its window rows wait for expert adjudication
+        # (their trace ids in ROUTED_SLICES) instead of being released on doubtful labels
+        fresh_sources, held_for_slices = without_traces(
             con, without_reviewers(window_sources, barred),
+            (tid for ids in routed_ids.values() for tid in ids), "slice_held")
+        candidate = write_candidate(
+            con, fresh_sources,
             without_reviewers(inherited_sources, barred), version, retracted, Path(scratch))
         files = candidate.files
         training = training_sql({lane: _parquet(files[lane]) for lane in LANES})
@@ -457,6 +487,14 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
         for lane, path in files.items():
             storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())
+        jsonl_files = []
+        if policy.release_jsonl:
+            for lane, path in files.items():
+                name = jsonl_name(RELEASE_FILES[lane])
+                con.execute(f"COPY (SELECT * FROM {_parquet(path)}) TO "
+                            f"'{_escaped(str(Path(scratch) / name))}' (FORMAT json)")
+                storage.write_bytes(folder / name, (Path(scratch) / name).read_bytes())
+                jsonl_files.append(name)
         agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)
         storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
         storage.write_json(folder / ROUTED_SLICES, routed_ids)
@@ -506,6 +544,8 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         "rows_left_out_by_suspension": left_out,
         "slice_gates": slices_gate.value,
         "slices_routed_to_adjudication": routed,
+        "rows_held_for_slice_adjudication": held_for_slices,
+        "jsonl_files": jsonl_files,
     }
     missing = missing_fields(manifest)
     complete_gate = Gate("manifest_complete", not missing, len(missing),
@@ -616,7 +656,8 @@ def dataset_release(context: dg.AssetExecutionContext,
         return dg.MaterializeResult(metadata={"promoted": False,
                                               "dataset_version": manifest["parent_dataset"]
                                               or "none"})
-    files = {name: (folder / name).read_bytes() for name in (*RELEASE_FILES.values(), HEATMAP)}
+    files = {name: (folder / name).read_bytes()
+             for name in (*RELEASE_FILES.values(), *manifest.get("jsonl_files", ()), HEATMAP)}
     present = dict(RELEASE_FILES)
     fingerprint = content_fingerprint({name: files[name] for name in present.values()})
     files["README.md"] = dataset_card(manifest, present, fingerprint).encode("utf-8")

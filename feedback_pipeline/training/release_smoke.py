@@ -29,8 +29,13 @@ from typing import Any
 
 import yaml
 
-ROLE_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>")
-MAX_LENGTH = 256
+ROLE_MARKERS = ("<|user|>", "<|assistant|>")
+"""What the tiny model's chat template renders around every conversation (a system turn only
+when the row has one)."""
+MAX_LENGTH = 768
+"""Tokens per example. A released prompt holds the conversation and the context the reviewers
+saw (a CI log, a diff hunk): a few hundred tokens, and SFT truncates from the right, so at 256
+a prompt/completion row loses its whole completion and TRL has nothing to train on."""
 BATCH_SIZE = 2  # KTO needs a per-device batch above 1: its KL term pairs neighbours in a batch
 LEARNING_RATE = 1e-3
 README = "README.md"

@@ -858,3 +858,25 @@ def test_gold_answers_lists_each_latest_answer_with_its_time():
     assert answers["miss"].tolist() == [False, True]
     assert str(answers["reviewed_at"].iloc[0]) == "2026-05-01 11:00:00+00:00"
     assert ag.gold_answers(reviews, None).empty
+
+
+def test_scores_as_categories_give_nominal_alpha_and_fleiss_kappa_under_their_names():
+    """Krippendorff 2011's example scored 1-5: nominal alpha .743 on the scores themselves;
+    Fleiss 1971's diagnoses 1-5 given as scores by six reviewers: Fleiss' kappa .430."""
+    s = agreement_report(pd.DataFrame({"trace_id": [], "reviewer_id": [], "label": []}),
+                         scores=reviews_from_matrix(PAPER_C, as_score=True).assign(
+                             candidate_id="c"), bootstrap=50, seed=3, min_items=5).summary
+    assert round(s["score_alpha_nominal"], 3) == 0.743
+    assert s["score_alpha_nominal_ci_low"] <= s["score_alpha_nominal"] <= \
+        s["score_alpha_nominal_ci_high"]
+    rows = [{"review_id": f"f{i}-{k}", "trace_id": f"f{i:02d}", "candidate_id": "c",
+             "reviewer_id": f"rev{k}", "score": score}
+            for i, item in enumerate(FLEISS_1971) for k, score in enumerate(item)]
+    report = agreement_report(pd.DataFrame({"trace_id": [], "reviewer_id": [], "label": []}),
+                              scores=pd.DataFrame(rows), bootstrap=50, seed=3, min_items=5)
+    s = report.summary
+    assert round(s["score_fleiss_kappa"], 3) == 0.430
+    assert round(s["score_fleiss_observed_agreement"], 3) == 0.556
+    assert round(s["score_fleiss_chance_agreement"], 3) == 0.220
+    assert gate_value(report, "score_fleiss_kappa") == s["score_fleiss_kappa"]
+    assert "`score_fleiss_kappa`" in report.to_markdown()

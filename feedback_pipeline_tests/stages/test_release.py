@@ -157,3 +157,33 @@ def test_a_series_continued_from_a_declared_parent_is_numbered_after_it(generate
     assert manifest["row_counts"]["new"]["preference"] == manifest["row_counts"]["preferences"]
     card = (release / "README.md").read_text()
     assert manifest["content_fingerprint"] in card
+
+
+def test_release_jsonl_writes_every_config_as_json_lines_beside_its_parquet(generated_root,
+                                                                            tmp_path):
+    import shutil
+
+    import dagster as dg
+    import pyarrow.parquet as pq
+    import yaml
+
+    from feedback_pipeline.cli import run_pipeline
+
+    root = tmp_path / "data"
+    shutil.copytree(generated_root, root)
+    policy_path = root / "config" / "policy.yaml"
+    policy = yaml.safe_load(policy_path.read_text())
+    policy_path.write_text(yaml.safe_dump({**policy, "release_jsonl": True}))
+    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
+    assert outcome.promoted, outcome.reasons
+    release = root / "releases" / outcome.dataset_version
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert len(manifest["jsonl_files"]) == 6
+    for name in manifest["jsonl_files"]:
+        parquet = pq.read_table(release / name.replace(".jsonl", ".parquet")).to_pylist()
+        lines = [json.loads(line) for line in (release / name).read_text().splitlines()]
+        assert [r["trace_id"] for r in lines] == [r["trace_id"] for r in parquet], name
+        assert lines[0]["prompt" if "prompt" in lines[0] else "messages"] == \
+            parquet[0]["prompt" if "prompt" in parquet[0] else "messages"]
+        assert name in manifest["files"] and name in (release / "README.md").read_text()
+    assert main(["verify", outcome.dataset_version, "--data-root", str(root)]) == 0

@@ -265,3 +265,60 @@ def test_the_release_manifest_lists_suspended_reviewers_and_the_rows_left_out(
     assert manifest["slices_routed_to_adjudication"] == {}
     checks = {e.check_name for e in result.get_asset_check_evaluations()}
     assert "slice_agreement" in checks
+
+
+def _release_with_slice_gate(pipeline_run, tmp_path, action):
+    """The release job on a copy of the pipeline's data root, `fixture-failure` under an
+    unreachable gate (more duplicate-reviewed items than the sample has)."""
+    import dagster as dg
+    import yaml
+
+    from feedback_pipeline.definitions import build_definitions
+    from feedback_pipeline_tests.conftest import copy_root
+
+    root = copy_root(pipeline_run[0], tmp_path / "data")
+    policy_path = root / "config" / "policy.yaml"
+    declared = yaml.safe_load(policy_path.read_text())
+    declared["slice_gates"] = {"fixture-failure": {"min_statistic": 0.5, "min_items": 100_000,
+                                                   "action": action}}
+    policy_path.write_text(yaml.safe_dump(declared))
+    for version in (root / "releases").iterdir():  # a fresh v1, no parent to inherit
+        version.rename(tmp_path / version.name)
+    result = build_definitions(str(root)).resolve_job_def("release").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        run_config={"ops": {"dataset_manifest": {"config": {"start": None, "end": None}}}})
+    folder = root / "warehouse" / "release_candidate"
+    return root, result, json.loads((folder / "manifest.json").read_text()), folder
+
+
+def test_a_blocking_slice_gate_refuses_promotion_naming_the_slice(pipeline_run, tmp_path):
+    root, result, manifest, _ = _release_with_slice_gate(pipeline_run, tmp_path, "block")
+    gate = manifest["gates"]["slice_agreement"]
+    assert not gate["passed"] and gate["reason"].startswith("slice fixture-failure: only ")
+    assert "slice agreement below declared gate" in manifest["promotion_reasons"]
+    assert not result.success and not (root / "releases").exists() or \
+        not any((root / "releases").iterdir())
+
+
+def test_an_adjudicate_slice_gate_holds_the_slice_rows_back_and_counts_them(pipeline_run,
+                                                                            tmp_path):
+    root, result, manifest, folder = _release_with_slice_gate(pipeline_run, tmp_path,
+                                                              "adjudicate")
+    assert manifest["gates"]["slice_agreement"]["passed"]
+    routed = json.loads((folder / release.ROUTED_SLICES).read_text())["fixture-failure"]
+    assert manifest["slices_routed_to_adjudication"]["fixture-failure"]["n_traces"] == \
+        len(routed) > 0
+    held = manifest["rows_held_for_slice_adjudication"]
+    window = {"preference": "preference_pairs", "sft": "demonstrations",
+              "unpaired": "pointwise_assessments"}
+    barred = set(manifest["suspended_reviewers"])  # their rows are left out before this
+    for lane, table in window.items():
+        rows = [r for r in pq.read_table(root / "warehouse" / table).to_pylist()
+                if not barred & set((r["reviewer_ids"] or "").split(","))]
+        assert held[lane] == sum(r["trace_id"] in set(routed) for r in rows), lane
+    assert held["preference"] > 0
+    for name in ("preference_pairs.parquet", "sft_demonstrations.parquet",
+                 "pointwise_labels.parquet"):
+        released = {r["trace_id"] for r in pq.read_table(folder / name).to_pylist()}
+        assert not released & set(routed), name
+    assert result.success

@@ -9,16 +9,19 @@ import dagster as dg
 import pyarrow.parquet as pq
 import yaml
 
-from feedback_pipeline.cli import run_pipeline
+from feedback_pipeline.cli import main, run_pipeline
 from feedback_pipeline_tests.core.test_sources import (
     ANSWER_A,
     ANSWER_B,
+    LAST_USER,
+    OPENAI_MESSAGES,
     REQUEST,
     SECRET,
     TOOL_ANSWER,
     completion,
     export,
     genai_attributes,
+    oi_attributes,
     span,
 )
 
@@ -27,15 +30,19 @@ def _table(root, zone, asset, day):
     return pq.read_table(root / zone / asset / f"date={day}").to_pylist()
 
 
-def test_openai_and_otlp_logs_declared_per_file_run_through_the_pipeline(generated_root,
-                                                                          tmp_path):
+def test_every_source_format_declared_per_file_runs_through_the_pipeline_to_a_release(
+        generated_root, tmp_path, monkeypatch):
     root = tmp_path / "data"
     shutil.copytree(generated_root, root)
     day = sorted(p.name for p in (root / "landing" / "traces").iterdir())[0]
     noon = int(datetime.fromisoformat(f"{day}T12:00:00+00:00").astimezone(UTC).timestamp())
     (root / "config" / "sources.yaml").write_text(yaml.safe_dump({"sources": {
         "openai-*": {"format": "openai_chat", "defaults": {"slice": "weather"}},
-        "otel-*": "otlp_genai"}}))
+        "otel-*": "otlp_genai", "phoenix-*": "openinference",
+        "mapped-*": {"format": "jsonl_mapping",
+                     "fields": {"trace_id": "meta.id", "created_at": "ts",
+                                "prompt": "input.question", "context": "input.docs[0]",
+                                "candidates": "outputs", "messages": "conversation"}}}}))
     landing = root / "landing" / "traces" / day
     request = json.loads(json.dumps(REQUEST))
     request["messages"][1]["content"] = f"My key is {SECRET}, what's the weather in Paris?"
@@ -49,6 +56,12 @@ def test_openai_and_otlp_logs_declared_per_file_run_through_the_pipeline(generat
     ]) + "\n")
     (landing / "otel-spans.jsonl").write_text(export(span(
         "bbbbbbbbbbbbbbbb", genai_attributes(), start=str(noon * 10**9))) + "\n")
+    (landing / "phoenix-spans.jsonl").write_text(export(span(
+        "cccccccccccccccc", oi_attributes(), start=str((noon + 60) * 10**9))) + "\n")
+    (landing / "mapped-export.jsonl").write_text(json.dumps({
+        "meta": {"id": "jsonl:weather-1"}, "ts": noon + 120,
+        "input": {"question": LAST_USER, "docs": ["forecast: rain 80%"]},
+        "outputs": ["Yes, rain is likely.", "No idea."], "conversation": OPENAI_MESSAGES}) + "\n")
 
     outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
     assert outcome.dataset_version is not None or outcome.reasons
@@ -71,29 +84,41 @@ def test_openai_and_otlp_logs_declared_per_file_run_through_the_pipeline(generat
     assert [q["line_number"] for q in mapped] == [3]
     assert SECRET not in mapped[0]["reason"] and mapped[0]["reason"].startswith("request.")
 
-    # two reviewers prefer the first choice of the OpenAI call: the next run releases the pair,
-    # its prompt the whole logged conversation (system, earlier turns, the tool result, the
-    # final user turn), redacted
+    # every sourced trace (OpenAI call, GenAI span, OpenInference span, mapped JSONL record)
+    # gets two pairwise reviews preferring its first candidate: the next run releases the pairs,
+    # each prompt the whole logged conversation (system instructions, earlier turns, the tool
+    # result, the final user turn), redacted
+    raw = {r["trace_id"]: r for r in _table(root, "restricted", "raw_traces", day)}
+    sourced = {t: [c["candidate_id"] for c in r["candidates"][:2]] for t, r in raw.items()
+               if t.startswith(("openai:", "otel:", "jsonl:"))}
+    assert len(sourced) == 4 and all(len(c) == 2 for c in sourced.values())
     marks = {"unauthorized_command": False, "exposes_private_note": False,
              "technically_correct": True, "actionable": True, "clear": True}
     worse = {**marks, "technically_correct": False}
     reviews = root / "landing" / "reviews" / day / "sourced-reviews.jsonl"
     reviews.write_text("\n".join(json.dumps({
-        "review_id": f"rv-sourced-{n}", "trace_id": openai_id, "reviewer_id": reviewer,
+        "review_id": f"rv-sourced-{k}-{n}", "trace_id": trace_id, "reviewer_id": reviewer,
         "rubric_version": "code-review-rubric-v4", "reviewed_at": f"{day}T18:00:0{n}Z",
-        "task": "pairwise", "choice": "A",
-        "criteria": {"chatcmpl-AAA.0": marks, "chatcmpl-AAA.1": worse}})
+        "task": "pairwise", "choice": "A", "criteria": {a: marks, b: worse}})
+        for k, (trace_id, (a, b)) in enumerate(sorted(sourced.items()))
         for n, reviewer in enumerate(["rev-01", "rev-02"])) + "\n")
-    outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
-    assert outcome.dataset_version is not None, outcome.reasons
-    release = root / "releases" / outcome.dataset_version
-    [pair] = [r for r in pq.read_table(release / "preference_pairs.parquet").to_pylist()
-              if r["trace_id"] == openai_id]
-    assert [m["role"] for m in pair["prompt"]] == ["system", "user", "assistant", "tool", "user"]
-    assert pair["prompt"][-1]["content"] == redacted[openai_id]["prompt"]
-    assert pair["chosen"] == [{"role": "assistant", "content": ANSWER_A["content"]}]
-    assert SECRET not in json.dumps(pair, default=str)
-    [text_pair] = [r for r in pq.read_table(release / "preference_pairs_text.parquet"
-                                            ).to_pylist() if r["trace_id"] == openai_id]
-    assert text_pair["prompt"].startswith("System:\n")
-    assert text_pair["chosen"] == ANSWER_A["content"]
+    # the command a user runs (without DAGSTER_HOME it runs on a throwaway instance)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["run", "--data-root", str(root)]) == 0
+    release = root / "releases" / sorted(
+        (p.name for p in (root / "releases").iterdir()), key=lambda v: int(v.rsplit("v", 1)[1]))[-1]
+    redacted = {r["trace_id"]: r for r in _table(root, "warehouse", "redacted_traces", day)}
+    pairs = {r["trace_id"]: r for r in pq.read_table(release / "preference_pairs.parquet"
+                                                     ).to_pylist() if r["trace_id"] in sourced}
+    assert set(pairs) == set(sourced)
+    for trace_id, pair in pairs.items():
+        roles = [m["role"] for m in pair["prompt"]]
+        assert roles[0] == "system" and "tool" in roles and roles[-1] == "user", trace_id
+        assert pair["prompt"][-1]["content"] == redacted[trace_id]["prompt"]
+        assert SECRET not in json.dumps(pair, default=str)
+    assert pairs[openai_id]["chosen"] == [{"role": "assistant",
+                                           "content": ANSWER_A["content"]}]
+    text_pairs = {r["trace_id"]: r for r in pq.read_table(
+        release / "preference_pairs_text.parquet").to_pylist() if r["trace_id"] in sourced}
+    assert text_pairs[openai_id]["prompt"].startswith("System:\n")
+    assert text_pairs[openai_id]["chosen"] == ANSWER_A["content"]

@@ -229,3 +229,11 @@ def test_two_pipeline_releases_of_one_name_load_their_own_rows_from_one_cache(pi
             assert sorted(loaded["trace_id"]) == sorted(own), (release, name)
     assert pq.read_table(first / "preference_pairs.parquet")["trace_id"].to_pylist() != \
         pq.read_table(second / "preference_pairs.parquet")["trace_id"].to_pylist()
+    # and as a user loads it, by folder alone: the card's fingerprint keys the cache
+    from datasets import load_dataset
+
+    plain = str(tmp_path / "plain-cache")
+    for release in (first, second, first):
+        loaded = load_dataset(str(release), "preference", split="train", cache_dir=plain)
+        own = pq.read_table(release / "preference_pairs.parquet", columns=["trace_id"])
+        assert sorted(loaded["trace_id"]) == sorted(own["trace_id"].to_pylist()), release
