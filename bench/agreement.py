@@ -2,8 +2,8 @@
 
 agreement_report computes every label coefficient (Cohen's where defined, Conger's, Fleiss',
 Gwet's AC1, nominal alpha) and, from ``--score-reviews`` pointwise 1-5 scores on (trace,
-candidate) items passed as ``scores=``, the ordinal, interval and ratio alphas, each with its
-bootstrap interval. The loop computes the label statistics (Conger's kappa over review pairs,
+candidate) items passed as ``scores=``, the ordinal, interval and ratio alphas and, with the
+scores taken as categories, nominal alpha and Fleiss' kappa, each with its bootstrap interval. The loop computes the label statistics (Conger's kappa over review pairs,
 Krippendorff's nominal alpha, gold misses, a percentile bootstrap over items) with dicts and
 lists. It is too slow for the full size, so it runs on a smaller sample and its time is
 extrapolated linearly: point estimates by the number of reviews, the bootstrap by reviews times
@@ -197,7 +197,8 @@ def main() -> None:
     print("  ".join([ci("conger_kappa", "conger_kappa"), ci("fleiss_kappa", "fleiss_kappa"),
                      ci("gwet_ac1", "gwet_ac1"),
                      ci("krippendorff_alpha_nominal", "alpha_nominal")]))
-    print("  ".join([ci(f"alpha_{lv}", f"alpha_{lv}") for lv in ("ordinal", "interval", "ratio")])
+    print("  ".join([ci(f"alpha_{lv}", f"alpha_{lv}") for lv in ("ordinal", "interval", "ratio")]
+                    + [ci(key, key) for key in ("score_alpha_nominal", "score_fleiss_kappa")])
           + f"  flagged reviewers {s['n_flagged_reviewers']}")
     print(f"cross-check on the {args.baseline_reviews:,}-review sample: kappa vectorised "
           f"{check.summary['conger_kappa']:.6f} vs loop {base['kappa']:.6f}; alpha "
