@@ -1615,17 +1615,39 @@ def _is_word(c: str) -> bool:
 
 
 FIND_MAX_VALUES = 8
+ONE_PASS_MIN_TEXTS = 64
+ONE_PASS_TEXTS_PER_GROUP = 4
+"""From ONE_PASS_MIN_TEXTS texts to search, when groups of ONE_PASS_TEXTS_PER_GROUP texts on
+average share their known values (a trace's fields, a day's corpus-stable tokens), one pass
+over the whole joined batch beats a search per text (the per-text cost is Python calls and a
+rescan per value; the pass is one C loop). Texts that each know their own
+values (a trace's, a text's) are still searched one by one: a pass over the batch would be
+matched against every other text's values for nothing."""
 
 
 def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
-                 texts: Iterable[int]) -> Iterator[tuple[int, int, str]]:
+                 texts: Sequence[int]) -> Iterator[tuple[int, int, str]]:
     """(text index, end, value) of every occurrence, inside each given text of the batch, of
     the known values of its group (`values_of(k)`), in character offsets of the joined text.
-    A group with a few values is searched with `str.find` (a vectorised scan per value); one
-    with more builds an Aho-Corasick automaton (pyahocorasick), so the cost stays linear in the
-    text however many values a trace holds. Only texts that can hold a recurrence are read."""
+    Many texts sharing their values (ONE_PASS_MIN_TEXTS): one literal matcher over every
+    group's values scans the joined text once (`_literal_matches`), and a match counts only
+    inside a given text whose group knows the value. Otherwise each text is searched alone, with `str.find` per value for a group with a few
+    values and an automaton for one with more, so the cost stays linear in the text however
+    many values a trace holds."""
     text = batch.text
     starts, ends = batch.starts_list, batch.ends_list
+    wanted = {k: values_of(k) for k in texts} if len(texts) >= ONE_PASS_MIN_TEXTS else {}
+    shared = {id(values): values for values in wanted.values()}
+    if wanted and len(shared) * ONE_PASS_TEXTS_PER_GROUP <= len(wanted):
+        # texts share their values (a trace's fields, a day): one pass finds them all
+        sets = {key: frozenset(values) for key, values in shared.items()}
+        union = sorted(set().union(*sets.values()))
+        for end, value in _literal_matches(batch, union):
+            k = bisect_right(starts, end - len(value)) - 1
+            values = wanted.get(k)
+            if values is not None and end <= ends[k] and value in sets[id(values)]:
+                yield k, end, value
+        return
     automata: dict[int, Any] = {}
     for k in texts:
         values = values_of(k)
@@ -1647,6 +1669,41 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
         # given on every call.
         for last, value in automaton.iter(text[start:end]):
             yield k, start + last + 1, value
+
+
+def _literal_matches(batch: _Joined, values: Sequence[str]) -> Iterator[tuple[int, str]]:
+    """(end, value) of every occurrence of every value in the joined text, in character
+    offsets: hyperscan's literal mode over the batch's UTF-8 buffer when it is installed (a
+    few milliseconds a megabyte), else one pyahocorasick automaton (tens of milliseconds a
+    megabyte, all of it a C loop)."""
+    if not values:
+        return
+    if hyperscan is None:
+        automaton = ahocorasick.Automaton()
+        for value in values:
+            automaton.add_word(value, value)
+        automaton.make_automaton()
+        for last, value in automaton.iter(batch.text):
+            yield last + 1, value
+        return
+    db = hyperscan.Database()
+    db.compile(expressions=[v.encode("utf-8", "surrogatepass") for v in values],
+               ids=list(range(len(values))), elements=len(values),
+               flags=[0] * len(values), literal=True)
+    ids: list[int] = []
+    byte_ends: list[int] = []
+
+    def on_match(value_id: int, _start: int, end: int, _flags: int, _context: Any) -> None:
+        ids.append(value_id)
+        byte_ends.append(end)
+
+    buffer = batch.encoded()
+    db.scan(buffer, match_event_handler=on_match)
+    if not ids:
+        return
+    ends = batch.char_offsets(np.asarray(byte_ends, dtype=np.int64), buffer).tolist()
+    for value_id, end in zip(ids, ends, strict=True):
+        yield end, values[value_id]
 
 
 def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] | None,

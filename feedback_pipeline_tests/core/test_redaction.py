@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from feedback_pipeline.core import redaction
 from feedback_pipeline.core.redaction import (
     DETECTOR_VERSIONS,
     DETECTORS,
@@ -679,6 +680,33 @@ def test_corpus_stable_tokens_propagate_across_the_traces_of_a_batch():
     assert token.startswith("<SECRET_") and out["prompt"][1] == f"Contact {token} about the migration"
     per_trace, _ = Redactor(DENY_TERMS).redact_traces(frame)
     assert per_trace["prompt"][1] == "Contact Xy7pQr2zAB about the migration"
+
+
+def test_propagation_in_one_pass_over_a_large_batch_keeps_each_value_to_its_trace(redactor,
+                                                                                   monkeypatch):
+    """Enough traces for the one-pass literal search: every trace's own value is replaced
+    where it recurs in that trace (after non-ASCII text, so byte and character offsets
+    differ), never in another trace, and never inside a longer word."""
+    rows = [_trace(f"PGPASSWORD=Val{i:03d}Secret psql", f"Zoë naïve — ask Val{i:03d}Secret",
+                   f"Val{(i + 1) % 40:03d}Secret and Val{i:03d}SecretX", trace_id=f"t{i}")
+            for i in range(40)]
+    for i, row in enumerate(rows):  # five texts a trace
+        row["candidates"].append({"candidate_id": "b", "model_id": "m", "generation": None,
+                                  "text": f"Try Val{i:03d}Secret."})
+        row["approved_answer"] = f"Rotate Val{i:03d}Secret now"
+    calls = []
+    original = redaction._literal_matches
+    monkeypatch.setattr(redaction, "_literal_matches",
+                        lambda batch, values: calls.append(len(values)) or original(batch, values))
+    out, _ = redactor.redact_traces(pd.DataFrame(rows))
+    assert calls == [40]  # one pass over the batch for all forty traces' values
+    for i in range(40):
+        assert out["candidates"][i][1]["text"].startswith("Try <")
+        assert out["approved_answer"][i].startswith("Rotate <")
+        token = out["prompt"][i].split("=", 1)[1].split()[0]
+        assert token.startswith("<") and out["context"][i].endswith(f"ask {token}")
+        assert out["candidates"][i][0]["text"] == (f"Val{(i + 1) % 40:03d}Secret and "
+                                                   f"Val{i:03d}SecretX")
 
 
 def test_propagation_in_shared_tables_json_and_switch():
