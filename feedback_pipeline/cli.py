@@ -134,7 +134,6 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
     far), the judge calibration, and the selection experiment, whose verdict the next day's
     round follows. With `executor="multiprocess"` an ephemeral `instance` is swapped for a
     throwaway on-disk one, since step processes must reach the run storage."""
-    from feedback_pipeline.stages.release import window_days
     from feedback_pipeline.storage import Storage
 
     storage = Storage(data_root)
@@ -145,7 +144,7 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
         guarded = {**os.environ, "FEEDBACK_DATA_ROOT": str(storage.root)}
         resolve_vault_key(guarded)
         resolve_signing_key(guarded)
-    outcome = RunOutcome(days=window_days(storage, start, end))
+    outcome = RunOutcome(days=storage.window_days(start, end))
     if not outcome.days:
         outcome.error = f"no landed traces under {storage.root}/landing/traces in the window"
         return outcome

@@ -357,6 +357,26 @@ class Storage:
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.iterdir()))
 
+    def window_days(self, start: str | None, end: str | None) -> list[str]:
+        """The landed trace days from `start` to `end` (inclusive; None is open)."""
+        return [d for d in self.landing_days("traces")
+                if (start is None or d >= start) and (end is None or d <= end)]
+
+    def prompt_fingerprints(self, trace_ids: list[str]) -> pd.DataFrame:
+        """The given trace ids with their redacted prompt and its fingerprint wherever the
+        trace landed (None where it has not): frozen-set lookups for routing, selection, the
+        release's leakage gate and `verify`."""
+        wanted = pd.DataFrame({"trace_id": pd.Series(trace_ids, dtype=object)})
+        scan = self.scan_sql(WAREHOUSE, "redacted_traces")
+        if scan is None:
+            return wanted.assign(prompt_fingerprint=None, prompt=None)
+        with self.connect() as con:
+            con.register("wanted_ids", wanted)
+            return con.execute(
+                f"SELECT w.trace_id, t.prompt_fingerprint, t.prompt FROM wanted_ids w "
+                f"LEFT JOIN (SELECT trace_id, prompt_fingerprint, prompt FROM {scan}) t "
+                f"USING (trace_id)").df()
+
     def landing_files(self, kind: str, day: str, suffixes: tuple[str, ...]) -> list[AnyPath]:
         folder = self.landing_dir(kind, day)
         if not folder.is_dir():

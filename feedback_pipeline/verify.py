@@ -11,7 +11,6 @@ from feedback_pipeline.core.candidate import LANES, training_sql
 from feedback_pipeline.core.leakage import find_all_leaks
 from feedback_pipeline.core.release import RELEASE_FILES, read_manifest, verify_release_dir
 from feedback_pipeline.core.signing import SIGNATURE_FILE, resolve_signing_key, trusted_keys
-from feedback_pipeline.stages.common import frozen_fingerprints
 from feedback_pipeline.storage import Storage
 
 
@@ -39,7 +38,7 @@ def verify_release(data_root: str | Path, version: str) -> list[str]:
             for lane, table in lanes.items():
                 con.register(lane, table)
             training = con.sql(training_sql({lane: lane for lane in lanes})).df()
-        frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
+        frozen_rows = storage.prompt_fingerprints(list(frozen.ids))
         leaks = find_all_leaks(training, frozen_rows, policy.near_duplicate_threshold)
         problems += [f"leak: {r.training_id} ({r.lane}) matches frozen {r.frozen_id} by {r.rule} "
                      f"(frozen set {frozen.set_id}; released against "

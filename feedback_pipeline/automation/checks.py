@@ -7,10 +7,10 @@ scanner or a tampered release file is noticed without re-materializing anything.
 
 import dagster as dg
 
+from feedback_pipeline.core.contract import id_list
 from feedback_pipeline.core.manifest import next_version
 from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, REVIEW_TASK_TEXTS, residue_in_table
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import id_list
 from feedback_pipeline.storage import WAREHOUSE
 from feedback_pipeline.verify import verify_release
 

@@ -488,3 +488,9 @@ def reason_category(reason: str) -> str:
     line held (an id, a value, a parser's message about the text)."""
     text = _DETAIL.sub("", _QUOTED.sub("…", str(reason)))
     return " ".join(text.split())[:100] or "unspecified"
+
+
+def id_list(ids: list[str], limit: int = 50) -> str:
+    """Ids for a metadata field or a log line: the first `limit`, then how many more."""
+    shown = ", ".join(ids[:limit])
+    return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")

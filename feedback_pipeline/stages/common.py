@@ -8,7 +8,6 @@ import pandas as pd
 
 from feedback_pipeline.core.contract import DEFAULT_MAX_LINE_BYTES
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.storage import WAREHOUSE, Storage
 
 RESTRICTED_IO = "restricted_io_manager"
 WAREHOUSE_IO = "io_manager"
@@ -33,27 +32,5 @@ def value_counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in series.value_counts(dropna=False).sort_index().items()}
 
 
-def id_list(ids: list[str], limit: int = 50) -> str:
-    shown = ", ".join(ids[:limit])
-    return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
-
-
 QUEUE_IDS = {"routed_queues": dg.AssetIn(metadata={"columns": ["trace_id", "destination"]})}
 """The routed_queues columns a consumer needs: the rules' reason texts stay on disk."""
-
-
-def frozen_fingerprints(storage: Storage, frozen_ids: list[str]) -> pd.DataFrame:
-    """Frozen ids with their redacted prompt and its fingerprint wherever the trace landed."""
-    frozen = pd.DataFrame({"trace_id": frozen_ids})
-    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
-    if scan is None:
-        frozen["prompt_fingerprint"] = None
-        frozen["prompt"] = None
-        return frozen
-    with storage.connect() as con:
-        con.register("frozen_ids", frozen)
-        return con.execute(
-            f"SELECT f.trace_id, t.prompt_fingerprint, t.prompt FROM frozen_ids f "
-            f"LEFT JOIN (SELECT trace_id, prompt_fingerprint, prompt FROM {scan}) t "
-            f"USING (trace_id)"
-        ).df()

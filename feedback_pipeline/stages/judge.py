@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from feedback_pipeline.core.contract import quarantine_to_table, read_lines
+from feedback_pipeline.core.contract import id_list, quarantine_to_table, read_lines
 from feedback_pipeline.core.judge import (
     GoldCalibration,
     calibrate_on_gold,
@@ -28,7 +28,7 @@ from feedback_pipeline.core.labelstudio import IMPORT_FILE, with_predictions
 from feedback_pipeline.core.parallel import stage_workers, stop_workers
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, id_list, max_line_bytes
+from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, max_line_bytes
 
 CALIBRATION_COLUMNS = ["judge_id", "trace_id", "judge_original", "judge_swapped_mapped_back",
                        "gold_label", "slice", "agrees", "checked_both_orders", "order_sensitive"]

@@ -8,12 +8,13 @@ A second, independent scan (the residue check) blocks everything downstream on a
 
 import dagster as dg
 
+from feedback_pipeline.core.contract import id_list
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
 from feedback_pipeline.core.redaction_batch import REDACTED_SCHEMA, RedactionJob, redact_batch
 from feedback_pipeline.core.vault import SEALED_SCHEMA, resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table, id_list
+from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table
 from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
 
 BATCH_ROWS = 10_000

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import LANE_SELECT, LANES, training_sql, write_candidate
-from feedback_pipeline.core.contract import reason_category
+from feedback_pipeline.core.contract import id_list, reason_category
 from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
     REQUIRED_FIELDS,
@@ -55,7 +55,6 @@ from feedback_pipeline.core.texts import (
     residue_in_parquet,
 )
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import frozen_fingerprints, id_list
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, arrow_target
 
 GATE_CHECKS = {
@@ -87,11 +86,6 @@ class ReleaseWindow(dg.Config):
 
     start: str | None = None
     end: str | None = None
-
-
-def window_days(storage: Storage, start: str | None, end: str | None) -> list[str]:
-    days = storage.landing_days("traces")
-    return [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
 
 
 def read_window(storage: Storage, table: str, days: list[str],
@@ -397,7 +391,7 @@ def left_out_by_suspension(con: Any, window: dict[str, str | None],
 def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                      pipeline: PipelineResource):
     storage, policy = pipeline.storage, pipeline.policy
-    days = window_days(storage, config.start, config.end)
+    days = storage.window_days(config.start, config.end)
     on_disk = storage.list_versions()
     version, parent = next_version(on_disk, policy.dataset_name, policy.parent_dataset)
     # a declared parent made outside this data root sets the numbering only: none of its rows
@@ -463,7 +457,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
              (unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()))],
             stage_workers() if in_worker else 1)
         try:
-            frozen_rows = frozen_fingerprints(storage, list(frozen.ids))
+            frozen_rows = storage.prompt_fingerprints(list(frozen.ids))
             leaks = pd.concat([
                 find_leaks(f"({training})", frozen_rows),
                 find_near_duplicates(con.sql(training).fetch_record_batch(LEAK_BATCH_ROWS),

@@ -13,7 +13,7 @@ from feedback_pipeline.core.routing import DESTINATIONS, route
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import WAREHOUSE_IO, counts_table
-from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
+from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches
 
 ROUTING_COLUMNS = ["trace_id", "slice", "reserved_for_evaluation", "unsafe_effect",
                    "candidates", "approved_answer"]
@@ -35,8 +35,9 @@ def frozen_evaluation_set(context: dg.AssetExecutionContext,
     previous = (storage.read_table(WAREHOUSE, "frozen_evaluation_set", None).to_pandas()
                 if storage.has_table(WAREHOUSE, "frozen_evaluation_set", None) else None)
     table = reserve(frozen.set_id, list(frozen.ids), frozen.reserved_at, previous)
+    found = storage.prompt_fingerprints(list(frozen.ids)).dropna(subset=["prompt_fingerprint"])
     table["prompt_fingerprint"] = table["trace_id"].map(
-        fingerprints_of(storage, list(frozen.ids)))
+        dict(zip(found["trace_id"], found["prompt_fingerprint"], strict=True)))
     return dg.Output(table, metadata={
         "dagster/row_count": len(table), "set_id": frozen.set_id,
         "with_fingerprint": int(table["prompt_fingerprint"].notna().sum())})
@@ -57,18 +58,6 @@ def reserve(set_id: str, ids: list[str], reserved_at: str,
                 "instead of editing this one"))
     return pd.DataFrame({"set_id": set_id, "trace_id": ids,
                          "reserved_at": [known.get(i, reserved_at) for i in ids]})
-
-
-def fingerprints_of(storage: Storage, ids: list[str]) -> dict[str, str]:
-    """Prompt fingerprints of the given traces wherever they landed (DuckDB over partitions)."""
-    scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
-    if scan is None or not ids:
-        return {}
-    with storage.connect() as con:
-        con.register("wanted", pd.DataFrame({"trace_id": ids}))
-        rows = con.sql(f"SELECT t.trace_id, t.prompt_fingerprint FROM {scan} t "
-                       "JOIN wanted USING (trace_id)").fetchall()
-    return dict(rows)
 
 
 @dg.asset(

@@ -46,7 +46,6 @@ from feedback_pipeline.stages.common import (
     QUEUE_IDS,
     WAREHOUSE_IO,
     counts_table,
-    frozen_fingerprints,
 )
 from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
 
@@ -133,7 +132,7 @@ def frozen_prompts(storage: Storage, policy: Policy, configured: tuple[str, ...]
     if scan is not None:
         ids |= set(storage.query(f"SELECT DISTINCT trace_id FROM {{t}} WHERE destination = "
                                  f"'{FROZEN_EVALUATION}'", t=scan).column("trace_id").to_pylist())
-    return frozen_fingerprints(storage, sorted(ids))
+    return storage.prompt_fingerprints(sorted(ids))
 
 
 def near_frozen(pool: pd.DataFrame, frozen: pd.DataFrame, threshold: float) -> set[str]:
