@@ -1,4 +1,4 @@
-"""feedback-pipeline: run | demo | generate | verify (contract section 6).
+"""feedback-pipeline: run | demo | generate | verify | check-config | status | labelstudio.
 
 `run` executes every stage for a window on the Dagster instance in DAGSTER_HOME (or a throwaway
 one) and attempts a release. Exit status: 0 promoted (or nothing new to promote), 3 a gate
@@ -406,38 +406,116 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_BLOCKED
 
 
+EPILOG = """\
+exit status:
+  0  done (run: promoted, or nothing new to promote; verify: intact; check-config: valid)
+  1  an error stopped the run (its message says which stage and day)
+  2  bad usage or a config problem (check-config names the file, key and rule)
+  3  a gate blocked promotion (run) or a release failed verification (verify)
+
+examples:
+  feedback-pipeline check-config --data-root data
+  feedback-pipeline run --data-root data --start 2026-05-01 --end 2026-05-03
+  feedback-pipeline status --data-root data --json
+  feedback-pipeline verify code-review-feedback-v3 --data-root data
+"""
+DATA_ROOT_HELP = ("the data root: a folder or an fsspec URL (default: FEEDBACK_DATA_ROOT, else "
+                  "%(default)s)")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (unless it has none, or the help says it), and
+    the epilog's layout kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or action.help is None \
+                or "default" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _data_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"),
+                        metavar="DIR_OR_URL", help=DATA_ROOT_HELP)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from feedback_pipeline.settings import check_config
+    from feedback_pipeline.storage import Storage
+
+    problems = check_config(Storage(args.data_root))
+    for problem in problems:
+        print(f"config: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"OK: the config under {args.data_root}/config is valid")
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from feedback_pipeline.status import data_root_status, status_text
+    from feedback_pipeline.storage import Storage
+
+    status = data_root_status(Storage(args.data_root))
+    print(json.dumps(status) if args.json else status_text(status))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="feedback-pipeline", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run every stage for a window and attempt a release")
-    run.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
-    run.add_argument("--start", type=_valid_day)
-    run.add_argument("--end", type=_valid_day)
-    run.add_argument("--json", action="store_true", help="print one JSON object")
+    parser = argparse.ArgumentParser(
+        prog="feedback-pipeline", formatter_class=_HelpFormatter, epilog=EPILOG,
+        description="Turn landed assistant traces and human reviews into versioned, redacted "
+                    "SFT / DPO / KTO releases, on Dagster.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]
+                ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                             formatter_class=_HelpFormatter)
+        cmd.set_defaults(func=func)
+        return cmd
+
+    run = command("run", "run every stage for each landed day of a window, then attempt a "
+                         "release", cmd_run)
+    _data_root(run)
+    run.add_argument("--start", type=_valid_day, metavar="YYYY-MM-DD",
+                     help="first day of the window (default: the first landed day)")
+    run.add_argument("--end", type=_valid_day, metavar="YYYY-MM-DD",
+                     help="last day of the window (default: the last landed day)")
+    run.add_argument("--json", action="store_true",
+                     help="print one JSON object (promoted, dataset_version, gates, reasons, "
+                          "quarantine, withheld_days) instead of the summary")
     run.add_argument("--executor", choices=EXECUTORS, default="in_process",
-                     help="run every step in this process (default) or each step in its own "
-                          "process (multiprocess)")
-    run.set_defaults(func=cmd_run)
-    gen = sub.add_parser("generate", help="write a realistic synthetic data root")
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--days", type=int, default=3)
-    gen.add_argument("--traces-per-day", type=int, default=80)
-    gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--start", default="2026-05-01", type=_valid_day)
+                     help="run every step in this process, or each step in its own process")
+    gen = command("generate", "write a realistic synthetic data root", cmd_generate)
+    gen.add_argument("--out", required=True, metavar="DIR", help="the data root to write")
+    gen.add_argument("--days", type=int, default=3, help="landed days")
+    gen.add_argument("--traces-per-day", type=int, default=80, help="traces a day (>= 20)")
+    gen.add_argument("--seed", type=int, default=7, help="random seed")
+    gen.add_argument("--start", default="2026-05-01", type=_valid_day, metavar="YYYY-MM-DD",
+                     help="the first day")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.add_argument("--reviews", choices=("all", "on_export"), default="all",
-                     help="land every simulated review now (all, default) or none, to be "
-                          "answered task by task as rounds export them (on_export, for demo)")
-    gen.set_defaults(func=cmd_generate)
-    demo = sub.add_parser("demo", help="run the closed labeling loop on a synthetic data root: "
-                                       "simulated reviewers answer each round's exported tasks")
-    demo.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
-    demo.add_argument("--executor", choices=EXECUTORS, default="in_process")
-    demo.set_defaults(func=cmd_demo)
-    ver = sub.add_parser("verify", help="re-hash a release and re-run its leakage checks")
-    ver.add_argument("version")
-    ver.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
-    ver.set_defaults(func=cmd_verify)
+                     help="land every simulated review now (all) or none, to be answered task "
+                          "by task as rounds export them (on_export, for demo)")
+    demo = command("demo", "run the closed labeling loop on a synthetic data root: simulated "
+                           "reviewers answer each round's exported tasks", cmd_demo)
+    _data_root(demo)
+    demo.add_argument("--executor", choices=EXECUTORS, default="in_process",
+                      help="run every step in this process, or each step in its own process")
+    ver = command("verify", "re-hash a release, check its signature and re-run its leakage "
+                            "checks", cmd_verify)
+    ver.add_argument("version", help="the release to verify, e.g. code-review-feedback-v3 "
+                                     "(a folder under <data-root>/releases)")
+    _data_root(ver)
+    check = command("check-config", "validate the data root's config (policy, rubrics, frozen "
+                                    "set, gold sets, reviewers, sources, deny list) without "
+                                    "running anything", cmd_check_config)
+    _data_root(check)
+    status = command("status", "per landed day: files, quarantined lines, partitions written "
+                               "and the release holding it; the candidate's gates", cmd_status)
+    _data_root(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
     from feedback_pipeline.labelstudio_commands import add_labelstudio_parser
 
     add_labelstudio_parser(sub)

@@ -104,6 +104,7 @@ class Policy:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         checks = {
             "kappa_gate": -1.0 <= self.kappa_gate <= 1.0,
             "judge_agreement_gate": 0.0 <= self.judge_agreement_gate <= 1.0,
@@ -166,6 +167,26 @@ GOLD_MISS_PRIOR = {"alpha": 1.0, "beta": 19.0}
 REVIEWER_SUSPENSION = {"on": "gold_flag", "requalify_items": 10, "requalify_max_misses": 1}
 SUSPENSION_TRIGGERS = ("gold_flag", "never")
 SLICE_GATE_ACTIONS = ("block", "adjudicate")
+
+
+_SCALAR_CHECKS = {
+    "float": ("a number", lambda v: _is_number(v)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "str | None": ("a string", lambda v: v is None or isinstance(v, str)),
+}
+
+
+def _check_types(policy: Policy) -> None:
+    """Each scalar key of policy.yaml holds its declared type, so a wrong one (`kappa_gate:
+    high`) is refused naming the key and the type before any comparison trips on it."""
+    for f in fields(policy):
+        rule = _SCALAR_CHECKS.get(str(f.type))
+        value = getattr(policy, f.name)
+        if rule is not None and not rule[1](value):
+            raise ConfigError(f"policy.yaml: {f.name} must be {rule[0]}, got "
+                              f"{type(value).__name__}")
 
 
 def _is_number(value: Any) -> bool:
@@ -372,3 +393,36 @@ def load_trace_sources(storage: Storage) -> list[tuple[str, SourceSpec]]:
                 for glob, spec in declared.items()]
     except ValueError as err:
         raise ConfigError(str(err)) from err
+
+
+def check_config(storage: Storage) -> list[str]:
+    """Every config problem of a data root, each naming its file, key and rule: the policy,
+    the rubrics, the frozen set and its labels, the reviewer and judge gold sets, the reviewer
+    roles, the trace sources and the deny list, parsed by the same loaders the stages use. An
+    empty list means the pipeline will accept the config."""
+    problems: list[str] = []
+
+    def attempt(load: Any, *args: Any) -> Any:
+        try:
+            return load(storage, *args)
+        except ConfigError as err:
+            problems.append(str(err))
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{args or load.__name__}: cannot be read ({type(err).__name__})")
+        return None
+
+    policy = attempt(load_policy)
+    for version in sorted(known_rubric_versions(storage)):
+        attempt(load_rubric, version)
+    if policy is not None:
+        if policy.rubric_version not in known_rubric_versions(storage):
+            problems.append(f"policy.yaml: rubric_version {policy.rubric_version!r} has no "
+                            f"config/rubrics/{policy.rubric_version}.yaml")
+        attempt(load_frozen_set, policy.frozen_eval_set)
+        attempt(load_frozen_labels, policy.frozen_eval_set)
+        attempt(load_gold, policy.reviewer_training_set)
+        attempt(load_gold, policy.judge_gold_set)
+    attempt(load_reviewer_roles)
+    attempt(load_trace_sources)
+    attempt(load_deny_terms)
+    return problems

@@ -16,3 +16,55 @@ def test_a_vault_key_file_inside_the_data_root_named_by_data_root_is_refused(
     assert "outside the data root" in capsys.readouterr().out
     assert not (root / "config" / "vault.key").exists()
     assert not (root / "warehouse" / "redacted_traces").exists()
+
+
+def test_help_lists_every_command_the_exit_codes_and_option_defaults(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for word in ("run", "verify", "check-config", "status", "labelstudio", "exit status",
+                 "3  a gate blocked promotion"):
+        assert word in text, word
+    assert "contract section" not in text
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "(default: 80)" in capsys.readouterr().out
+
+
+def test_check_config_names_the_file_key_and_rule_and_exits_2(generated_root, tmp_path,
+                                                               capsys):
+    import yaml
+
+    root = copy_root(generated_root, tmp_path / "data")
+    assert main(["check-config", "--data-root", str(root)]) == 0
+    assert capsys.readouterr().out.startswith("OK")
+    policy = root / "config" / "policy.yaml"
+    declared = yaml.safe_load(policy.read_text())
+    policy.write_text(yaml.safe_dump({**declared, "kappa_gate": "high"}))
+    (root / "config" / "sources.yaml").write_text("sources: [not, a, mapping]\n")
+    assert main(["check-config", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "policy.yaml: kappa_gate must be a number, got str" in err
+    assert "sources.yaml: sources must be a mapping" in err
+
+
+def test_status_reports_each_day_the_candidate_and_the_releases(pipeline_run, capsys):
+    import json
+
+    root, _, _, outcome = pipeline_run
+    assert main(["status", "--data-root", str(root), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    days = {d["day"]: d for d in status["days"]}
+    assert set(days) == set(outcome.days)
+    for day in days.values():
+        assert day["landed_files"]["traces"] >= 1
+        assert "redacted_traces" in day["partitions"]["warehouse"]
+        assert "raw_traces" in day["partitions"]["restricted"]
+        assert day["in_releases"] == [outcome.dataset_version]
+        assert day["quarantined_lines"]["traces"] > 0  # the generator plants bad lines
+    assert status["candidate"]["promotion_reasons"] == []
+    assert [r["version"] for r in status["releases"]] == [outcome.dataset_version]
+    assert main(["status", "--data-root", str(root)]) == 0
+    assert f"in {outcome.dataset_version}" in capsys.readouterr().out
