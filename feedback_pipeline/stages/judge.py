@@ -115,11 +115,12 @@ def calibration_metadata(calibration: GoldCalibration) -> dict[str, Any]:
     can_subset=False,
     ins={"preference_pairs": TRAINING_IDS},
     check_specs=[dg.AssetCheckSpec("judge_auto_accept_allowed", asset="judge_calibration",
-                                   blocking=True,
                                    description="On the held-out gold set the judge reaches the "
                                    "declared kappa on enough items and rarely flips under order "
                                    "swap, and no gold item is a training row: only then may it "
-                                   "pre-label review tasks.")],
+                                   "pre-label review tasks. A WARN when it falls short (the "
+                                   "normal state until a judge is good enough): the run stays "
+                                   "green and no judge label goes downstream.")],
 )
 def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                       preference_pairs: pd.DataFrame):
@@ -139,7 +140,7 @@ def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResou
         check_name="judge_auto_accept_allowed",
         asset_key="judge_calibration",
         passed=calibration.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "rule": f"on held-out gold set {calibration.gold_set!r}: at least "
                     f"{calibration.min_gold_items} items judged in both orders, kappa >= "
@@ -178,8 +179,8 @@ def prelabel_export(pipeline: PipelineResource, day: str, prelabels: pd.DataFram
     kinds={"parquet"},
     description="Pre-labels of a judge that passed calibration on the held-out gold set: shown "
                 "to reviewers as Label Studio predictions on the day's review tasks, never "
-                "preferences or training rows by themselves (the blocking check stops this "
-                "asset otherwise).",
+                "preferences or training rows by themselves; empty, and no task pre-labelled, "
+                "unless the judge passed calibration.",
     deps=["judge_calibration"],
     ins={"preference_pairs": TRAINING_IDS},
 )
