@@ -144,9 +144,21 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
         guarded = {**os.environ, "FEEDBACK_DATA_ROOT": str(storage.root)}
         resolve_vault_key(guarded)
         resolve_signing_key(guarded)
-    outcome = RunOutcome(days=storage.window_days(start, end))
+    from feedback_pipeline.partitions import PARTITIONS_START, PARTITIONS_START_SOURCE
+
+    days = storage.window_days(start, end)
+    outcome = RunOutcome(days=[d for d in days if d >= PARTITIONS_START])
+    early = [d for d in days if d < PARTITIONS_START]
+    if early:
+        outcome.advisories.append(
+            f"{len(early)} landed day(s) before the partitions start {PARTITIONS_START} (from "
+            f"{PARTITIONS_START_SOURCE}) were not run: {', '.join(early[:10])}"
+            f"{' ...' if len(early) > 10 else ''}; declare an earlier partitions_start in "
+            "policy.yaml to take them in")
     if not outcome.days:
-        outcome.error = f"no landed traces under {storage.root}/landing/traces in the window"
+        outcome.error = (f"no landed traces under {storage.root}/landing/traces in the window"
+                         + (f" on or after the partitions start {PARTITIONS_START}"
+                            if early else ""))
         return outcome
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")

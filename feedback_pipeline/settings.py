@@ -47,6 +47,9 @@ class Policy:
     """A release of `dataset_name` this series continues (e.g. code-review-feedback-v11 made
     elsewhere): numbering starts after it. When it is not in this data root's releases/ it is
     named as the parent in the manifest, but none of its rows can be inherited or verified."""
+    partitions_start: str | None = None
+    """The first daily partition (YYYY-MM-DD); without it the first landed day
+    (feedback_pipeline.partitions, where FEEDBACK_PARTITIONS_START overrides both)."""
     release_jsonl: bool = False
     """Also release every config as JSON Lines beside its Parquet file (the same rows, for tools
     that read JSONL); the card's configs keep pointing at the Parquet files."""
@@ -105,6 +108,12 @@ class Policy:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if self.partitions_start is not None:
+            try:
+                date.fromisoformat(self.partitions_start)
+            except ValueError as err:
+                raise ConfigError(f"policy.yaml: partitions_start {self.partitions_start!r} "
+                                  "is not a YYYY-MM-DD day") from err
         checks = {
             "kappa_gate": -1.0 <= self.kappa_gate <= 1.0,
             "judge_agreement_gate": 0.0 <= self.judge_agreement_gate <= 1.0,
@@ -261,6 +270,8 @@ def load_policy(storage: Storage) -> Policy:
     raw = _read_yaml(storage.config_path("policy.yaml"))
     known = {f.name for f in fields(Policy)} - {"extra"}
     kwargs = {k: v for k, v in raw.items() if k in known}
+    if isinstance(kwargs.get("partitions_start"), date):  # YAML reads 2026-05-01 as a date
+        kwargs["partitions_start"] = kwargs["partitions_start"].isoformat()
     if isinstance(kwargs.get("experiment_candidates"), list):
         kwargs["experiment_candidates"] = tuple(kwargs["experiment_candidates"])
     parent = kwargs.get("parent_dataset")

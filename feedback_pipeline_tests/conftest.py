@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
-import pytest
+# Before any stage module builds the daily partitions: the tests' data roots land days from
+# 2026-05-01, whatever the checkout's own ./data holds (feedback_pipeline.partitions).
+os.environ.setdefault("FEEDBACK_PARTITIONS_START", "2020-01-01")
+
+import dagster as dg  # noqa: E402
+import pytest  # noqa: E402
 
 from feedback_pipeline_tests.labelstudio_server import label_studio_server  # noqa: F401
 
