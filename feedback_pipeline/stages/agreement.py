@@ -43,6 +43,7 @@ SUMMARY_FLOATS = ("cohens_kappa", "observed_agreement", "chance_agreement",
                 "confusion matrix over duplicate reviews, with per-slice and per-reviewer "
                 "diagnostics.",
     check_specs=[dg.AssetCheckSpec("daily_agreement_gate", asset="agreement_report",
+                                   partitions_def=daily_partitions,
                                    blocking=False,
                                    description="The day's agreement reaches the declared gate "
                                    "(warns; the window gate blocks promotion).")],

@@ -115,6 +115,7 @@ def calibration_metadata(calibration: GoldCalibration) -> dict[str, Any]:
     can_subset=False,
     ins={"preference_pairs": TRAINING_IDS},
     check_specs=[dg.AssetCheckSpec("judge_auto_accept_allowed", asset="judge_calibration",
+                                   partitions_def=daily_partitions,
                                    description="On the held-out gold set the judge reaches the "
                                    "declared kappa on enough items and rarely flips under order "
                                    "swap, and no gold item is a training row: only then may it "

@@ -51,6 +51,7 @@ def residue_check_result(
     group_name="redaction",
     can_subset=False,
     check_specs=[dg.AssetCheckSpec("no_redaction_residue", asset="redacted_traces",
+                                   partitions_def=daily_partitions,
                                    blocking=True,
                                    description="An independent scan finds no raw identifier or "
                                    "secret in any redacted text.")],

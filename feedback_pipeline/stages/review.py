@@ -79,6 +79,7 @@ def reviewer_pseudonym_key() -> bytes:
     description="The day's labeling round as redacted review tasks (each with its round id and "
                 "arm), also exported as JSONL and as a Label Studio import file for reviewers.",
     check_specs=[dg.AssetCheckSpec("no_residue_in_review_tasks", asset="review_tasks",
+                                   partitions_def=daily_partitions,
                                    blocking=True,
                                    description="Nothing a reviewer receives holds raw text.")],
 )

@@ -72,6 +72,7 @@ def run_judge(root: Path):
                             instance=instance, raise_on_error=False)
     assert result.success  # a judge short of its gate warns, it never fails the run
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert check["judge_auto_accept_allowed"].partition == DAY
     metadata = next(m for m in result.get_asset_materialization_events()
                     if m.asset_key == dg.AssetKey("judge_calibration")
                     ).materialization.metadata

@@ -69,7 +69,16 @@ def test_materialize_two_days_and_count_every_table(generated_root, tmp_path):
                                selection=dg.AssetSelection.assets(*JUDGE_ASSETS))
         evaluations = {e.check_name: e for e in judge.get_asset_check_evaluations()}
         assert not evaluations["judge_auto_accept_allowed"].passed, "the judge is position-biased"
-        assert storage.table_days("warehouse", "judge_accepted_labels") == []
+        assert judge.success  # a WARN: the judge job stays green
+        assert storage.read_table("warehouse", "judge_accepted_labels", day).num_rows == 0
+        # every per-day gate is recorded against its day, so the UI's check history says
+        # which day failed
+        daily_checks = [*result.get_asset_check_evaluations(),
+                        *judge.get_asset_check_evaluations()]
+        assert {e.check_name for e in daily_checks} >= {
+            "no_redaction_residue", "no_residue_in_review_tasks", "daily_agreement_gate",
+            "judge_auto_accept_allowed"}
+        assert {e.partition for e in daily_checks} == {day}
         lines = sum(1 for p in storage.landing_files("traces", day, (".jsonl", ".jsonl.gz"))
                     for _ in read_lines(p))
         raw = storage.read_table("restricted", "raw_traces", day).to_pandas()
