@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DATA_ROOT ?= data
 
-.PHONY: venv demo test lint ui clean-data
+# `make test` is the fast tier; the slow end-to-end runs and the tests that need a service
+# (PostgreSQL, Chromium, Label Studio) are `make test-slow`, which .ci/run also runs.
+FAST_TESTS := not slow and not postgres and not browser and not labelstudio
+
+.PHONY: venv demo test test-slow test-all lint ui clean-data
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +32,12 @@ lint: venv
 	$(BIN)/ruff check feedback_pipeline feedback_pipeline_tests bench
 
 test: venv lint
+	$(BIN)/pytest -q -m "$(FAST_TESTS)"
+
+test-slow: venv
+	$(BIN)/pytest -q -m "not ($(FAST_TESTS))"
+
+test-all: venv lint
 	$(BIN)/pytest -q
 
 ui: venv $(DAGSTER_HOME)/dagster.yaml

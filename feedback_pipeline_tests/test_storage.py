@@ -108,6 +108,7 @@ def test_releases_are_immutable_and_verified(storage: Storage) -> None:
     assert (path / "a.parquet").read_bytes() == b"one"
 
 
+@pytest.mark.slow
 def test_whole_pipeline_on_an_in_memory_object_store(generated_root: Path) -> None:
     """Landing data copied into memory://, run end to end: a release appears there, a re-run
     makes no new version, and nothing is written to the local disk copy."""

@@ -77,6 +77,7 @@ def test_a_run_failure_withholds_messages_of_unknown_errors():
     assert "failed steps (1): redacted_traces" in alert.text()
 
 
+@pytest.mark.slow
 def test_failed_gate_reaches_the_webhook_once_without_raw_text(failed_gate, webhook,
                                                                tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch):

@@ -9,6 +9,7 @@ import shutil
 from datetime import date
 
 import pyarrow.parquet as pq
+import pytest
 
 from feedback_pipeline.cli import main
 from feedback_pipeline.synth.generator import generate
@@ -85,6 +86,7 @@ def _summary(root, day) -> dict:
     return {r["key"]: r["value"] for r in rows if r["section"] == "summary"}
 
 
+@pytest.mark.slow
 def test_published_agreement_figures_through_feedback_pipeline_run(tmp_path, monkeypatch):
     root = tmp_path / "data"
     generate(root, days=1, traces_per_day=20, seed=3, start=date.fromisoformat(LESSON_DAY))

@@ -51,6 +51,7 @@ def test_definitions_load_and_list_every_stage():
             "unsafe_pairs_accepted", "manifest_complete", "redaction_residue"} <= checks
 
 
+@pytest.mark.slow
 def test_materialize_two_days_and_count_every_table(generated_root, tmp_path):
     root = copy_root(generated_root, tmp_path / "data")
     defs = build_definitions(str(root))
@@ -139,6 +140,7 @@ def test_run_promotes_a_complete_release(pipeline_run):
         "preference", "sft", "unpaired", "preference_text", "sft_text", "unpaired_text"}
 
 
+@pytest.mark.slow
 def test_second_run_with_no_new_data_makes_no_new_version(pipeline_run):
     from feedback_pipeline.cli import run_pipeline
 
@@ -178,6 +180,7 @@ def _frozen_ids(root: Path) -> list[str]:
     return list(yaml.safe_load(path.read_text())["ids"])
 
 
+@pytest.mark.slow
 def test_attack_014_in_frozen_set_and_a_preference_pair_is_refused_then_repaired(
         generated_root, tmp_path):
     """The seed's useful failure: the frozen set grows to include a trained-on trace."""
@@ -239,6 +242,7 @@ def test_attack_014_in_frozen_set_and_a_preference_pair_is_refused_then_repaired
     assert manifest["row_counts"]["retracted"]["preference"] == 1
 
 
+@pytest.mark.slow
 def test_agreement_below_the_declared_gate_is_refused(pipeline_run, tmp_path):
     from feedback_pipeline.cli import run_pipeline
 
@@ -339,6 +343,7 @@ def test_a_day_withheld_by_the_residue_gate_means_no_release_and_says_so(
     assert outcome.to_json()["release_written"] is False
 
 
+@pytest.mark.slow
 def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline_run, tmp_path):
     """`run --executor multiprocess`: every step in its own process (one at a time), reporting
     to an on-disk instance, with the same gates and the same released rows."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from feedback_pipeline_tests.conftest import DAYS, copy_root
 
@@ -22,6 +23,7 @@ def outside_restricted(root: Path, home: Path) -> list[Path]:
     return [p for place in places if place.exists() for p in place.rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_planted_values_in_every_field_never_leave_the_restricted_zone(generated_root,
                                                                        tmp_path):
     from feedback_pipeline.cli import run_pipeline

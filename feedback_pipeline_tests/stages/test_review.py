@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
+import pytest
 import yaml
 
 from feedback_pipeline.core.contract import read_lines
@@ -74,6 +75,7 @@ def test_reviews_landed_on_another_day_reach_their_traces_and_only_unknown_ids_q
         assert pc.all(pc.is_in(labels["trace_id"], value_set=traces)).as_py()
 
 
+@pytest.mark.slow
 def test_an_adjudicator_in_reviewers_yaml_closes_an_open_item(generated_root, tmp_path):
     root = copy_root(generated_root, tmp_path / "data")
     storage = Storage(root)

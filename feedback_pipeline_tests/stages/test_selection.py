@@ -114,6 +114,7 @@ def reviewed_days(root: Path, day: str) -> set[str]:
     return {p.parent.name for p in (*answered.written, *answered.removed)}
 
 
+@pytest.mark.slow
 def test_the_closed_loop_reviews_only_what_rounds_issued_and_counts_its_cost(loop_root):
     root, _, outcome = loop_root
     storage = Storage(root)
@@ -146,6 +147,7 @@ def test_the_closed_loop_reviews_only_what_rounds_issued_and_counts_its_cost(loo
     assert pairs["arm"].isin(["hybrid", "random"]).all()  # every pair came from a round
 
 
+@pytest.mark.slow
 def test_running_the_loop_again_changes_no_round_and_writes_no_version(loop_root, tmp_path):
     root = shutil.copytree(loop_root[0], tmp_path / "data")
     storage = Storage(root)
@@ -159,6 +161,7 @@ def test_running_the_loop_again_changes_no_round_and_writes_no_version(loop_root
         pd.testing.assert_frame_equal(frame, before[day])
 
 
+@pytest.mark.slow
 def test_a_lost_experiment_sends_the_next_round_to_random_and_a_new_selector_resets_it(
         loop_root, tmp_path):
     """The experiment's verdict is stored; the next day's round reads it. Here the verdict is

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from feedback_pipeline.cli import main, run_pipeline
@@ -30,6 +31,7 @@ def _table(root, zone, asset, day):
     return pq.read_table(root / zone / asset / f"date={day}").to_pylist()
 
 
+@pytest.mark.slow
 def test_every_source_format_declared_per_file_runs_through_the_pipeline_to_a_release(
         generated_root, tmp_path, monkeypatch):
     root = tmp_path / "data"
