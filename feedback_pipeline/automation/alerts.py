@@ -10,7 +10,16 @@ alerts:
   jsonl_path: restricted/alerts/alerts.jsonl   # relative to the data root, or absolute
   webhook_url: https://hooks.example/...       # better: FEEDBACK_ALERT_WEBHOOK_URL
   webhook_timeout_seconds: 5
+  outbox_max_age_hours: 24             # a webhook delivery that keeps failing is retried until then
 ```
+
+Alerting must not depend on the config whose fault it may be reporting: a policy.yaml that does
+not parse, or an `alerts:` section that is wrong, falls back to the default sinks (log, jsonl,
+and the webhook from FEEDBACK_ALERT_WEBHOOK_URL) and the config problem is itself alerted. A
+webhook delivery that fails goes to an outbox in the restricted zone and is retried on later
+sensor ticks with exponential backoff until it is delivered or expires (logged). Every alert
+carries a stable dedup key (check or job, asset, partition) for sinks that group repeats, and
+links into the Dagster UI (FEEDBACK_DAGSTER_UI_URL, default http://127.0.0.1:3000).
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ import json
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+
+import yaml
 
 from feedback_pipeline.core.redaction import find_residue
 from feedback_pipeline.settings import ConfigError, Policy
@@ -32,7 +44,13 @@ from feedback_pipeline.storage import RESTRICTED, Storage
 
 SINKS = ("log", "jsonl", "webhook")
 WEBHOOK_ENV = "FEEDBACK_ALERT_WEBHOOK_URL"
+UI_URL_ENV = "FEEDBACK_DAGSTER_UI_URL"
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
 DEFAULT_JSONL_PATH = f"{RESTRICTED}/alerts/alerts.jsonl"
+OUTBOX_PATH = f"{RESTRICTED}/alerts/outbox.jsonl"
+DEFAULT_OUTBOX_MAX_AGE_HOURS = 24.0
+RETRY_BASE_SECONDS = 30.0
+RETRY_MAX_SECONDS = 3600.0
 MAX_TEXT = 240
 MAX_IDS = 25
 SAFE_ID = re.compile(r"^[\w.:/+-]{1,100}$")
@@ -55,6 +73,8 @@ class AlertSettings:
     jsonl_path: str = DEFAULT_JSONL_PATH
     webhook_url: str | None = None
     webhook_timeout_seconds: float = 5.0
+    outbox_max_age_hours: float = DEFAULT_OUTBOX_MAX_AGE_HOURS
+    ui_url: str = DEFAULT_UI_URL
 
     def jsonl_file(self, storage: Storage) -> Path:
         path = Path(self.jsonl_path)
@@ -64,8 +84,10 @@ class AlertSettings:
 def alert_settings(policy: Policy, environ: Mapping[str, str] | None = None) -> AlertSettings:
     """Parse `alerts:` from the policy; the webhook URL may come from FEEDBACK_ALERT_WEBHOOK_URL
     so that a secret URL never sits in a versioned config file."""
-    environ = os.environ if environ is None else environ
-    raw = policy.extra.get("alerts") or {}
+    return _settings(policy.extra.get("alerts") or {}, os.environ if environ is None else environ)
+
+
+def _settings(raw: Any, environ: Mapping[str, str]) -> AlertSettings:
     if not isinstance(raw, Mapping):
         raise ConfigError("policy.yaml: 'alerts' must be a mapping")
     url = environ.get(WEBHOOK_ENV) or raw.get("webhook_url") or None
@@ -78,13 +100,45 @@ def alert_settings(policy: Policy, environ: Mapping[str, str] | None = None) -> 
     if unknown:
         raise ConfigError(f"policy.yaml: alerts.sinks has unknown sink(s) {unknown}; "
                           f"expected some of {list(SINKS)}")
-    try:
-        timeout = float(raw.get("webhook_timeout_seconds", 5.0))
-    except (TypeError, ValueError) as err:
-        raise ConfigError("policy.yaml: alerts.webhook_timeout_seconds must be a number") from err
+    numbers = {}
+    for key, default in (("webhook_timeout_seconds", 5.0),
+                         ("outbox_max_age_hours", DEFAULT_OUTBOX_MAX_AGE_HOURS)):
+        try:
+            numbers[key] = float(raw.get(key, default))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"policy.yaml: alerts.{key} must be a number") from err
     return AlertSettings(sinks=tuple(dict.fromkeys(sinks)),
                          jsonl_path=str(raw.get("jsonl_path") or DEFAULT_JSONL_PATH),
-                         webhook_url=url, webhook_timeout_seconds=timeout)
+                         webhook_url=url, ui_url=_ui_url(environ), **numbers)
+
+
+def _ui_url(environ: Mapping[str, str]) -> str:
+    return (environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
+
+
+def resolve_alert_settings(storage: Storage, environ: Mapping[str, str] | None = None
+                           ) -> tuple[AlertSettings, Alert | None]:
+    """The sinks from policy.yaml's `alerts:` section, read on their own (not through the
+    whole policy, whose fault may be what is being reported); when that fails, the default
+    sinks and an alert naming the config problem (never a value from the file)."""
+    environ = os.environ if environ is None else environ
+    path = storage.config_path("policy.yaml")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        raw = (loaded or {}).get("alerts") if isinstance(loaded, Mapping) else None
+        if loaded is not None and not isinstance(loaded, Mapping):
+            raise ConfigError("policy.yaml: expected a mapping at the top level")
+        return _settings(raw or {}, environ), None
+    except ConfigError as err:
+        problem = str(err)
+    except (yaml.YAMLError, ValueError, OSError) as err:
+        problem = f"policy.yaml cannot be read ({type(err).__name__})"
+    url = environ.get(WEBHOOK_ENV) or None
+    fallback = AlertSettings(sinks=("log", "jsonl") + (("webhook",) if url else ()),
+                             webhook_url=url, ui_url=_ui_url(environ))
+    return fallback, Alert(kind="config_error", severity="ERROR", check_name="alert_config",
+                           rule="policy.yaml must parse; alerts use the default sinks until "
+                                "it does", reason=scrub(problem), source_id="config:policy")
 
 
 def scrub(text: object, limit: int = MAX_TEXT) -> str | None:
@@ -140,16 +194,39 @@ class Alert:
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
+    def dedup_key(self) -> str:
+        """Stable over repeats of one failure (check or job, asset, partition): what a
+        PagerDuty-style sink groups on."""
+        return ":".join([self.kind, self.check_name or self.job_name or "-",
+                         self.asset or "-", self.partition or "-"])
+
+    def links(self, ui_url: str) -> dict[str, str]:
+        """Where the failure is in the Dagster UI: the run, and a failed check's asset
+        checks (for its partition)."""
+        out = {}
+        if self.run_id:
+            out["run"] = f"{ui_url}/runs/{urllib.parse.quote(self.run_id)}"
+        if self.kind == "check_failed" and self.asset:
+            query = {"view": "checks"}
+            if self.partition:
+                query["partition"] = self.partition
+            out["checks"] = (f"{ui_url}/assets/{urllib.parse.quote(self.asset)}?"
+                             f"{urllib.parse.urlencode(query)}")
+        return out
+
+    @property
     def title(self) -> str:
         where = f"{self.asset}" + (f" [{self.partition}]" if self.partition else "")
+        if self.kind == "config_error":
+            return "the pipeline config cannot be read"
         if self.kind == "check_failed":
             gate = "blocking gate" if self.blocking else "check"
             return f"{gate} {self.check_name} failed on {where}"
         part = f" [{self.partition}]" if self.partition else ""
         return f"run of {self.job_name}{part} failed"
 
-    def text(self) -> str:
-        """The Slack-compatible message body: names, ids and figures only."""
+    def text(self, ui_url: str | None = None) -> str:
+        """The Slack-compatible message body: names, ids, figures and UI links only."""
         lines = [f"[{self.severity}] feedback-pipeline: {self.title}"]
         if self.rule:
             lines.append(f"rule: {self.rule}")
@@ -165,10 +242,18 @@ class Alert:
             lines.append("figures: " + ", ".join(f"{k}={v:g}" for k, v in self.figures.items()))
         if self.run_id:
             lines.append(f"run: {self.run_id}" + (f" ({self.job_name})" if self.job_name else ""))
+        for name, url in self.links(ui_url or DEFAULT_UI_URL).items():
+            lines.append(f"{name}: {url}")
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "title": self.title}
+    def to_json(self, ui_url: str | None = None) -> dict[str, Any]:
+        return {**asdict(self), "title": self.title, "dedup_key": self.dedup_key,
+                "links": self.links(ui_url or DEFAULT_UI_URL)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Alert:
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in obj.items() if k in names})
 
 
 def as_number(value: object) -> float | None:
@@ -237,9 +322,11 @@ class Delivery:
     detail: str = ""
 
 
-def post_webhook(url: str, alert: Alert, timeout: float) -> Delivery:
-    """JSON POST with a Slack-compatible body: {"text": ...}."""
-    body = json.dumps({"text": alert.text()}).encode("utf-8")
+def post_webhook(url: str, alert: Alert, timeout: float, ui_url: str | None = None
+                 ) -> Delivery:
+    """JSON POST with a Slack-compatible body ({"text": ...}) plus the dedup key and links."""
+    body = json.dumps({"text": alert.text(ui_url), "dedup_key": alert.dedup_key,
+                       "links": alert.links(ui_url or DEFAULT_UI_URL)}).encode("utf-8")
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
@@ -250,26 +337,92 @@ def post_webhook(url: str, alert: Alert, timeout: float) -> Delivery:
 
 
 def dispatch(alerts: Sequence[Alert], settings: AlertSettings, storage: Storage,
-             log: AlertLog | None = None) -> list[Delivery]:
+             log: AlertLog | None = None, now: datetime | None = None) -> list[Delivery]:
     """Send every alert to every configured sink; a sink that fails is reported, not raised,
-    so one broken webhook never silences the others."""
+    so one broken webhook never silences the others, and a failed webhook delivery waits in
+    the outbox for `retry_outbox`."""
+    now = now or datetime.now(UTC)
     deliveries: list[Delivery] = []
     for alert in alerts:
         for sink in settings.sinks:
             if sink == "log" and log is not None:
-                (log.error if alert.severity == "ERROR" else log.warning)(alert.text())
+                (log.error if alert.severity == "ERROR" else log.warning)(
+                    alert.text(settings.ui_url))
                 deliveries.append(Delivery("log", True))
             elif sink == "jsonl":
                 path = settings.jsonl_file(storage)
-                storage.append_line(path, json.dumps(alert.to_json(), sort_keys=True))
+                storage.append_line(path, json.dumps(alert.to_json(settings.ui_url),
+                                                     sort_keys=True))
                 deliveries.append(Delivery("jsonl", True, storage.relative(path)))
             elif sink == "webhook":
                 if not settings.webhook_url:
                     deliveries.append(Delivery("webhook", False, f"no URL ({WEBHOOK_ENV})"))
                     continue
-                deliveries.append(post_webhook(settings.webhook_url, alert,
-                                               settings.webhook_timeout_seconds))
+                delivery = post_webhook(settings.webhook_url, alert,
+                                        settings.webhook_timeout_seconds, settings.ui_url)
+                if not delivery.ok:
+                    _queue(storage, alert, now, attempts=1)
+                deliveries.append(delivery)
     if log is not None:
         for failed in (d for d in deliveries if not d.ok):
-            log.warning(f"alert sink {failed.sink} failed: {failed.detail}")
+            log.warning(f"alert sink {failed.sink} failed: {failed.detail}"
+                        + (" (queued in the outbox for retry)" if failed.sink == "webhook"
+                           and settings.webhook_url else ""))
     return deliveries
+
+
+def _backoff(attempts: int) -> float:
+    return min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
+
+
+def _queue(storage: Storage, alert: Alert, now: datetime, attempts: int,
+           first: datetime | None = None) -> None:
+    entry = {"alert": alert.to_json(), "attempts": attempts,
+             "first_attempt_at": (first or now).isoformat(),
+             "next_attempt_at": (now + timedelta(seconds=_backoff(attempts))).isoformat()}
+    storage.append_line(storage.root / OUTBOX_PATH, json.dumps(entry, sort_keys=True))
+
+
+def outbox(storage: Storage) -> list[dict[str, Any]]:
+    """The webhook deliveries waiting for a retry."""
+    path = storage.root / OUTBOX_PATH
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def retry_outbox(settings: AlertSettings, storage: Storage, log: AlertLog | None = None,
+                 now: datetime | None = None) -> dict[str, int]:
+    """Retry each waiting webhook delivery that is due (called on every alert-sensor tick):
+    delivered ones leave the outbox, failed ones wait twice as long (up to an hour), and one
+    older than `outbox_max_age_hours` is dropped with a log line saying so. Returns counts."""
+    now = now or datetime.now(UTC)
+    waiting = outbox(storage)
+    counts = {"delivered": 0, "waiting": 0, "expired": 0}
+    if not waiting:
+        return counts
+    kept: list[str] = []
+    for entry in waiting:
+        alert = Alert.from_json(entry["alert"])
+        first = datetime.fromisoformat(entry["first_attempt_at"])
+        if now - first > timedelta(hours=settings.outbox_max_age_hours):
+            counts["expired"] += 1
+            if log is not None:
+                log.error(f"alert {alert.dedup_key} expired undelivered after "
+                          f"{entry['attempts']} webhook attempt(s)")
+            continue
+        due = datetime.fromisoformat(entry["next_attempt_at"]) <= now
+        if due and settings.webhook_url:
+            delivery = post_webhook(settings.webhook_url, alert,
+                                    settings.webhook_timeout_seconds, settings.ui_url)
+            if delivery.ok:
+                counts["delivered"] += 1
+                continue
+            entry = {**entry, "attempts": entry["attempts"] + 1, "next_attempt_at": (
+                now + timedelta(seconds=_backoff(entry["attempts"] + 1))).isoformat()}
+        counts["waiting"] += 1
+        kept.append(json.dumps(entry, sort_keys=True))
+    path = storage.root / OUTBOX_PATH
+    storage.write_text(path, "".join(line + "\n" for line in kept))
+    return counts

@@ -22,9 +22,10 @@ from dagster._core.storage.asset_check_execution_record import (
 
 from feedback_pipeline.automation.alerts import (
     Alert,
-    alert_settings,
     check_alert,
     dispatch,
+    resolve_alert_settings,
+    retry_outbox,
     run_failure_alert,
 )
 from feedback_pipeline.core.review_intake import trace_ids_in_review_file
@@ -279,11 +280,15 @@ def check_failure_alert(context: dg.SensorEvaluationContext,
                         pipeline: PipelineResource) -> dg.SkipReason | None:
     check_keys = context.repository_def.asset_graph.asset_check_keys
     alerts, cursor = failed_check_alerts(context.instance, check_keys, context.cursor)
+    settings, config_alert = resolve_alert_settings(pipeline.storage)
+    retried = retry_outbox(settings, pipeline.storage, context.log)
     if alerts:
-        dispatch(alerts, alert_settings(pipeline.policy), pipeline.storage, context.log)
+        dispatch([*alerts, *([config_alert] if config_alert else [])], settings,
+                 pipeline.storage, context.log)
     context.update_cursor(cursor)
     if not alerts:
-        return dg.SkipReason("no new failed checks")
+        return dg.SkipReason(f"no new failed checks; outbox: {retried['delivered']} delivered, "
+                             f"{retried['waiting']} waiting, {retried['expired']} expired")
     return None
 
 
@@ -305,7 +310,11 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
         failed_steps=[e.step_key for e in step_failures if e.step_key],
         errors=errors or [(None, context.failure_event.message or "")],
     )
-    dispatch([alert], alert_settings(pipeline.policy), pipeline.storage, context.log)
+    # the sinks are read on their own: a policy that fails to parse (maybe the very fault
+    # that failed this run) falls back to the default sinks and is alerted too
+    settings, config_alert = resolve_alert_settings(pipeline.storage)
+    dispatch([alert, *([config_alert] if config_alert else [])], settings, pipeline.storage,
+             context.log)
 
 
 @dg.run_status_sensor(

@@ -78,7 +78,7 @@ def failed_gate(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> Faile
 class WebhookReceiver:
     """A loopback HTTP server that records every POSTed JSON body."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.bodies: list[dict] = []
         receiver = self
 
@@ -93,7 +93,7 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/alerts"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

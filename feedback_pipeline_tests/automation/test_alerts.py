@@ -9,10 +9,16 @@ import dagster as dg
 import pytest
 
 from feedback_pipeline.automation.alerts import (
+    OUTBOX_PATH,
     WEBHOOK_ENV,
     Alert,
+    AlertSettings,
     alert_settings,
     check_alert,
+    dispatch,
+    outbox,
+    resolve_alert_settings,
+    retry_outbox,
     run_failure_alert,
     safe_ids,
     scrub,
@@ -20,7 +26,8 @@ from feedback_pipeline.automation.alerts import (
 from feedback_pipeline.automation.sensors import check_failure_alert
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.settings import ConfigError, Policy
-from feedback_pipeline_tests.automation.conftest import set_policy
+from feedback_pipeline.storage import Storage
+from feedback_pipeline_tests.automation.conftest import WebhookReceiver, set_policy
 from feedback_pipeline_tests.stages.test_pipeline import raw_identifiers
 
 
@@ -62,7 +69,13 @@ def test_a_check_alert_names_check_asset_partition_rule_and_ids():
                  "independent residue scan", "offending_rows=2", "blocking gate"):
         assert part in text
     assert "EMAIL |" not in text
-    assert Alert(**{k: v for k, v in alert.to_json().items() if k != "title"}) == alert
+    assert Alert.from_json(alert.to_json()) == alert
+    assert alert.dedup_key == "check_failed:no_redaction_residue:redacted_traces:2026-05-02"
+    links = alert.links("http://ui.example:3000")
+    assert links["run"] == "http://ui.example:3000/runs/r1"
+    assert links["checks"] == ("http://ui.example:3000/assets/redacted_traces?view=checks&"
+                               "partition=2026-05-02")
+    assert "checks: http://127.0.0.1:3000/assets/redacted_traces" in text
 
 
 def test_a_run_failure_withholds_messages_of_unknown_errors():
@@ -103,7 +116,10 @@ def posted_once_and_only_once(failed_gate, webhook, tmp_path: Path) -> None:
     agreement = [b for b in webhook.bodies if "gate agreement_gate failed" in b["text"]]
     assert len(agreement) == 1, [b["text"] for b in webhook.bodies]
     body = agreement[0]
-    assert set(body) == {"text"}
+    assert set(body) == {"text", "dedup_key", "links"}
+    assert body["dedup_key"] == "check_failed:agreement_gate:dataset_manifest:-"
+    assert body["links"]["checks"].endswith("/assets/dataset_manifest?view=checks")
+    assert body["links"]["run"].endswith(f"/runs/{failed_gate.run_id}")
     assert "dataset_manifest" in body["text"] and "blocking gate" in body["text"]
     assert "rule: conger_kappa (point) >= 0.99" in body["text"]  # more than two reviewers
     raw = raw_identifiers(failed_gate.root)
@@ -120,3 +136,76 @@ def posted_once_and_only_once(failed_gate, webhook, tmp_path: Path) -> None:
             resources={"pipeline": PipelineResource(data_root=str(failed_gate.root))}) as context:
         check_failure_alert(context)
     assert len(webhook.bodies) == posted
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_webhook_that_is_down_gets_the_alert_once_after_it_is_back(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    storage = Storage(tmp_path / "data")
+    port = _free_port()
+    settings = AlertSettings(sinks=("webhook",), webhook_url=f"http://127.0.0.1:{port}/hook",
+                             webhook_timeout_seconds=2, outbox_max_age_hours=1)
+    alert = run_failure_alert(job_name="daily_pipeline", run_id="r9", partition="2026-05-01",
+                              failed_steps=["redacted_traces"], errors=[("Failure", "gate")])
+    t0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    [delivery] = dispatch([alert], settings, storage, now=t0)
+    assert not delivery.ok and len(outbox(storage)) == 1
+    assert retry_outbox(settings, storage, now=t0 + timedelta(seconds=5)) == {
+        "delivered": 0, "waiting": 1, "expired": 0}  # not due yet: no attempt
+    with WebhookReceiver(port) as receiver:
+        counts = retry_outbox(settings, storage, now=t0 + timedelta(minutes=2))
+        assert counts == {"delivered": 1, "waiting": 0, "expired": 0}
+        assert retry_outbox(settings, storage, now=t0 + timedelta(minutes=30))["delivered"] == 0
+    [body] = receiver.bodies
+    assert body["dedup_key"] == alert.dedup_key and body["links"]["run"].endswith("/runs/r9")
+    assert outbox(storage) == []
+    assert (storage.root / OUTBOX_PATH).exists()
+
+
+def test_an_undeliverable_alert_expires_from_the_outbox_and_says_so(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    class Log:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def error(self, msg: str) -> None:
+            self.lines.append(msg)
+
+        warning = error
+
+    storage = Storage(tmp_path / "data")
+    settings = AlertSettings(sinks=("webhook",),
+                             webhook_url=f"http://127.0.0.1:{_free_port()}/hook",
+                             webhook_timeout_seconds=1, outbox_max_age_hours=1)
+    alert = run_failure_alert(job_name="release", run_id="r3", partition=None,
+                              failed_steps=[], errors=[])
+    t0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    dispatch([alert], settings, storage, now=t0)
+    log = Log()
+    assert retry_outbox(settings, storage, log, now=t0 + timedelta(hours=2))["expired"] == 1
+    assert outbox(storage) == [] and any("expired undelivered" in line for line in log.lines)
+
+
+def test_alert_sinks_survive_a_policy_that_does_not_parse(tmp_path):
+    storage = Storage(tmp_path / "data")
+    (storage.root / "config").mkdir(parents=True)
+    policy = storage.root / "config" / "policy.yaml"
+    policy.write_text("kappa_gate: high\nalerts: {sinks: [log, jsonl, webhook]}\n")
+    settings, problem = resolve_alert_settings(storage, environ={})
+    assert problem is None and settings.sinks == ("log", "jsonl", "webhook")
+    policy.write_text("kappa_gate: [0.65\nalerts: {sinks: [webhook]}\n")  # broken YAML
+    settings, problem = resolve_alert_settings(storage, environ={WEBHOOK_ENV: "http://x/y"})
+    assert settings.sinks == ("log", "jsonl", "webhook") and settings.webhook_url == "http://x/y"
+    assert problem.kind == "config_error" and "cannot be read" in problem.reason
+    policy.write_text("alerts: 5\n")
+    _, problem = resolve_alert_settings(storage, environ={})
+    assert "'alerts' must be a mapping" in problem.reason
