@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from feedback_pipeline.core.parallel import release_free_memory
+from feedback_pipeline.core.parallel import end_of_stage
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 
@@ -44,7 +44,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 obj, preserve_index=False)
             path = self.storage.write_table(self.zone, name, day, table)
         context.add_output_metadata({"path": dg.MetadataValue.path(self.storage.relative(path))})
-        release_free_memory()
+        # the step's output is on disk: its worker processes stop and its freed heap goes
+        # back to the OS here, so the next stage of an in-process run does not start at this
+        # one's high-water mark (no per-step hook, whose events would crowd the run's log)
+        end_of_stage()
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | PartitionBatches:
         """A DataFrame, or a lazy PartitionBatches when the input is annotated with that type.

@@ -10,7 +10,6 @@ different days never write the same file: every table write replaces one partiti
 import dagster as dg
 
 from feedback_pipeline.automation.checks import AUDIT_CHECKS
-from feedback_pipeline.core.parallel import end_of_stage
 from feedback_pipeline.partitions import daily_partitions
 
 DAILY_ASSETS = [
@@ -34,23 +33,6 @@ def _forkserver_config(config: dict) -> dict:
             "start_method": {"forkserver": {"preload_modules": PRELOADED_MODULES}}}
 
 
-@dg.success_hook(name="release_memory_on_success")
-def _release_memory_on_success(_context: dg.HookContext) -> None:
-    end_of_stage()
-
-
-@dg.failure_hook(name="release_memory_on_failure")
-def _release_memory_on_failure(_context: dg.HookContext) -> None:
-    end_of_stage()
-
-
-RELEASE_MEMORY_HOOKS = {_release_memory_on_success, _release_memory_on_failure}
-"""After every step, the step's worker processes stop and its freed heap goes back to the OS:
-when a run executes in one process, a stage would otherwise start at the previous stage's
-high-water mark (a review-task export left 450 MB of freed pages behind at 10^6 traces, and
-the idle workers held 630 MB)."""
-
-
 stage_executor = dg.multiprocess_executor.configured(
     _forkserver_config,
     config_schema={"max_concurrent": dg.Field(int, default_value=0, description=(
@@ -60,7 +42,6 @@ stage_executor = dg.multiprocess_executor.configured(
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
-    hooks=RELEASE_MEMORY_HOOKS,
     selection=dg.AssetSelection.assets(*DAILY_ASSETS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
     executor_def=stage_executor,
@@ -70,7 +51,6 @@ daily_pipeline_job = dg.define_asset_job(
 
 judge_job = dg.define_asset_job(
     "judge_calibration_job",
-    hooks=RELEASE_MEMORY_HOOKS,
     selection=dg.AssetSelection.assets(*JUDGE_ASSETS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
     executor_def=stage_executor,
@@ -80,7 +60,6 @@ judge_job = dg.define_asset_job(
 
 release_job = dg.define_asset_job(
     "release",
-    hooks=RELEASE_MEMORY_HOOKS,
     selection=dg.AssetSelection.assets(*RELEASE_ASSETS) - AUDIT_SELECTION,
     executor_def=stage_executor,
     description="Builds the release candidate for a window, runs every gate, promotes.",
@@ -88,7 +67,6 @@ release_job = dg.define_asset_job(
 
 selection_experiment_job = dg.define_asset_job(
     "selection_experiment",
-    hooks=RELEASE_MEMORY_HOOKS,
     selection=dg.AssetSelection.assets(*EXPERIMENT_ASSETS) - AUDIT_SELECTION,
     executor_def=stage_executor,
     description="Compares the rounds' hybrid and random arms on the frozen set; its verdict "

@@ -38,7 +38,12 @@ from feedback_pipeline.core.manifest import (
     slice_gate,
     suspended,
 )
-from feedback_pipeline.core.parallel import release_free_memory, stage_workers, submit_sequence
+from feedback_pipeline.core.parallel import (
+    release_free_memory,
+    stage_workers,
+    stop_workers,
+    submit_sequence,
+)
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseExistsError,
@@ -473,6 +478,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                          reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
                                           f"{r.rule}" for r in leaks.itertuples()) or None)
         *residue_found, unsafe = scans.result()
+        stop_workers()  # this step writes no IO-managed output, so its workers stop here
         unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
                            "no chosen answer marked unsafe by its reviewers", offending=unsafe,
                            reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe
