@@ -50,6 +50,8 @@ class RunOutcome:
     """Per landed kind over the window: quarantined and kept lines, and counts by reason."""
     withheld: dict[str, list[str]] = field(default_factory=dict)
     """Day -> the blocking daily gates it failed; with any, no release is attempted."""
+    config_problems: list[str] = field(default_factory=list)
+    """What check-config found: with any, nothing runs (exit status 2)."""
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -59,6 +61,8 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
+        if self.config_problems:
+            return EXIT_USAGE
         if self.error:
             return EXIT_ERROR
         return EXIT_BLOCKED if self.reasons else EXIT_OK
@@ -144,6 +148,12 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
         guarded = {**os.environ, "FEEDBACK_DATA_ROOT": str(storage.root)}
         resolve_vault_key(guarded)
         resolve_signing_key(guarded)
+    from feedback_pipeline.settings import check_config
+
+    problems = check_config(storage)
+    if problems:  # refused before any work, naming file, key and rule
+        return RunOutcome(config_problems=problems,
+                          error=f"config: {len(problems)} problem(s): " + "; ".join(problems))
     from feedback_pipeline.partitions import PARTITIONS_START, PARTITIONS_START_SOURCE
 
     days = storage.window_days(start, end)

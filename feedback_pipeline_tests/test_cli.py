@@ -68,3 +68,16 @@ def test_status_reports_each_day_the_candidate_and_the_releases(pipeline_run, ca
     assert [r["version"] for r in status["releases"]] == [outcome.dataset_version]
     assert main(["status", "--data-root", str(root)]) == 0
     assert f"in {outcome.dataset_version}" in capsys.readouterr().out
+
+
+def test_run_refuses_a_malformed_policy_before_any_work_naming_the_key(generated_root, tmp_path,
+                                                                       capsys):
+    import yaml
+
+    root = copy_root(generated_root, tmp_path / "data")
+    policy = root / "config" / "policy.yaml"
+    policy.write_text(yaml.safe_dump({**yaml.safe_load(policy.read_text()),
+                                      "kappa_gate": "high"}))
+    assert main(["run", "--data-root", str(root)]) == 2
+    assert "policy.yaml: kappa_gate must be a number, got str" in capsys.readouterr().out
+    assert not (root / "warehouse").exists() and not (root / "restricted").exists()
