@@ -7,6 +7,7 @@ asset code is the same whether the root is a local folder or an fsspec URL (s3:/
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from feedback_pipeline import settings
 from feedback_pipeline.core.rubric import Rubric
@@ -14,9 +15,19 @@ from feedback_pipeline.storage import Storage
 
 
 class PipelineResource(dg.ConfigurableResource):
-    """The data root and the config under it."""
+    """The data root and the config under it. Within a run (or a sensor tick) policy.yaml is
+    parsed once, when Dagster sets the resource up; outside one, on each access."""
 
     data_root: str
+    _policy: settings.Policy | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        try:
+            self._policy = settings.load_policy(self.storage)
+        except settings.ConfigError:
+            # left to the first access, which raises it naming the key: a sensor that never
+            # reads the policy (the alert sensors) must still run on a broken one
+            self._policy = None
 
     @property
     def storage(self) -> Storage:
@@ -24,6 +35,8 @@ class PipelineResource(dg.ConfigurableResource):
 
     @property
     def policy(self) -> settings.Policy:
+        if self._policy is not None:
+            return self._policy
         return settings.load_policy(self.storage)
 
     def rubric(self, version: str | None = None) -> Rubric:
