@@ -206,7 +206,7 @@ class Alert:
         out = {}
         if self.run_id:
             out["run"] = f"{ui_url}/runs/{urllib.parse.quote(self.run_id)}"
-        if self.kind == "check_failed" and self.asset:
+        if self.kind in ("check_failed", "check_recovered") and self.asset:
             query = {"view": "checks"}
             if self.partition:
                 query["partition"] = self.partition
@@ -219,6 +219,8 @@ class Alert:
         where = f"{self.asset}" + (f" [{self.partition}]" if self.partition else "")
         if self.kind == "config_error":
             return "the pipeline config cannot be read"
+        if self.kind == "check_recovered":
+            return f"check {self.check_name} passes again on {where}"
         if self.kind == "check_failed":
             gate = "blocking gate" if self.blocking else "check"
             return f"{gate} {self.check_name} failed on {where}"

@@ -8,6 +8,7 @@
 - `run_failure_alert` sends every failed run of this code location to the same sinks.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -197,15 +198,24 @@ def plain_metadata(metadata: Mapping[str, object]) -> dict[str, object]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-def parse_check_cursor(cursor: str | None) -> tuple[int, set[int]]:
-    """(watermark, alerted ids above it): every execution at or below the watermark is done."""
+STATE_CHANGE_CHECKS = frozenset({"judge_auto_accept_allowed"})
+"""Checks whose failure is a standing state, not an event: a judge short of its gate is the
+normal state until a judge is good enough, so these alert when their state changes (judge
+auto-accept disabled, or enabled again), not on every day's evaluation."""
+
+
+def parse_check_cursor(cursor: str | None) -> tuple[int, set[int], dict[str, bool]]:
+    """(watermark, alerted ids above it, last state of each STATE_CHANGE_CHECKS key): every
+    execution at or below the watermark is done."""
     if not cursor:
-        return 0, set()
+        return 0, set(), {}
     try:
         loaded = json.loads(cursor)
-        return int(loaded.get("watermark", 0)), {int(i) for i in loaded.get("alerted", [])}
+        states = {str(k): bool(v) for k, v in (loaded.get("states") or {}).items()}
+        return (int(loaded.get("watermark", 0)), {int(i) for i in loaded.get("alerted", [])},
+                states)
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return 0, set()
+        return 0, set(), {}
 
 
 def new_check_records(instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey],
@@ -247,7 +257,7 @@ def failed_check_alerts(instance: dg.DagsterInstance, check_keys: Iterable[dg.As
     An execution still PLANNED (its run is going) holds the watermark back so that its result
     is read on a later tick; one whose run has finished without a result never will resolve.
     """
-    watermark, alerted = parse_check_cursor(cursor)
+    watermark, alerted, states = parse_check_cursor(cursor)
     alerts, pending = [], []
     runs: dict[str, dg.DagsterRun | None] = {}
     seen = watermark
@@ -260,13 +270,26 @@ def failed_check_alerts(instance: dg.DagsterInstance, check_keys: Iterable[dg.As
             if run is not None and not run.is_finished:
                 pending.append(record.id)
             continue
-        if record.status == AssetCheckExecutionRecordStatus.FAILED and record.id not in alerted:
+        failed = record.status == AssetCheckExecutionRecordStatus.FAILED
+        if record.key.name in STATE_CHANGE_CHECKS:
+            key = record.key.to_user_string()
+            if record.id not in alerted and states.get(key) != (not failed):
+                alert = alert_for_record(record, run)
+                alerts.append(alert if failed else
+                              dataclasses.replace(alert, kind="check_recovered",
+                                                  severity="WARN"))
+                alerted.add(record.id)
+            states[key] = not failed
+            continue
+        if failed and record.id not in alerted:
             alerts.append(alert_for_record(record, run))
             alerted.add(record.id)
     new_watermark = min(pending) - 1 if pending else seen
-    cursor_out = json.dumps({"watermark": new_watermark,
-                             "alerted": sorted(i for i in alerted if i > new_watermark)})
-    return alerts, cursor_out
+    out = {"watermark": new_watermark,
+           "alerted": sorted(i for i in alerted if i > new_watermark)}
+    if states:
+        out["states"] = dict(sorted(states.items()))
+    return alerts, json.dumps(out)
 
 
 @dg.sensor(

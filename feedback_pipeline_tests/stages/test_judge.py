@@ -64,9 +64,9 @@ def prepare(root: Path, *, gold: dict[str, str] | None, flips: int = 0,
          for t in DAY_PAIRS]), encoding="utf-8")
 
 
-def run_judge(root: Path):
+def run_judge(root: Path, instance: dg.DagsterInstance | None = None):
     defs = build_definitions(str(root))
-    instance = dg.DagsterInstance.ephemeral()
+    instance = instance or dg.DagsterInstance.ephemeral()
     assets = [stub_preference_pairs, judge_calibration, judge_accepted_labels]
     result = dg.materialize(assets, partition_key=DAY, resources=defs.resources,
                             instance=instance, raise_on_error=False)
@@ -152,3 +152,24 @@ def _ancestors(graph, key):
                 seen.add(parent)
                 todo.append(parent)
     return seen
+
+
+def test_a_judge_short_of_its_gate_alerts_when_its_state_changes_not_every_day(root):
+    from feedback_pipeline.automation.sensors import failed_check_alerts
+
+    instance = dg.DagsterInstance.ephemeral()
+    keys = [dg.AssetCheckKey(dg.AssetKey("judge_calibration"), "judge_auto_accept_allowed")]
+    prepare(root, gold=GOLD, flips=6)
+    run_judge(root, instance)
+    alerts, cursor = failed_check_alerts(instance, keys, None)
+    assert [a.kind for a in alerts] == ["check_failed"]  # auto-accept disabled: one alert
+    run_judge(root, instance)  # still short of its gate on the next evaluation
+    alerts, cursor = failed_check_alerts(instance, keys, cursor)
+    assert alerts == []
+    prepare(root, gold=GOLD)
+    run_judge(root, instance)
+    alerts, cursor = failed_check_alerts(instance, keys, cursor)
+    assert [(a.kind, a.severity) for a in alerts] == [("check_recovered", "WARN")]
+    assert "passes again" in alerts[0].title
+    run_judge(root, instance)
+    assert failed_check_alerts(instance, keys, cursor)[0] == []
