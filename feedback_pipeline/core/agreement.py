@@ -68,6 +68,7 @@ Definitions used throughout:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -248,6 +249,14 @@ class AgreementReport:
         ]
         if not s.get("score_sufficient", True) and s.get("score_insufficient_reason"):
             lines += ["", f"Score alphas: {s['score_insufficient_reason']}."]
+        if s.get("demonstration_n_items"):
+            lines += ["", f"Demonstrations: on {s['demonstration_n_items']} items reviewed more "
+                      f"than once, the corrected answers all agree on "
+                      f"{_fmt(s['demonstration_accept_rate'])} of them (95% CI "
+                      f"{_fmt(s['demonstration_accept_rate_ci_low'])} to "
+                      f"{_fmt(s['demonstration_accept_rate_ci_high'])}; accepted, the rest go "
+                      f"to adjudication); {_fmt(s['demonstration_pair_agreement'])} of review "
+                      "pairs agree."]
         if s.get("ci_warning"):
             lines += ["", f"**Interval warning:** {s['ci_warning']}."]
         lines += [
@@ -367,8 +376,9 @@ def pairwise_input_streamed(keys: pa.Table,
 
 SCORE_COLUMNS = ["review_id", "trace_id", "candidate_id", "reviewer_id", "score"]
 """What the score alphas read of a pointwise score review (see ``pointwise_scores``)."""
-STAGE_COLUMNS = [*LABEL_COLUMNS, "candidate_id", "score"]
-"""The reviewed_labels columns ``review_inputs_streamed`` reads: pairwise labels and scores."""
+STAGE_COLUMNS = [*LABEL_COLUMNS, "candidate_id", "score", "answer", "reviewed_at"]
+"""The reviewed_labels columns ``review_inputs_streamed`` reads: pairwise labels, scores and
+demonstration answers."""
 
 
 def pointwise_scores(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
@@ -380,14 +390,38 @@ def pointwise_scores(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
     return _score_frame(_score_rows(labels))
 
 
+def demonstration_answers(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """The demonstration-agreement input from reviewed labels: one row per demonstration
+    review with an answer (adjudicators' decisions left out), its answer as a key (whitespace
+    collapsed, as resolution compares answers, then hashed), as DEMONSTRATION_COLUMNS plus
+    reviewed_at."""
+    if isinstance(labels, pd.DataFrame):
+        labels = pa.Table.from_pandas(labels, preserve_index=False)
+    if "task" in labels.column_names:
+        labels = labels.filter(pc.equal(labels["task"], "demonstration"))
+    if "status" in labels.column_names:
+        labels = labels.filter(pc.fill_null(pc.not_equal(labels["status"], NOT_A_VOTE), True))
+    if "answer" not in labels.column_names:
+        return pd.DataFrame({c: pd.Series(dtype=object)
+                             for c in [*DEMONSTRATION_COLUMNS, "reviewed_at"]})
+    labels = labels.filter(pc.is_valid(labels["answer"]))
+    keys = [hashlib.blake2b(" ".join(str(a).split()).encode("utf-8", "surrogatepass"),
+                            digest_size=12).hexdigest() for a in labels["answer"].to_pylist()]
+    return pd.DataFrame({
+        **{c: labels[c].to_pylist() if c in labels.column_names else [None] * labels.num_rows
+           for c in ("review_id", "trace_id", "reviewer_id", "reviewed_at")},
+        "answer_key": keys})
+
+
 def review_inputs_streamed(keys: pa.Table, batches: Iterable[pa.RecordBatch | pa.Table]
-                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(pairwise_input rows, pointwise_scores rows) in one pass over a table too large to hold:
-    `keys` is its KEY_COLUMNS, `batches` its STAGE_COLUMNS. Each batch keeps only its pairwise
-    rows (criteria only where a pair can use them, as pairwise_input_streamed) and its score
-    rows (five short columns), so the day's labels never sit in memory whole."""
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(pairwise_input rows, pointwise_scores rows, demonstration_answers rows) in one pass
+    over a table too large to hold: `keys` is its KEY_COLUMNS, `batches` its STAGE_COLUMNS.
+    Each batch keeps only its pairwise rows (criteria only where a pair can use them, as
+    pairwise_input_streamed), its score rows (five short columns) and its demonstration
+    answers as keys, so the day's labels never sit in memory whole."""
     disagreeing = disagreeing_pairwise_traces(keys)
-    pairwise, scored = [], []
+    pairwise, scored, demonstrated = [], [], []
     for batch in batches:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         part = _pairwise_rows(table.select([c for c in LABEL_COLUMNS
@@ -397,9 +431,15 @@ def review_inputs_streamed(keys: pa.Table, batches: Iterable[pa.RecordBatch | pa
         part = _score_rows(table)
         if part.num_rows:
             scored.append(part)
+        answers = demonstration_answers(table)
+        if len(answers):
+            demonstrated.append(answers)
     label_frame = _input_frame(pa.concat_tables(pairwise) if pairwise else pa.table(
         {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
-    return label_frame, _score_frame(pa.concat_tables(scored) if scored else None)
+    demo_frame = (pd.concat(demonstrated, ignore_index=True) if demonstrated
+                  else demonstration_answers(pa.table({"task": pa.array([], pa.string())})))
+    return (label_frame, _score_frame(pa.concat_tables(scored) if scored else None),
+            demo_frame)
 
 
 def _score_rows(labels: pa.Table) -> pa.Table:
@@ -477,13 +517,15 @@ def agreement_report(
     min_items: int = 10,
     labels: Sequence[str] = PAIRWISE_LABELS,
     scores: pd.DataFrame | None = None,
+    demonstrations: pd.DataFrame | None = None,
     gold_miss_prior: tuple[float, float] = GOLD_MISS_PRIOR,
 ) -> AgreementReport:
     """Agreement, its uncertainty and its diagnosis for one batch of reviews (see module doc).
 
     ``reviews`` holds label rows (``label``) and may hold score rows (``score``); ``scores``,
     when given, holds the pointwise score rows separately (trace_id, candidate_id,
-    reviewer_id, score: see ``pointwise_scores``) and is what the score alphas use."""
+    reviewer_id, score: see ``pointwise_scores``) and is what the score alphas use;
+    ``demonstrations`` (DEMONSTRATION_COLUMNS) what the demonstration figures use."""
     if "label" not in reviews.columns and "score" in reviews.columns:
         reviews = reviews.assign(label=None)
     missing = {"trace_id", "reviewer_id", "label"} - set(reviews.columns)
@@ -535,6 +577,9 @@ def agreement_report(
     counts = _pair_counts(table, len(labels))
     summary.update(_label_figures(table, counts, bootstrap, rng))
     summary.update(_score_figures(score_frame, bootstrap, rng))
+    if demonstrations is not None and not demonstrations.empty:
+        demonstrations = _latest_per_reviewer(demonstrations)[0]
+    summary.update(_demonstration_figures(demonstrations, bootstrap, rng))
     summary.update(_sufficiency(summary, min_items))
     pairwise = _pairwise_table(table, counts)
     by_slice = _slice_table(table, labels)
@@ -1127,6 +1172,56 @@ _SCORE_KEYS = {**{level: f"alpha_{level}" for level in SCORE_LEVELS},
                "nominal": "score_alpha_nominal", "fleiss": "score_fleiss_kappa"}
 """Score figure -> summary key: alpha at each SCORE_LEVELS, nominal alpha and Fleiss' kappa
 with the five scores taken as categories (Fleiss 1971's diagnoses are such a table)."""
+
+
+DEMONSTRATION_COLUMNS = ["review_id", "trace_id", "reviewer_id", "answer_key"]
+"""What the demonstration figures read of a demonstration review: its answer as a key (the
+answer with its whitespace collapsed, hashed: two reviewers agree when their corrected answers
+are the same text, the rule resolution accepts a demonstration by)."""
+
+
+def _demonstration_figures(frame: pd.DataFrame | None, bootstrap: int,
+                           rng: np.random.Generator) -> dict[str, Any]:
+    """Agreement on demonstrations over items with >= 2 reviews: the share of items whose
+    answers all agree (`demonstration_accept_rate`: accepted, not sent to adjudication), with
+    its item-resampling interval, and the share of within-item review pairs that agree."""
+    out: dict[str, Any] = {"demonstration_n_items": 0, "demonstration_n_reviews": 0,
+                           "demonstration_accept_rate": None,
+                           "demonstration_accept_rate_ci_low": None,
+                           "demonstration_accept_rate_ci_high": None,
+                           "demonstration_pair_agreement": None}
+    if frame is None or frame.empty:
+        return out
+    item = pd.factorize(frame["trace_id"].astype(str))[0]
+    answer = pd.factorize(frame["answer_key"].astype(str))[0]
+    per_answer = pd.DataFrame({"item": item, "answer": answer}).value_counts()
+    counts = per_answer.to_numpy(dtype=np.int64)
+    items = per_answer.index.get_level_values("item").to_numpy()
+    n_i = np.bincount(items, weights=counts).astype(np.int64)
+    agreeing = np.bincount(items, weights=counts * (counts - 1) / 2)
+    distinct = np.bincount(items)
+    keep = n_i >= 2
+    if not keep.any():
+        return out
+    accepted = (distinct[keep] == 1).astype(float)
+    pairs = n_i[keep] * (n_i[keep] - 1) / 2
+    out.update(demonstration_n_items=int(keep.sum()),
+               demonstration_n_reviews=int(n_i[keep].sum()),
+               demonstration_accept_rate=float(accepted.mean()),
+               demonstration_pair_agreement=float(agreeing[keep].sum() / pairs.sum()))
+    if bootstrap == 0:
+        return out
+    profile = np.stack([accepted, pairs, agreeing[keep]], axis=1)
+    uniques, inverse = np.unique(profile, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    representative = np.zeros(len(uniques), dtype=np.int64)
+    representative[inverse] = np.arange(len(inverse))
+    types = _ItemTypes(inverse, np.bincount(inverse, minlength=len(uniques)), representative)
+    replicates = [weights @ uniques[:, 0] / weights.sum(axis=1)
+                  for weights in _resample_weights(rng, types, bootstrap, len(uniques))]
+    low, high, _ = _percentile_ci(np.concatenate(replicates))
+    out.update(demonstration_accept_rate_ci_low=low, demonstration_accept_rate_ci_high=high)
+    return out
 
 
 def _unit_codes(rows: pd.DataFrame) -> np.ndarray:

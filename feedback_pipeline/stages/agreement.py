@@ -30,7 +30,8 @@ SUMMARY_FLOATS = ("cohens_kappa", "observed_agreement", "chance_agreement",
                   "fleiss_kappa", "fleiss_kappa_ci_low", "fleiss_kappa_ci_high",
                   "gwet_ac1", "gwet_ac1_ci_low", "gwet_ac1_ci_high",
                   "alpha_ordinal", "alpha_interval", "alpha_ratio", "score_alpha_nominal",
-                  "score_fleiss_kappa")
+                  "score_fleiss_kappa", "demonstration_accept_rate",
+                  "demonstration_pair_agreement")
 
 
 @dg.asset(
@@ -52,14 +53,14 @@ def agreement_report(context: dg.AssetExecutionContext, pipeline: PipelineResour
                      reviewed_labels: PartitionBatches):
     policy = pipeline.policy
     gold = pipeline.gold()
-    reviews, scores = review_inputs_streamed(
+    reviews, scores, demonstrations = review_inputs_streamed(
         reviewed_labels.to_arrow(KEY_COLUMNS),
         reviewed_labels.iter_batches(columns=STAGE_COLUMNS))
-    report = build_report(reviews, scores=scores,
+    report = build_report(reviews, scores=scores, demonstrations=demonstrations,
                           gold=pd.DataFrame(gold) if gold else None,
                           bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
                           min_items=policy.min_duplicate_items)
-    del reviews, scores
+    del reviews, scores, demonstrations
     # gate first: it records in the summary which statistic was actually used (gated_statistic)
     value = gate_value(report, policy.agreement_statistic, policy.agreement_gate_on)
     summary = report.summary

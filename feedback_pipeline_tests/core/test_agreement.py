@@ -768,7 +768,7 @@ def test_review_inputs_streamed_brings_pointwise_scores_to_the_report():
     table = reviewed_labels_table(pairwise.to_dict("records"), PAPER_C)
     batches = table.to_batches(max_chunksize=7)
     assert len(batches) > 5
-    labels, scores = ag.review_inputs_streamed(table.select(ag.KEY_COLUMNS), batches)
+    labels, scores, _ = ag.review_inputs_streamed(table.select(ag.KEY_COLUMNS), batches)
     assert labels["review_id"].tolist() == pairwise["review_id"].tolist()
     assert list(scores.columns) == ag.SCORE_COLUMNS
     assert "adj" not in set(scores["review_id"])  # an adjudicator's decision is not a vote
@@ -880,3 +880,33 @@ def test_scores_as_categories_give_nominal_alpha_and_fleiss_kappa_under_their_na
     assert round(s["score_fleiss_chance_agreement"], 3) == 0.220
     assert gate_value(report, "score_fleiss_kappa") == s["score_fleiss_kappa"]
     assert "`score_fleiss_kappa`" in report.to_markdown()
+
+
+def test_demonstration_agreement_counts_items_whose_corrected_answers_agree():
+    """d1: two answers equal once whitespace is collapsed (accepted, 1 of 1 pairs agree); d2:
+    three reviewers, two agree (sent to adjudication, 1 of 3 pairs); d3: one review, no item.
+    accept rate 1/2, pair agreement (1 + 1) / (1 + 3) = 0.5. An adjudicator's answer is not a
+    vote."""
+    rows = [("d1", "r1", "Fix the flaky fixture."), ("d1", "r2", "Fix  the flaky\nfixture."),
+            ("d2", "r1", "A"), ("d2", "r2", "B"), ("d2", "r3", "A"), ("d3", "r1", "C")]
+    table = pa.table({
+        "review_id": [f"v{i}" for i in range(len(rows) + 1)],
+        "trace_id": [t for t, _, _ in rows] + ["d2"],
+        "reviewer_id": [r for _, r, _ in rows] + ["lead"],
+        "task": ["demonstration"] * (len(rows) + 1),
+        "status": ["ACCEPTED"] * len(rows) + [ag.NOT_A_VOTE],
+        "answer": [a for _, _, a in rows] + ["B"]})
+    answers = ag.demonstration_answers(table)
+    assert len(answers) == len(rows) and answers["answer_key"][0] == answers["answer_key"][1]
+    s = agreement_report(pd.DataFrame({"trace_id": [], "reviewer_id": [], "label": []}),
+                         demonstrations=answers, bootstrap=200, seed=1).summary
+    assert (s["demonstration_n_items"], s["demonstration_n_reviews"]) == (2, 5)
+    assert s["demonstration_accept_rate"] == pytest.approx(0.5)
+    assert s["demonstration_pair_agreement"] == pytest.approx(0.5)
+    assert 0.0 <= s["demonstration_accept_rate_ci_low"] <= 0.5 <= \
+        s["demonstration_accept_rate_ci_high"] <= 1.0
+    _, _, streamed = ag.review_inputs_streamed(
+        table.select(["trace_id", "task", "status"]).append_column(
+            "outcome", pa.nulls(table.num_rows, pa.string())),
+        table.to_batches(max_chunksize=2))
+    assert streamed["answer_key"].tolist() == answers["answer_key"].tolist()

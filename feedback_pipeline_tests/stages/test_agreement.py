@@ -34,6 +34,10 @@ def test_daily_report_names_each_statistic_and_reads_pointwise_scores(generated_
                     & (labels["status"] != ag.NOT_A_VOTE)]
     duplicated = scored.groupby(["trace_id", "candidate_id"])["reviewer_id"].nunique()
     assert int(summary["score_n_items"]) == int((duplicated >= 2).sum())
+    demonstrated = labels[(labels["task"] == "demonstration") & labels["answer"].notna()
+                          & (labels["status"] != ag.NOT_A_VOTE)]
+    demo_items = demonstrated.groupby("trace_id")["reviewer_id"].nunique()
+    assert int(summary["demonstration_n_items"]) == int((demo_items >= 2).sum())
     if (duplicated >= 2).any():
         assert summary["score_insufficient_reason"] != "no duplicate-scored items"
         assert summary["alpha_ratio"] != "None" or summary["alpha_interval"] == "None"
