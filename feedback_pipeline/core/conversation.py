@@ -77,7 +77,8 @@ def prompt_messages(prompt: str | None, context: str | None,
                     extra_json: str | None) -> list[dict[str, str]]:
     """The redacted conversation up to the judged answer: one system message (the trace's own
     system and developer instructions, then the context under CONTEXT_HEADING), the logged
-    turns in order, and the final user turn (`prompt` alone when no turns were logged)."""
+    turns in order, and the final user turn: `prompt`, appended when the logged turns do not
+    already end their user turns with it (and alone when no turns were logged)."""
     turns = recorded_turns(extra_json) or [{"role": "user", "content": prompt or ""}]
     system = [_turn_text(t) for t in turns if t["role"] in SYSTEM_ROLES]
     if isinstance(context, str) and context.strip():
@@ -86,7 +87,9 @@ def prompt_messages(prompt: str | None, context: str | None,
         if any(system) else []
     out += [{"role": t["role"], "content": _turn_text(t)}
             for t in turns if t["role"] not in SYSTEM_ROLES]
-    if not any(m["role"] == "user" for m in out):
+    last_user = next((m for m in reversed(out) if m["role"] == "user"), None)
+    if last_user is None or (prompt and last_user["content"] != prompt):
+        # logged turns that stop before the judged question (a native trace's history)
         out.append({"role": "user", "content": prompt or ""})
     return out
 

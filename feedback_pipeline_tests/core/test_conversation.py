@@ -44,6 +44,11 @@ def test_a_native_trace_is_its_context_and_its_prompt():
     # turns that are not a list of role-tagged messages are not a conversation
     assert prompt_messages("Q", None, json.dumps({"messages": [{"text": "x"}]})) == [
         {"role": "user", "content": "Q"}]
+    # logged history that stops before the judged question: the question is appended
+    history = prompt_messages("And now?", None, json.dumps({"messages": [
+        {"role": "user", "content": "First question"},
+        {"role": "assistant", "content": "First answer"}]}))
+    assert [m["content"] for m in history] == ["First question", "First answer", "And now?"]
     # only assistant turns logged: the final user turn is still there
     only = prompt_messages("Q", None, json.dumps({"messages": [
         {"role": "system", "content": "S"}]}))
