@@ -144,7 +144,8 @@ def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | N
             source = f"empty_{lane}"
         con.execute(f"CREATE OR REPLACE TEMP VIEW fresh AS SELECT {LANE_SELECT[lane]}, "
                     f"'{_escaped(version)}' AS dataset_version FROM {source}")
-        old = parent.get(lane) or "(SELECT * FROM fresh WHERE false)"
+        old = (_conversational(con, lane, parent[lane]) if parent.get(lane)
+               else "(SELECT * FROM fresh WHERE false)")
         con.execute(f"CREATE OR REPLACE TEMP VIEW old AS SELECT * FROM {old}")
         con.execute("""
             CREATE OR REPLACE TEMP VIEW lane AS
@@ -173,6 +174,26 @@ def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | N
                     f"ROW_GROUP_SIZE {LANE_ROW_GROUP_ROWS})")
         out.files[text_lane] = path
     return out
+
+
+_PLAIN_COLUMNS = {"preference": {"prompt": "user", "chosen": "assistant",
+                                  "rejected": "assistant"},
+                  "unpaired": {"prompt": "user", "completion": "assistant"}}
+"""The columns a release made before the conversational format held as plain strings."""
+
+
+def _conversational(con: duckdb.DuckDBPyConnection, lane: str, source: str) -> str:
+    """A parent lane as conversational rows: a release written before the prompt became
+    messages holds plain strings, each becomes a one-message list (the role it had), so the
+    new release keeps the parent's rows in the one format of its configs."""
+    types = {row[0]: row[1] for row in con.execute(
+        f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    replaced = [f"[{{'role': '{role}', 'content': {column}}}] AS {column}"
+                for column, role in _PLAIN_COLUMNS.get(lane, {}).items()
+                if types.get(column) == "VARCHAR"]
+    if not replaced:
+        return source
+    return f"(SELECT * REPLACE ({', '.join(replaced)}) FROM {source})"
 
 
 def _escaped(text: str) -> str:

@@ -188,3 +188,51 @@ def test_two_same_named_releases_from_two_data_roots_load_their_own_rows_from_on
                                    cache_dir=str(tmp_path / "cache"))
         loaded.append(sorted(ds["prompt"]))
     assert loaded == [[f"root_a {i}" for i in range(3)], [f"root_b {i}" for i in range(5)]]
+
+
+def test_a_parent_release_with_plain_string_prompts_is_carried_into_the_conversational_format(
+        tmp_path):
+    """A release written before prompts became messages: its rows are kept, each string a
+    one-message list, beside the new rows."""
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    plain = {
+        "preference": pa.table({"prompt": ["old question"], "chosen": ["good"],
+                                "rejected": ["bad"], "trace_id": ["t-old"],
+                                "row_id": ["t-old"], "dataset_version": ["ds-v1"]}),
+        "sft": pa.table({"messages": [[{"role": "user", "content": "old q"},
+                                       {"role": "assistant", "content": "old a"}]],
+                         "trace_id": ["d-old"], "row_id": ["d-old"],
+                         "dataset_version": ["ds-v1"]}),
+        "unpaired": pa.table({"prompt": ["old q"], "completion": ["old c"], "label": [True],
+                              "trace_id": ["u-old"], "row_id": ["u-old:rv0"],
+                              "dataset_version": ["ds-v1"]}),
+    }
+    for lane, table in plain.items():
+        pq.write_table(table, parent / f"{lane}.parquet")
+    window = tmp_path / "window"
+    window.mkdir()
+    sources = {}
+    for lane in ("preference", "sft", "unpaired"):
+        table = empty_input(lane)
+        rows = {c: [None] for c in table.column_names} | {
+            "trace_id": [f"{lane}-new"], "prompt": ["new question"], "chosen": ["c"],
+            "rejected": ["r"], "answer": ["a"], "completion": ["done"], "label": [False]}
+        table = pa.table({c: pa.array(rows[c], table.schema.field(c).type)
+                          for c in table.column_names})
+        pq.write_table(table, window / f"{lane}.parquet")
+        sources[lane] = f"read_parquet('{window / f'{lane}.parquet'}')"
+    out = tmp_path / "out"
+    out.mkdir()
+    with duckdb.connect() as con:
+        candidate = write_candidate(
+            con, sources, {lane: f"read_parquet('{parent / f'{lane}.parquet'}')"
+                           for lane in plain}, "ds-v2", (), out)
+    prefs = {r["trace_id"]: r for r in pq.read_table(candidate.files["preference"]).to_pylist()}
+    assert prefs["t-old"]["prompt"] == [{"role": "user", "content": "old question"}]
+    assert prefs["t-old"]["chosen"] == [{"role": "assistant", "content": "good"}]
+    assert prefs["t-old"]["dataset_version"] == "ds-v1"
+    assert prefs["preference-new"]["prompt"] == [{"role": "user", "content": "new question"}]
+    unpaired = {r["trace_id"]: r for r in pq.read_table(candidate.files["unpaired"]).to_pylist()}
+    assert unpaired["u-old"]["completion"] == [{"role": "assistant", "content": "old c"}]
+    assert candidate.rows == {"preference": 2, "sft": 2, "unpaired": 2}
