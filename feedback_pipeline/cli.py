@@ -6,10 +6,9 @@ blocked promotion, 1 an error, 2 bad usage.
 
 Executor: every job runs in this process by default. `--executor multiprocess` runs one process
 per step instead, one step at a time (the forkserver executor the UI's runs use), which returns
-each stage's memory to the OS when it ends; measured on a 10^6-trace day it still costs more
-than it saves (345 s and 2,244 MiB of PSS for the process tree against in process, because the
-CLI, the forkserver and every step process each hold Dagster and the stages' imports), and an
-empty day costs 3-5 s instead of 0.4-0.6 s. See README, Performance.
+each stage's memory to the OS when it ends; on a large day it still costs more than it saves
+(the CLI, the forkserver and every step process each hold Dagster and the stages' imports), and
+an empty day takes several times longer. The figures are in the README, Performance.
 """
 
 from __future__ import annotations

@@ -354,7 +354,7 @@ _INPUT_COLUMNS = {"review_id": "review_id", "trace_id": "trace_id",
 def pairwise_input(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """The agreement input from reviewed labels: one row per pairwise review, its
     rubric-derived outcome as `label`. Filtered in Arrow, because boolean indexing a pandas
-    frame of Arrow-backed strings copies every column (1 GB for a million reviews)."""
+    frame of Arrow-backed strings copies every column."""
     if isinstance(labels, pd.DataFrame):
         labels = pa.Table.from_pandas(labels, preserve_index=False)
     return _input_frame(_pairwise_rows(labels, disagreeing_pairwise_traces(labels)))
@@ -476,8 +476,8 @@ def disagreeing_pairwise_traces(labels: pa.Table) -> pa.Array:
 
 def _pairwise_rows(labels: pa.Table, disagreeing: pa.Array) -> pa.Table:
     """Pairwise rows; criteria_json kept only for `disagreeing` traces (null elsewhere): the
-    rest would only be turned into Python strings for nothing (300 MB at 10^6 traces when
-    kept for every duplicate-reviewed trace)."""
+    rest would only be turned into Python strings for nothing (for every duplicate-reviewed
+    trace of a large day)."""
     labels = _votes(labels)
     if "criteria_json" in labels.column_names and labels.num_rows:
         drop = pc.invert(pc.is_in(labels["trace_id"],

@@ -114,10 +114,10 @@ class ReleaseCandidate:
 
 
 LANE_ROW_GROUP_ROWS = 20_000
-"""Rows per Parquet row group of a lane file. DuckDB's default (122,880) makes a row group of
-preference pairs about 140 MB, and reading such a file back as the next release's parent ran
-out of a 768 MB (even a 1.2 GB) memory limit; at 20,000 rows it sorts in about 830 MB of RSS.
-Training loaders also stream a file a row group at a time."""
+"""Rows per Parquet row group of a lane file. DuckDB's default (122,880 rows) makes a row group
+of preference pairs so large that reading the file back as the next release's parent runs out of
+the release's DuckDB memory limit; row groups this size sort within it. Training loaders also
+stream a file a row group at a time."""
 
 
 def empty_input(lane: str) -> pa.Table:

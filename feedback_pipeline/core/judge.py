@@ -101,8 +101,8 @@ def _one_choice(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
 
 
 def _isin(values: pd.Series, allowed: pd.Series) -> np.ndarray:
-    """values.isin(allowed) through Arrow: pandas 3 makes one Arrow scalar per allowed value
-    (2 s for the half million gold ids of a 10^6-trace day)."""
+    """values.isin(allowed) through Arrow: pandas 3 makes one Arrow scalar per allowed value,
+    which is slow for the many ids of a large day."""
     def arrow(series: pd.Series) -> pa.Array:
         data = pa.Array.from_pandas(series.astype("string"))
         if isinstance(data, pa.ChunkedArray):

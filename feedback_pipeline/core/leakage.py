@@ -536,7 +536,7 @@ def find_near_duplicates(training: TrainingPrompts, frozen: pd.DataFrame, thresh
     `training` has lane, trace_id, prompt: a frame, an Arrow table or batch, or an iterable of
     those read one at a time (memory is `workers` batches plus the frozen index; small batches
     keep templated prompts, which share many prefix shingles, from multiplying candidate
-    pairs: on the generator's prompts 512 rows is both faster and ~10x leaner than 32k). `frozen` has
+    pairs: small batches are both faster and far leaner than large ones). `frozen` has
     trace_id, prompt. Every pair whose exact Jaccard is >= threshold is reported, in training
     then frozen order: exact prefix filtering finds the only pairs that can reach the threshold,
     so only those are scored.

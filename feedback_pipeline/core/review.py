@@ -334,7 +334,7 @@ RESOLUTION_DESTINATIONS = ("FROZEN_EVALUATION", "INCIDENT_REVIEW", "DEMONSTRATIO
 class SpooledReviews:
     """A day's reviews on local disk, grouped by where their trace sits in the day's stored
     trace order, so resolution holds the reviews of one group of traces at a time instead of
-    the whole day's (577 MB of Arrow for the 1.1 million reviews of a 10^6-trace day).
+    the whole day's (hundreds of MB of Arrow on a large day).
 
     `trace_ids` are the day's trace ids in stored order; `resolve_review_batches` must then be
     given the trace batches in that same order. Each group is an Arrow IPC file, memory-mapped
@@ -372,8 +372,8 @@ class SpooledReviews:
 
     def _positions(self, trace_ids: pa.ChunkedArray) -> np.ndarray:
         """Each id's first stored position, -1 when it is not a trace of the day. The lookup is
-        built once (Arrow's index_in rebuilds its hash table on every call: 0.46 s per chunk
-        against a million traces)."""
+        built once (Arrow's index_in rebuilds its hash table on every call, a cost paid per
+        chunk against the whole day's traces)."""
         if self._position is None:
             ids = pd.Index(self._ids.to_numpy(zero_copy_only=False))
             first = ~ids.duplicated()

@@ -179,9 +179,9 @@ def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: 
     were a third of the stage's time at 10^6 tasks.
 
     Each file is written by its own connection (from `connect`) on one thread, the two at
-    once. A file must keep task order: with two threads on one query DuckDB buffered 1.8 GB
-    to do so at 10^6 tasks, where one thread streams in 290 MB. Two cursors of one connection
-    ran one after the other (14 s); two connections overlap (11 s)."""
+    once. A file must keep task order: with two threads on one query DuckDB buffers several
+    times what one thread streams in to do so. Two cursors of one connection run one after
+    the other; two connections overlap."""
     columns = ", ".join(f'"{c}"' for c in sorted(TASK_SCHEMA.names))
     statements = [
         f"COPY (SELECT {columns} FROM {source}) TO '{_quoted(jsonl)}' (FORMAT json)",

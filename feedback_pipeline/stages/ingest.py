@@ -83,9 +83,8 @@ class LandedElsewhere:
     connection and are looked up with `np.searchsorted`; an id counts as landed when both
     digests match a stored id (128 bits: a false match would take about 2^64 ids), and its
     earliest such day is named. No chunk reads the other days again: one semi-join per chunk
-    over every other day grew with the days kept (about 2 s a chunk at 30 stored days of 10^6
-    traces), and confirming hash hits with an exact query did too once duplicates came from
-    many days."""
+    over every other day grew with the days kept, and confirming hash hits with an exact query
+    did too once duplicates came from many days."""
 
     def __init__(self, storage: Storage, day: str) -> None:
         self.days = sorted(d for d in storage.table_days(RESTRICTED, "raw_traces") if d != day)

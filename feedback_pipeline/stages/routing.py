@@ -74,7 +74,7 @@ def routed_queues(
     # The frozen ids are read from their config, the source of truth, so a day can be routed
     # before frozen_evaluation_set was ever materialized; the dependency records the lineage.
     # Returned as a stream: an in-process run keeps every returned value until the run ends,
-    # and a stream lets go of its batches once they are written (340 MB at 10^6 traces).
+    # and a stream lets go of its batches once they are written.
     frozen_ids = set(pipeline.frozen_set().ids)
     frames = [route(frame, frozen_ids) for frame in
               redacted_traces.iter_frames(columns=ROUTING_COLUMNS)]
