@@ -461,6 +461,11 @@ def _data_root(parser: argparse.ArgumentParser) -> None:
                         metavar="DIR_OR_URL", help=DATA_ROOT_HELP)
 
 
+def _executor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", choices=EXECUTORS, default="in_process",
+                        help="run every step in this process, or each step in its own process")
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from feedback_pipeline.settings import check_config
     from feedback_pipeline.storage import Storage
@@ -506,8 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true",
                      help="print one JSON object (promoted, dataset_version, gates, reasons, "
                           "quarantine, withheld_days) instead of the summary")
-    run.add_argument("--executor", choices=EXECUTORS, default="in_process",
-                     help="run every step in this process, or each step in its own process")
+    _executor(run)
     gen = command("generate", "write a realistic synthetic data root", cmd_generate)
     gen.add_argument("--out", required=True, metavar="DIR", help="the data root to write")
     gen.add_argument("--days", type=int, default=3, help="landed days")
@@ -522,8 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "run the closed labeling loop on a synthetic data root: simulated "
                            "reviewers answer each round's exported tasks", cmd_demo)
     _data_root(demo)
-    demo.add_argument("--executor", choices=EXECUTORS, default="in_process",
-                      help="run every step in this process, or each step in its own process")
+    _executor(demo)
     ver = command("verify", "re-hash a release, check its signature and re-run its leakage "
                             "checks", cmd_verify)
     ver.add_argument("version", help="the release to verify, e.g. code-review-feedback-v3 "

@@ -179,7 +179,7 @@ SLICE_GATE_ACTIONS = ("block", "adjudicate")
 
 
 _SCALAR_CHECKS = {
-    "float": ("a number", lambda v: _is_number(v)),
+    "float": ("a number", lambda v: _is_number(v)),  # late-bound: defined below
     "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "str": ("a string", lambda v: isinstance(v, str)),
@@ -423,10 +423,11 @@ def check_config(storage: Storage) -> list[str]:
         return None
 
     policy = attempt(load_policy)
-    for version in sorted(known_rubric_versions(storage)):
+    rubrics = known_rubric_versions(storage)
+    for version in sorted(rubrics):
         attempt(load_rubric, version)
     if policy is not None:
-        if policy.rubric_version not in known_rubric_versions(storage):
+        if policy.rubric_version not in rubrics:
             problems.append(f"policy.yaml: rubric_version {policy.rubric_version!r} has no "
                             f"config/rubrics/{policy.rubric_version}.yaml")
         attempt(load_frozen_set, policy.frozen_eval_set)

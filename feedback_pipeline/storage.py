@@ -362,20 +362,23 @@ class Storage:
         return [d for d in self.landing_days("traces")
                 if (start is None or d >= start) and (end is None or d <= end)]
 
-    def prompt_fingerprints(self, trace_ids: list[str]) -> pd.DataFrame:
-        """The given trace ids with their redacted prompt and its fingerprint wherever the
-        trace landed (None where it has not): frozen-set lookups for routing, selection, the
-        release's leakage gate and `verify`."""
+    def prompt_fingerprints(self, trace_ids: list[str], with_prompts: bool = True
+                            ) -> pd.DataFrame:
+        """The given trace ids with their prompt fingerprint and (`with_prompts`) redacted
+        prompt wherever the trace landed (None where it has not): the frozen-set lookups of
+        routing (fingerprints only, so no prompt text is read), selection, the release's
+        leakage gate and `verify`."""
         wanted = pd.DataFrame({"trace_id": pd.Series(trace_ids, dtype=object)})
+        columns = ["prompt_fingerprint", *(["prompt"] if with_prompts else [])]
         scan = self.scan_sql(WAREHOUSE, "redacted_traces")
         if scan is None:
-            return wanted.assign(prompt_fingerprint=None, prompt=None)
+            return wanted.assign(**dict.fromkeys(columns))
+        picked = ", ".join(f"t.{c}" for c in columns)
         with self.connect() as con:
             con.register("wanted_ids", wanted)
             return con.execute(
-                f"SELECT w.trace_id, t.prompt_fingerprint, t.prompt FROM wanted_ids w "
-                f"LEFT JOIN (SELECT trace_id, prompt_fingerprint, prompt FROM {scan}) t "
-                f"USING (trace_id)").df()
+                f"SELECT w.trace_id, {picked} FROM wanted_ids w LEFT JOIN (SELECT trace_id, "
+                f"{', '.join(columns)} FROM {scan}) t USING (trace_id)").df()
 
     def landing_files(self, kind: str, day: str, suffixes: tuple[str, ...]) -> list[AnyPath]:
         folder = self.landing_dir(kind, day)

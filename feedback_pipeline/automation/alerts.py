@@ -51,6 +51,11 @@ OUTBOX_PATH = f"{RESTRICTED}/alerts/outbox.jsonl"
 DEFAULT_OUTBOX_MAX_AGE_HOURS = 24.0
 RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
+ALERT_ON = "alert_on"
+STATE_CHANGE = "state_change"
+"""A check result whose metadata holds `alert_on: state_change` reports a standing state, not
+an event (a judge short of its gate is the normal state until a judge is good enough): it is
+alerted when its state changes, failing or passing again, not on every evaluation."""
 MAX_TEXT = 240
 MAX_IDS = 25
 SAFE_ID = re.compile(r"^[\w.:/+-]{1,100}$")
@@ -124,11 +129,10 @@ def resolve_alert_settings(storage: Storage, environ: Mapping[str, str] | None =
     environ = os.environ if environ is None else environ
     path = storage.config_path("policy.yaml")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-        raw = (loaded or {}).get("alerts") if isinstance(loaded, Mapping) else None
-        if loaded is not None and not isinstance(loaded, Mapping):
+        loaded = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
+        if not isinstance(loaded, Mapping):
             raise ConfigError("policy.yaml: expected a mapping at the top level")
-        return _settings(raw or {}, environ), None
+        return _settings(loaded.get("alerts") or {}, environ), None
     except ConfigError as err:
         problem = str(err)
     except (yaml.YAMLError, ValueError, OSError) as err:
@@ -363,7 +367,8 @@ def dispatch(alerts: Sequence[Alert], settings: AlertSettings, storage: Storage,
                 delivery = post_webhook(settings.webhook_url, alert,
                                         settings.webhook_timeout_seconds, settings.ui_url)
                 if not delivery.ok:
-                    _queue(storage, alert, now, attempts=1)
+                    storage.append_line(_outbox_path(storage), json.dumps(
+                        _outbox_entry(alert.to_json(), 1, now, now), sort_keys=True))
                 deliveries.append(delivery)
     if log is not None:
         for failed in (d for d in deliveries if not d.ok):
@@ -377,17 +382,22 @@ def _backoff(attempts: int) -> float:
     return min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
 
 
-def _queue(storage: Storage, alert: Alert, now: datetime, attempts: int,
-           first: datetime | None = None) -> None:
-    entry = {"alert": alert.to_json(), "attempts": attempts,
-             "first_attempt_at": (first or now).isoformat(),
-             "next_attempt_at": (now + timedelta(seconds=_backoff(attempts))).isoformat()}
-    storage.append_line(storage.root / OUTBOX_PATH, json.dumps(entry, sort_keys=True))
+def _outbox_entry(alert: dict[str, Any], attempts: int, first: datetime | str,
+                  now: datetime) -> dict[str, Any]:
+    """An outbox line: the alert, its attempts so far, when the first was made, and when the
+    next is due (_backoff after this one)."""
+    return {"alert": alert, "attempts": attempts,
+            "first_attempt_at": first if isinstance(first, str) else first.isoformat(),
+            "next_attempt_at": (now + timedelta(seconds=_backoff(attempts))).isoformat()}
+
+
+def _outbox_path(storage: Storage) -> Path:
+    return storage.root / OUTBOX_PATH
 
 
 def outbox(storage: Storage) -> list[dict[str, Any]]:
     """The webhook deliveries waiting for a retry."""
-    path = storage.root / OUTBOX_PATH
+    path = _outbox_path(storage)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
@@ -421,10 +431,9 @@ def retry_outbox(settings: AlertSettings, storage: Storage, log: AlertLog | None
             if delivery.ok:
                 counts["delivered"] += 1
                 continue
-            entry = {**entry, "attempts": entry["attempts"] + 1, "next_attempt_at": (
-                now + timedelta(seconds=_backoff(entry["attempts"] + 1))).isoformat()}
+            entry = _outbox_entry(entry["alert"], entry["attempts"] + 1,
+                                  entry["first_attempt_at"], now)
         counts["waiting"] += 1
         kept.append(json.dumps(entry, sort_keys=True))
-    path = storage.root / OUTBOX_PATH
-    storage.write_text(path, "".join(line + "\n" for line in kept))
+    storage.write_text(_outbox_path(storage), "".join(line + "\n" for line in kept))
     return counts

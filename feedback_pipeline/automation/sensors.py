@@ -22,6 +22,8 @@ from dagster._core.storage.asset_check_execution_record import (
 )
 
 from feedback_pipeline.automation.alerts import (
+    ALERT_ON,
+    STATE_CHANGE,
     Alert,
     check_alert,
     dispatch,
@@ -198,15 +200,9 @@ def plain_metadata(metadata: Mapping[str, object]) -> dict[str, object]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-STATE_CHANGE_CHECKS = frozenset({"judge_auto_accept_allowed"})
-"""Checks whose failure is a standing state, not an event: a judge short of its gate is the
-normal state until a judge is good enough, so these alert when their state changes (judge
-auto-accept disabled, or enabled again), not on every day's evaluation."""
-
-
 def parse_check_cursor(cursor: str | None) -> tuple[int, set[int], dict[str, bool]]:
-    """(watermark, alerted ids above it, last state of each STATE_CHANGE_CHECKS key): every
-    execution at or below the watermark is done."""
+    """(watermark, alerted ids above it, last state of each check alerted on state change
+    (alerts.STATE_CHANGE)): every execution at or below the watermark is done."""
     if not cursor:
         return 0, set(), {}
     try:
@@ -271,7 +267,8 @@ def failed_check_alerts(instance: dg.DagsterInstance, check_keys: Iterable[dg.As
                 pending.append(record.id)
             continue
         failed = record.status == AssetCheckExecutionRecordStatus.FAILED
-        if record.key.name in STATE_CHANGE_CHECKS:
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        if plain_metadata(getattr(evaluation, "metadata", {})).get(ALERT_ON) == STATE_CHANGE:
             key = record.key.to_user_string()
             if record.id not in alerted and states.get(key) != (not failed):
                 alert = alert_for_record(record, run)

@@ -55,7 +55,7 @@ LANE_SELECT = {
 }
 TEXT_LANES = {"preference_text": "preference", "sft_text": "sft", "unpaired_text": "unpaired"}
 """The plain-string twin of each conversational lane (TRL's standard formats): the same rows,
-the prompt rendered by core.conversation.PROMPT_TEXT_SQL, answers as plain strings."""
+the prompt rendered by core.conversation.prompt_text_sql, answers as plain strings."""
 TEXT_SELECT = {
     "preference_text": f"{prompt_text_sql('prompt')} AS prompt, chosen[1].content AS chosen, "
                        f"rejected[1].content AS rejected, {_PROV}, outcome, row_id, "
@@ -82,19 +82,19 @@ def training_sql(sources: Mapping[str, str]) -> str:
 _INPUT_TYPES = {"label": pa.bool_(), "score": pa.int64(), "n_reviews": pa.int64()}
 LANE_INPUT = {
     "preference": ["trace_id", "slice", "redaction_version", "prompt_template_version",
-                   "policy_version", "prompt_fingerprint", "prompt", "prompt_messages", "chosen",
-                   "rejected", "outcome", "chosen_candidate_id", "rejected_candidate_id", "chosen_model_id",
-                   "rejected_model_id", "chosen_generation", "rejected_generation",
+                   "policy_version", "prompt_fingerprint", "prompt", "prompt_messages",
+                   "chosen", "rejected", "outcome", "chosen_candidate_id",
+                   "rejected_candidate_id", "chosen_model_id", "rejected_model_id",
+                   "chosen_generation", "rejected_generation",
                    "rubric_version", "deciding_criterion", "reviewer_ids", "review_ids",
                    "n_reviews", "criteria_json", "round_id", "arm"],
     "sft": ["trace_id", "slice", "redaction_version", "prompt_template_version",
             "policy_version", "prompt_fingerprint", "prompt", "prompt_messages", "answer",
-            "source", "review_ids",
-            "reviewer_ids", "rubric_version", "round_id", "arm"],
+            "source", "review_ids", "reviewer_ids", "rubric_version", "round_id", "arm"],
     "unpaired": ["trace_id", "slice", "redaction_version", "prompt_template_version",
-                 "policy_version", "prompt_fingerprint", "prompt", "prompt_messages", "completion",
-                 "label",
-                 "assessment", "score", "candidate_id", "model_id", "rubric_version",
+                 "policy_version", "prompt_fingerprint", "prompt", "prompt_messages",
+                 "completion", "label", "assessment", "score", "candidate_id", "model_id",
+                 "rubric_version",
                  "reviewer_ids", "review_ids", "round_id", "arm"],
 }
 
@@ -143,7 +143,7 @@ def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | N
             con.register(f"empty_{lane}", empty_input(lane))
             source = f"empty_{lane}"
         con.execute(f"CREATE OR REPLACE TEMP VIEW fresh AS SELECT {LANE_SELECT[lane]}, "
-                    f"'{_escaped(version)}' AS dataset_version FROM {source}")
+                    f"'{sql_escaped(version)}' AS dataset_version FROM {source}")
         old = (_conversational(con, lane, parent[lane]) if parent.get(lane)
                else "(SELECT * FROM fresh WHERE false)")
         con.execute(f"CREATE OR REPLACE TEMP VIEW old AS SELECT * FROM {old}")
@@ -157,7 +157,7 @@ def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | N
         """)
         path = folder / f"{lane}.parquet"
         con.execute(f"COPY (SELECT * EXCLUDE (_origin) FROM lane ORDER BY row_id, _origin) "
-                    f"TO '{_escaped(str(path))}' (FORMAT parquet, COMPRESSION zstd, "
+                    f"TO '{sql_escaped(str(path))}' (FORMAT parquet, COMPRESSION zstd, "
                     f"ROW_GROUP_SIZE {LANE_ROW_GROUP_ROWS})")
         kept, new = con.execute("SELECT count(*) FILTER (WHERE _origin = 0), "
                                 "count(*) FILTER (WHERE _origin = 1) FROM lane").fetchall()[0]
@@ -169,8 +169,8 @@ def write_candidate(con: duckdb.DuckDBPyConnection, window: Mapping[str, str | N
     for text_lane, lane in TEXT_LANES.items():
         path = folder / f"{text_lane}.parquet"
         con.execute(f"COPY (SELECT {TEXT_SELECT[text_lane]} FROM "
-                    f"read_parquet('{_escaped(str(out.files[lane]))}') ORDER BY row_id) TO "
-                    f"'{_escaped(str(path))}' (FORMAT parquet, COMPRESSION zstd, "
+                    f"read_parquet('{sql_escaped(str(out.files[lane]))}') ORDER BY row_id) TO "
+                    f"'{sql_escaped(str(path))}' (FORMAT parquet, COMPRESSION zstd, "
                     f"ROW_GROUP_SIZE {LANE_ROW_GROUP_ROWS})")
         out.files[text_lane] = path
     return out
@@ -196,5 +196,6 @@ def _conversational(con: duckdb.DuckDBPyConnection, lane: str, source: str) -> s
     return f"(SELECT * REPLACE ({', '.join(replaced)}) FROM {source})"
 
 
-def _escaped(text: str) -> str:
+def sql_escaped(text: str) -> str:
+    """Text made safe inside a single-quoted DuckDB string literal."""
     return text.replace("'", "''")

@@ -59,8 +59,13 @@ def logged_conversation_text(extra_json: str | None) -> str | None:
     turns = recorded_turns(extra_json)
     if turns is None:
         return None
-    return TEXT_TURN_SEPARATOR.join(
-        f"{TEXT_ROLE_NAMES.get(t['role'], 'System')}:\n{_turn_text(t)}" for t in turns)
+    return TEXT_TURN_SEPARATOR.join(_text_turn(t["role"], _turn_text(t)) for t in turns)
+
+
+def _text_turn(role: str, content: str) -> str:
+    """One turn of a plain-text conversation: the role's name, then the content on its own
+    line (a developer turn reads as System, as it is folded into the system message)."""
+    return f"{TEXT_ROLE_NAMES.get('system' if role == 'developer' else role, role)}:\n{content}"
 
 
 def _turn_text(turn: Mapping[str, Any]) -> str:
@@ -79,7 +84,7 @@ def prompt_messages(prompt: str | None, context: str | None,
     system and developer instructions, then the context under CONTEXT_HEADING), the logged
     turns in order, and the final user turn: `prompt`, appended when the logged turns do not
     already end their user turns with it (and alone when no turns were logged)."""
-    turns = recorded_turns(extra_json) or [{"role": "user", "content": prompt or ""}]
+    turns = recorded_turns(extra_json) or []
     system = [_turn_text(t) for t in turns if t["role"] in SYSTEM_ROLES]
     if isinstance(context, str) and context.strip():
         system.append(f"{CONTEXT_HEADING}\n{context}")
@@ -101,10 +106,11 @@ def prompt_messages_json(trace: Mapping[str, Any]) -> str:
 
 
 def prompt_text(messages: list[dict[str, str]]) -> str:
-    """The plain-string form of a conversational prompt, for the `*_text` configs: each turn
-    under its role's name, ending with TEXT_ANSWER_CUE."""
-    turns = [f"{TEXT_ROLE_NAMES.get(m['role'], m['role'])}:\n{m['content']}" for m in messages]
-    return TEXT_TURN_SEPARATOR.join([*turns, TEXT_ANSWER_CUE])
+    """The plain-string form of a conversational prompt, each turn under its role's name and
+    ending with TEXT_ANSWER_CUE: the definition `prompt_text_sql` computes in DuckDB for the
+    `*_text` configs (the tests hold the two equal)."""
+    return TEXT_TURN_SEPARATOR.join([*(_text_turn(m["role"], m["content"]) for m in messages),
+                                     TEXT_ANSWER_CUE])
 
 
 def prompt_text_sql(messages: str) -> str:

@@ -38,7 +38,8 @@ TASK_COLUMNS = ["task_id", "trace_id", "trace_day", "round_id", "arm", "queue", 
                 "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                 "approved_answer", "rubric_version", "policy_text", "redaction_version"]
 TASK_SCHEMA = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
-TASK_TEXT_COLUMNS = ("prompt", "context", "conversation", "candidate_a", "candidate_b", "approved_answer")
+TASK_TEXT_COLUMNS = ("prompt", "context", "conversation", "candidate_a", "candidate_b",
+                     "approved_answer")
 PRIMARY_SCHEMA = pa.schema([("trace_id", pa.string()), ("queue", pa.string()),
                             ("task", pa.string())])
 ISSUE_COLUMNS = ("round_id", "arm", "trace_day")

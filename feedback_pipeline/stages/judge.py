@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from feedback_pipeline.automation.alerts import ALERT_ON, STATE_CHANGE
 from feedback_pipeline.core.contract import id_list, quarantine_to_table, read_lines
 from feedback_pipeline.core.judge import (
     GoldCalibration,
@@ -153,6 +154,7 @@ def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResou
             "gold_in_training": calibration.gold_in_training,
             "gold_in_training_ids": id_list(calibration.leaked_ids),
             "reason": calibration.reason,
+            ALERT_ON: STATE_CHANGE,
         },
     )
 

@@ -22,7 +22,13 @@ import pandas as pd
 import pyarrow as pa
 
 from feedback_pipeline.core import agreement
-from feedback_pipeline.core.candidate import LANE_SELECT, LANES, training_sql, write_candidate
+from feedback_pipeline.core.candidate import (
+    LANE_SELECT,
+    LANES,
+    sql_escaped,
+    training_sql,
+    write_candidate,
+)
 from feedback_pipeline.core.contract import id_list, reason_category
 from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
 from feedback_pipeline.core.manifest import (
@@ -151,12 +157,8 @@ def jsonl_name(parquet_name: str) -> str:
     return parquet_name.removesuffix(".parquet") + ".jsonl"
 
 
-def _escaped(text: str) -> str:
-    return text.replace("'", "''")
-
-
 def _parquet(path: Any) -> str:
-    return f"read_parquet('{_escaped(str(path))}')"
+    return f"read_parquet('{sql_escaped(str(path))}')"
 
 
 def load_retractions(storage: Storage) -> set[str]:
@@ -315,7 +317,7 @@ def parent_standing(storage: Storage, parent: str | None) -> dict[str, dict]:
 
 def _rests_on(reviewers: list[str]) -> str:
     """SQL: the row's reviewer_ids (comma-joined pseudonyms) name one of `reviewers`."""
-    names = ", ".join("'" + r.replace("'", "''") + "'" for r in reviewers)
+    names = ", ".join(f"'{sql_escaped(r)}'" for r in reviewers)
     return f"list_has_any(string_split(coalesce(reviewer_ids, ''), ','), [{names}])"
 
 
@@ -492,7 +494,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             for lane, path in files.items():
                 name = jsonl_name(RELEASE_FILES[lane])
                 con.execute(f"COPY (SELECT * FROM {_parquet(path)}) TO "
-                            f"'{_escaped(str(Path(scratch) / name))}' (FORMAT json)")
+                            f"'{sql_escaped(str(Path(scratch) / name))}' (FORMAT json)")
                 storage.write_bytes(folder / name, (Path(scratch) / name).read_bytes())
                 jsonl_files.append(name)
         agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)

@@ -35,7 +35,8 @@ def frozen_evaluation_set(context: dg.AssetExecutionContext,
     previous = (storage.read_table(WAREHOUSE, "frozen_evaluation_set", None).to_pandas()
                 if storage.has_table(WAREHOUSE, "frozen_evaluation_set", None) else None)
     table = reserve(frozen.set_id, list(frozen.ids), frozen.reserved_at, previous)
-    found = storage.prompt_fingerprints(list(frozen.ids)).dropna(subset=["prompt_fingerprint"])
+    found = storage.prompt_fingerprints(list(frozen.ids), with_prompts=False).dropna(
+        subset=["prompt_fingerprint"])
     table["prompt_fingerprint"] = table["trace_id"].map(
         dict(zip(found["trace_id"], found["prompt_fingerprint"], strict=True)))
     return dg.Output(table, metadata={
