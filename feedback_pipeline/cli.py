@@ -337,6 +337,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.start and args.end and args.start > args.end:
         print("error: --start is after --end", file=sys.stderr)
         return EXIT_USAGE
+    from feedback_pipeline.progress import displayed
     from feedback_pipeline.storage import Storage
 
     root = args.data_root
@@ -344,7 +345,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: data root {root} does not exist", file=sys.stderr)
         return EXIT_USAGE
     try:
-        outcome = run_pipeline(root, args.start, args.end, executor=args.executor)
+        with displayed(not args.json):
+            outcome = run_pipeline(root, args.start, args.end, executor=args.executor)
     except Exception as err:  # noqa: BLE001 - the CLI turns any failure into exit status 1
         outcome = RunOutcome(error=f"{type(err).__name__}: {err}")
         if os.environ.get("FEEDBACK_DEBUG"):
@@ -363,6 +365,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`run` on a synthetic data root whose reviews are not landed yet: after each day's round
     is exported, the generator's simulated reviewers answer exactly the exported tasks, and the
     day runs again to take their reviews in (the closed labeling loop, on one machine)."""
+    from feedback_pipeline.progress import displayed
     from feedback_pipeline.synth.review_simulator import answer_exported_tasks
 
     root = Path(args.data_root)
@@ -372,7 +375,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return {path.parent.name for path in (*answered.written, *answered.removed)}
 
     try:
-        outcome = run_pipeline(root, executor=args.executor, reviewers=simulated_reviewers)
+        with displayed():
+            outcome = run_pipeline(root, executor=args.executor, reviewers=simulated_reviewers)
     except Exception as err:  # noqa: BLE001 - the CLI turns any failure into exit status 1
         outcome = RunOutcome(error=f"{type(err).__name__}: {err}")
         if os.environ.get("FEEDBACK_DEBUG"):
@@ -510,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="last day of the window (default: the last landed day)")
     run.add_argument("--json", action="store_true",
                      help="print one JSON object (promoted, dataset_version, gates, reasons, "
-                          "quarantine, withheld_days) instead of the summary")
+                          "quarantine, withheld_days) instead of the summary, and no progress "
+                          "(otherwise each stage's rows, rows/s and elapsed time go to stderr)")
     _executor(run)
     gen = command("generate", "write a realistic synthetic data root", cmd_generate)
     gen.add_argument("--out", required=True, metavar="DIR", help="the data root to write")

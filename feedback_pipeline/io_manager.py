@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feedback_pipeline.core.parallel import end_of_stage
+from feedback_pipeline.progress import StageProgress, progress_of
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 
@@ -33,17 +34,33 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return context.asset_partition_key if context.has_asset_partitions else None
         return context.partition_key if context.has_partition_key else None
 
+    def _progress(self, context: dg.OutputContext | dg.InputContext) -> StageProgress | None:
+        """The step's running figures (progress.py); None outside a step (a test's context)."""
+        try:
+            step = context.step_context
+        except Exception:  # noqa: BLE001 - a context built by hand has no step
+            return None
+        return progress_of(step.run_id, step.step.key, self._day(context))
+
     def handle_output(self, context: dg.OutputContext,
                       obj: pd.DataFrame | pa.Table | BatchStream) -> None:
         name, day = context.asset_key.path[-1], self._day(context)
+        progress = self._progress(context)
+        if progress is not None:
+            progress.begin_output(name)
         if isinstance(obj, BatchStream):
-            path, rows = self.storage.write_stream(self.zone, name, day, obj)
-            context.add_output_metadata({"dagster/row_count": rows})
+            stream = obj if progress is None else obj.counted(progress.wrote)
+            path, rows = self.storage.write_stream(self.zone, name, day, stream)
         else:
             table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(
                 obj, preserve_index=False)
             path = self.storage.write_table(self.zone, name, day, table)
-        context.add_output_metadata({"path": dg.MetadataValue.path(self.storage.relative(path))})
+            rows = table.num_rows
+        context.add_output_metadata({"dagster/row_count": rows,
+                                     "path": dg.MetadataValue.path(self.storage.relative(path))})
+        if progress is not None:
+            progress.finish_output(rows)
+            context.add_output_metadata(progress.metadata(rows))
         # the step's output is on disk: its worker processes stop and its freed heap goes
         # back to the OS here, so the next stage of an in-process run does not start at this
         # one's high-water mark (no per-step hook, whose events would crowd the run's log)
@@ -55,7 +72,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         An input declared with `AssetIn(metadata={"columns": [...]})` loads only those columns,
         so a stage that needs three columns of a million-row day never reads its text."""
         name, day = context.asset_key.path[-1], self._day(context)
+        progress = self._progress(context)
         if getattr(context.dagster_type, "typing_type", None) is PartitionBatches:
-            return self.storage.batches(self.zone, name, day)
+            batches = self.storage.batches(self.zone, name, day)
+            if progress is not None:
+                batches.on_read(progress.reading, progress.was_read)
+            return batches
         columns = (context.definition_metadata or {}).get("columns")
         return self.storage.read_table(self.zone, name, day, columns=columns).to_pandas()

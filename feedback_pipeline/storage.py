@@ -212,6 +212,15 @@ class BatchStream:
         self.schema = schema
         self._batches = batches
 
+    def counted(self, rows_written: Callable[[int], None]) -> BatchStream:
+        """The same stream, calling `rows_written` with each batch's rows as it passes."""
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in self:
+                yield batch
+                rows_written(batch.num_rows)
+
+        return BatchStream(self.schema, batches())
+
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         for batch in self._batches:
             if isinstance(batch, pd.DataFrame):
@@ -227,6 +236,14 @@ class PartitionBatches:
 
     def __init__(self, path: AnyPath) -> None:
         self.path = path
+        self._pass_begins: Callable[[int], None] | None = None
+        self._rows_read: Callable[[int], None] | None = None
+
+    def on_read(self, pass_begins: Callable[[int], None],
+                rows_read: Callable[[int], None]) -> None:
+        """Report each batched pass: its total rows when it begins, each batch's rows as read
+        (the IO manager feeds a step's progress display this way)."""
+        self._pass_begins, self._rows_read = pass_begins, rows_read
 
     def _file(self) -> pq.ParquetFile:
         source, filesystem = arrow_target(self.path)
@@ -242,7 +259,14 @@ class PartitionBatches:
 
     def iter_batches(self, batch_size: int = 50_000,
                      columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        yield from self._file().iter_batches(batch_size=batch_size, columns=columns)
+        file = self._file()
+        if self._pass_begins is None or self._rows_read is None:
+            yield from file.iter_batches(batch_size=batch_size, columns=columns)
+            return
+        self._pass_begins(file.metadata.num_rows)
+        for batch in file.iter_batches(batch_size=batch_size, columns=columns):
+            self._rows_read(batch.num_rows)
+            yield batch
 
     def iter_frames(self, batch_size: int = 50_000,
                     columns: list[str] | None = None) -> Iterator[pd.DataFrame]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from feedback_pipeline.cli import main
 from feedback_pipeline_tests.conftest import copy_root
 
@@ -81,3 +84,28 @@ def test_run_refuses_a_malformed_policy_before_any_work_naming_the_key(generated
     assert main(["run", "--data-root", str(root)]) == 2
     assert "policy.yaml: kappa_gate must be a number, got str" in capsys.readouterr().out
     assert not (root / "warehouse").exists() and not (root / "restricted").exists()
+
+
+def test_run_reports_each_stages_rows_rate_and_time_on_stderr_and_is_quiet_under_json(
+        generated_root, tmp_path, capsys):
+    from feedback_pipeline.progress import PROGRESS_DIR_ENV
+    from feedback_pipeline_tests.conftest import DAYS, copy_root
+
+    root = copy_root(generated_root, tmp_path / "data")
+    assert main(["run", "--data-root", str(root), "--end", DAYS[0]]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if " rows in " in line]
+    stages = [line.split(":")[0] for line in lines]
+    # the stages in the order they ran, every one with its figures
+    assert stages[:3] == [f"raw_traces {DAYS[0]}", f"trace_quarantine {DAYS[0]}",
+                          f"redacted_traces {DAYS[0]}"]
+    assert f"reviewed_labels {DAYS[0]}" in stages
+    assert all(line.endswith(" rows/s)") for line in lines)
+    assert "promoted" in captured.out and " rows in " not in captured.out
+    assert PROGRESS_DIR_ENV not in os.environ
+
+    again = copy_root(generated_root, tmp_path / "again")
+    assert main(["run", "--data-root", str(again), "--end", DAYS[0], "--json"]) == 0
+    captured = capsys.readouterr()
+    assert " rows in " not in captured.err
+    assert json.loads(captured.out)["promoted"] is True
