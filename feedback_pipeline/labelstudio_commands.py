@@ -65,9 +65,11 @@ def _connect(args: argparse.Namespace) -> Any:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Ensure the projects; print each one's id and URL."""
+    from feedback_pipeline.core.labelstudio import project_instruction
     from feedback_pipeline.core.labelstudio_api import ensure_projects
 
-    projects = ensure_projects(_connect(args), title_prefix=args.title_prefix)
+    projects = ensure_projects(_connect(args), title_prefix=args.title_prefix,
+                               instruction=project_instruction(Path(args.data_root) / "exports"))
     for line in projects.lines():
         print(line)
     return EXIT_OK
@@ -88,7 +90,7 @@ def task_files(data_root: Path, day: str | None) -> list[Path]:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Push the exported tasks of one day, or of every day, into their projects."""
-    from feedback_pipeline.core.labelstudio import load_import_tasks
+    from feedback_pipeline.core.labelstudio import load_import_tasks, project_instruction
     from feedback_pipeline.core.labelstudio_api import ensure_projects, push_tasks
 
     files = task_files(Path(args.data_root), args.day)
@@ -97,7 +99,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CommandError(str(err)) from err
     client = _connect(args)
-    projects = ensure_projects(client, title_prefix=args.title_prefix)
+    projects = ensure_projects(client, title_prefix=args.title_prefix,
+                               instruction=project_instruction(Path(args.data_root) / "exports"))
     summary = push_tasks(client, projects, tasks)
     print(f"pushed {len(tasks)} task(s) from {len(files)} file(s) to {projects.url}")
     for line in summary.lines():
@@ -144,7 +147,10 @@ def add_labelstudio_parser(subparsers: Any) -> argparse.ArgumentParser:
         cmd.set_defaults(func=_guarded(handler))
         return cmd
 
-    common("setup", "ensure one project per task type and print their ids and URLs", cmd_setup)
+    setup = common("setup", "ensure one project per task type (showing the newest exported "
+                            "rubric's policy as its instructions) and print their ids and URLs",
+                   cmd_setup)
+    setup.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))
     push = common("push", "import exported review tasks into their projects (idempotent)",
                   cmd_push)
     push.add_argument("--data-root", default=os.environ.get("FEEDBACK_DATA_ROOT", "data"))

@@ -33,11 +33,14 @@ LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
 TASK_DATA_FIELDS = ("task_id", "trace_id", "trace_day", "round_id", "arm", "task", "queue",
                     "slice", "prompt", "context", "conversation",
                     "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
-                    "approved_answer", "rubric_version", "policy_text",
+                    "approved_answer", "rubric_version",
                     "adjudicates", "adjudication_reason", "incident_reason")
 """What a Label Studio task's data holds. The last three describe follow-up work (an item in
 adjudication, an open incident); elsewhere they are empty, so every project's configuration
-finds each field it shows."""
+finds each field it shows. The rubric's policy text is not among them: it is the same for
+every task of a rubric version, so each project shows it once, as its instructions
+(`instruction_html`, from the export folder's `rubric.json`), instead of a million tasks each
+carrying it."""
 
 
 def labeling_config(task: str) -> str:
@@ -240,6 +243,8 @@ TASK_EXPORT_FOLDERS = ("review_tasks", "follow_up_tasks")
 """Where the pipeline writes Label Studio import files, one folder per day in each: the
 labeling round's tasks, and the open adjudications and incidents resolution leaves."""
 IMPORT_FILE = "label_studio_tasks.json"
+RUBRIC_FILE = "rubric.json"
+"""Beside each export's tasks: the rubric version and policy text they share, once per file."""
 
 
 def exported_task_paths(exports_dir: Path, day: str | None = None) -> list[Path]:
@@ -252,6 +257,37 @@ def exported_task_paths(exports_dir: Path, day: str | None = None) -> list[Path]
                                   if base.is_dir() else [])
         paths += [base / d / IMPORT_FILE for d in days if (base / d / IMPORT_FILE).is_file()]
     return paths
+
+
+def latest_rubric_text(exports_dir: Path) -> dict[str, str] | None:
+    """The newest export folder's `rubric.json` ({"rubric_version", "policy_text"}), the policy
+    the projects show reviewers; None before the first export."""
+    found = []
+    for folder in TASK_EXPORT_FOLDERS:
+        base = Path(exports_dir) / folder
+        if base.is_dir():
+            found += [(p.parent.name, p) for p in base.glob(f"*/{RUBRIC_FILE}")]
+    if not found:
+        return None
+    return json.loads(max(found)[1].read_text(encoding="utf-8"))
+
+
+def instruction_html(rubric_text: Mapping[str, str]) -> str:
+    """A project's instructions (Label Studio's `expert_instruction`, HTML) from a rubric's
+    policy text: escaped, paragraphs kept."""
+    import html
+
+    paragraphs = [html.escape(p).replace("\n", "<br>")
+                  for p in str(rubric_text.get("policy_text", "")).split("\n\n") if p.strip()]
+    title = html.escape(str(rubric_text.get("rubric_version", "")))
+    return f"<h3>Rubric {title}</h3>" + "".join(f"<p>{p}</p>" for p in paragraphs)
+
+
+def project_instruction(exports_dir: Path) -> str | None:
+    """The instructions every project shows: the newest exported rubric's policy, as HTML;
+    None before the first export (the projects' instructions are left as they are)."""
+    text = latest_rubric_text(exports_dir)
+    return instruction_html(text) if text else None
 
 
 def load_import_tasks(paths: list[Path]) -> list[dict[str, Any]]:

@@ -201,7 +201,8 @@ def find_projects(client: LabelStudio, title_prefix: str = "feedback-pipeline") 
     return ProjectIds(ids, url=url)
 
 
-def ensure_projects(client: LabelStudio, title_prefix: str = "feedback-pipeline") -> ProjectIds:
+def ensure_projects(client: LabelStudio, title_prefix: str = "feedback-pipeline",
+                    instruction: str | None = None) -> ProjectIds:
     """One project per task type in LABEL_CONFIGS, found by exact title or created.
 
     Idempotent: a second call finds the same projects and changes nothing. A project whose
@@ -209,6 +210,11 @@ def ensure_projects(client: LabelStudio, title_prefix: str = "feedback-pipeline"
     `.updated`), so the controls the parser reads are the controls reviewers see; Label
     Studio refuses the update when existing annotations use labels the new config drops,
     which surfaces as a LabelStudioError rather than silently keeping the old config.
+
+    `instruction` (HTML, core.labelstudio.instruction_html: the rubric's policy) becomes each
+    project's instructions, shown before labeling: the policy is stated once per project, not
+    carried by every task. A project showing other instructions is updated to these; None
+    leaves them as they are.
     """
     url = _base_url(client)
     ids: dict[str, int] = {}
@@ -217,15 +223,24 @@ def ensure_projects(client: LabelStudio, title_prefix: str = "feedback-pipeline"
     for task, title in _titles(title_prefix).items():
         config = ls_files.labeling_config(task)
         pid = _find_project(client, title, url)
+        shown = ({"expert_instruction": instruction, "show_instruction": True}
+                 if instruction is not None else {})
         if pid is None:
             with _api(f"create project {title!r}", url):
-                project = client.projects.create(title=title, label_config=config)
+                project = client.projects.create(title=title, label_config=config, **shown)
             logger.info("created Label Studio project %s (%r)", project.id, title)
             ids[task] = int(project.id)
             created.append(task)
             continue
         with _api(f"read project {pid}", url):
-            current = client.projects.get(pid).label_config
+            project = client.projects.get(pid)
+        current = project.label_config
+        if shown and ((project.expert_instruction or "").strip() != instruction.strip()
+                      or not project.show_instruction):
+            with _api(f"update the instructions of project {pid} ({title!r})", url):
+                client.projects.update(pid, **shown)
+            logger.info("Label Studio project %s (%r) now shows the current rubric's policy",
+                        pid, title)
         if not _same_config(current, config):
             with _api(f"update the labeling config of project {pid} ({title!r})", url):
                 client.projects.update(pid, label_config=config)

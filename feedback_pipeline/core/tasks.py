@@ -6,6 +6,7 @@ traces never becomes a million Python dicts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ TASK_COLUMNS = ["task_id", "trace_id", "trace_day", "round_id", "arm", "queue", 
                 "candidate_a_id", "candidate_a", "candidate_b_id", "candidate_b",
                 "approved_answer", "rubric_version", "policy_text", "redaction_version"]
 TASK_SCHEMA = pa.schema([(c, pa.string()) for c in TASK_COLUMNS])
+SHARED_TASK_FIELDS = ("policy_text",)
+"""Columns every task of an export shares (the rubric's policy): kept in the stored table, but
+written once per export, in `rubric.json` beside the tasks (`shared_text_json`), not per task."""
 TASK_TEXT_COLUMNS = ("prompt", "context", "conversation", "candidate_a", "candidate_b",
                      "approved_answer")
 PRIMARY_SCHEMA = pa.schema([("trace_id", pa.string()), ("queue", pa.string()),
@@ -174,7 +178,8 @@ def issued_work(issued: pd.DataFrame) -> pa.Table:
 def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: str,
                       jsonl: Path, studio: Path, fields: tuple[str, ...]) -> None:
     """The review tasks of `source` (a DuckDB FROM clause over the stored table) written by
-    DuckDB straight to two local files: JSONL, one object per task with its keys sorted, and
+    DuckDB straight to two local files: JSONL, one object per task with its keys sorted (all
+    but SHARED_TASK_FIELDS, which the caller writes once with `shared_text_json`), and
     a Label Studio import file, a JSON array of {"data": {field: text}} with missing values as
     empty strings (the objects of import_task_json). No Python string per task: the exports
     were a third of the stage's time at 10^6 tasks.
@@ -183,7 +188,8 @@ def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: 
     once. A file must keep task order: with two threads on one query DuckDB buffers several
     times what one thread streams in to do so. Two cursors of one connection run one after
     the other; two connections overlap."""
-    columns = ", ".join(f'"{c}"' for c in sorted(TASK_SCHEMA.names))
+    columns = ", ".join(f'"{c}"' for c in sorted(TASK_SCHEMA.names)
+                        if c not in SHARED_TASK_FIELDS)
     statements = [
         f"COPY (SELECT {columns} FROM {source}) TO '{_quoted(jsonl)}' (FORMAT json)",
         f"COPY (SELECT {_studio_data(fields, tuple(TASK_SCHEMA.names))} AS data FROM {source}) "
@@ -192,6 +198,12 @@ def export_task_files(connect: Callable[[], duckdb.DuckDBPyConnection], source: 
     with ThreadPoolExecutor(len(statements)) as pool:
         for done in [pool.submit(_copy_on_one_thread, connect, sql) for sql in statements]:
             done.result()
+
+
+def shared_text_json(rubric_version: str, policy_text: str) -> str:
+    """The export's `rubric.json`: what its tasks' `rubric_version` refers to, written once."""
+    return json.dumps({"rubric_version": rubric_version, "policy_text": policy_text},
+                      indent=2, sort_keys=True) + "\n"
 
 
 def _copy_on_one_thread(connect: Callable[[], duckdb.DuckDBPyConnection], sql: str) -> None:

@@ -7,7 +7,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from feedback_pipeline.core.labelstudio import exported_task_paths, load_import_tasks
+from feedback_pipeline.core.labelstudio import (
+    exported_task_paths,
+    load_import_tasks,
+    project_instruction,
+)
 from feedback_pipeline.resources import PipelineResource
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -34,7 +38,8 @@ def push_to_label_studio(context: dg.OpExecutionContext, config: LabelStudioConf
 
     tasks = load_import_tasks(exported_task_paths(pipeline.storage.exports_dir))
     client = connect(config.server_url())
-    projects = ensure_projects(client, title_prefix=config.title_prefix)
+    projects = ensure_projects(client, title_prefix=config.title_prefix,
+                               instruction=project_instruction(pipeline.storage.exports_dir))
     summary = push_tasks(client, projects, tasks)
     for line in summary.lines():
         context.log.info(line)

@@ -20,7 +20,12 @@ from feedback_pipeline.core.contract import (
     read_lines,
     reason_category,
 )
-from feedback_pipeline.core.labelstudio import TASK_DATA_FIELDS, make_pseudonymiser
+from feedback_pipeline.core.labelstudio import (
+    IMPORT_FILE,
+    RUBRIC_FILE,
+    TASK_DATA_FIELDS,
+    make_pseudonymiser,
+)
 from feedback_pipeline.core.parallel import (
     ordered_map,
     release_free_memory,
@@ -47,6 +52,7 @@ from feedback_pipeline.core.tasks import (
     export_task_files,
     import_task_json,
     issued_work,
+    shared_text_json,
 )
 from feedback_pipeline.core.texts import FOLLOW_UP_TASK_TEXTS, residue_in_table
 from feedback_pipeline.core.vault import resolve_vault_key
@@ -131,8 +137,10 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
     else:
         source = storage.scan_sql(WAREHOUSE, "review_tasks", [day])
         with storage.staged_path(folder / "tasks.jsonl") as jsonl, \
-                storage.staged_path(folder / "label_studio_tasks.json") as studio:
+                storage.staged_path(folder / IMPORT_FILE) as studio:
             export_task_files(storage.connect, source, jsonl, studio, TASK_DATA_FIELDS)
+        storage.write_text(folder / RUBRIC_FILE, shared_text_json(rubric.version,
+                                                                  rubric.policy_text))
     yield residue_check_result("no_residue_in_review_tasks", "review_tasks", offending, kinds,
                                scanned[0])
 
@@ -262,10 +270,11 @@ def export_follow_ups(context: dg.AssetExecutionContext, pipeline: PipelineResou
     residue-scanned the same way; withheld if the scan finds anything). The file is replaced on
     every run and removed when nothing is open, so a closed item is never sent out again."""
     storage = pipeline.storage
-    target = storage.exports_dir / "follow_up_tasks" / context.partition_key / \
-        "label_studio_tasks.json"
+    target = storage.exports_dir / "follow_up_tasks" / context.partition_key / IMPORT_FILE
+    shared = target.with_name(RUBRIC_FILE)
     if not follow_ups.num_rows:
         target.unlink(missing_ok=True)
+        shared.unlink(missing_ok=True)
         return {}
     rubric = pipeline.rubric()
     follow_ups = follow_ups.group_by(["trace_id", "task"], use_threads=False).aggregate(
@@ -297,6 +306,7 @@ def export_follow_ups(context: dg.AssetExecutionContext, pipeline: PipelineResou
         return {}
     storage.write_text(target, "[\n" + ",\n".join(import_task_json(tasks, TASK_DATA_FIELDS))
                        + "\n]\n")
+    storage.write_text(shared, shared_text_json(rubric.version, rubric.policy_text))
     return {str(k): int(v) for k, v in
             ((i["values"], i["counts"]) for i in pc.value_counts(tasks["task"]).to_pylist())}
 

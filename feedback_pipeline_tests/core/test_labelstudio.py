@@ -10,6 +10,7 @@ flat list, one object per annotation, with the data fields, each control's value
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pandas as pd
@@ -220,3 +221,32 @@ def test_judge_prediction_names_the_pairwise_choice_control():
     values = {c.get("value") for c in control.iter("Choice")}
     assert set(result["value"]["choices"]) <= values
     assert {"A", "B", "TIE"} <= values
+
+
+def test_the_projects_show_the_newest_exports_policy_escaped(tmp_path):
+    from feedback_pipeline.core.labelstudio import (
+        instruction_html,
+        latest_rubric_text,
+        project_instruction,
+    )
+    from feedback_pipeline.core.tasks import shared_text_json
+
+    assert project_instruction(tmp_path) is None  # before the first export: left alone
+    for kind, day, text in (("review_tasks", "2026-05-02", "older"),
+                            ("follow_up_tasks", "2026-05-03", "newest <b>&</b>\n\nsecond"),
+                            ("review_tasks", "2026-05-01", "oldest")):
+        (tmp_path / kind / day).mkdir(parents=True)
+        (tmp_path / kind / day / "rubric.json").write_text(shared_text_json("r9", text))
+    assert latest_rubric_text(tmp_path)["policy_text"].startswith("newest")
+    html = project_instruction(tmp_path)
+    assert html == instruction_html(latest_rubric_text(tmp_path))
+    assert html == "<h3>Rubric r9</h3><p>newest &lt;b&gt;&amp;&lt;/b&gt;</p><p>second</p>"
+
+
+def test_no_labeling_config_asks_a_task_for_the_shared_policy():
+    from feedback_pipeline.core.tasks import SHARED_TASK_FIELDS
+
+    for task in LABEL_CONFIGS:
+        fields = set(re.findall(r"\$(\w+)", labeling_config(task)))
+        assert fields <= set(TASK_DATA_FIELDS), task
+        assert not fields & set(SHARED_TASK_FIELDS), task

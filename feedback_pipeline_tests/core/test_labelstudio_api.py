@@ -20,6 +20,7 @@ import pytest
 
 from feedback_pipeline.core.labelstudio import (
     LABEL_CONFIGS,
+    instruction_html,
     labeling_config,
     parse_label_studio_export,
     to_import_tasks,
@@ -34,7 +35,7 @@ from feedback_pipeline.core.labelstudio_api import (
     pull_annotations,
     push_tasks,
 )
-from feedback_pipeline.core.tasks import TASK_COLUMNS
+from feedback_pipeline.core.tasks import TASK_COLUMNS, shared_text_json
 from feedback_pipeline.labelstudio_commands import add_labelstudio_parser
 
 pytestmark = pytest.mark.labelstudio
@@ -187,6 +188,23 @@ def test_ensure_projects_is_idempotent_and_restores_a_changed_config(label_studi
     assert 'value="unclear"' in client.projects.get(first["pointwise"]).label_config
     assert any("labeling config updated" in line for line in third.lines())
     assert ensure_projects(client, title_prefix).updated == []
+
+
+def test_each_project_shows_the_rubric_policy_as_its_instructions(label_studio_server):
+    client = label_studio_server.client()
+    title_prefix = prefix()
+    first = instruction_html({"rubric_version": "r1", "policy_text": "Safety <first>.\n\nTone."})
+    projects = ensure_projects(client, title_prefix, instruction=first)
+    for pid in projects.values():
+        project = client.projects.get(pid)
+        assert project.expert_instruction == first and project.show_instruction
+        assert "$policy_text" not in project.label_config  # stated once, not per task
+    second = instruction_html({"rubric_version": "r2", "policy_text": "Correctness next."})
+    again = ensure_projects(client, title_prefix, instruction=second)
+    assert dict(again) == dict(projects) and again.updated == []
+    assert {client.projects.get(pid).expert_instruction for pid in again.values()} == {second}
+    ensure_projects(client, title_prefix)  # None leaves the instructions alone
+    assert {client.projects.get(pid).expert_instruction for pid in again.values()} == {second}
 
 
 # ---- push -----------------------------------------------------------------------------------
@@ -357,6 +375,7 @@ def test_commands_set_up_push_and_pull(label_studio_server, tmp_path, monkeypatc
         folder = data_root / "exports" / "review_tasks" / day
         folder.mkdir(parents=True)
         (folder / "label_studio_tasks.json").write_text(json.dumps(tasks))
+        (folder / "rubric.json").write_text(shared_text_json("r1", f"Policy of {day}."))
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio_server.admin_token)
     monkeypatch.delenv("FEEDBACK_DEBUG", raising=False)
     common = ["--url", label_studio_server.url, "--title-prefix", prefix()]
@@ -375,6 +394,9 @@ def test_commands_set_up_push_and_pull(label_studio_server, tmp_path, monkeypatc
 
     client = label_studio_server.client()
     projects = find_projects(client, common[-1])
+    newest = max(DAY, "2026-05-02")  # the newest export's policy is what reviewers read
+    assert {client.projects.get(pid).expert_instruction for pid in projects.values()} == {
+        instruction_html({"rubric_version": "r1", "policy_text": f"Policy of {newest}."})}
     task_id = next(iter(server_tasks(client, projects["pointwise"]).values()))
     client.annotations.create(task_id, result=result("pointwise", label=["ok"], score=5),
                               lead_time=9.0)

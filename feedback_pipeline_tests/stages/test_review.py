@@ -16,6 +16,7 @@ from feedback_pipeline.core.contract import read_lines
 from feedback_pipeline.core.review import UNKNOWN_TRACE_REASON
 from feedback_pipeline.definitions import build_definitions
 from feedback_pipeline.jobs import DAILY_ASSETS
+from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.storage import Storage
 from feedback_pipeline_tests.conftest import DAYS, copy_root
 
@@ -89,6 +90,16 @@ def test_an_adjudicator_in_reviewers_yaml_closes_an_open_item(generated_root, tm
     item = next(t["data"] for t in follow_up if t["data"]["trace_id"] == pairwise[0]["trace_id"]
                 and t["data"]["task"] == "adjudication")
     assert item["adjudicates"] == "pairwise" and item["adjudication_reason"]
+    # the policy every task shares is written once per export, beside the tasks
+    rubric = PipelineResource(data_root=str(root)).rubric()
+    for kind in ("review_tasks", "follow_up_tasks"):
+        folder = root / "exports" / kind / day
+        shared = json.loads((folder / "rubric.json").read_text())
+        assert shared == {"rubric_version": rubric.version, "policy_text": rubric.policy_text}
+        for name in ("label_studio_tasks.json", "tasks.jsonl"):
+            if (folder / name).exists():
+                assert rubric.policy_text[:40] not in (folder / name).read_text()
+    assert {t["data"]["rubric_version"] for t in follow_up} == {rubric.version}
 
     (root / "config" / "reviewers.yaml").write_text(yaml.safe_dump(
         {"reviewers": [{"id": "lead@example.com", "role": "adjudicator"}]}))
