@@ -49,7 +49,7 @@ from feedback_pipeline.stages.common import (
 )
 from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
 
-PAIR_COLUMNS = ["trace_id", "slice", "prompt", "candidates"]
+PAIR_COLUMNS = ["trace_id", "slice", "prompt", "prompt_fingerprint", "candidates"]
 
 
 def earlier_pairs(storage: Storage, day: str, limit: int) -> pd.DataFrame:
@@ -118,9 +118,11 @@ def pair_texts_of(storage: Storage, day: str, redacted_traces: PartitionBatches,
         rows = source.rows_where_in("trace_id", group["trace_id"], columns=PAIR_COLUMNS)
         frames.append(pd.DataFrame({
             "trace_id": rows["trace_id"].to_numpy(), "prompt": rows["prompt"].to_numpy(),
+            "prompt_fingerprint": rows["prompt_fingerprint"].to_numpy(),
             **answer_texts(rows["candidates"])}))
     texts = (pd.concat(frames, ignore_index=True).drop_duplicates("trace_id") if frames
-             else pd.DataFrame(columns=["trace_id", "prompt", "text_a", "text_b"]))
+             else pd.DataFrame(columns=["trace_id", "prompt", "prompt_fingerprint", "text_a",
+                                        "text_b"]))
     return items.merge(texts, on="trace_id", how="inner")
 
 
@@ -137,14 +139,22 @@ def frozen_prompts(storage: Storage, policy: Policy, configured: tuple[str, ...]
 
 def near_frozen(pool: pd.DataFrame, frozen: pd.DataFrame, threshold: float) -> set[str]:
     """Pool traces whose prompt copies or nearly copies a frozen prompt: reviewing them would
-    train on the evaluation set by another name."""
+    train on the evaluation set by another name. The pool's prompt fingerprints are the ones
+    redaction stored with each trace (of the same redacted prompt); only a row without one is
+    fingerprinted here."""
     if pool.empty or frozen["prompt"].isna().all():
         return set()
     from feedback_pipeline.core.fingerprint import fingerprints
 
+    stored = (pool["prompt_fingerprint"] if "prompt_fingerprint" in pool.columns
+              else pd.Series([None] * len(pool), index=pool.index, dtype=object))
+    missing = stored.isna().to_numpy()
+    fingerprint = stored.to_numpy(dtype=object, copy=True)
+    if missing.any():
+        fingerprint[missing] = fingerprints(pool["prompt"].to_numpy()[missing].tolist())
     training = pd.DataFrame({"lane": "pool", "trace_id": pool["trace_id"].to_numpy(),
                              "prompt": pool["prompt"].to_numpy(),
-                             "prompt_fingerprint": fingerprints(pool["prompt"].tolist())})
+                             "prompt_fingerprint": fingerprint})
     leaks = pd.concat([find_leaks(training, frozen),
                        find_near_duplicates(training, frozen, threshold)], ignore_index=True)
     return set(leaks["training_id"].astype(str))

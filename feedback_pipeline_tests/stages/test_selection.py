@@ -213,3 +213,22 @@ def test_the_model_trains_on_the_newest_pairs_only_up_to_the_policy_limit(tmp_pa
     assert history["prompt"].value_counts().to_dict() == {"2026-05-03": 2, "2026-05-02": 2}
     assert len(earlier_pairs(storage, "2026-05-03", limit=100)) == 7
     assert earlier_pairs(storage, "2026-05-01", limit=100).empty
+
+
+def test_near_frozen_reads_the_stored_fingerprints_and_fills_only_missing_ones():
+    from feedback_pipeline.core.fingerprint import fingerprints
+    from feedback_pipeline.stages.selection import near_frozen
+
+    frozen_prompt = "Why does the build fail on the release branch after the merge?"
+    frozen = pd.DataFrame({"trace_id": ["f1"], "prompt": [frozen_prompt],
+                           "prompt_fingerprint": fingerprints([frozen_prompt])})
+    prompts = [frozen_prompt.upper(), "Unrelated question about tabs and spaces in the config",
+               frozen_prompt + " Thanks!"]
+    pool = pd.DataFrame({"trace_id": ["copy", "other", "near"], "prompt": prompts})
+    computed = near_frozen(pool, frozen, 0.8)
+    assert computed == {"copy", "near"}
+    stored = pool.assign(prompt_fingerprint=[fingerprints([prompts[0]])[0], None, None])
+    assert near_frozen(stored, frozen, 0.8) == computed
+    # a stored fingerprint is trusted as redaction wrote it: here one naming the frozen prompt
+    relabelled = pool.assign(prompt_fingerprint=[None, fingerprints([frozen_prompt])[0], None])
+    assert "other" in near_frozen(relabelled, frozen, 0.8)
