@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -172,6 +173,26 @@ def random_select(n: int, batch_size: int, seed: int) -> np.ndarray:
     return rng.choice(n, size=batch_size, replace=False).astype(np.int64)
 
 
+HASH_BLOCK_ROWS = 5000
+"""Texts per hashing task: small enough that both cores get several, large enough that
+pickling a block's sparse rows back is a small share of hashing them."""
+
+
+def _vectorizer(n_features: int) -> Any:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(n_features=n_features, ngram_range=(1, 2), alternate_sign=False,
+                             norm="l2", token_pattern=r"(?u)\b\w[\w.\-/]*\b")
+
+
+def hash_texts(item: tuple[list[str], int]) -> Any:
+    """Hashed unigram and bigram rows (scipy CSR) of a block of texts; runs in a worker.
+    Stateless, so each block's rows are the same wherever and with whatever else they are
+    hashed."""
+    docs, n_features = item
+    return _vectorizer(n_features).transform(docs)
+
+
 def embed_texts(
     texts: Sequence[str],
     dim: int = 64,
@@ -180,16 +201,27 @@ def embed_texts(
     *,
     n_features: int = 2**18,
     batch_rows: int = 50000,
+    workers: int | None = None,
+    hash_block_rows: int = HASH_BLOCK_ROWS,
 ) -> np.ndarray:
     """Unit-length float32 text embeddings for coverage distances.
 
     Hashed word unigrams and bigrams, reduced by a TruncatedSVD fitted on a seeded sample of
-    at most `fit_sample` texts and applied in batches, so memory stays flat for large pools.
-    Kept behind this one function so a sentence-embedding model can replace it. When the
-    sample is too small for `dim` components the missing columns are zero.
+    at most `fit_sample` texts and applied in batches of `batch_rows`. Kept behind this one
+    function so a sentence-embedding model can replace it. When the sample is too small for
+    `dim` components the missing columns are zero.
+
+    Tokenising and hashing is the cost (per-text Python in scikit-learn), so every text is
+    hashed once, in blocks of `hash_block_rows` on `workers` processes (core.parallel.stage_workers by default),
+    and the SVD's fitting sample is taken from those rows instead of hashing its texts a
+    second time; the result is the same as hashing each text where it is used. The sparse
+    rows are kept until the projection: about 12 bytes per distinct n-gram of a text, bounded
+    by the round's `selection_pool_limit`.
     """
+    from scipy import sparse
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from feedback_pipeline.core.parallel import ordered_map, stage_workers
 
     if dim < 1:
         raise ValueError("dim must be at least 1")
@@ -198,23 +230,21 @@ def embed_texts(
     out = np.zeros((n, dim), dtype=np.float32)
     if n == 0:
         return out
-    vectorizer = HashingVectorizer(
-        n_features=n_features,
-        ngram_range=(1, 2),
-        alternate_sign=False,
-        norm="l2",
-        token_pattern=r"(?u)\b\w[\w.\-/]*\b",
-    )
+    blocks = ((docs[lo:lo + hash_block_rows], n_features)
+              for lo in range(0, n, hash_block_rows))
+    hashed = sparse.vstack(list(ordered_map(hash_texts, blocks, workers or stage_workers())),
+                           format="csr")
+    del docs
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(n, fit_sample), replace=False))
-    fit_matrix = vectorizer.transform([docs[i] for i in sample])
+    fit_matrix = hashed[sample]
     components = min(dim, fit_matrix.shape[0] - 1, n_features - 1)
     if components >= 1 and fit_matrix.nnz > 0:
         svd = TruncatedSVD(n_components=components, random_state=seed, algorithm="randomized")
         svd.fit(fit_matrix)
         for start in range(0, n, batch_rows):
-            block = vectorizer.transform(docs[start : start + batch_rows])
-            out[start : start + batch_rows, :components] = svd.transform(block)
+            out[start : start + batch_rows, :components] = svd.transform(
+                hashed[start : start + batch_rows])
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out
