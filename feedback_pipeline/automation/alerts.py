@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from feedback_pipeline.core.locks import exclusive_lock
 from feedback_pipeline.core.redaction import find_residue
 from feedback_pipeline.settings import ConfigError, Policy
 from feedback_pipeline.storage import RESTRICTED, Storage
@@ -367,8 +368,9 @@ def dispatch(alerts: Sequence[Alert], settings: AlertSettings, storage: Storage,
                 delivery = post_webhook(settings.webhook_url, alert,
                                         settings.webhook_timeout_seconds, settings.ui_url)
                 if not delivery.ok:
-                    storage.append_line(_outbox_path(storage), json.dumps(
-                        _outbox_entry(alert.to_json(), 1, now, now), sort_keys=True))
+                    with exclusive_lock(_outbox_lock(storage)):
+                        storage.append_line(_outbox_path(storage), json.dumps(
+                            _outbox_entry(alert.to_json(), 1, now, now), sort_keys=True))
                 deliveries.append(delivery)
     if log is not None:
         for failed in (d for d in deliveries if not d.ok):
@@ -395,6 +397,10 @@ def _outbox_path(storage: Storage) -> Path:
     return storage.root / OUTBOX_PATH
 
 
+def _outbox_lock(storage: Storage) -> Path:
+    return storage.root / f"{OUTBOX_PATH}.lock"
+
+
 def outbox(storage: Storage) -> list[dict[str, Any]]:
     """The webhook deliveries waiting for a retry."""
     path = _outbox_path(storage)
@@ -408,8 +414,16 @@ def retry_outbox(settings: AlertSettings, storage: Storage, log: AlertLog | None
                  now: datetime | None = None) -> dict[str, int]:
     """Retry each waiting webhook delivery that is due (called on every alert-sensor tick):
     delivered ones leave the outbox, failed ones wait twice as long (up to an hour), and one
-    older than `outbox_max_age_hours` is dropped with a log line saying so. Returns counts."""
-    now = now or datetime.now(UTC)
+    older than `outbox_max_age_hours` is dropped with a log line saying so. Returns counts.
+
+    The outbox is read and rewritten under a lock that `dispatch` takes to append, so a tick
+    of one alert sensor never drops what another queued meanwhile."""
+    with exclusive_lock(_outbox_lock(storage)):
+        return _retry_outbox(settings, storage, log, now or datetime.now(UTC))
+
+
+def _retry_outbox(settings: AlertSettings, storage: Storage, log: AlertLog | None,
+                  now: datetime) -> dict[str, int]:
     waiting = outbox(storage)
     counts = {"delivered": 0, "waiting": 0, "expired": 0}
     if not waiting:

@@ -44,6 +44,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from feedback_pipeline.core import labelstudio as ls_files
+from feedback_pipeline.core.locks import exclusive_lock
 
 logger = logging.getLogger(__name__)
 
@@ -404,24 +405,6 @@ def _load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside the state file, so two pulls cannot both land the same
-    annotations or lose each other's state (POSIX only; elsewhere no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _export(client: LabelStudio, project_id: int, export_format: str, url: str) -> list[Any]:
     """A project's annotated tasks in one of Label Studio's export formats."""
     with _api(f"export project {project_id} as {export_format}", url):
@@ -470,7 +453,7 @@ def pull_annotations(client: LabelStudio, projects: Mapping[str, int], reviews_r
     summary = PullSummary(review_day=review_day, export_format=export_format,
                           projects={k: int(v) for k, v in projects.items()})
     state_path = reviews_root / STATE_FILE
-    with _locked(reviews_root / f"{STATE_FILE}.lock"):
+    with exclusive_lock(reviews_root / f"{STATE_FILE}.lock"):
         state = _load_state(state_path)
         pulled: dict[str, str] = state["servers"].setdefault(url, {})
         emails: dict[int, str] | None = None

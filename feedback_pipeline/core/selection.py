@@ -174,8 +174,7 @@ def random_select(n: int, batch_size: int, seed: int) -> np.ndarray:
 
 
 HASH_BLOCK_ROWS = 5000
-"""Texts per hashing task: small enough that both cores get several, large enough that
-pickling a block's sparse rows back is a small share of hashing them."""
+"""Texts hashed at a time: bounds the tokeniser's temporary lists, not the result."""
 
 
 def _vectorizer(n_features: int) -> Any:
@@ -185,11 +184,9 @@ def _vectorizer(n_features: int) -> Any:
                              norm="l2", token_pattern=r"(?u)\b\w[\w.\-/]*\b")
 
 
-def hash_texts(item: tuple[list[str], int]) -> Any:
-    """Hashed unigram and bigram rows (scipy CSR) of a block of texts; runs in a worker.
-    Stateless, so each block's rows are the same wherever and with whatever else they are
-    hashed."""
-    docs, n_features = item
+def hash_texts(docs: list[str], n_features: int) -> Any:
+    """Hashed unigram and bigram rows (scipy CSR) of texts. Stateless: a text's row is the same
+    whatever else it is hashed with."""
     return _vectorizer(n_features).transform(docs)
 
 
@@ -201,7 +198,6 @@ def embed_texts(
     *,
     n_features: int = 2**18,
     batch_rows: int = 50000,
-    workers: int | None = None,
     hash_block_rows: int = HASH_BLOCK_ROWS,
 ) -> np.ndarray:
     """Unit-length float32 text embeddings for coverage distances.
@@ -212,16 +208,16 @@ def embed_texts(
     `dim` components the missing columns are zero.
 
     Tokenising and hashing is the cost (per-text Python in scikit-learn), so every text is
-    hashed once, in blocks of `hash_block_rows` on `workers` processes (core.parallel.stage_workers by default),
-    and the SVD's fitting sample is taken from those rows instead of hashing its texts a
-    second time; the result is the same as hashing each text where it is used. The sparse
-    rows are kept until the projection: about 12 bytes per distinct n-gram of a text, bounded
-    by the round's `selection_pool_limit`.
+    hashed once, in blocks of `hash_block_rows`, and the SVD's fitting sample is taken from
+    those rows instead of hashing its texts a second time; the result is the same as hashing
+    each text where it is used. The sparse rows are kept until the projection (about 12 bytes
+    per distinct n-gram of a text, for a pool bounded by the round's `selection_pool_limit`),
+    as the one batch of a pool up to `batch_rows` always was. In this process: worker
+    processes for the hashing cost more memory (each holds scikit-learn and SciPy) than the
+    time they save.
     """
     from scipy import sparse
     from sklearn.decomposition import TruncatedSVD
-
-    from feedback_pipeline.core.parallel import ordered_map, stage_workers
 
     if dim < 1:
         raise ValueError("dim must be at least 1")
@@ -230,10 +226,8 @@ def embed_texts(
     out = np.zeros((n, dim), dtype=np.float32)
     if n == 0:
         return out
-    blocks = ((docs[lo:lo + hash_block_rows], n_features)
-              for lo in range(0, n, hash_block_rows))
-    hashed = sparse.vstack(list(ordered_map(hash_texts, blocks, workers or stage_workers())),
-                           format="csr")
+    hashed = sparse.vstack([hash_texts(docs[lo:lo + hash_block_rows], n_features)
+                            for lo in range(0, n, hash_block_rows)], format="csr")
     del docs
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(n, fit_sample), replace=False))

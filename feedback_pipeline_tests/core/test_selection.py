@@ -200,20 +200,19 @@ def test_embed_texts_batches_and_samples_consistently():
     assert tiny.shape == (2, 8) and np.all(tiny[:, 1:] == 0)
 
 
-def test_embed_texts_is_the_same_on_worker_processes_and_whatever_the_hashing_blocks():
+def test_embed_texts_is_the_same_whatever_the_hashing_blocks():
     from feedback_pipeline.core import selection
 
     rng = np.random.default_rng(1)
     words = np.array([f"w{i}" for i in range(80)])
     texts = [" ".join(rng.choice(words, size=8)) for _ in range(700)]
-    here = embed_texts(texts, dim=6, fit_sample=200, n_features=2**10, workers=1)
-    spread = embed_texts(texts, dim=6, fit_sample=200, n_features=2**10, workers=2,
-                         hash_block_rows=64)  # 11 blocks over two processes
-    np.testing.assert_array_equal(here, spread)
+    whole = embed_texts(texts, dim=6, fit_sample=200, n_features=2**10)
+    blocks = embed_texts(texts, dim=6, fit_sample=200, n_features=2**10, hash_block_rows=64)
+    np.testing.assert_array_equal(whole, blocks)
     # the fitting sample's rows are the rows every text gets: the same as hashing them apart
     sample = np.sort(np.random.default_rng(0).choice(len(texts), 200, replace=False))
-    apart = selection.hash_texts(([texts[i] for i in sample], 2**10))
-    assert (apart != selection.hash_texts((texts, 2**10))[sample]).nnz == 0
+    apart = selection.hash_texts([texts[i] for i in sample], 2**10)
+    assert (apart != selection.hash_texts(texts, 2**10)[sample]).nnz == 0
 
 
 def test_hybrid_rejects_non_finite_embeddings():
