@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -313,6 +314,15 @@ def check_failure_alert(context: dg.SensorEvaluationContext,
 
 
 # ---- failed runs --------------------------------------------------------------------------
+def innermost_error(error: Any) -> tuple[str | None, str]:
+    """(class name, message) of the error a step failed with, below Dagster's wrappers: a
+    config error raised while an output streams arrives as DagsterExecutionHandleOutputError
+    with the ConfigError as its cause, and the alert should say what the ConfigError says."""
+    while (error.cls_name or "").startswith("DagsterExecution") and error.cause is not None:
+        error = error.cause
+    return error.cls_name, error.message
+
+
 @dg.run_failure_sensor(
     name="run_failure_alert",
     minimum_interval_seconds=30,
@@ -323,7 +333,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
                              pipeline: PipelineResource) -> None:
     run = context.dagster_run
     step_failures = context.get_step_failure_events()
-    errors = [(error.cls_name, error.message) for e in step_failures
+    errors = [innermost_error(error) for e in step_failures
               if (error := getattr(e.event_specific_data, "error", None)) is not None]
     alert = run_failure_alert(
         job_name=run.job_name, run_id=run.run_id, partition=run.tags.get("dagster/partition"),

@@ -209,3 +209,25 @@ def test_alert_sinks_survive_a_policy_that_does_not_parse(tmp_path):
     policy.write_text("alerts: 5\n")
     _, problem = resolve_alert_settings(storage, environ={})
     assert "'alerts' must be a mapping" in problem.reason
+
+
+def test_a_run_failure_names_the_error_below_dagsters_wrappers():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from feedback_pipeline.automation.sensors import innermost_error
+
+    config = SerializableErrorInfo("feedback_pipeline.settings.ConfigError: policy.yaml: "
+                                   "kappa_gate must be a number, got str\n", [], "ConfigError")
+    wrapped = SerializableErrorInfo("Error occurred while handling output", [],
+                                    "DagsterExecutionHandleOutputError", cause=config)
+    cls_name, message = innermost_error(wrapped)
+    assert cls_name == "ConfigError"
+    alert = run_failure_alert(job_name="daily_pipeline", run_id="r1", partition="2026-05-01",
+                              failed_steps=["raw_traces"], errors=[(cls_name, message)])
+    assert alert.reason == "ConfigError: policy.yaml: kappa_gate must be a number, got str"
+    # an error of unknown wording below the wrapper still keeps its message back
+    leaky = SerializableErrorInfo("KeyError: 'alice@example.com'", [], "KeyError")
+    assert innermost_error(SerializableErrorInfo("x", [], "DagsterExecutionStepExecutionError",
+                                                 cause=leaky))[0] == "KeyError"
+    plain = SerializableErrorInfo("gate failed", [], "Failure")
+    assert innermost_error(plain) == ("Failure", "gate failed")
