@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 
 import dagster as dg
@@ -11,6 +12,7 @@ from feedback_pipeline.automation.checks import AUDIT_CHECKS
 from feedback_pipeline.io_manager import ParquetIOManager
 from feedback_pipeline.jobs import ALL_JOBS
 from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.settings import ConfigError, Policy, load_policy
 from feedback_pipeline.stages import (
     agreement,
     ingest,
@@ -23,17 +25,57 @@ from feedback_pipeline.stages import (
     routing,
 )
 from feedback_pipeline.stages import selection as selection_stage
-from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, default_data_root
+from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, default_data_root
 
 STAGE_MODULES = [ingest, redaction, routing, review, agreement, selection_stage, judge, release]
 RELEASE_CRON_ENV = "FEEDBACK_RELEASE_CRON"
+PACKAGE_VERSION = importlib.metadata.version("feedback-pipeline")
+
+
+VERSIONED_BY = {
+    "redaction": ("redaction_version",),
+    "review": ("rubric_version",),
+    "agreement": ("rubric_version",),
+    "selection": ("selection_policy_version",),
+    "judge": ("judge_gold_set",),
+    "release": ("redaction_version", "rubric_version", "selection_policy_version",
+                "frozen_eval_set"),
+}
+"""Asset group -> the policy versions its output depends on besides this package's code."""
+
+
+def code_version(group: str | None, policy: Policy | None) -> str:
+    """An asset's code version: this package's version, plus the policy versions its group
+    depends on (VERSIONED_BY), so bumping `rubric_version` marks the review assets' stored
+    partitions as made by other code in the UI, and the release's as well."""
+    names = VERSIONED_BY.get(group or "", ()) if policy is not None else ()
+    return "+".join([PACKAGE_VERSION, *(str(getattr(policy, n)) for n in names)])
+
+
+def _policy_or_none(root: str) -> Policy | None:
+    """The policy for the assets' owners and versions; a malformed one must not stop the code
+    location from loading (the run that reads it fails naming the key), so None then."""
+    try:
+        return load_policy(Storage(root))
+    except (ConfigError, OSError, ValueError):
+        return None
+
+
+def stage_assets(root: str) -> list[dg.AssetsDefinition]:
+    """Every stage's assets with owners (policy `asset_owners`) and code versions."""
+    policy = _policy_or_none(root)
+    owners = list(policy.asset_owners if policy is not None else Policy.asset_owners)
+    return list(dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(
+            owners=owners, code_version=code_version(spec.group_name, policy)),
+        dg.load_assets_from_modules(STAGE_MODULES)))
 
 
 def build_definitions(data_root: str | None = None) -> dg.Definitions:
     """Definitions bound to one data root (default: FEEDBACK_DATA_ROOT or ./data)."""
     root = data_root or default_data_root()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(STAGE_MODULES),
+        assets=stage_assets(str(root)),
         asset_checks=AUDIT_CHECKS,
         jobs=[*ALL_JOBS, retention.raw_retention_job, labelstudio.labelstudio_sync],
         schedules=[*schedules.all_schedules(

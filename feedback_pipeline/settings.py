@@ -5,6 +5,7 @@ A bad config is a clear error naming the file and the key, never a silent defaul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
@@ -36,6 +37,9 @@ AGREEMENT_STATISTICS = ("cohens_kappa", "conger_kappa", "fleiss_kappa", "gwet_ac
                         "alpha_ratio", "score_alpha_nominal", "score_fleiss_kappa")
 """Names accepted for policy.agreement_statistic: core.agreement.GATE_STATISTICS (kept here so
 loading the policy does not import the statistics stack; a test checks they match)."""
+
+
+_OWNER = re.compile(r"team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class Policy:
     """Longest landed line (bytes, without its newline) that ingest parses; a longer line is
     quarantined unread, so reading never holds much more than this."""
     experiment_candidates: tuple[str, ...] = ("preference_model",)
+    asset_owners: tuple[str, ...] = ("team:ml-data",)
+    """Who owns every asset in the Dagster UI: `team:<name>` or email addresses."""
     experiment_rounds: int = 10
     experiment_base_pairs: int = 2000
     experiment_slices: dict[str, Any] = field(default_factory=lambda: {
@@ -136,6 +142,8 @@ class Policy:
             and not isinstance(self.max_line_bytes, bool) and self.max_line_bytes >= 1024,
             "experiment_rounds": self.experiment_rounds >= 1,
             "experiment_base_pairs": self.experiment_base_pairs >= 0,
+            "asset_owners": all(isinstance(o, str) and _OWNER.fullmatch(o)
+                                for o in self.asset_owners),
             "experiment_candidates": bool(self.experiment_candidates) and all(
                 name in EXPERIMENT_CANDIDATES for name in self.experiment_candidates),
         }
@@ -272,8 +280,9 @@ def load_policy(storage: Storage) -> Policy:
     kwargs = {k: v for k, v in raw.items() if k in known}
     if isinstance(kwargs.get("partitions_start"), date):  # YAML reads 2026-05-01 as a date
         kwargs["partitions_start"] = kwargs["partitions_start"].isoformat()
-    if isinstance(kwargs.get("experiment_candidates"), list):
-        kwargs["experiment_candidates"] = tuple(kwargs["experiment_candidates"])
+    for name in ("experiment_candidates", "asset_owners"):
+        if isinstance(kwargs.get(name), list):
+            kwargs[name] = tuple(kwargs[name])
     parent = kwargs.get("parent_dataset")
     if parent is not None and version_number(str(parent), str(kwargs.get(
             "dataset_name", Policy.dataset_name))) is None:

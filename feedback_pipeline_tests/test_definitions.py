@@ -23,3 +23,47 @@ def test_dg_check_and_list_defs_load_the_project():
     defs = json.loads(listed.stdout[listed.stdout.index("{"):])
     keys = {asset["asset_key"] for asset in defs["assets"]}
     assert {"redacted_traces", "dataset_manifest", "dataset_release"} <= keys
+
+
+def test_assets_carry_the_policys_owners_and_versions_and_a_bad_policy_still_loads(
+        generated_root, tmp_path):
+    import dagster as dg
+    import yaml
+
+    from feedback_pipeline.definitions import PACKAGE_VERSION, build_definitions
+    from feedback_pipeline.settings import ConfigError, load_policy
+    from feedback_pipeline.storage import Storage
+    from feedback_pipeline_tests.conftest import copy_root
+
+    root = copy_root(generated_root, tmp_path / "data")
+
+    def spec(defs: dg.Definitions, key: str) -> dg.AssetSpec:
+        return defs.resolve_assets_def(key).specs_by_key[dg.AssetKey(key)]
+
+    policy_path = root / "config" / "policy.yaml"
+    policy = yaml.safe_load(policy_path.read_text())
+    before = build_definitions(str(root))
+    assert spec(before, "raw_traces").owners == ["team:ml-data"]
+    assert spec(before, "raw_traces").code_version == PACKAGE_VERSION
+    rubric = policy.get("rubric_version", "code-review-rubric-v4")
+    assert spec(before, "reviewed_labels").code_version == f"{PACKAGE_VERSION}+{rubric}"
+
+    policy.update(asset_owners=["team:feedback-data", "oncall@example.com"],
+                  selection_policy_version="hybrid-selector-v9")
+    policy_path.write_text(yaml.safe_dump(policy))
+    after = build_definitions(str(root))
+    assert spec(after, "selected_batch").owners == ["team:feedback-data", "oncall@example.com"]
+    # a new selector version marks the selection and release assets as made by other code
+    changed = {key for key in ("raw_traces", "reviewed_labels", "selected_batch",
+                               "dataset_release")
+               if spec(after, key).code_version != spec(before, key).code_version}
+    assert changed == {"selected_batch", "dataset_release"}
+
+    policy.update(asset_owners=["not an owner"])
+    policy_path.write_text(yaml.safe_dump(policy))
+    with pytest.raises(ConfigError, match="asset_owners"):
+        load_policy(Storage(root))
+    policy.update(asset_owners=["team:ml-data"], kappa_gate="high")
+    policy_path.write_text(yaml.safe_dump(policy))
+    broken = build_definitions(str(root))  # the location loads; the run names the key
+    assert spec(broken, "reviewed_labels").code_version == PACKAGE_VERSION
