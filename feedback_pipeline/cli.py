@@ -23,7 +23,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,12 @@ def _valid_day(text: str) -> str:
         return date.fromisoformat(text).isoformat()
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD day") from err
+
+
+def _day_or_yesterday(text: str) -> str:
+    if text == "yesterday":
+        return (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    return _valid_day(text)
 
 
 ReviewerHook = Callable[[str], set[str]]
@@ -412,9 +418,16 @@ def print_experiment(root: Path) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from feedback_pipeline.synth.generator import generate
 
+    if args.days < 1:
+        print("error: --days must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    start = date.fromisoformat(args.start)
+    if args.end is not None:  # the last day given: the days run up to it
+        start = date.fromisoformat(args.end) - timedelta(days=args.days - 1)
     summary = generate(Path(args.out), days=args.days, traces_per_day=args.traces_per_day,
-                       seed=args.seed, start=date.fromisoformat(args.start),
-                       progress=not args.quiet, reviews=args.reviews)
+                       seed=args.seed, start=start,
+                       progress=not args.quiet, reviews=args.reviews,
+                       write_config=not args.no_config)
     print(f"wrote {summary.traces} traces, {summary.reviews} reviews and "
           f"{summary.judge_labels} judge labels for {len(summary.days)} day(s) to {summary.out}")
     return EXIT_OK
@@ -522,9 +535,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=3, help="landed days")
     gen.add_argument("--traces-per-day", type=int, default=80, help="traces a day (>= 20)")
     gen.add_argument("--seed", type=int, default=7, help="random seed")
-    gen.add_argument("--start", default="2026-05-01", type=_valid_day, metavar="YYYY-MM-DD",
-                     help="the first day")
+    when = gen.add_mutually_exclusive_group()
+    when.add_argument("--start", default="2026-05-01", type=_valid_day, metavar="YYYY-MM-DD",
+                      help="the first day")
+    when.add_argument("--end", type=_day_or_yesterday, metavar="YYYY-MM-DD|yesterday",
+                      help="the last day instead (the days end there: `yesterday`, UTC, gives "
+                           "a root whose daily partitions are all filled, as `make demo` lands)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--no-config", action="store_true",
+                     help="land data only, keeping the config already under --out (how "
+                          "`make demo` lands the bundled sample's recipe beside its curated "
+                          "config)")
     gen.add_argument("--reviews", choices=("all", "on_export"), default="all",
                      help="land every simulated review now (all) or none, to be answered task "
                           "by task as rounds export them (on_export, for demo)")

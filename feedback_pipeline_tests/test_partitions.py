@@ -75,3 +75,48 @@ def test_run_reports_landed_days_before_the_start_instead_of_failing(generated_r
     assert outcome.days == [DAYS[0]]
     [note] = [a for a in outcome.advisories if "before the partitions start" in a]
     assert early in note and "partitions_start" in note
+
+
+def test_a_root_landed_to_end_yesterday_has_a_partition_for_each_landed_day_only(tmp_path):
+    """What `make demo` lands: its daily partitions are exactly its days, none empty."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from feedback_pipeline.cli import main
+
+    root = tmp_path / "demo"
+    assert main(["generate", "--out", str(root), "--end", "yesterday", "--days", "3",
+                 "--traces-per-day", "20", "--quiet"]) == 0
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    landed = sorted(p.name for p in (root / "landing" / "traces").iterdir())
+    assert landed == [(yesterday - timedelta(days=n)).isoformat() for n in (2, 1, 0)]
+    env = {k: v for k, v in os.environ.items() if k != "FEEDBACK_PARTITIONS_START"}
+    env["FEEDBACK_DATA_ROOT"] = str(root)
+    keys = subprocess.run(
+        [sys.executable, "-c", "import json; from feedback_pipeline.partitions import "
+         "daily_partitions as d; print(json.dumps(d.get_partition_keys()))"],
+        env=env, capture_output=True, text=True, check=True).stdout
+    assert json.loads(keys) == landed
+
+
+def test_generate_takes_an_end_day_or_a_start_day_and_can_keep_the_config(tmp_path, capsys):
+    from feedback_pipeline.cli import main
+
+    root = tmp_path / "root"
+    assert main(["generate", "--out", str(root), "--end", "2026-05-10", "--days", "2",
+                 "--traces-per-day", "20", "--quiet"]) == 0
+    assert sorted(p.name for p in (root / "landing" / "traces").iterdir()) == [
+        "2026-05-09", "2026-05-10"]
+    policy = root / "config" / "policy.yaml"
+    policy.write_text(policy.read_text() + "# curated by hand\n")
+    assert main(["generate", "--out", str(root), "--start", "2026-06-01", "--days", "1",
+                 "--traces-per-day", "20", "--quiet", "--no-config"]) == 0
+    assert policy.read_text().endswith("# curated by hand\n")
+    assert (root / "landing" / "traces" / "2026-06-01").is_dir()
+    with pytest.raises(SystemExit) as refused:
+        main(["generate", "--out", str(root), "--start", "2026-05-01", "--end", "2026-05-02"])
+    assert refused.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
