@@ -6,17 +6,21 @@ residue scan and cut short before it leaves. Sinks are chosen in `policy.yaml`:
 
 ```yaml
 alerts:
-  sinks: [log, jsonl, webhook]          # default: log and jsonl, plus webhook when a URL is set
+  sinks: [log, jsonl, webhook, slack, pagerduty]   # default: log and jsonl, plus each network
+                                       # sink whose address or secret is set
   jsonl_path: restricted/alerts/alerts.jsonl   # relative to the data root, or absolute
   webhook_url: https://hooks.example/...       # better: FEEDBACK_ALERT_WEBHOOK_URL
+  slack_channel: "#ml-data-oncall"     # token: FEEDBACK_SLACK_TOKEN (dagster-slack)
+  pagerduty_events_url: https://events.pagerduty.com/v2/enqueue   # routing key:
+                                       # FEEDBACK_PAGERDUTY_ROUTING_KEY (dagster-pagerduty)
   webhook_timeout_seconds: 5
-  outbox_max_age_hours: 24             # a webhook delivery that keeps failing is retried until then
+  outbox_max_age_hours: 24             # a delivery that keeps failing is retried until then
 ```
 
 Alerting must not depend on the config whose fault it may be reporting: a policy.yaml that does
 not parse, or an `alerts:` section that is wrong, falls back to the default sinks (log, jsonl,
-and the webhook from FEEDBACK_ALERT_WEBHOOK_URL) and the config problem is itself alerted. A
-webhook delivery that fails goes to an outbox in the restricted zone and is retried on later
+and the network sinks whose secrets are in the environment) and the config problem is itself
+alerted. A webhook, Slack or PagerDuty delivery that fails goes to an outbox in the restricted zone and is retried on later
 sensor ticks with exponential backoff until it is delivered or expires (logged). Every alert
 carries a stable dedup key (check or job, asset, partition) for sinks that group repeats, and
 links into the Dagster UI (FEEDBACK_DAGSTER_UI_URL, default http://127.0.0.1:3000).
@@ -43,8 +47,14 @@ from feedback_pipeline.core.redaction import find_residue
 from feedback_pipeline.settings import ConfigError, Policy
 from feedback_pipeline.storage import RESTRICTED, Storage
 
-SINKS = ("log", "jsonl", "webhook")
+SINKS = ("log", "jsonl", "webhook", "slack", "pagerduty")
+RETRIED_SINKS = ("webhook", "slack", "pagerduty")
+"""Sinks across a network: a failed delivery waits in the outbox for a later tick."""
 WEBHOOK_ENV = "FEEDBACK_ALERT_WEBHOOK_URL"
+SLACK_TOKEN_ENV = "FEEDBACK_SLACK_TOKEN"
+PAGERDUTY_KEY_ENV = "FEEDBACK_PAGERDUTY_ROUTING_KEY"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 UI_URL_ENV = "FEEDBACK_DAGSTER_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 DEFAULT_JSONL_PATH = f"{RESTRICTED}/alerts/alerts.jsonl"
@@ -81,6 +91,11 @@ class AlertSettings:
     webhook_timeout_seconds: float = 5.0
     outbox_max_age_hours: float = DEFAULT_OUTBOX_MAX_AGE_HOURS
     ui_url: str = DEFAULT_UI_URL
+    slack_token: str | None = field(default=None, repr=False)
+    slack_channel: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    pagerduty_routing_key: str | None = field(default=None, repr=False)
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
 
     def jsonl_file(self, storage: Storage) -> Path:
         path = Path(self.jsonl_path)
@@ -97,9 +112,14 @@ def _settings(raw: Any, environ: Mapping[str, str]) -> AlertSettings:
     if not isinstance(raw, Mapping):
         raise ConfigError("policy.yaml: 'alerts' must be a mapping")
     url = environ.get(WEBHOOK_ENV) or raw.get("webhook_url") or None
+    slack_token = environ.get(SLACK_TOKEN_ENV) or None  # secrets: the environment only
+    slack_channel = raw.get("slack_channel") or None
+    routing_key = environ.get(PAGERDUTY_KEY_ENV) or None
     sinks = raw.get("sinks")
     if sinks is None:
-        sinks = ["log", "jsonl"] + (["webhook"] if url else [])
+        sinks = (["log", "jsonl"] + (["webhook"] if url else [])
+                 + (["slack"] if slack_token and slack_channel else [])
+                 + (["pagerduty"] if routing_key else []))
     if isinstance(sinks, str):
         sinks = [sinks]
     unknown = [s for s in sinks if s not in SINKS]
@@ -115,7 +135,13 @@ def _settings(raw: Any, environ: Mapping[str, str]) -> AlertSettings:
             raise ConfigError(f"policy.yaml: alerts.{key} must be a number") from err
     return AlertSettings(sinks=tuple(dict.fromkeys(sinks)),
                          jsonl_path=str(raw.get("jsonl_path") or DEFAULT_JSONL_PATH),
-                         webhook_url=url, ui_url=_ui_url(environ), **numbers)
+                         webhook_url=url, ui_url=_ui_url(environ), slack_token=slack_token,
+                         slack_channel=str(slack_channel) if slack_channel else None,
+                         slack_api_url=str(raw.get("slack_api_url") or DEFAULT_SLACK_API_URL),
+                         pagerduty_routing_key=routing_key,
+                         pagerduty_events_url=str(raw.get("pagerduty_events_url")
+                                                  or DEFAULT_PAGERDUTY_EVENTS_URL),
+                         **numbers)
 
 
 def _ui_url(environ: Mapping[str, str]) -> str:
@@ -138,9 +164,7 @@ def resolve_alert_settings(storage: Storage, environ: Mapping[str, str] | None =
         problem = str(err)
     except (yaml.YAMLError, ValueError, OSError) as err:
         problem = f"policy.yaml cannot be read ({type(err).__name__})"
-    url = environ.get(WEBHOOK_ENV) or None
-    fallback = AlertSettings(sinks=("log", "jsonl") + (("webhook",) if url else ()),
-                             webhook_url=url, ui_url=_ui_url(environ))
+    fallback = _settings({}, environ)  # the defaults: log, jsonl, and what the environment holds
     return fallback, Alert(kind="config_error", severity="ERROR", check_name="alert_config",
                            rule="policy.yaml must parse; alerts use the default sinks until "
                                 "it does", reason=scrub(problem), source_id="config:policy")
@@ -343,6 +367,72 @@ def post_webhook(url: str, alert: Alert, timeout: float, ui_url: str | None = No
         return Delivery("webhook", False, type(err).__name__)
 
 
+def post_slack(settings: AlertSettings, alert: Alert) -> Delivery:
+    """The alert's text as a message in `slack_channel`, through dagster-slack's client
+    (slack_sdk); `slack_api_url` for Slack's other clouds (GovSlack)."""
+    from dagster_slack import SlackResource
+    from slack_sdk.errors import SlackApiError
+
+    if not settings.slack_token or not settings.slack_channel:
+        return Delivery("slack", False, f"no token ({SLACK_TOKEN_ENV}) or alerts.slack_channel")
+    client = SlackResource(token=settings.slack_token).get_client()
+    client.base_url = settings.slack_api_url.rstrip("/") + "/"
+    client.timeout = max(1, int(settings.webhook_timeout_seconds))
+    try:
+        client.chat_postMessage(channel=settings.slack_channel, text=alert.text(settings.ui_url))
+    except SlackApiError as err:
+        return Delivery("slack", False, f"Slack refused: {err.response.get('error')}")
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        return Delivery("slack", False, type(err).__name__)
+    return Delivery("slack", True)
+
+
+PAGERDUTY_SEVERITY = {"ERROR": "error", "WARN": "warning"}
+
+
+def post_pagerduty(settings: AlertSettings, alert: Alert) -> Delivery:
+    """A PagerDuty Events v2 event through dagster-pagerduty: triggered with the alert's dedup
+    key, so repeats of one failure group into one incident, and resolved by the alert a check
+    sends when it passes again. `pagerduty_events_url` for another region's endpoint."""
+    import pypd
+    from dagster_pagerduty import PagerDutyService
+
+    if not settings.pagerduty_routing_key:
+        return Delivery("pagerduty", False, f"no routing key ({PAGERDUTY_KEY_ENV})")
+    pypd.EventV2.base_url = settings.pagerduty_events_url.rstrip("/")
+    links = alert.links(settings.ui_url)
+    try:
+        PagerDutyService(routing_key=settings.pagerduty_routing_key).EventV2_create(
+            summary=alert.title[:1024], source="feedback-pipeline",
+            severity=PAGERDUTY_SEVERITY.get(alert.severity, "info"),
+            event_action="resolve" if alert.kind == "check_recovered" else "trigger",
+            dedup_key=alert.dedup_key, component=alert.asset,
+            group=alert.job_name or alert.check_name, event_class=alert.kind,
+            custom_details={"text": alert.text(settings.ui_url), **links})
+    except Exception as err:  # noqa: BLE001 - pypd raises requests' and its own errors
+        return Delivery("pagerduty", False, type(err).__name__)
+    return Delivery("pagerduty", True)
+
+
+def deliver(sink: str, settings: AlertSettings, alert: Alert) -> Delivery:
+    """One alert to one network sink (RETRIED_SINKS)."""
+    if sink == "slack":
+        return post_slack(settings, alert)
+    if sink == "pagerduty":
+        return post_pagerduty(settings, alert)
+    if not settings.webhook_url:
+        return Delivery("webhook", False, f"no URL ({WEBHOOK_ENV})")
+    return post_webhook(settings.webhook_url, alert, settings.webhook_timeout_seconds,
+                        settings.ui_url)
+
+
+def _configured(sink: str, settings: AlertSettings) -> bool:
+    """Whether a network sink can be tried at all (nothing to retry without its address)."""
+    return bool(settings.webhook_url if sink == "webhook" else
+                settings.slack_token and settings.slack_channel if sink == "slack" else
+                settings.pagerduty_routing_key)
+
+
 def dispatch(alerts: Sequence[Alert], settings: AlertSettings, storage: Storage,
              log: AlertLog | None = None, now: datetime | None = None) -> list[Delivery]:
     """Send every alert to every configured sink; a sink that fails is reported, not raised,
@@ -361,22 +451,19 @@ def dispatch(alerts: Sequence[Alert], settings: AlertSettings, storage: Storage,
                 storage.append_line(path, json.dumps(alert.to_json(settings.ui_url),
                                                      sort_keys=True))
                 deliveries.append(Delivery("jsonl", True, storage.relative(path)))
-            elif sink == "webhook":
-                if not settings.webhook_url:
-                    deliveries.append(Delivery("webhook", False, f"no URL ({WEBHOOK_ENV})"))
-                    continue
-                delivery = post_webhook(settings.webhook_url, alert,
-                                        settings.webhook_timeout_seconds, settings.ui_url)
-                if not delivery.ok:
+            elif sink in RETRIED_SINKS:
+                delivery = deliver(sink, settings, alert)
+                if not delivery.ok and _configured(sink, settings):
                     with exclusive_lock(_outbox_lock(storage)):
                         storage.append_line(_outbox_path(storage), json.dumps(
-                            _outbox_entry(alert.to_json(), 1, now, now), sort_keys=True))
+                            _outbox_entry(alert.to_json(), 1, now, now, sink),
+                            sort_keys=True))
                 deliveries.append(delivery)
     if log is not None:
         for failed in (d for d in deliveries if not d.ok):
             log.warning(f"alert sink {failed.sink} failed: {failed.detail}"
-                        + (" (queued in the outbox for retry)" if failed.sink == "webhook"
-                           and settings.webhook_url else ""))
+                        + (" (queued in the outbox for retry)" if failed.sink in RETRIED_SINKS
+                           and _configured(failed.sink, settings) else ""))
     return deliveries
 
 
@@ -385,10 +472,10 @@ def _backoff(attempts: int) -> float:
 
 
 def _outbox_entry(alert: dict[str, Any], attempts: int, first: datetime | str,
-                  now: datetime) -> dict[str, Any]:
-    """An outbox line: the alert, its attempts so far, when the first was made, and when the
-    next is due (_backoff after this one)."""
-    return {"alert": alert, "attempts": attempts,
+                  now: datetime, sink: str = "webhook") -> dict[str, Any]:
+    """An outbox line: the sink, the alert, its attempts so far, when the first was made, and
+    when the next is due (_backoff after this one)."""
+    return {"alert": alert, "attempts": attempts, "sink": sink,
             "first_attempt_at": first if isinstance(first, str) else first.isoformat(),
             "next_attempt_at": (now + timedelta(seconds=_backoff(attempts))).isoformat()}
 
@@ -412,7 +499,8 @@ def outbox(storage: Storage) -> list[dict[str, Any]]:
 
 def retry_outbox(settings: AlertSettings, storage: Storage, log: AlertLog | None = None,
                  now: datetime | None = None) -> dict[str, int]:
-    """Retry each waiting webhook delivery that is due (called on every alert-sensor tick):
+    """Retry each waiting delivery (webhook, Slack, PagerDuty) that is due (called on every
+    alert-sensor tick):
     delivered ones leave the outbox, failed ones wait twice as long (up to an hour), and one
     older than `outbox_max_age_hours` is dropped with a log line saying so. Returns counts.
 
@@ -436,17 +524,16 @@ def _retry_outbox(settings: AlertSettings, storage: Storage, log: AlertLog | Non
             counts["expired"] += 1
             if log is not None:
                 log.error(f"alert {alert.dedup_key} expired undelivered after "
-                          f"{entry['attempts']} webhook attempt(s)")
+                          f"{entry['attempts']} {entry.get('sink', 'webhook')} attempt(s)")
             continue
+        sink = entry.get("sink", "webhook")  # outboxes written before other sinks existed
         due = datetime.fromisoformat(entry["next_attempt_at"]) <= now
-        if due and settings.webhook_url:
-            delivery = post_webhook(settings.webhook_url, alert,
-                                    settings.webhook_timeout_seconds, settings.ui_url)
-            if delivery.ok:
+        if due and _configured(sink, settings):
+            if deliver(sink, settings, alert).ok:
                 counts["delivered"] += 1
                 continue
             entry = _outbox_entry(entry["alert"], entry["attempts"] + 1,
-                                  entry["first_attempt_at"], now)
+                                  entry["first_attempt_at"], now, sink)
         counts["waiting"] += 1
         kept.append(json.dumps(entry, sort_keys=True))
     storage.write_text(_outbox_path(storage), "".join(line + "\n" for line in kept))

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,25 +77,37 @@ def failed_gate(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> Faile
 
 
 class WebhookReceiver:
-    """A loopback HTTP server that records every POSTed JSON body."""
+    """A loopback HTTP server that records every POSTed body (JSON, or a form as a dict) and its
+    path, answering as Slack's and PagerDuty's APIs do ({"ok": true, "status": "success"})."""
 
     def __init__(self, port: int = 0) -> None:
         self.bodies: list[dict] = []
+        self.paths: list[str] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                raw = self.rfile.read(length).decode("utf-8")
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}
+                receiver.bodies.append(body)
+                receiver.paths.append(self.path)
+                answer = b'{"ok": true, "status": "success", "message": "Event processed"}'
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
             def log_message(self, *args: object) -> None:
                 return
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/alerts"
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> WebhookReceiver:

@@ -231,3 +231,52 @@ def test_a_run_failure_names_the_error_below_dagsters_wrappers():
                                                  cause=leaky))[0] == "KeyError"
     plain = SerializableErrorInfo("gate failed", [], "Failure")
     assert innermost_error(plain) == ("Failure", "gate failed")
+
+
+def test_slack_and_pagerduty_deliver_through_the_dagster_integrations_and_retry(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    storage = Storage(tmp_path / "data")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = AlertSettings(
+        sinks=("slack", "pagerduty"), slack_token="xoxb-not-a-real-token",
+        slack_channel="#ml-data-oncall", slack_api_url=f"{base}/slack/api/",
+        pagerduty_routing_key="r" * 32, pagerduty_events_url=f"{base}/pagerduty/v2/enqueue",
+        ui_url="http://dagster.example:3000", webhook_timeout_seconds=2)
+    alert = run_failure_alert(job_name="daily_pipeline", run_id="r7", partition="2026-05-02",
+                              failed_steps=["reviewed_labels"], errors=[("Failure", "gate")])
+    with WebhookReceiver(port) as receiver:
+        deliveries = dispatch([alert], settings, storage)
+    assert [(d.sink, d.ok) for d in deliveries] == [("slack", True), ("pagerduty", True)]
+    slack, pagerduty = receiver.bodies
+    assert receiver.paths[0] == "/slack/api/chat.postMessage"
+    assert slack["channel"] == "#ml-data-oncall"
+    assert "http://dagster.example:3000/runs/r7" in slack["text"]
+    assert receiver.paths[1].startswith("/pagerduty/v2/enqueue")
+    assert pagerduty["routing_key"] == "r" * 32 and pagerduty["event_action"] == "trigger"
+    assert pagerduty["dedup_key"] == alert.dedup_key
+    assert pagerduty["payload"]["severity"] == "error"
+    assert pagerduty["payload"]["custom_details"]["run"].endswith("/runs/r7")
+    assert "xoxb-not-a-real-token" not in json.dumps(receiver.bodies)
+
+    # both down: each waits in the outbox with its sink, and goes once they are back
+    t0 = datetime(2026, 5, 2, 12, tzinfo=UTC)
+    failed = dispatch([alert], settings, storage, now=t0)
+    assert [d.ok for d in failed] == [False, False]
+    assert sorted(e["sink"] for e in outbox(storage)) == ["pagerduty", "slack"]
+    assert "xoxb" not in (storage.root / OUTBOX_PATH).read_text()  # secrets never stored
+    with WebhookReceiver(port) as receiver:
+        assert retry_outbox(settings, storage, now=t0 + timedelta(minutes=2)) == {
+            "delivered": 2, "waiting": 0, "expired": 0}
+    assert sorted(receiver.paths)[0].startswith("/pagerduty") and len(receiver.bodies) == 2
+
+
+def test_network_sinks_join_the_defaults_when_their_secrets_are_set():
+    from feedback_pipeline.automation.alerts import _settings
+
+    env = {"FEEDBACK_SLACK_TOKEN": "xoxb-1", "FEEDBACK_PAGERDUTY_ROUTING_KEY": "k" * 32}
+    both = _settings({"slack_channel": "#oncall"}, env)
+    assert both.sinks == ("log", "jsonl", "slack", "pagerduty")
+    assert _settings({}, env).sinks == ("log", "jsonl", "pagerduty")  # Slack needs a channel
+    assert "xoxb-1" not in repr(both)
