@@ -5,9 +5,6 @@ through a receiver that is down when a gate fails and back later."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,11 +21,9 @@ from feedback_pipeline_tests.automation.conftest import (
 )
 from feedback_pipeline_tests.automation.test_ui import (
     LAUNCH,
-    REPO,
     graphql,
-    loaded_location,
     run_status,
-    stop_session,
+    running_dagster_dev,
 )
 from feedback_pipeline_tests.conftest import DAYS, copy_root
 
@@ -58,66 +53,51 @@ def finished(base: str, run_id: str, log: Path) -> str:
 def test_alerts_reach_the_webhook_through_a_bad_policy_and_a_receiver_that_was_down(
         generated_root, tmp_path):
     root = copy_root(generated_root, tmp_path / "data")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     hook_port, ui_port = free_port(), free_port()
     base = f"http://127.0.0.1:{ui_port}"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FEEDBACK_DATA_ROOT": str(root),
-           "FEEDBACK_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook_port}/hooks/alerts",
-           "FEEDBACK_DAGSTER_UI_URL": base, "DAGSTER_DISABLE_TELEMETRY": "1",
-           "PYTHONUNBUFFERED": "1"}
-    log_path = tmp_path / "dagster-dev.log"
+    env = {**os.environ, "FEEDBACK_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook_port}/hooks/alerts",
+           "FEEDBACK_DAGSTER_UI_URL": base}
     storage = Storage(root)
-    with open(log_path, "w") as log:
-        dev = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-m",
-             "feedback_pipeline.definitions", "-h", "127.0.0.1", "-p", str(ui_port)],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            location = wait_until(lambda: loaded_location(base, dev), timeout=180, interval=1,
-                                  what="dagster dev to load the code location")
+    with running_dagster_dev(root, tmp_path, env, ui_port) as dev:
+        location, log_path = dev["location"], dev["log"]
+        # 1. a string where a number belongs: the run fails, and its alert still arrives
+        set_policy(root, kappa_gate="high")
+        with WebhookReceiver(hook_port) as receiver:
+            bad_run = launch_day(base, location, DAYS[0])
+            assert finished(base, bad_run, log_path) == "FAILURE"
+            wait_until(lambda: any(b["links"].get("run", "").endswith(f"/runs/{bad_run}")
+                                   for b in receiver.bodies),
+                       timeout=150, interval=2, what="the failed run's alert")
+        run_alert = next(b for b in receiver.bodies
+                         if b["links"].get("run", "").endswith(f"/runs/{bad_run}"))
+        assert f"{base}/runs/{bad_run}" in run_alert["text"]
+        # the alert names the fault (a ConfigError's own wording) and never a value from it
+        assert "kappa_gate" in run_alert["text"] and "high" not in run_alert["text"], (
+            run_alert["text"])
+        first_keys = {b["dedup_key"] for b in receiver.bodies}
 
-            # 1. a string where a number belongs: the run fails, and its alert still arrives
-            set_policy(root, kappa_gate="high")
-            with WebhookReceiver(hook_port) as receiver:
-                bad_run = launch_day(base, location, DAYS[0])
-                assert finished(base, bad_run, log_path) == "FAILURE"
-                wait_until(lambda: any(b["links"].get("run", "").endswith(f"/runs/{bad_run}")
-                                       for b in receiver.bodies),
-                           timeout=150, interval=2, what="the failed run's alert")
-            run_alert = next(b for b in receiver.bodies
-                             if b["links"].get("run", "").endswith(f"/runs/{bad_run}"))
-            assert f"{base}/runs/{bad_run}" in run_alert["text"]
-            # the alert names the fault (a ConfigError's own wording) and never a value from it
-            assert "kappa_gate" in run_alert["text"] and "high" not in run_alert["text"], (
-                run_alert["text"])
-            first_keys = {b["dedup_key"] for b in receiver.bodies}
+        # 2. the receiver is down when a gate fails: its alert waits in the outbox
+        set_policy(root, kappa_gate=0.99)  # above any agreement the generated day reaches
+        gate_run = launch_day(base, location, DAYS[1])
+        finished(base, gate_run, log_path)  # the daily agreement gate warns; the run goes on
+        wait_until(lambda: any(e["alert"].get("check_name") == "daily_agreement_gate"
+                               and e["alert"].get("partition") == DAYS[1]
+                               for e in outbox(storage)),
+                   timeout=180, interval=2, what="the gate's alert to wait in the outbox")
+        waiting = {e["alert"]["dedup_key"] for e in outbox(storage)}
 
-            # 2. the receiver is down when a gate fails: its alert waits in the outbox
-            set_policy(root, kappa_gate=0.99)  # above any agreement the generated day reaches
-            gate_run = launch_day(base, location, DAYS[1])
-            finished(base, gate_run, log_path)  # the daily agreement gate warns; the run goes on
-            wait_until(lambda: any(e["alert"].get("check_name") == "daily_agreement_gate"
-                                   and e["alert"].get("partition") == DAYS[1]
-                                   for e in outbox(storage)),
-                       timeout=180, interval=2, what="the gate's alert to wait in the outbox")
-            waiting = {e["alert"]["dedup_key"] for e in outbox(storage)}
-
-            # 3. back up: each waiting alert arrives once, and the outbox empties
-            with WebhookReceiver(hook_port) as receiver:
-                wait_until(lambda: not outbox(storage)
-                           and waiting <= {b["dedup_key"] for b in receiver.bodies},
-                           timeout=240, interval=2, what="the outbox to be delivered")
-                time.sleep(75)  # more ticks of both alert sensors: nothing is sent twice
-            delivered = Counter(b["dedup_key"] for b in receiver.bodies)
-            assert waiting <= set(delivered) and set(delivered.values()) == {1}, delivered
-            assert not first_keys & set(delivered)  # what was delivered before is not resent
-            gate_alert = next(b for b in receiver.bodies
-                              if b["dedup_key"].startswith("check_failed:daily_agreement_gate"))
-            assert gate_alert["links"]["checks"].endswith(f"partition={DAYS[1]}")
-            assert gate_alert["links"]["run"].endswith(f"/runs/{gate_run}")
-            assert "daily_agreement_gate" in gate_alert["text"]
-            assert f"{base}/runs/{gate_run}" in gate_alert["text"]
-        finally:
-            stop_session(dev)
+        # 3. back up: each waiting alert arrives once, and the outbox empties
+        with WebhookReceiver(hook_port) as receiver:
+            wait_until(lambda: not outbox(storage)
+                       and waiting <= {b["dedup_key"] for b in receiver.bodies},
+                       timeout=240, interval=2, what="the outbox to be delivered")
+            time.sleep(75)  # more ticks of both alert sensors: nothing is sent twice
+        delivered = Counter(b["dedup_key"] for b in receiver.bodies)
+        assert waiting <= set(delivered) and set(delivered.values()) == {1}, delivered
+        assert not first_keys & set(delivered)  # what was delivered before is not resent
+        gate_alert = next(b for b in receiver.bodies
+                          if b["dedup_key"].startswith("check_failed:daily_agreement_gate"))
+        assert gate_alert["links"]["checks"].endswith(f"partition={DAYS[1]}")
+        assert gate_alert["links"]["run"].endswith(f"/runs/{gate_run}")
+        assert "daily_agreement_gate" in gate_alert["text"]
+        assert f"{base}/runs/{gate_run}" in gate_alert["text"]

@@ -3,6 +3,7 @@ launched through GraphQL, and the asset graph checked in headless Debian chromiu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,35 @@ RUN_STATUS = """query Run($id: ID!) { runOrError(runId: $id) { __typename ... on
   tags { key value } } } }"""
 
 
+@contextlib.contextmanager
+def running_dagster_dev(root: Path, base_dir: Path, env: dict[str, str] | None = None,
+                        port: int | None = None) -> Iterator[dict]:
+    """`dagster dev` (webserver and daemon) on loopback (`port`, or a free one), with its own
+    DAGSTER_HOME under `base_dir`, on the data root `root`; `env` replaces the inherited
+    environment."""
+    home = base_dir / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**(os.environ if env is None else env), "DAGSTER_HOME": str(home),
+           "FEEDBACK_DATA_ROOT": str(root), "DAGSTER_DISABLE_TELEMETRY": "1",
+           "PYTHONUNBUFFERED": "1"}
+    port = port or free_port()
+    log_path = base_dir / "dagster-dev.log"
+    with open(log_path, "w") as log:
+        dev = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster"), "dev", "-m",
+             "feedback_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=base_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            location = wait_until(lambda: loaded_location(base, dev), timeout=180, interval=1,
+                                  what="dagster dev to load the code location")
+            yield {"base": base, "location": location, "root": root, "dir": base_dir,
+                   "log": log_path, "process": dev}
+        finally:
+            stop_session(dev)
+
+
 @pytest.fixture(scope="module")
 def dagster_dev(generated_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """`dagster dev` on a free loopback port with its own DAGSTER_HOME and data root."""
@@ -57,26 +88,8 @@ def dagster_dev(generated_root: Path, tmp_path_factory: pytest.TempPathFactory) 
         pytest.skip("Debian's chromium is not installed (.ci/install-services.sh installs it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     base_dir = tmp_path_factory.mktemp("ui")
-    root = copy_root(generated_root, base_dir / "data")
-    home = base_dir / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FEEDBACK_DATA_ROOT": str(root),
-           "DAGSTER_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
-    port = free_port()
-    log = open(base_dir / "dagster-dev.log", "w")  # noqa: SIM115 - closed at teardown
-    dev = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "feedback_pipeline.definitions",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=base_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        location = wait_until(lambda: loaded_location(base, dev), timeout=120, interval=1,
-                              what="dagster dev to load the code location")
-        yield {"base": base, "location": location, "root": root, "dir": base_dir}
-    finally:
-        stop_session(dev)
-        log.close()
+    with running_dagster_dev(copy_root(generated_root, base_dir / "data"), base_dir) as dev:
+        yield dev
 
 
 def stop_session(dev: subprocess.Popen) -> None:
@@ -193,3 +206,45 @@ def test_a_run_launched_through_graphql_shows_in_the_asset_graph(dagster_dev: di
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+PARTITION_KEYS = """query Keys($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
+  __typename ... on AssetNode { partitionKeys } } }"""
+
+
+def test_a_root_landed_to_end_yesterday_shows_only_days_with_data_in_the_ui(tmp_path):
+    """What `make demo` lands (`generate --end yesterday`): the UI's daily partitions are the
+    landed days, with no empty day before or after them."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/install-services.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed")
+    from feedback_pipeline.cli import main
+
+    root = tmp_path / "demo"
+    assert main(["generate", "--out", str(root), "--end", "yesterday", "--days", "3",
+                 "--traces-per-day", "20", "--reviews", "on_export", "--quiet"]) == 0
+    landed = sorted(p.name for p in (root / "landing" / "traces").iterdir())
+    # no declared start: the partitions begin at the first landed day, as on a user's machine
+    env = {k: v for k, v in os.environ.items() if k != "FEEDBACK_PARTITIONS_START"}
+    with running_dagster_dev(root, tmp_path, env) as dev:
+        base = dev["base"]
+        node = graphql(base, PARTITION_KEYS, {"path": ["raw_traces"]})["assetNodeOrError"]
+        assert node["partitionKeys"] == landed
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1600, "height": 1200})
+                page.goto(f"{base}/assets/raw_traces?view=partitions",
+                          wait_until="domcontentloaded", timeout=60_000)
+                dismiss_welcome(page)
+                page.get_by_text(landed[-1]).first.wait_for(timeout=60_000)
+                text = page.inner_text("body")
+                page.screenshot(path=str(tmp_path / "partitions.png"))
+            finally:
+                browser.close()
+    first = date.fromisoformat(landed[0])
+    assert all(day in text for day in landed), text[:2000]
+    assert f"{len(landed)} Partitions" in text  # the partition bar's count: the landed days
+    assert (first - timedelta(days=1)).isoformat() not in text
