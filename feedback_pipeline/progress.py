@@ -127,11 +127,15 @@ _lock = threading.Lock()
 
 def progress_of(run_id: str, step: str, day: str | None) -> StageProgress:
     """The step's progress, started the first time the IO manager meets the step (its first
-    input loaded, or its first output when it has no inputs)."""
+    input loaded, or its first output when it has no inputs). Only the current run's steps are
+    kept: a process that runs one job after another (the CLI over a window of days) would
+    otherwise hold every step it ever ran."""
     with _lock:
         key = (run_id, step)
         progress = _current.get(key)
         if progress is None:
+            for old in [k for k in _current if k[0] != run_id]:
+                del _current[old]
             progress = _current[key] = StageProgress(step, day)
         return progress
 

@@ -119,3 +119,13 @@ def test_summary_line_states_rows_time_and_rate():
         "routed_queues 2026-05-01: 3,000 rows in 2.0 s (1,500 rows/s)")
     assert summary_line({"step": "frozen_evaluation_set", "day": None, "rows": 0,
                          "elapsed": 0.0}).startswith("frozen_evaluation_set: 0 rows")
+
+
+def test_a_new_run_forgets_the_steps_of_earlier_runs(monkeypatch):
+    from feedback_pipeline import progress as module
+
+    monkeypatch.delenv(PROGRESS_DIR_ENV, raising=False)
+    first = module.progress_of("run-1", "raw_traces", "2026-05-01")
+    assert module.progress_of("run-1", "raw_traces", "2026-05-01") is first
+    module.progress_of("run-2", "raw_traces", "2026-05-02")
+    assert {run for run, _ in module._current} == {"run-2"}
