@@ -28,6 +28,8 @@ from feedback_pipeline.stages import selection as selection_stage
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, default_data_root
 
 STAGE_MODULES = [ingest, redaction, routing, review, agreement, selection_stage, judge, release]
+REPORTED_ASSETS = [selection_stage.selector_recommendation]
+"""Assets a run reports rather than materializes (see each one's description)."""
 RELEASE_CRON_ENV = "FEEDBACK_RELEASE_CRON"
 PACKAGE_VERSION = importlib.metadata.version("feedback-pipeline")
 
@@ -37,6 +39,7 @@ VERSIONED_BY = {
     "review": ("rubric_version",),
     "agreement": ("rubric_version",),
     "selection": ("selection_policy_version",),
+    "experiment": ("selection_policy_version",),
     "judge": ("judge_gold_set",),
     "release": ("redaction_version", "rubric_version", "selection_policy_version",
                 "frozen_eval_set"),
@@ -61,14 +64,14 @@ def _policy_or_none(root: str) -> Policy | None:
         return None
 
 
-def stage_assets(root: str) -> list[dg.AssetsDefinition]:
+def stage_assets(root: str) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Every stage's assets with owners (policy `asset_owners`) and code versions."""
     policy = _policy_or_none(root)
     owners = list(policy.asset_owners if policy is not None else Policy.asset_owners)
     return list(dg.map_asset_specs(
         lambda spec: spec.replace_attributes(
             owners=owners, code_version=code_version(spec.group_name, policy)),
-        dg.load_assets_from_modules(STAGE_MODULES)))
+        [*dg.load_assets_from_modules(STAGE_MODULES), *REPORTED_ASSETS]))
 
 
 def build_definitions(data_root: str | None = None) -> dg.Definitions:

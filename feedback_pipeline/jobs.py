@@ -12,18 +12,19 @@ import dagster as dg
 from feedback_pipeline.automation.checks import AUDIT_CHECKS
 from feedback_pipeline.partitions import daily_partitions
 
-DAILY_ASSETS = [
-    "raw_traces", "trace_quarantine", "redacted_traces", "reidentification_vault",
-    "routed_queues", "review_tasks", "reviewed_labels", "preference_pairs", "demonstrations",
-    "pointwise_assessments", "adjudication_queue", "incident_records", "review_quarantine",
-    "agreement_report", "selected_batch", "review_backlog",
-]
-JUDGE_ASSETS = ["judge_calibration", "judge_quarantine", "judge_accepted_labels"]
-EXPERIMENT_ASSETS = ["frozen_evaluation_set", "selection_experiment_report"]
-RELEASE_ASSETS = ["frozen_evaluation_set", "dataset_manifest", "dataset_release"]
+DAILY_GROUPS = ["ingest", "redaction", "routing", "review", "agreement", "selection"]
+JUDGE_GROUPS = ["judge"]
+EXPERIMENT_GROUPS = ["evaluation", "experiment"]
+RELEASE_GROUPS = ["evaluation", "release"]
+"""Jobs select asset groups, so an asset added to a stage's group joins its job."""
 PRELOADED_MODULES = ["feedback_pipeline.definitions"]
 AUDIT_SELECTION = dg.AssetSelection.checks(*(key for check in AUDIT_CHECKS
                                              for key in check.check_keys))
+
+
+def groups(names: list[str]) -> dg.AssetSelection:
+    """The materializable assets of these groups, with their checks."""
+    return dg.AssetSelection.groups(*names).materializable()
 
 
 def _forkserver_config(config: dict) -> dict:
@@ -42,7 +43,7 @@ stage_executor = dg.multiprocess_executor.configured(
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.assets(*DAILY_ASSETS) - AUDIT_SELECTION,
+    selection=groups(DAILY_GROUPS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
     executor_def=stage_executor,
     description="Every per-day stage for one UTC day: ingest, redaction, routing, the labeling "
@@ -51,7 +52,7 @@ daily_pipeline_job = dg.define_asset_job(
 
 judge_job = dg.define_asset_job(
     "judge_calibration_job",
-    selection=dg.AssetSelection.assets(*JUDGE_ASSETS) - AUDIT_SELECTION,
+    selection=groups(JUDGE_GROUPS) - AUDIT_SELECTION,
     partitions_def=daily_partitions,
     executor_def=stage_executor,
     description="Calibrates the LLM judge for one day; kept apart so a biased judge never "
@@ -60,14 +61,14 @@ judge_job = dg.define_asset_job(
 
 release_job = dg.define_asset_job(
     "release",
-    selection=dg.AssetSelection.assets(*RELEASE_ASSETS) - AUDIT_SELECTION,
+    selection=groups(RELEASE_GROUPS) - AUDIT_SELECTION,
     executor_def=stage_executor,
     description="Builds the release candidate for a window, runs every gate, promotes.",
 )
 
 selection_experiment_job = dg.define_asset_job(
     "selection_experiment",
-    selection=dg.AssetSelection.assets(*EXPERIMENT_ASSETS) - AUDIT_SELECTION,
+    selection=groups(EXPERIMENT_GROUPS) - AUDIT_SELECTION,
     executor_def=stage_executor,
     description="Compares the rounds' hybrid and random arms on the frozen set; its verdict "
                 "decides how the next round's selector arm is drawn. Runs after each day.",

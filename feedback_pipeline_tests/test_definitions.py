@@ -67,3 +67,28 @@ def test_assets_carry_the_policys_owners_and_versions_and_a_bad_policy_still_loa
     policy_path.write_text(yaml.safe_dump(policy))
     broken = build_definitions(str(root))  # the location loads; the run names the key
     assert spec(broken, "reviewed_labels").code_version == PACKAGE_VERSION
+
+
+def test_lineage_declares_what_each_round_reads_and_jobs_select_whole_groups():
+    """A round reads the day before it (backlog, earlier rounds) and the experiment's verdict;
+    both are edges in the graph, the verdict through a reported asset so there is no cycle."""
+    import dagster as dg
+
+    from feedback_pipeline.definitions import build_definitions
+
+    defs = build_definitions("data")
+    graph = defs.resolve_asset_graph()
+    batch = dg.AssetKey("selected_batch")
+    parents = {k.to_user_string() for k in graph.get(batch).parent_keys}
+    assert {"selector_recommendation", "selected_batch", "review_backlog"} <= parents
+    assert not graph.get(dg.AssetKey("selector_recommendation")).is_materializable
+    mapping = graph.get_partition_mapping(batch, dg.AssetKey("review_backlog"))
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+    assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
+    for job_name in ("daily_pipeline", "judge_calibration_job", "selection_experiment",
+                     "release"):
+        job = defs.resolve_job_def(job_name)
+        groups = {graph.get(k).group_name for k in job.asset_layer.selected_asset_keys}
+        in_groups = {k for k in graph.materializable_asset_keys
+                     if graph.get(k).group_name in groups}
+        assert set(job.asset_layer.selected_asset_keys) == in_groups, job_name

@@ -17,10 +17,6 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from dagster._core.storage.asset_check_execution_record import (
-    AssetCheckExecutionRecord,
-    AssetCheckExecutionRecordStatus,
-)
 
 from feedback_pipeline.automation.alerts import (
     ALERT_ON,
@@ -215,8 +211,20 @@ def parse_check_cursor(cursor: str | None) -> tuple[int, set[int], dict[str, boo
         return 0, set(), {}
 
 
+CheckExecution = Any
+"""A check execution record from `event_log_storage.get_asset_check_execution_history` (its
+class is not exported by dagster, so it is read by attribute: id, key, status, run_id, event,
+partition)."""
+PLANNED, FAILED = "PLANNED", "FAILED"
+
+
+def status_of(record: CheckExecution) -> str:
+    """An execution's status by name (PLANNED, SUCCEEDED, FAILED, SKIPPED)."""
+    return str(getattr(record.status, "value", record.status))
+
+
 def new_check_records(instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey],
-                      watermark: int) -> list[AssetCheckExecutionRecord]:
+                      watermark: int) -> list[CheckExecution]:
     """Every execution of these checks newer than `watermark`, oldest first (paged)."""
     records = []
     for key in check_keys:
@@ -232,7 +240,7 @@ def new_check_records(instance: dg.DagsterInstance, check_keys: Iterable[dg.Asse
     return sorted(records, key=lambda r: r.id)
 
 
-def alert_for_record(record: AssetCheckExecutionRecord, run: dg.DagsterRun | None) -> Alert:
+def alert_for_record(record: CheckExecution, run: dg.DagsterRun | None) -> Alert:
     evaluation = record.event.dagster_event.event_specific_data
     return check_alert(
         check_name=record.key.name,
@@ -263,11 +271,11 @@ def failed_check_alerts(instance: dg.DagsterInstance, check_keys: Iterable[dg.As
         if record.run_id not in runs:
             runs[record.run_id] = instance.get_run_by_id(record.run_id)
         run = runs[record.run_id]
-        if record.status == AssetCheckExecutionRecordStatus.PLANNED:
+        if status_of(record) == PLANNED:
             if run is not None and not run.is_finished:
                 pending.append(record.id)
             continue
-        failed = record.status == AssetCheckExecutionRecordStatus.FAILED
+        failed = status_of(record) == FAILED
         evaluation = record.event.dagster_event.event_specific_data if record.event else None
         if plain_metadata(getattr(evaluation, "metadata", {})).get(ALERT_ON) == STATE_CHANGE:
             key = record.key.to_user_string()

@@ -14,6 +14,7 @@ import json
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from feedback_pipeline import settings
 from feedback_pipeline.core.candidates import candidate_named
@@ -229,6 +230,23 @@ def plan_day(storage: Storage, policy: Policy, day: str, items: pd.DataFrame,
     return plan
 
 
+SELECTOR_RECOMMENDATION = "selector_recommendation"
+selector_recommendation = dg.AssetSpec(
+    SELECTOR_RECOMMENDATION, group_name="experiment", kinds={"parquet"},
+    description="The selection experiment's latest verdict (recommendation, reason, evidence, "
+                "selector version), reported by each selection_experiment_report run and read "
+                "by the next labeling round. An asset of its own because the experiment judges "
+                "the rounds it steers: an edge from the report back to selected_batch would be "
+                "a cycle, so the report reports this asset and the round declares it as an "
+                "input.")
+
+
+EARLIER_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+"""A round reads the rounds before it: the previous day's backlog carries on and a trace an
+earlier round issued is not issued again (`issued_in_earlier_rounds` reads every earlier day;
+the chain of previous days is what the graph can say without listing them)."""
+
+
 @dg.multi_asset(
     outs={
         "selected_batch": dg.AssetOut(
@@ -246,6 +264,9 @@ def plan_day(storage: Storage, policy: Policy, day: str, items: pd.DataFrame,
     group_name="selection",
     can_subset=False,
     ins=QUEUE_IDS,
+    deps=[SELECTOR_RECOMMENDATION,
+          dg.AssetDep("selected_batch", partition_mapping=EARLIER_DAY),
+          dg.AssetDep("review_backlog", partition_mapping=EARLIER_DAY)],
 )
 def labeling_round(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                    redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
@@ -478,7 +499,7 @@ def recommendation_of(reports: list[ExperimentReport], policy: Policy) -> tuple[
 
 @dg.asset(
     io_manager_key=WAREHOUSE_IO,
-    group_name="selection",
+    group_name="experiment",
     kinds={"parquet", "scikitlearn"},
     description="Does hybrid selection beat random? Per round and over all rounds: candidates "
                 "trained on each arm's accepted labels, scored on the frozen set, with review "
@@ -496,6 +517,15 @@ def selection_experiment_report(context: dg.AssetExecutionContext,
     table = report_table(reports, recommendation, policy.selection_policy_version)
     context.log.info(f"selection experiment: {recommendation} ({reason})")
     overall = [r for r in reports if r.scope == ALL_ROUNDS]
+    hybrid_overall = table[(table["scope"] == ALL_ROUNDS) & (table["arm"] == HYBRID)]
+    evidence = (str(hybrid_overall["evidence"].iloc[0]) if len(hybrid_overall)
+                else "no overall comparison")
+    write_recommendation(storage, recommendation, reason, evidence,
+                         policy.selection_policy_version)
+    context.log_event(dg.AssetMaterialization(
+        SELECTOR_RECOMMENDATION, description="the verdict the next labeling round reads",
+        metadata={"recommendation": recommendation, "reason": reason, "evidence": evidence,
+                  "selection_policy_version": policy.selection_policy_version}))
     markdown = "\n\n".join(f"### {r.scope}: {r.candidate}\n\n{r.to_markdown()}"
                            for r in [*overall, *[r for r in reports if r.scope != ALL_ROUNDS]])
     metadata: dict = {
@@ -517,18 +547,30 @@ def selection_experiment_report(context: dg.AssetExecutionContext,
     return dg.Output(table, metadata=metadata)
 
 
+RECOMMENDATION_COLUMNS = ["recommendation", "reason", "evidence", "selection_policy_version"]
+
+
+def write_recommendation(storage: Storage, recommendation: str, reason: str, evidence: str,
+                         version: str) -> pa.Table:
+    """Store the verdict the next round reads (the `selector_recommendation` asset)."""
+    table = pa.table({"recommendation": [recommendation], "reason": [reason],
+                      "evidence": [evidence], "selection_policy_version": [version]})
+    storage.write_table(WAREHOUSE, SELECTOR_RECOMMENDATION, None, table)
+    return table
+
+
 def current_recommendation(storage: Storage, selection_policy_version: str) -> tuple[str, str]:
     """The last experiment's verdict for this selector version, and why ("hybrid" until an
     experiment says otherwise; a new selection_policy_version starts again at hybrid)."""
-    if not storage.partition_path(WAREHOUSE, "selection_experiment_report", None).exists():
+    if not storage.partition_path(WAREHOUSE, SELECTOR_RECOMMENDATION, None).exists():
         return HYBRID, "no experiment yet"
-    table = storage.read_table(WAREHOUSE, "selection_experiment_report", None).to_pandas()
-    if table.empty or "selection_policy_version" not in table.columns:
+    row = storage.read_table(WAREHOUSE, SELECTOR_RECOMMENDATION, None).to_pylist()
+    if not row:
         return HYBRID, "no experiment yet"
-    if str(table["selection_policy_version"].iloc[0]) != selection_policy_version:
-        return HYBRID, (f"the experiment judged {table['selection_policy_version'].iloc[0]}; "
-                        f"{selection_policy_version} starts with hybrid")
-    recommendation = str(table["recommendation"].iloc[0])
-    overall = table[(table["scope"] == ALL_ROUNDS) & (table["arm"] == HYBRID)]
-    evidence = str(overall["evidence"].iloc[0]) if len(overall) else "no overall comparison"
-    return (recommendation if recommendation in (HYBRID, RANDOM) else HYBRID), evidence
+    judged = str(row[0]["selection_policy_version"])
+    if judged != selection_policy_version:
+        return HYBRID, (f"the experiment judged {judged}; {selection_policy_version} starts "
+                        "with hybrid")
+    recommendation = str(row[0]["recommendation"])
+    return (recommendation if recommendation in (HYBRID, RANDOM) else HYBRID), str(
+        row[0]["evidence"])

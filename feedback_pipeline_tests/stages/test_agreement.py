@@ -7,7 +7,7 @@ import dagster as dg
 
 from feedback_pipeline.core import agreement as ag
 from feedback_pipeline.definitions import build_definitions
-from feedback_pipeline.jobs import DAILY_ASSETS
+from feedback_pipeline.jobs import DAILY_GROUPS, groups
 from feedback_pipeline.storage import Storage
 from feedback_pipeline_tests.conftest import DAYS, copy_root
 
@@ -20,7 +20,7 @@ def test_daily_report_names_each_statistic_and_reads_pointwise_scores(generated_
     day = DAYS[0]
     result = dg.materialize(assets, partition_key=day, resources=defs.resources,
                             instance=dg.DagsterInstance.ephemeral(),
-                            selection=dg.AssetSelection.assets(*DAILY_ASSETS))
+                            selection=groups(DAILY_GROUPS))
     assert result.success
     rows = storage.read_table("warehouse", "agreement_report", day).to_pandas()
     summary = dict(zip(rows.loc[rows["section"] == "summary", "key"],

@@ -16,7 +16,7 @@ from feedback_pipeline.core.contract import read_lines
 from feedback_pipeline.core.manifest import REQUIRED_FIELDS
 from feedback_pipeline.core.routing import route
 from feedback_pipeline.definitions import build_definitions
-from feedback_pipeline.jobs import DAILY_ASSETS, JUDGE_ASSETS
+from feedback_pipeline.jobs import DAILY_GROUPS, JUDGE_GROUPS, groups
 from feedback_pipeline.storage import Storage
 from feedback_pipeline_tests.conftest import DAYS, copy_root
 
@@ -57,17 +57,17 @@ def test_materialize_two_days_and_count_every_table(generated_root, tmp_path):
     defs = build_definitions(str(root))
     storage = Storage(root)
     assets = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
-    frozen = [a for a in defs.assets if "frozen_evaluation_set" in
-              {k.to_user_string() for k in a.keys}]
+    frozen = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)
+              and dg.AssetKey("frozen_evaluation_set") in a.keys]
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize(frozen, resources=defs.resources, instance=instance)
     for day in DAYS:
         result = dg.materialize(assets, partition_key=day, resources=defs.resources,
-                                instance=instance, selection=dg.AssetSelection.assets(*DAILY_ASSETS))
+                                instance=instance, selection=groups(DAILY_GROUPS))
         assert result.success, day
         judge = dg.materialize(assets, partition_key=day, resources=defs.resources,
                                instance=instance, raise_on_error=False,
-                               selection=dg.AssetSelection.assets(*JUDGE_ASSETS))
+                               selection=groups(JUDGE_GROUPS))
         evaluations = {e.check_name: e for e in judge.get_asset_check_evaluations()}
         assert not evaluations["judge_auto_accept_allowed"].passed, "the judge is position-biased"
         assert judge.success  # a WARN: the judge job stays green
@@ -359,7 +359,8 @@ def test_one_process_per_step_releases_the_same_dataset(generated_root, pipeline
     workers = [record for run in instance.get_runs() for record in instance.all_logs(run.run_id)
                if record.dagster_event is not None
                and record.dagster_event.event_type_value == "STEP_WORKER_STARTED"]
-    assert len(workers) >= len(DAILY_ASSETS) // 2  # steps ran in their own processes
+    daily = build_definitions(str(root)).resolve_job_def("daily_pipeline")
+    assert len(workers) >= len(daily.asset_layer.selected_asset_keys) // 2  # one process a step
     with pytest.raises(ValueError, match="executor must be one of"):
         run_pipeline(root, instance=instance, executor="threads")
     for lane in ("preference_pairs", "sft_demonstrations"):

@@ -15,7 +15,7 @@ import yaml
 from feedback_pipeline.core.contract import read_lines
 from feedback_pipeline.core.review import UNKNOWN_TRACE_REASON
 from feedback_pipeline.definitions import build_definitions
-from feedback_pipeline.jobs import DAILY_ASSETS
+from feedback_pipeline.jobs import DAILY_GROUPS, groups
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.storage import Storage
 from feedback_pipeline_tests.conftest import DAYS, copy_root
@@ -26,14 +26,14 @@ PULL_DAY = "2026-05-09"  # a review day without traces, as a Label Studio pull l
 def materialize_days(root: Path) -> None:
     defs = build_definitions(str(root))
     assets = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
-    frozen = [a for a in defs.assets if "frozen_evaluation_set" in
-              {k.to_user_string() for k in a.keys}]
+    frozen = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)
+              and dg.AssetKey("frozen_evaluation_set") in a.keys]
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize(frozen, resources=defs.resources, instance=instance)
     for day in DAYS:
         result = dg.materialize(assets, partition_key=day, resources=defs.resources,
                                 instance=instance,
-                                selection=dg.AssetSelection.assets(*DAILY_ASSETS))
+                                selection=groups(DAILY_GROUPS))
         assert result.success, day
 
 

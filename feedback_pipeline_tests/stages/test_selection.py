@@ -18,7 +18,7 @@ from feedback_pipeline.stages.selection import (
     current_recommendation,
     earlier_pairs,
     recommendation_of,
-    report_table,
+    write_recommendation,
 )
 from feedback_pipeline.storage import WAREHOUSE, Storage
 from feedback_pipeline.synth.review_simulator import answer_exported_tasks
@@ -74,6 +74,13 @@ def test_every_round_on_the_generated_root_holds(pipeline_run):
     assert_rounds_hold(storage)
     report = storage.read_table(WAREHOUSE, "selection_experiment_report", None).to_pandas()
     assert set(report["arm"]) == {"baseline", "hybrid", "random"}
+    reported = pipeline_run[2].get_latest_materialization_event(
+        dg.AssetKey("selector_recommendation"))
+    assert reported is not None, "the experiment reports the verdict the next round reads"
+    verdict = reported.asset_materialization.metadata["recommendation"].value
+    assert verdict == report["recommendation"].iloc[0]
+    assert current_recommendation(storage, str(report["selection_policy_version"].iloc[0]))[0] \
+        == verdict
     assert ALL_ROUNDS in set(report["scope"])
     for _, scope in report.groupby(["scope", "candidate"]):
         arms = scope.set_index("arm")
@@ -178,8 +185,7 @@ def test_a_lost_experiment_sends_the_next_round_to_random_and_a_new_selector_res
                         min_eval_items=policy.min_eval_items)
     verdict, reason = recommendation_of([lost], policy)
     assert verdict == "random" and "did not beat random" in reason
-    storage.write_table(WAREHOUSE, "selection_experiment_report", None, pa.Table.from_pandas(
-        report_table([lost], verdict, policy.selection_policy_version), preserve_index=False))
+    write_recommendation(storage, verdict, reason, lost.evidence, policy.selection_policy_version)
 
     result = run_job("daily_pipeline", str(root), dg.DagsterInstance.ephemeral(), False, QUIET,
                      LOOP_DAYS[2])
