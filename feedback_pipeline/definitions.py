@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from typing import Any
 
 import dagster as dg
 
-from feedback_pipeline.automation import schedules, sensors
+from feedback_pipeline.automation import alerts, schedules, sensors
 from feedback_pipeline.automation.checks import AUDIT_CHECKS
+from feedback_pipeline.core import signing, vault
+from feedback_pipeline.core.labelstudio import API_KEY_ENV
 from feedback_pipeline.io_manager import ParquetIOManager
 from feedback_pipeline.jobs import ALL_JOBS
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import (
+    DEFAULT_LABEL_STUDIO_URL,
+    LABEL_STUDIO_URL_ENV,
+    AlertSinksResource,
+    KeysResource,
+    LabelStudioResource,
+    PipelineResource,
+)
 from feedback_pipeline.settings import ConfigError, Policy, load_policy
 from feedback_pipeline.stages import (
     agreement,
@@ -74,6 +84,36 @@ def stage_assets(root: str) -> list[dg.AssetsDefinition | dg.AssetSpec]:
         [*dg.load_assets_from_modules(STAGE_MODULES), *REPORTED_ASSETS]))
 
 
+def from_env(name: str, default: str | None = None) -> Any:
+    """`EnvVar(name)` when the variable is set where the definitions load, so the UI shows the
+    field as read from it and its value is resolved in the run, never written to run config;
+    otherwise `default`."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def deployment_resources(root: str, *, root_from_env: bool = False) -> dict[str, Any]:
+    """The resources that differ between deployments, each setting read through `EnvVar`."""
+    data_root = from_env(vault.DATA_ROOT_ENV, root) if root_from_env else root
+    return {
+        "pipeline": PipelineResource(data_root=data_root),
+        "io_manager": ParquetIOManager(data_root=data_root, zone=WAREHOUSE),
+        "restricted_io_manager": ParquetIOManager(data_root=data_root, zone=RESTRICTED),
+        "keys": KeysResource(
+            data_root=data_root, vault_key=from_env(vault.KEY_ENV),
+            vault_key_file=from_env(vault.KEY_FILE_ENV), signing_key=from_env(signing.KEY_ENV),
+            signing_key_file=from_env(signing.KEY_FILE_ENV),
+            trusted_signing_keys=from_env(signing.TRUSTED_ENV)),
+        "alert_sinks": AlertSinksResource(
+            webhook_url=from_env(alerts.WEBHOOK_ENV),
+            slack_token=from_env(alerts.SLACK_TOKEN_ENV),
+            pagerduty_routing_key=from_env(alerts.PAGERDUTY_KEY_ENV),
+            ui_url=from_env(alerts.UI_URL_ENV)),
+        "labelstudio": LabelStudioResource(
+            url=from_env(LABEL_STUDIO_URL_ENV, DEFAULT_LABEL_STUDIO_URL),
+            api_key=from_env(API_KEY_ENV)),
+    }
+
+
 def build_definitions(data_root: str | None = None) -> dg.Definitions:
     """Definitions bound to one data root (default: FEEDBACK_DATA_ROOT or ./data)."""
     root = data_root or default_data_root()
@@ -85,11 +125,7 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
             os.environ.get(RELEASE_CRON_ENV) or schedules.WEEKLY_RELEASE_CRON),
             retention.raw_retention_schedule, labelstudio.labelstudio_sync_schedule],
         sensors=sensors.all_sensors(),
-        resources={
-            "pipeline": PipelineResource(data_root=root),
-            "io_manager": ParquetIOManager(data_root=root, zone=WAREHOUSE),
-            "restricted_io_manager": ParquetIOManager(data_root=root, zone=RESTRICTED),
-        },
+        resources=deployment_resources(str(root), root_from_env=data_root is None),
     )
 
 

@@ -24,14 +24,13 @@ from feedback_pipeline.automation.alerts import (
     Alert,
     check_alert,
     dispatch,
-    resolve_alert_settings,
     retry_outbox,
     run_failure_alert,
 )
 from feedback_pipeline.core.review_intake import trace_ids_in_review_file
 from feedback_pipeline.jobs import daily_pipeline_job, selection_experiment_job
 from feedback_pipeline.partitions import daily_partitions
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import AlertSinksResource, PipelineResource
 from feedback_pipeline.storage import WAREHOUSE, Storage
 
 WATCHED_KINDS = ("traces", "reviews")
@@ -305,11 +304,11 @@ def failed_check_alerts(instance: dg.DagsterInstance, check_keys: Iterable[dg.As
     description="Sends every failed asset check (blocking gates and warnings) to the alert "
                 "sinks named in policy.yaml; cursor: the last check execution read.",
 )
-def check_failure_alert(context: dg.SensorEvaluationContext,
-                        pipeline: PipelineResource) -> dg.SkipReason | None:
+def check_failure_alert(context: dg.SensorEvaluationContext, pipeline: PipelineResource,
+                        alert_sinks: AlertSinksResource) -> dg.SkipReason | None:
     check_keys = context.repository_def.asset_graph.asset_check_keys
     alerts, cursor = failed_check_alerts(context.instance, check_keys, context.cursor)
-    settings, config_alert = resolve_alert_settings(pipeline.storage)
+    settings, config_alert = alert_sinks.settings_for(pipeline.storage)
     retried = retry_outbox(settings, pipeline.storage, context.log)
     if alerts:
         dispatch([*alerts, *([config_alert] if config_alert else [])], settings,
@@ -337,8 +336,8 @@ def innermost_error(error: Any) -> tuple[str | None, str]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Sends every failed run (a blocking gate fails its run) to the alert sinks.",
 )
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
-                             pipeline: PipelineResource) -> None:
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, pipeline: PipelineResource,
+                             alert_sinks: AlertSinksResource) -> None:
     run = context.dagster_run
     step_failures = context.get_step_failure_events()
     errors = [innermost_error(error) for e in step_failures
@@ -350,7 +349,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext,
     )
     # the sinks are read on their own: a policy that fails to parse (maybe the very fault
     # that failed this run) falls back to the default sinks and is alerted too
-    settings, config_alert = resolve_alert_settings(pipeline.storage)
+    settings, config_alert = alert_sinks.settings_for(pipeline.storage)
     dispatch([alert, *([config_alert] if config_alert else [])], settings, pipeline.storage,
              context.log)
 

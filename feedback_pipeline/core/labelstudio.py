@@ -26,6 +26,9 @@ from feedback_pipeline.core.review import validate_review
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS
 from feedback_pipeline.core.tasks import TASK_SCHEMA, import_task_json
 
+API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+"""The variable holding the Label Studio token (a personal access token or a legacy one)."""
+
 LABEL_CONFIGS = {"pairwise": "pairwise.xml", "pointwise": "pointwise.xml",
                  "demonstration": "demonstration.xml", "incident": "incident.xml",
                  "adjudication": "adjudication.xml"}

@@ -44,11 +44,11 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from feedback_pipeline.core import labelstudio as ls_files
+from feedback_pipeline.core.labelstudio import API_KEY_ENV
 from feedback_pipeline.core.locks import exclusive_lock
 
 logger = logging.getLogger(__name__)
 
-API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 STATE_FILE = ".labelstudio-pulled.json"
 """Under the reviews root: which annotation versions were already landed, per server."""
 CANCELLED = "cancelled@"

@@ -2,7 +2,6 @@
 annotations back into landing/reviews, the same functions as `feedback-pipeline labelstudio`,
 so a schedule keeps reviewers' work flowing without anyone at a terminal."""
 
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -12,32 +11,34 @@ from feedback_pipeline.core.labelstudio import (
     load_import_tasks,
     project_instruction,
 )
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import (
+    DEFAULT_LABEL_STUDIO_URL,
+    LabelStudioResource,
+    PipelineResource,
+)
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = DEFAULT_LABEL_STUDIO_URL
 
 
 class LabelStudioConfig(dg.Config):
-    """Where the server is and how its projects are named; the token comes from the
-    environment (LABEL_STUDIO_API_KEY), never from run config, so it is not in the event log."""
+    """How the projects are named and exported, and optionally another server than the
+    `labelstudio` resource's; the token is the resource's (LABEL_STUDIO_API_KEY), never run
+    config, so it is not in the event log."""
 
     url: str = ""
     title_prefix: str = "feedback-pipeline"
     export_format: str = "JSON"
-
-    def server_url(self) -> str:
-        return self.url or os.environ.get("LABEL_STUDIO_URL", DEFAULT_URL)
 
 
 @dg.op(description="Imports every exported review and follow-up task not yet in its Label "
                    "Studio project (one project per task type, created on first use).",
        out=dg.Out(dg.Nothing))
 def push_to_label_studio(context: dg.OpExecutionContext, config: LabelStudioConfig,
-                         pipeline: PipelineResource) -> None:
-    from feedback_pipeline.core.labelstudio_api import connect, ensure_projects, push_tasks
+                         pipeline: PipelineResource, labelstudio: LabelStudioResource) -> None:
+    from feedback_pipeline.core.labelstudio_api import ensure_projects, push_tasks
 
     tasks = load_import_tasks(exported_task_paths(pipeline.storage.exports_dir))
-    client = connect(config.server_url())
+    client = labelstudio.client(config.url or None)
     projects = ensure_projects(client, title_prefix=config.title_prefix,
                                instruction=project_instruction(pipeline.storage.exports_dir))
     summary = push_tasks(client, projects, tasks)
@@ -50,14 +51,10 @@ def push_to_label_studio(context: dg.OpExecutionContext, config: LabelStudioConf
                    "landing/reviews/<today UTC>/; the landing sensor then takes them in.",
        ins={"pushed": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
 def pull_from_label_studio(context: dg.OpExecutionContext, config: LabelStudioConfig,
-                           pipeline: PipelineResource) -> None:
-    from feedback_pipeline.core.labelstudio_api import (
-        connect,
-        find_projects,
-        pull_annotations,
-    )
+                           pipeline: PipelineResource, labelstudio: LabelStudioResource) -> None:
+    from feedback_pipeline.core.labelstudio_api import find_projects, pull_annotations
 
-    client = connect(config.server_url())
+    client = labelstudio.client(config.url or None)
     projects = find_projects(client, title_prefix=config.title_prefix)
     review_day = datetime.now(UTC).date().isoformat()
     summary = pull_annotations(client, projects, pipeline.storage.landing_dir("reviews"),

@@ -11,9 +11,9 @@ import dagster as dg
 from feedback_pipeline.core.contract import id_list
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
 from feedback_pipeline.core.redaction_batch import REDACTED_SCHEMA, RedactionJob, redact_batch
-from feedback_pipeline.core.vault import SEALED_SCHEMA, resolve_vault_key
+from feedback_pipeline.core.vault import SEALED_SCHEMA
 from feedback_pipeline.partitions import daily_partitions
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import KeysResource, PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table
 from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
 
@@ -57,11 +57,11 @@ def residue_check_result(
                                    "secret in any redacted text.")],
 )
 def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                    raw_traces: PartitionBatches):
+                    keys: KeysResource, raw_traces: PartitionBatches):
     """Streams the day batch by batch on every core: memory stays a few batches whatever the
     day's size."""
     policy = pipeline.policy
-    key = resolve_vault_key()
+    key = keys.vault_key_value()
     job = RedactionJob(tuple(pipeline.deny_terms()), policy.redaction_version,
                        policy.corpus_stable_tokens, key)
     vault = pipeline.storage.spool(RESTRICTED, SEALED_SCHEMA)

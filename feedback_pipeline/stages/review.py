@@ -2,8 +2,6 @@
 
 
 import collections
-import hashlib
-import hmac
 import itertools
 import json
 import tempfile
@@ -55,9 +53,8 @@ from feedback_pipeline.core.tasks import (
     shared_text_json,
 )
 from feedback_pipeline.core.texts import FOLLOW_UP_TASK_TEXTS, residue_in_table
-from feedback_pipeline.core.vault import resolve_vault_key
 from feedback_pipeline.partitions import daily_partitions
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import KeysResource, PipelineResource
 from feedback_pipeline.stages.common import (
     QUEUE_IDS,
     RESTRICTED_IO,
@@ -70,11 +67,6 @@ from feedback_pipeline.stages.redaction import residue_check_result
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 REVIEW_SUFFIXES = (".jsonl", ".json")
-
-
-def reviewer_pseudonym_key() -> bytes:
-    """A derivation of the vault key, so pseudonyms cannot be reversed by guessing."""
-    return hmac.new(resolve_vault_key().secret, b"reviewer-pseudonym", hashlib.sha256).digest()
 
 
 @dg.asset(
@@ -154,7 +146,7 @@ TRACE_COLUMNS = ["trace_id", "prompt", "context", "extra_json", "candidates", "a
                  "prompt_fingerprint"]
 
 
-def _load_reviews(pipeline: PipelineResource, day: str,
+def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
                   reviews: SpooledReviews) -> tuple[list[dict], dict[str, int]]:
     """Every landed review of the day's traces, whichever folder it landed in, into `reviews`
     (chunks parsed in worker processes); the quarantine rows of the folders this partition
@@ -164,7 +156,7 @@ def _load_reviews(pipeline: PipelineResource, day: str,
     storage = pipeline.storage
     intake = IntakeSettings(
         known_rubrics=frozenset(pipeline.known_rubrics()),
-        pseudonym_key=reviewer_pseudonym_key(),
+        pseudonym_key=pseudonym_key,
         deny_terms=tuple(pipeline.deny_terms()),
         redaction_version=pipeline.policy.redaction_version)
     review_days = storage.landing_days("reviews")
@@ -234,9 +226,9 @@ def _place_strays(storage: Storage, day: str, strays: list[pa.Table],
             ((item["values"], item["counts"]) for item in pc.value_counts(days).to_pylist())}
 
 
-def adjudicator_pseudonyms(roles: dict[str, str]) -> frozenset[str]:
+def adjudicator_pseudonyms(roles: dict[str, str], pseudonym_key: bytes) -> frozenset[str]:
     """The pseudonyms of config/reviewers.yaml's adjudicators, as their reviews carry them."""
-    pseudonym = make_pseudonymiser(reviewer_pseudonym_key())
+    pseudonym = make_pseudonymiser(pseudonym_key)
     return frozenset(pseudonym(who) for who, role in roles.items() if role == "adjudicator")
 
 
@@ -361,19 +353,22 @@ LEDGER_COLUMNS = ("trace_id", "round_id", "arm")
     deps=["selected_batch"],
 )
 def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                    redacted_traces: PartitionBatches, routed_queues: pd.DataFrame):
+                    keys: KeysResource, redacted_traces: PartitionBatches,
+                    routed_queues: pd.DataFrame):
     """Resolves the day one batch of traces at a time (each trace's reviews travel with
     it); every lane is spooled to disk and then streamed into its table."""
     storage = pipeline.storage
     rubrics = {v: pipeline.rubric(v) for v in pipeline.known_rubrics()}
-    adjudicators = adjudicator_pseudonyms(pipeline.reviewer_roles())
+    pseudonym_key = keys.reviewer_pseudonym_key()
+    adjudicators = adjudicator_pseudonyms(pipeline.reviewer_roles(), pseudonym_key)
     spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
     statuses: dict[str, int] = {}
     follow_ups: list[pa.Table] = []
     with tempfile.TemporaryDirectory(prefix="reviews-") as scratch:
         reviews = SpooledReviews(redacted_traces.to_arrow(["trace_id"])["trace_id"],
                                  Path(scratch), group_rows=REVIEW_GROUP_TRACES)
-        quarantined, elsewhere = _load_reviews(pipeline, context.partition_key, reviews)
+        quarantined, elsewhere = _load_reviews(pipeline, pseudonym_key, context.partition_key,
+                                               reviews)
         ledger = round_ledger(storage, context.partition_key)
         traces = (with_round(batch, ledger) for batch in
                   redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS))

@@ -220,3 +220,10 @@ def wait_until(predicate, timeout: float, interval: float = 0.5, what: str = "co
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def sensor_resources(root: Path | str) -> dict:
+    """The resources a sensor gets in the code location, bound to `root`."""
+    from feedback_pipeline.definitions import deployment_resources
+
+    return deployment_resources(str(root))

@@ -24,10 +24,13 @@ from feedback_pipeline.automation.alerts import (
     scrub,
 )
 from feedback_pipeline.automation.sensors import check_failure_alert
-from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.settings import ConfigError, Policy
 from feedback_pipeline.storage import Storage
-from feedback_pipeline_tests.automation.conftest import WebhookReceiver, set_policy
+from feedback_pipeline_tests.automation.conftest import (
+    WebhookReceiver,
+    sensor_resources,
+    set_policy,
+)
 from feedback_pipeline_tests.stages.test_pipeline import raw_identifiers
 
 
@@ -109,7 +112,7 @@ def test_failed_gate_reaches_the_webhook_once_without_raw_text(failed_gate, webh
 def posted_once_and_only_once(failed_gate, webhook, tmp_path: Path) -> None:
     with dg.build_sensor_context(
             instance=failed_gate.instance, cursor=None, definitions=failed_gate.defs,
-            resources={"pipeline": PipelineResource(data_root=str(failed_gate.root))}) as context:
+            resources=sensor_resources(failed_gate.root)) as context:
         check_failure_alert(context)
         cursor = context.cursor
 
@@ -133,7 +136,7 @@ def posted_once_and_only_once(failed_gate, webhook, tmp_path: Path) -> None:
     posted = len(webhook.bodies)
     with dg.build_sensor_context(
             instance=failed_gate.instance, cursor=cursor, definitions=failed_gate.defs,
-            resources={"pipeline": PipelineResource(data_root=str(failed_gate.root))}) as context:
+            resources=sensor_resources(failed_gate.root)) as context:
         check_failure_alert(context)
     assert len(webhook.bodies) == posted
 

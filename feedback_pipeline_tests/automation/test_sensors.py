@@ -20,8 +20,8 @@ from feedback_pipeline.automation.sensors import (
     landing_sensor,
     run_failure_alert_sensor,
 )
-from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.storage import Storage
+from feedback_pipeline_tests.automation.conftest import sensor_resources
 from feedback_pipeline_tests.stages.test_pipeline import raw_identifiers
 
 DAYS = ["2026-05-01", "2026-05-02", "2026-05-03"]
@@ -52,7 +52,7 @@ def landing_root(tmp_path: Path) -> Path:
 def evaluate_landing(root: Path, instance: dg.DagsterInstance, cursor: str | None):
     with dg.build_sensor_context(
             instance=instance, cursor=cursor,
-            resources={"pipeline": PipelineResource(data_root=str(root))}) as context:
+            resources=sensor_resources(root)) as context:
         return landing_sensor(context)
 
 
@@ -149,7 +149,7 @@ def alert_lines(root: Path) -> list[dict]:
 def evaluate_check_sensor(gate, cursor: str | None):
     with dg.build_sensor_context(
             instance=gate.instance, cursor=cursor, definitions=gate.defs,
-            resources={"pipeline": PipelineResource(data_root=str(gate.root))}) as context:
+            resources=sensor_resources(gate.root)) as context:
         result = check_failure_alert(context)
         return result, context.cursor
 
@@ -221,7 +221,7 @@ def test_run_failure_sensor_routes_the_failed_release_to_the_sinks(failed_gate):
         context = dg.build_run_status_sensor_context(
             sensor_name="run_failure_alert", dagster_event=failure.dagster_event,
             dagster_instance=instance, dagster_run=run, context=outer,
-            resources={"pipeline": PipelineResource(data_root=str(failed_gate.root))},
+            resources=sensor_resources(failed_gate.root),
         ).for_run_failure()
         run_failure_alert_sensor(context)
     new = alert_lines(failed_gate.root)[before:]
