@@ -85,6 +85,9 @@ def test_lineage_declares_what_each_round_reads_and_jobs_select_whole_groups():
     mapping = graph.get_partition_mapping(batch, dg.AssetKey("review_backlog"))
     assert isinstance(mapping, dg.TimeWindowPartitionMapping)
     assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
+    prelabel_inputs = {k.to_user_string() for k in
+                       graph.get(dg.AssetKey("judge_accepted_labels")).parent_keys}
+    assert prelabel_inputs == {"judge_labels", "judge_calibration"}, "read once, by the judge"
     for job_name in ("daily_pipeline", "judge_calibration_job", "selection_experiment",
                      "release"):
         job = defs.resolve_job_def(job_name)

@@ -436,19 +436,26 @@ def calibrate_on_gold(judge: pd.DataFrame, gold: pd.DataFrame | None, *,
 
 def judge_prelabels(judge: pd.DataFrame, calibration: GoldCalibration) -> pd.DataFrame:
     """Per (trace, passing judge): its label in the original orientation, for review tasks
-    to show as a Label Studio prediction. None unless calibration passed; an item a judge
+    to show as a Label Studio prediction (`prelabels_of` with this calibration's passing
+    judges and gold items)."""
+    gold = calibration.rows["trace_id"] if len(calibration.rows) else pd.Series(dtype="string")
+    return prelabels_of(judge, calibration.passed_judges, gold)
+
+
+def prelabels_of(judge: pd.DataFrame, passed_judges: list[str],
+                 gold_ids: pd.Series) -> pd.DataFrame:
+    """The labels of `passed_judges` (none unless calibration passed); an item a judge
     answered differently across orders or repeats is left out (no pre-label beats a
     coin flip). Gold items are left out too, so a pre-label never hints at the gold answer.
     These are suggestions to a human reviewer, never preferences by themselves."""
     columns = ["trace_id", "judge_id", "choice"]
     empty = pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
-    judges = calibration.passed_judges
-    if not judges or judge.empty:
+    if not passed_judges or judge.empty:
         return empty
     mapped = map_back_frame(judge)
-    mapped = mapped[mapped["judge_id"].astype(str).isin(set(judges))]
-    if len(calibration.rows):
-        mapped = mapped[~_isin(mapped["trace_id"], calibration.rows["trace_id"])]
+    mapped = mapped[mapped["judge_id"].astype(str).isin(set(passed_judges))]
+    if len(gold_ids):
+        mapped = mapped[~_isin(mapped["trace_id"], gold_ids)]
     if mapped.empty:
         return empty
     choice = _one_choice(mapped, ["trace_id", "judge_id"])

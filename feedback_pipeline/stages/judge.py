@@ -1,4 +1,5 @@
-"""judge_calibration and judge_accepted_labels: an LLM judge is advisory until it proves itself.
+"""judge_labels, judge_calibration and judge_accepted_labels: an LLM judge is advisory until it
+proves itself.
 
 The judge is calibrated on a declared, held-out human gold set (config/gold/<judge_gold_set>.jsonl,
 core.judge.parse_judge_gold), never on the day's accepted pairs: Cohen's kappa and accuracy
@@ -6,7 +7,8 @@ against gold, and the order-swap test (swapped choices mapped back; a consistent
 label). The figures are re-measured and recorded on every day's materialization, so drift shows.
 A judge that passes may pre-label review tasks (Label Studio predictions); its labels are never
 preferences or training rows by themselves: the release lane reads no judge asset.
-These assets run in their own job so a biased judge never stops the daily data pipeline.
+The landed judge files are parsed once, into judge_labels; the pre-labels are computed from
+that table and the calibration's stored verdict. These assets run in their own job so a biased judge never stops the daily data pipeline.
 """
 
 
@@ -21,8 +23,8 @@ from feedback_pipeline.core.contract import id_list, quarantine_to_table, read_l
 from feedback_pipeline.core.judge import (
     GoldCalibration,
     calibrate_on_gold,
-    judge_prelabels,
     load_judge_gold,
+    prelabels_of,
 )
 from feedback_pipeline.core.judge_input import read_judge_labels
 from feedback_pipeline.core.labelstudio import IMPORT_FILE, with_predictions
@@ -32,7 +34,10 @@ from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, max_line_bytes
 
 CALIBRATION_COLUMNS = ["judge_id", "trace_id", "judge_original", "judge_swapped_mapped_back",
-                       "gold_label", "slice", "agrees", "checked_both_orders", "order_sensitive"]
+                       "gold_label", "slice", "agrees", "checked_both_orders", "order_sensitive",
+                       "judge_passed", "calibration_passed"]
+FLAG_COLUMNS = ("agrees", "checked_both_orders", "order_sensitive", "judge_passed",
+                "calibration_passed")
 PRELABEL_COLUMNS = ["trace_id", "judge_id", "choice"]
 TRAINING_IDS = dg.AssetIn("preference_pairs", metadata={"columns": ["trace_id"]})
 """The day's accepted pairs, read only to check that no gold item is among the training rows."""
@@ -104,6 +109,10 @@ def calibration_metadata(calibration: GoldCalibration) -> dict[str, Any]:
 
 @dg.multi_asset(
     outs={
+        "judge_labels": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
+                                    description="The day's valid judge labels as landed (one "
+                                    "row per trace, judge and order), read once here: "
+                                    "calibration and pre-labels both start from this table."),
         "judge_calibration": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
                                          description="Per (judge, held-out gold item): the "
                                          "judge's choice in both orders (mapped back) against "
@@ -130,10 +139,14 @@ def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResou
     calibration = calibrate_day(pipeline, judge, preference_pairs["trace_id"])
     rows = calibration.rows
     if rows.empty:
-        rows = pd.DataFrame({c: pd.Series(dtype="bool" if c in ("agrees", "checked_both_orders",
-                                                               "order_sensitive") else "string")
+        rows = pd.DataFrame({c: pd.Series(dtype="bool" if c in FLAG_COLUMNS else "string")
                              for c in CALIBRATION_COLUMNS})
+    else:
+        rows = rows.assign(
+            judge_passed=rows["judge_id"].astype(str).isin(set(calibration.passed_judges)),
+            calibration_passed=calibration.passed)
     context.log.info(f"judge calibration: {calibration.reason}")
+    yield dg.Output(judge, output_name="judge_labels", metadata={"dagster/row_count": len(judge)})
     yield dg.Output(rows, output_name="judge_calibration", metadata={
         "dagster/row_count": len(rows), **calibration_metadata(calibration)})
     yield dg.Output(quarantine_to_table(quarantine), output_name="judge_quarantine",
@@ -184,15 +197,19 @@ def prelabel_export(pipeline: PipelineResource, day: str, prelabels: pd.DataFram
                 "to reviewers as Label Studio predictions on the day's review tasks, never "
                 "preferences or training rows by themselves; empty, and no task pre-labelled, "
                 "unless the judge passed calibration.",
-    deps=["judge_calibration"],
-    ins={"preference_pairs": TRAINING_IDS},
+    ins={"judge_labels": dg.AssetIn(), "judge_calibration": dg.AssetIn()},
 )
 def judge_accepted_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource,
-                          preference_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    judge, _ = load_judge_labels(pipeline, context.partition_key)
-    calibration = calibrate_day(pipeline, judge, preference_pairs["trace_id"])
-    prelabels = judge_prelabels(judge, calibration)
-    added = prelabel_export(pipeline, context.partition_key, prelabels, calibration.passed)
+                          judge_labels: pd.DataFrame,
+                          judge_calibration: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """From the calibration's stored verdict: the judges that passed (each on its own, and
+    the day as a whole) and the gold items to leave out."""
+    calibration = judge_calibration
+    passed = bool(len(calibration)) and bool(calibration["calibration_passed"].all())
+    judges = (sorted(calibration.loc[calibration["judge_passed"].astype(bool), "judge_id"]
+                     .astype(str).unique()) if passed else [])
+    prelabels = prelabels_of(judge_labels, judges, calibration["trace_id"])
+    added = prelabel_export(pipeline, context.partition_key, prelabels, passed)
     return dg.Output(prelabels, metadata={"dagster/row_count": len(prelabels),
-                                          "calibration_passed": calibration.passed,
+                                          "calibration_passed": passed,
                                           "tasks_prelabelled": added})
