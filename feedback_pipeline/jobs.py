@@ -1,9 +1,9 @@
 """The jobs users launch: the daily data pipeline, the judge calibration, the release, and the
 checks-only audit.
 
-The per-day jobs run each step in its own process (multiprocess executor); a backfill runs one
-such run per day, as many at once as the run queue (dagster.yaml) or `max_parallel_partitions`
-(policy.yaml, for `python -m feedback_pipeline.automation.backfill`) allows. Two runs of
+The per-day jobs run each step in its own process (multiprocess executor); a backfill (Dagster's,
+from the UI or `python -m feedback_pipeline.automation.backfill`) runs one such run per day, as
+many at once as the run queue (dagster.yaml) allows. Two runs of
 different days never write the same file: every table write replaces one partition atomically.
 """
 

@@ -80,7 +80,6 @@ class Policy:
     corpus_stable_tokens: bool = False
     near_duplicate_threshold: float = 0.8
     bootstrap_samples: int = 1000
-    max_parallel_partitions: int = 2
     model_training_pairs: int = 50_000
     selection_pool_limit: int = 50_000
     review_budget: Any = None

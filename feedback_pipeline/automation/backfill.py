@@ -1,52 +1,42 @@
-"""Backfill many days at once: one run per day, at most `max_parallel_partitions` at a time.
+"""Backfill many days through Dagster's own backfills, from a terminal.
 
-Each run is a normal `daily_pipeline` run on the instance in DAGSTER_HOME (SQLite or
-PostgreSQL), executed with the multiprocess executor, tagged with its partition and with the
-backfill it belongs to, so it shows in the UI like any other run. Days never share a file: each
-run replaces only its own partitions, atomically.
+`dagster job backfill` records a backfill on the instance in DAGSTER_HOME (SQLite or
+PostgreSQL) and submits one run per day to its run queue; the daemon (`dagster dev`, or
+`dagster-daemon run` in a deployment) launches them under the queue's limits (the
+`dagster/backfill` tag limit in dagster.yaml) and the UI's Backfills tab shows them, exactly as
+a backfill launched from the UI. This module only chooses the days (the landed days of a
+window) and, with --wait, waits for their runs and reports each day:
 
     python -m feedback_pipeline.automation.backfill --data-root DIR [--start D] [--end D]
-        [--max-parallel N] [--job daily_pipeline|judge_calibration_job]
+        [--job daily_pipeline|judge_calibration_job] [--no-wait] [--timeout SECONDS]
 
-The UI's own backfills (Materialize -> partitions) go through the run queue instead; its limit
-is the `dagster/backfill` tag limit in dagster.yaml.
+The runs execute in the deployment's code location, so they read the data root its processes
+were started with (FEEDBACK_DATA_ROOT); `--data-root` says which landed days to backfill and
+must name the same root.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
 import os
+import re
+import subprocess
 import sys
-import uuid
-from concurrent.futures import ProcessPoolExecutor
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from feedback_pipeline.settings import load_policy
 from feedback_pipeline.storage import Storage
 
 DATA_ROOT_ENV = "FEEDBACK_DATA_ROOT"
-BACKFILL_TAG = "feedback/backfill"
+BACKFILL_TAG = "dagster/backfill"
 JOBS = ("daily_pipeline", "judge_calibration_job")
+WORKSPACE = Path(__file__).resolve().parents[2] / "workspace.yaml"
+LAUNCHED = re.compile(r"Launched backfill job `([^`]+)`")
 
 
-def daily_pipeline_from_env():
-    """The daily job bound to FEEDBACK_DATA_ROOT; rebuilt the same way in every step process."""
-    from feedback_pipeline.definitions import build_definitions
-
-    return build_definitions(os.environ[DATA_ROOT_ENV]).resolve_job_def("daily_pipeline")
-
-
-def judge_job_from_env():
-    from feedback_pipeline.definitions import build_definitions
-
-    return build_definitions(os.environ[DATA_ROOT_ENV]).resolve_job_def("judge_calibration_job")
-
-
-JOB_FACTORIES = {"daily_pipeline": daily_pipeline_from_env,
-                 "judge_calibration_job": judge_job_from_env}
+class BackfillError(RuntimeError):
+    """The backfill could not be submitted, or its runs did not finish in time."""
 
 
 @dataclass(frozen=True)
@@ -56,60 +46,77 @@ class PartitionRun:
     success: bool
 
 
-def run_partition(job_name: str, day: str, data_root: str, backfill_id: str) -> PartitionRun:
-    """One day's run on the instance in DAGSTER_HOME (called in a worker process)."""
-    import dagster as dg
-
-    os.environ[DATA_ROOT_ENV] = data_root
-    with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(
-            dg.reconstructable(JOB_FACTORIES[job_name]),
-            instance=instance,
-            tags={"dagster/partition": day, BACKFILL_TAG: backfill_id},
-            raise_on_error=False,
-        )
-        return PartitionRun(day, result.run_id, result.success)
-
-
-def prepare_instance() -> None:
-    """Create the instance's tables once, here, before parallel runs do: SQLite storage that
-    several processes initialise at the same moment ends with conflicting schema stamps."""
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        instance.get_runs(limit=1)
-        with contextlib.suppress(NotImplementedError):
-            instance.event_log_storage.get_maximum_record_id()
-
-
-def backfill(days: list[str], data_root: str | Path, *, max_parallel: int | None = None,
-             job_name: str = "daily_pipeline") -> list[PartitionRun]:
-    """Run `job_name` for every day, `max_parallel` runs at once (default: the policy's
-    `max_parallel_partitions`). Needs DAGSTER_HOME: the runs must land on a shared instance."""
-    if job_name not in JOB_FACTORIES:
+def launch_backfill(days: list[str], job_name: str = "daily_pipeline",
+                    data_root: str | Path | None = None, workspace: Path = WORKSPACE) -> str:
+    """Submit a Dagster backfill of `job_name` over `days` (partitions of `data_root`'s
+    definitions); its id. Needs DAGSTER_HOME: the runs must land on the instance the daemon
+    serves."""
+    if job_name not in JOBS:
         raise ValueError(f"unknown job {job_name!r}; expected one of {JOBS}")
     if not os.environ.get("DAGSTER_HOME"):
-        raise RuntimeError("DAGSTER_HOME is not set: a backfill needs a persistent instance")
-    storage = Storage(data_root)
-    limit = max_parallel or load_policy(storage).max_parallel_partitions
-    prepare_instance()
-    backfill_id = uuid.uuid4().hex[:12]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, min(limit, len(days) or 1)),
-                             mp_context=context) as pool:
-        futures = [pool.submit(run_partition, job_name, day, str(storage.root), backfill_id)
-                   for day in days]
-        return [f.result() for f in futures]
+        raise BackfillError("DAGSTER_HOME is not set: a backfill needs the deployment's "
+                            "instance")
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster) if dagster.exists() else "dagster", "job", "backfill",
+               "-w", str(workspace), "-j", job_name, "--partitions", ",".join(days),
+               "--noprompt"]
+    env = {**os.environ, **({DATA_ROOT_ENV: str(data_root)} if data_root else {})}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=workspace.parent,
+                          env=env, timeout=600)
+    found = LAUNCHED.search(done.stdout)
+    if done.returncode or not found:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise BackfillError(f"dagster job backfill failed (exit {done.returncode}): "
+                            + " / ".join(tail))
+    return found.group(1)
+
+
+def wait_for_backfill(backfill_id: str, expected: int, *, timeout: float = 3600.0,
+                      poll_seconds: float = 2.0) -> list[PartitionRun]:
+    """The backfill's runs once all `expected` have finished, one per day, oldest day first.
+    Queued runs start only when a daemon serves the instance; the timeout says so."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    with dg.DagsterInstance.get() as instance:
+        while True:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_TAG: backfill_id}))
+            if len(runs) >= expected and all(r.is_finished for r in runs):
+                return sorted((PartitionRun(r.tags.get("dagster/partition", ""), r.run_id,
+                                            r.status == dg.DagsterRunStatus.SUCCESS)
+                               for r in runs), key=lambda r: r.day)
+            if time.monotonic() > deadline:
+                waiting = sum(1 for r in runs if r.status == dg.DagsterRunStatus.QUEUED)
+                raise BackfillError(
+                    f"backfill {backfill_id}: {len(runs)} of {expected} run(s) submitted, "
+                    f"{waiting} still queued after {timeout:.0f} s; is a daemon running "
+                    "(`dagster dev` or `dagster-daemon run`) on this DAGSTER_HOME?")
+            time.sleep(poll_seconds)
+
+
+def backfill(days: list[str], data_root: str | Path | None = None, *,
+             job_name: str = "daily_pipeline", wait: bool = True,
+             timeout: float = 3600.0) -> tuple[str, list[PartitionRun]]:
+    """Launch a Dagster backfill over `days`; (its id, its runs once finished, or [] without
+    `wait`)."""
+    backfill_id = launch_backfill(days, job_name, data_root)
+    return backfill_id, (wait_for_backfill(backfill_id, len(days), timeout=timeout)
+                         if wait else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m feedback_pipeline.automation.backfill",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=os.environ.get(DATA_ROOT_ENV, "data"))
-    parser.add_argument("--start")
-    parser.add_argument("--end")
-    parser.add_argument("--max-parallel", type=int)
+    parser.add_argument("--data-root", default=os.environ.get(DATA_ROOT_ENV, "data"),
+                        help="the root whose landed days are backfilled (default: "
+                             "FEEDBACK_DATA_ROOT or ./data)")
+    parser.add_argument("--start", help="first day, YYYY-MM-DD (default: the first landed)")
+    parser.add_argument("--end", help="last day, YYYY-MM-DD (default: the last landed)")
     parser.add_argument("--job", default="daily_pipeline", choices=JOBS)
+    parser.add_argument("--no-wait", action="store_true",
+                        help="return once the backfill is submitted")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds to wait for the runs (default 3600)")
     args = parser.parse_args(argv)
     storage = Storage(args.data_root)
     days = [d for d in storage.landing_days("traces")
@@ -117,7 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     if not days:
         print(f"no landed days under {storage.root} in the window", file=sys.stderr)
         return 2
-    runs = backfill(days, storage.root, max_parallel=args.max_parallel, job_name=args.job)
+    try:
+        backfill_id, runs = backfill(days, storage.root, job_name=args.job, wait=not args.no_wait,
+                                     timeout=args.timeout)
+    except BackfillError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    print(f"backfill {backfill_id}: {len(days)} day(s) of {args.job} submitted")
     for run in runs:
         print(f"{run.day}  {'ok    ' if run.success else 'FAILED'}  run {run.run_id}")
     return 0 if all(r.success for r in runs) else 1

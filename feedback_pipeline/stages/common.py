@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import dagster as dg
 import pandas as pd
 
-from feedback_pipeline.core.contract import DEFAULT_MAX_LINE_BYTES
+from feedback_pipeline.core.contract import DEFAULT_MAX_LINE_BYTES, id_list
 from feedback_pipeline.resources import PipelineResource
 
 RESTRICTED_IO = "restricted_io_manager"
@@ -34,3 +34,23 @@ def value_counts(series: pd.Series) -> dict[str, int]:
 
 QUEUE_IDS = {"routed_queues": dg.AssetIn(metadata={"columns": ["trace_id", "destination"]})}
 """The routed_queues columns a consumer needs: the rules' reason texts stay on disk."""
+
+
+def residue_check_result(
+    check_name: str, asset_key: str, offending: list[str], kinds: dict[str, int], scanned: int
+) -> dg.AssetCheckResult:
+    """A residue gate's result: blocking, naming the offending rows' ids and the kinds found
+    (the redaction and review-task gates report alike)."""
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset_key,
+        passed=not offending,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rule": "independent residue scan (core.redaction.find_residue) finds nothing raw",
+            "rows_scanned": scanned,
+            "offending_rows": len(offending),
+            "offending_ids": id_list(offending),
+            "kinds": counts_table(kinds, "kind") if kinds else dg.MetadataValue.md("none"),
+        },
+    )

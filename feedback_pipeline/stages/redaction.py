@@ -8,34 +8,20 @@ A second, independent scan (the residue check) blocks everything downstream on a
 
 import dagster as dg
 
-from feedback_pipeline.core.contract import id_list
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
 from feedback_pipeline.core.redaction_batch import REDACTED_SCHEMA, RedactionJob, redact_batch
 from feedback_pipeline.core.vault import SEALED_SCHEMA
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import KeysResource, PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, counts_table
+from feedback_pipeline.stages.common import (
+    RESTRICTED_IO,
+    WAREHOUSE_IO,
+    counts_table,
+    residue_check_result,
+)
 from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
 
 BATCH_ROWS = 10_000
-
-
-def residue_check_result(
-    check_name: str, asset_key: str, offending: list[str], kinds: dict[str, int], scanned: int
-) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        asset_key=asset_key,
-        passed=not offending,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "rule": "independent residue scan (core.redaction.find_residue) finds nothing raw",
-            "rows_scanned": scanned,
-            "offending_rows": len(offending),
-            "offending_ids": id_list(offending),
-            "kinds": counts_table(kinds, "kind") if kinds else dg.MetadataValue.md("none"),
-        },
-    )
 
 
 @dg.multi_asset(

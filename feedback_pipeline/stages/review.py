@@ -61,9 +61,9 @@ from feedback_pipeline.stages.common import (
     WAREHOUSE_IO,
     counts_table,
     max_line_bytes,
+    residue_check_result,
     value_counts,
 )
-from feedback_pipeline.stages.redaction import residue_check_result
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
 REVIEW_SUFFIXES = (".jsonl", ".json")

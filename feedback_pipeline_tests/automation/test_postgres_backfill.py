@@ -1,8 +1,12 @@
-"""A real PostgreSQL instance (deploy/dagster-postgres.yaml) and a three-day parallel backfill."""
+"""A real PostgreSQL instance (deploy/dagster-postgres.yaml) and a three-day Dagster backfill,
+its runs launched in parallel by a real daemon from the run queue."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +17,6 @@ import pytest
 from feedback_pipeline.automation.backfill import BACKFILL_TAG, backfill
 from feedback_pipeline.core.contract import read_lines
 from feedback_pipeline.definitions import STAGE_MODULES, build_definitions
-from feedback_pipeline.jobs import DAILY_ASSETS
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage
 
 pytestmark = pytest.mark.postgres
@@ -47,7 +50,7 @@ def postgres_home(postgres_server, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def upstream_of_daily(defs: dg.Definitions) -> list[dg.AssetKey]:
     """Unpartitioned assets the daily stages read (materialized once before any day runs)."""
     graph = defs.resolve_asset_graph()
-    daily = {dg.AssetKey(name) for name in DAILY_ASSETS}
+    daily = set(defs.resolve_job_def("daily_pipeline").asset_layer.selected_asset_keys)
     parents = {p for key in daily for p in graph.get(key).parent_keys} - daily
     return sorted(p for p in parents if graph.get(p).is_materializable
                   and graph.get(p).partitions_def is None)
@@ -73,7 +76,16 @@ def test_three_days_backfill_in_parallel_on_postgres(three_days: Path, postgres_
                                     selection=upstream)
             assert result.success
 
-    runs = backfill(DAYS, three_days, max_parallel=3)
+    env = {**os.environ, "FEEDBACK_DATA_ROOT": str(three_days)}
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
+         str(REPO / "workspace.yaml")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        backfill_id, runs = backfill(DAYS, three_days, timeout=900)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
     assert sorted(r.day for r in runs) == DAYS
     assert all(r.success for r in runs), runs
 
@@ -81,7 +93,8 @@ def test_three_days_backfill_in_parallel_on_postgres(three_days: Path, postgres_
         records = instance.get_run_records(
             dg.RunsFilter(run_ids=[r.run_id for r in runs]))
         assert {r.dagster_run.tags["dagster/partition"] for r in records} == set(DAYS)
-        assert len({r.dagster_run.tags[BACKFILL_TAG] for r in records}) == 1
+        assert {r.dagster_run.tags[BACKFILL_TAG] for r in records} == {backfill_id}
+        assert instance.get_backfill(backfill_id) is not None, "Dagster's own backfill record"
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
         spans = sorted((r.start_time, r.end_time) for r in records)
         overlapping = sum(1 for (_, end), (start, _) in zip(spans, spans[1:], strict=False)
