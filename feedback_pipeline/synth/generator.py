@@ -30,6 +30,7 @@ traces a day.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 import io
@@ -46,12 +47,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from feedback_pipeline.settings import Policy
 from feedback_pipeline.synth import reviewers as rv
 from feedback_pipeline.synth import vocabulary as vocab
 
-RUBRIC_VERSION = "code-review-rubric-v4"
-FROZEN_SET_ID = "code-review-eval-v5"
-GOLD_SET_ID = "code-reviewer-gold-v3"
+RUBRIC_VERSION = Policy.rubric_version
+FROZEN_SET_ID = Policy.frozen_eval_set
+GOLD_SET_ID = Policy.reviewer_training_set
 CHUNK = 16384
 TRACES_PER_FILE = 250_000
 MIN_TRACES_PER_DAY = 20
@@ -860,30 +862,25 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="trace", unit_scale=True, desc="traces")
 
 
-POLICY = {
-    "dataset_name": "code-review-feedback",
-    "kappa_gate": 0.65,
-    "agreement_statistic": "cohens_kappa",
-    "agreement_gate_on": "point",
-    "min_duplicate_items": 10,
-    "judge_agreement_gate": 0.9,
-    "batch_size": 20,
-    "weight_uncertainty": 0.6,
-    "random_seed": 7,
-    "redaction_version": "code-review-redactor-v2",
-    "rubric_version": RUBRIC_VERSION,
-    "frozen_eval_set": FROZEN_SET_ID,
-    "reviewer_training_set": GOLD_SET_ID,
-    "selection_policy_version": "hybrid-selector-v3",
-    "reidentification_access_rule": "privacy-approved-roles-only",
-    "raw_retention_days": 30,
-    "corpus_stable_tokens": False,
-    "near_duplicate_threshold": 0.8,
-    "max_quarantined_share": 0.10,
-    "gold_miss_prior": {"alpha": 1.0, "beta": 19.0},
-    "reviewer_suspension": {"on": "gold_flag", "requalify_items": 10, "requalify_max_misses": 1},
-    "slice_gates": {},
-}
+SAMPLE_POLICY_KEYS = (
+    "dataset_name", "kappa_gate", "agreement_statistic", "agreement_gate_on",
+    "min_duplicate_items", "judge_agreement_gate", "batch_size", "weight_uncertainty",
+    "random_seed", "redaction_version", "rubric_version", "frozen_eval_set",
+    "reviewer_training_set", "selection_policy_version", "reidentification_access_rule",
+    "raw_retention_days", "corpus_stable_tokens", "near_duplicate_threshold",
+    "max_quarantined_share", "gold_miss_prior", "reviewer_suspension", "slice_gates",
+)
+"""The keys the sample's policy.yaml spells out, so a reader sees them; their values are the
+settings.Policy defaults, written in one place."""
+
+
+def sample_policy() -> dict[str, Any]:
+    """The sample's policy.yaml: the documented defaults of SAMPLE_POLICY_KEYS."""
+    defaults = Policy()
+    return {key: copy.deepcopy(getattr(defaults, key)) for key in SAMPLE_POLICY_KEYS}
+
+
+POLICY = sample_policy()
 
 RUBRIC = {
     "rubric_version": RUBRIC_VERSION,
