@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from datetime import date
@@ -80,11 +81,11 @@ def test_three_days_backfill_in_parallel_on_postgres(three_days: Path, postgres_
     daemon = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
          str(REPO / "workspace.yaml")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         backfill_id, runs = backfill(DAYS, three_days, timeout=900)
-    finally:
-        daemon.terminate()
+    finally:  # the daemon and its code server: the whole process group
+        os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
     assert sorted(r.day for r in runs) == DAYS
     assert all(r.success for r in runs), runs
