@@ -6,10 +6,12 @@ A second, independent scan (the residue check) blocks everything downstream on a
 """
 
 
+import functools
+
 import dagster as dg
 
 from feedback_pipeline.core.parallel import ordered_map, stage_workers
-from feedback_pipeline.core.redaction_batch import REDACTED_SCHEMA, RedactionJob, redact_batch
+from feedback_pipeline.core.redaction.batch import REDACTED_SCHEMA, RedactionJob, redact_batch
 from feedback_pipeline.core.vault import SEALED_SCHEMA
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import KeysResource, PipelineResource
@@ -58,8 +60,9 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
 
     def redacted_batches():
         nonlocal scanned
-        items = ((batch, job) for batch in raw_traces.iter_batches(batch_size=BATCH_ROWS))
-        for result in ordered_map(redact_batch, items, stage_workers()):
+        batches = raw_traces.iter_batches(batch_size=BATCH_ROWS)
+        for result in ordered_map(functools.partial(redact_batch, job=job), batches,
+                                  stage_workers()):
             vault.write(result.sealed)
             for kind, count in result.tokens_by_kind.items():
                 tokens_by_kind[kind] = tokens_by_kind.get(kind, 0) + count

@@ -492,7 +492,7 @@ _NEW_TEMPLATE_RANGE = range(len(TEMPLATES) - len(NEW_TEMPLATES), len(TEMPLATES))
 # uppercase hex, `{alnum:36}` letters and digits (upper, lower and a digit), `{lower:40}`
 # lowercase letters and digits, `{upper:24}` uppercase letters and digits, `{url:43}` base64url,
 # `{b64:60}` base64, `{letters:34}` mixed-case letters, `{digits:16}`, `{uuid}`, `{age:58}` bech32. Planted in the contexts of
-# `SCANNER_CONTEXTS`. The expressions that detect them live in `core.secret_rules`; these are
+# `SCANNER_CONTEXTS`. The expressions that detect them live in `core.redaction.secret_rules`; these are
 # written from the formats, not from those expressions.
 
 SCANNER_SHAPES: dict[str, tuple[str, str]] = {

@@ -47,9 +47,9 @@ def _redactor(deny_terms: tuple[str, ...], version: str, corpus_key: bytes | Non
     return Redactor(deny_terms, version=version, corpus_key=corpus_key)
 
 
-def redact_batch(item: tuple[pa.RecordBatch | pa.Table, RedactionJob]) -> RedactedBatch:
-    """Redacted rows (REDACTED_SCHEMA), sealed vault rows, and what the residue scan found."""
-    batch, job = item
+def redact_batch(batch: pa.RecordBatch | pa.Table, *, job: RedactionJob) -> RedactedBatch:
+    """Redacted rows (REDACTED_SCHEMA), sealed vault rows, and what the residue scan found.
+    A worker's unit: map it with `functools.partial(redact_batch, job=job)`."""
     redactor = _redactor(job.deny_terms, job.version,
                          corpus_token_key(job.key) if job.corpus_stable_tokens else None)
     redacted, mapping = redactor.redact_traces(batch.to_pandas())

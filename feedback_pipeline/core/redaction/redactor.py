@@ -1,0 +1,682 @@
+"""The redactor: detected spans replaced by tokens, in texts, JSON fields and whole traces.
+
+`Redactor` runs the engine over batches of texts, resolves overlaps, builds tokens (numbered
+per trace, or keyed corpus-stable hashes) and propagates known values: a value detected
+anywhere in a trace is replaced wherever it recurs in that trace's fields, found with one
+multi-literal pass (hyperscan literal mode, or Aho-Corasick). JSON fields are walked string
+by string and rebuilt; `vault_frame` turns the token tables into the vault's rows.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+import json
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import ahocorasick
+import numpy as np
+import pandas as pd
+
+from feedback_pipeline.core.redaction.detectors import (
+    _SECRET_KEY_WORDS,
+    DETECTORS,
+    REDACTION_VERSION,
+    SECRET_KEY_NAME,
+    STABLE_TOKEN_HEX,
+    _clean_terms,
+    _deny_detector,
+    secret_value_ok,
+)
+from feedback_pipeline.core.redaction.engine import (
+    _BATCH_BYTES,
+    _batches,
+    _grouped_reports,
+    _Joined,
+    _locator_for,
+    _run_plan,
+    hyperscan,
+    use_hyperscan,
+)
+from feedback_pipeline.core.redaction.tokens import (
+    Span,
+    TokenTable,
+    _Candidate,
+    _candidate,
+    _resolve,
+    resolve_overlaps,
+)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: redaction allocates millions of small acyclic
+    objects (spans, tokens), and collections triggered by them cost about a fifth of the time.
+    Reference counting still frees everything; the collector resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Redactor:
+    """Replaces every detected identifier and secret with a token; see the module docstring."""
+
+    def __init__(self, deny_terms: Sequence[str] = (), *, version: str = REDACTION_VERSION,
+                 corpus_key: bytes | None = None, engine: str = "auto",
+                 propagate: bool = True, batch_bytes: int = _BATCH_BYTES) -> None:
+        fast = use_hyperscan(engine)
+        self.batch_bytes = batch_bytes
+        self.version = version
+        self.deny_terms = tuple(_clean_terms(deny_terms))
+        self.corpus_key = corpus_key
+        self._deny = _deny_detector(self.deny_terms)
+        self._stable_tokens: dict[tuple[str, str], str] = {}
+        self._locator = _locator_for(self.deny_terms) if fast else None
+        self.propagate = propagate
+
+    @property
+    def engine(self) -> str:
+        return "python" if self._locator is None else "hyperscan"
+
+    # ---- detection ----
+    def detect(self, text: str) -> list[Span]:
+        """Non-overlapping (start, end, kind, canonical value, raw value), in text order."""
+        return self.detect_many([text])[0]
+
+    def detect_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Spans for many texts at once: one Hyperscan pass per batch of about 8 MB. With
+        propagation on, a value found in a text is also found where it recurs in that text
+        (each text stands alone here, as in `redact_texts`)."""
+        present = [t if isinstance(t, str) else "" for t in texts]
+        results: list[list[Span]] = [[] for _ in present]
+        with _gc_paused():
+            for lo, hi in _batches(present, self.batch_bytes):
+                batch = _Joined(present[lo:hi])
+                starts = batch.starts_list
+                found = self._detect_joined(batch)
+                if self.propagate and found:
+                    found = _propagate(batch, found, None, 0, fast=self._locator is not None)
+                for start, end, _prio, kind, canon, value, k in found:
+                    base = starts[k]
+                    results[lo + k].append((start - base, end - base, kind, canon, value))
+        return results
+
+    def _detect_joined(self, batch: _Joined) -> list[tuple]:
+        """What every text of the batch holds, in text order and offsets of the joined string:
+        (start, end, priority, kind, canonical value, raw value, text index)."""
+        if self._locator is not None:
+            return self._locate(batch)
+        found: list[tuple] = []
+        for k, (text, base) in enumerate(zip(batch.texts, batch.starts_list, strict=True)):
+            if text:
+                found.extend((s + base, e + base, 0, kind, c, v, k)
+                             for s, e, kind, c, v in self._detect_python(text))
+        return found
+
+    def _detect_python(self, text: str) -> list[Span]:
+        lowered = text.lower()
+        found: list[_Candidate] = []
+        for det in DETECTORS:
+            if not det.may_match(text, lowered):
+                continue
+            for m in det.pattern.finditer(text):
+                cand = _candidate(det, text, m)
+                if cand is not None:
+                    found.append(cand)
+        if self._deny is not None:
+            for m in self._deny.pattern.finditer(text):
+                cand = _candidate(self._deny, text, m)
+                if cand is not None:
+                    found.append(cand)
+        return resolve_overlaps(found)
+
+    def _locate(self, batch: _Joined) -> list[tuple]:
+        """One Hyperscan pass over the batch; each precise pattern is then tried once where its
+        locator reported, anchored and bounded to the text it is in. Reports are grouped by
+        locator so each detector's loop runs with everything it needs in local variables."""
+        buffer = batch.encoded()
+        locator = self._locator
+        found: list[tuple] = []
+        for owner, ats, owners, lows, highs in _grouped_reports(
+                batch, buffer, locator.reports(buffer), len(locator.owners)):
+            for plan in locator.plans[owner]:
+                _run_plan(plan, batch.text, ats, owners, lows, highs, found)
+        return _resolve(found)
+
+    def _label(self, kind: str, canonical: str) -> str | None:
+        if self.corpus_key is None:
+            return None
+        return self._stable_token(kind, canonical)[len(kind) + 2:-1]
+
+    def _stable_token(self, kind: str, canonical: str) -> str:
+        """The corpus-stable token of a value: a keyed hash, cached (the cache is bounded)."""
+        digest = hmac.new(self.corpus_key, f"{kind}\x00{canonical}".encode(),
+                          hashlib.sha256).hexdigest()
+        token = f"<{kind}_{digest[:STABLE_TOKEN_HEX]}>"
+        if len(self._stable_tokens) >= 200_000:
+            self._stable_tokens.clear()
+        self._stable_tokens[(kind, canonical)] = token
+        return token
+
+    # ---- text ----
+    def apply(self, text: str, spans: Sequence[Span], tokens: TokenTable) -> str:
+        """Replace the given spans of `text` with tokens from `tokens`."""
+        if not spans:
+            return text
+        out: list[str] = []
+        pos = 0
+        known = tokens.known_tokens()
+        for start, end, kind, canon, value in spans:
+            token = known.get((kind, canon))
+            if token is None:
+                token = tokens.token(kind, canon, value, self._label(kind, canon))
+            out.append(text[pos:start])
+            out.append(token)
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def redact_text(self, text: str | None, tokens: TokenTable) -> str | None:
+        """The text with every detected value replaced by its token in `tokens`."""
+        if not isinstance(text, str) or not text:
+            return text
+        return self._redact_all([text], [tokens])[0]
+
+    def redact_texts(self, texts: Sequence[str | None],
+                     tokens: Sequence[TokenTable] | None = None) -> list[str | None]:
+        """Batch form of redact_text; one TokenTable per text unless given."""
+        present = [t if isinstance(t, str) else "" for t in texts]
+        redacted = self._redact_all(present, tokens)
+        return [r if isinstance(t, str) else t for t, r in zip(texts, redacted, strict=True)]
+
+    def _redact_all(self, texts: list[str], tables: Sequence[TokenTable] | None,
+                    whole_secrets: frozenset[int] | set[int] = frozenset()) -> list[str]:
+        """Every text redacted with the token table at the same index, in text order (so
+        tokens number in order of first appearance across texts sharing a table); without
+        tables, each text numbers its own tokens and no mapping is kept. A text whose index is
+        in `whole_secrets` becomes one SECRET token. Texts with nothing found come back as the
+        same objects."""
+        out = list(texts)
+        with _gc_paused():
+            for lo, hi in _batches(texts, self.batch_bytes):
+                self._redact_batch(_Joined(texts[lo:hi]), tables, whole_secrets, out, lo)
+        return out
+
+    def _redact_batch(self, batch: _Joined, tables: Sequence[TokenTable] | None,
+                      whole_secrets: frozenset[int] | set[int], out: list[str], lo: int) -> None:
+        # A function of its own so that its temporaries are gone before the collector resumes.
+        spans = self._detect_joined(batch)
+        forced = [k - lo for k in whole_secrets if lo <= k < lo + len(batch.starts)]
+        if self.propagate and (spans or forced):
+            spans = _propagate(batch, spans, tables, lo,
+                               [(k, batch.texts[k].strip()) for k in forced],
+                               batch_wide=self.corpus_key is not None and tables is not None,
+                               fast=self._locator is not None)
+        if spans or forced:
+            self._apply_joined(batch, spans, forced, tables, out, lo)
+
+    def _apply_joined(self, batch: _Joined, found: list[tuple], forced: list[int],
+                      tables: Sequence[TokenTable] | None, out: list[str], offset: int) -> None:
+        """Write the redacted form of every text of the batch that holds something into
+        `out[offset + k]`; the texts in `forced` become one SECRET token each."""
+        if forced:
+            whole = set(forced)
+            found = [f for f in found if f[6] not in whole]
+            found += [(batch.starts_list[k], batch.ends_list[k], 0, "SECRET", batch.texts[k],
+                       batch.texts[k], k) for k in forced]
+            found.sort()
+        text = batch.text
+        starts, ends = batch.starts_list, batch.ends_list
+        stable = self.corpus_key is not None
+        stable_tokens = self._stable_tokens
+        # Stable tokens need no table when nobody keeps the mapping.
+        keep_tables = tables is not None or not stable
+        current = -1
+        pieces: list[str] = []
+        add = pieces.append
+        pos = 0
+        table = TokenTable()
+        by_value = table.known_tokens()
+        for start, end, _prio, kind, canon, value, k in found:
+            if k != current:
+                if current >= 0:
+                    add(text[pos:ends[current]])
+                    out[offset + current] = "".join(pieces)
+                current, pos = k, starts[k]
+                pieces = []
+                add = pieces.append
+                if keep_tables:
+                    table = TokenTable() if tables is None else tables[offset + k]
+                    by_value = table.known_tokens()
+            key = (kind, canon)
+            if not keep_tables:
+                token = stable_tokens.get(key) or self._stable_token(kind, canon)
+            else:
+                token = by_value.get(key)
+                if token is None:
+                    if stable:
+                        token = table.record(kind, canon, value, stable_tokens.get(key)
+                                             or self._stable_token(kind, canon))
+                    else:
+                        token = table.token(kind, canon, value)
+            add(text[pos:start])
+            add(token)
+            pos = end
+        if current >= 0:
+            add(text[pos:ends[current]])
+            out[offset + current] = "".join(pieces)
+
+    def redact_strings_in_json(self, json_text: str | None, tokens: TokenTable) -> str | None:
+        """Redact every string (keys and values) inside a JSON document, keeping its shape.
+
+        A string value under a secret-named key (`"password": "..."`) is a secret whatever it
+        looks like. A document with nothing to redact comes back byte for byte; text that is
+        not valid JSON is redacted as plain text.
+        """
+        if not isinstance(json_text, str) or not json_text:
+            return json_text
+        texts: list[str] = []
+        secrets: set[int] = set()
+        job = _json_job(json_text, texts, secrets)
+        redacted = self._redact_all(texts, [tokens] * len(texts), secrets)
+        return _finish_json(job, texts, redacted)
+
+    # ---- tables ----
+    def redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Trace rows -> (redacted rows plus redaction_version, vault rows).
+
+        One TokenTable per trace, shared by every field of that trace in the order prompt,
+        context, candidates (text, generation), approved_answer, extra_json, so tokens number
+        in order of first appearance. Every text of the table, and every string inside its
+        JSON fields, goes through one batched detection. The input frame is not changed.
+        Vault rows: trace_id, token, kind, value (one per distinct token per trace).
+        """
+        with _gc_paused():
+            return self._redact_traces(traces)
+
+    def _redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        out = traces.copy()
+        n = len(out)
+        ids = ([str(t) for t in out["trace_id"].tolist()] if "trace_id" in out
+               else [str(i) for i in range(n)])
+        columns = {c: out[c].tolist() if c in out else [None] * n
+                   for c in ("prompt", "context", "approved_answer", "extra_json")}
+        candidates = [_candidate_list(c) for c in out["candidates"].tolist()] \
+            if "candidates" in out else [None] * n
+        tables = [TokenTable() for _ in range(n)]
+        texts: list[str] = []
+        table_of: list[TokenTable] = []
+        secrets: set[int] = set()
+        append = texts.append
+        plan = []
+        generations = [c.get("generation") for cands in candidates for c in cands or ()]
+        unchanged = self._json_unchanged(generations + columns["extra_json"])
+        generation_unchanged = iter(unchanged[:len(generations)])
+        extra_unchanged = unchanged[len(generations):]
+        for i in range(n):
+            first = len(texts)
+            row_slots: list[Any] = []
+            for column in ("prompt", "context"):
+                value = columns[column][i]
+                if isinstance(value, str) and value:
+                    row_slots.append(len(texts))
+                    append(value)
+                else:
+                    row_slots.append(None)
+            cand_slots = []
+            for cand in candidates[i] or ():
+                text, generation = cand.get("text"), cand.get("generation")
+                t = None
+                if isinstance(text, str) and text:
+                    t = len(texts)
+                    append(text)
+                keep = next(generation_unchanged)
+                g = _json_job(generation, texts, secrets) \
+                    if isinstance(generation, str) and generation and not keep else None
+                cand_slots.append((t, g))
+            row_slots.append(cand_slots)
+            value = columns["approved_answer"][i]
+            if isinstance(value, str) and value:
+                row_slots.append(len(texts))
+                append(value)
+            else:
+                row_slots.append(None)
+            value = columns["extra_json"][i]
+            row_slots.append(_json_job(value, texts, secrets)
+                             if isinstance(value, str) and value and not extra_unchanged[i]
+                             else None)
+            plan.append(row_slots)
+            table_of.extend([tables[i]] * (len(texts) - first))
+        redacted = self._redact_all(texts, table_of, secrets)
+        new = {c: list(v) for c, v in columns.items()}
+        new_candidates: list[Any] = []
+        for i, (p, c, cand_slots, a, x) in enumerate(plan):
+            if p is not None:
+                new["prompt"][i] = redacted[p]
+            if c is not None:
+                new["context"][i] = redacted[c]
+            cands = candidates[i]
+            if cands is not None:
+                for cand, (t, g) in zip(cands, cand_slots, strict=True):
+                    if t is not None:
+                        cand["text"] = redacted[t]
+                    if g is not None:
+                        cand["generation"] = _finish_json(g, texts, redacted)
+            new_candidates.append(cands)
+            if a is not None:
+                new["approved_answer"][i] = redacted[a]
+            if x is not None:
+                new["extra_json"][i] = _finish_json(x, texts, redacted)
+        for column, values in new.items():
+            if column in out:
+                out[column] = pd.Series(values, index=out.index, dtype=out[column].dtype)
+        if "candidates" in out:
+            out["candidates"] = pd.Series(new_candidates, index=out.index, dtype=object)
+        out["redaction_version"] = self.version
+        return out, vault_frame(ids, tables)
+
+    def _json_unchanged(self, fields: Sequence[Any]) -> list[bool]:
+        """Which JSON fields certainly come back byte for byte, told without parsing them.
+
+        Without escapes every string of the document is a substring of its text, between
+        quotes (or, for long integers, JSON punctuation), which every locator treats as it
+        treats the edge of a text; so when no locator reports anywhere in the text, none would
+        in any of its strings. A secret-named key makes its string values secrets whatever they
+        look like, so such a document is always parsed.
+        """
+        present = [f if isinstance(f, str) else "" for f in fields]
+        if self._locator is None or not present:
+            return [False] * len(present)
+        located = np.zeros(len(present), dtype=bool)
+        for lo, hi in _batches(present, self.batch_bytes):
+            batch = _Joined(present[lo:hi])
+            buffer = batch.encoded()
+            for _owner, _ats, owners, _lows, _highs in _grouped_reports(
+                    batch, buffer, self._locator.reports(buffer), len(self._locator.owners)):
+                located[[lo + k for k in owners]] = True
+        return [not hit and "\\" not in raw and not _has_secret_key(raw)
+                for hit, raw in zip(located.tolist(), present, strict=True)]
+
+    def redact_trace_batches(
+        self, batches: Iterable[pd.DataFrame]
+    ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """Streaming form: one (redacted, vault) pair per input batch; memory is one batch."""
+        for batch in batches:
+            yield self.redact_traces(batch)
+
+
+PROPAGATE_MIN_CHARS = 4
+PROPAGATED_PRIORITY = 5
+# Kinds found only by their context (a key name, a flag, a URL's userinfo, a commit word):
+# elsewhere the same value has no context, so only propagation finds it. Values of the other
+# kinds have a shape of their own and are found wherever they recur anyway.
+PROPAGATED_KINDS = frozenset({
+    "PASSWORD", "SECRET", "AWS_SECRET_KEY", "COMMIT", "DOCKER_AUTH", "AZURE_KEY",
+    "SAS_SIGNATURE", "AWS_SIGNATURE", "SENTRY_DSN", "HEROKU_KEY", "SSN",
+})
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+FIND_MAX_VALUES = 8
+ONE_PASS_MIN_TEXTS = 64
+ONE_PASS_TEXTS_PER_GROUP = 4
+"""From ONE_PASS_MIN_TEXTS texts to search, when groups of ONE_PASS_TEXTS_PER_GROUP texts on
+average share their known values (a trace's fields, a day's corpus-stable tokens), one pass
+over the whole joined batch beats a search per text (the per-text cost is Python calls and a
+rescan per value; the pass is one C loop). Texts that each know their own
+values (a trace's, a text's) are still searched one by one: a pass over the batch would be
+matched against every other text's values for nothing."""
+def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
+                 texts: Sequence[int], fast: bool = True) -> Iterator[tuple[int, int, str]]:
+    """(text index, end, value) of every occurrence, inside each given text of the batch, of
+    the known values of its group (`values_of(k)`), in character offsets of the joined text.
+    Many texts sharing their values (ONE_PASS_MIN_TEXTS): one literal matcher over every
+    group's values scans the joined text once (`_literal_matches`), and a match counts only
+    inside a given text whose group knows the value. Otherwise each text is searched alone, with `str.find` per value for a group with a few
+    values and an automaton for one with more, so the cost stays linear in the text however
+    many values a trace holds."""
+    text = batch.text
+    starts, ends = batch.starts_list, batch.ends_list
+    wanted = {k: values_of(k) for k in texts} if len(texts) >= ONE_PASS_MIN_TEXTS else {}
+    shared = {id(values): values for values in wanted.values()}
+    if wanted and len(shared) * ONE_PASS_TEXTS_PER_GROUP <= len(wanted):
+        # texts share their values (a trace's fields, a day): one pass finds them all
+        sets = {key: frozenset(values) for key, values in shared.items()}
+        union = sorted(set().union(*sets.values()))
+        for end, value in _literal_matches(batch, union, fast):
+            k = bisect_right(starts, end - len(value)) - 1
+            values = wanted.get(k)
+            if values is not None and end <= ends[k] and value in sets[id(values)]:
+                yield k, end, value
+        return
+    automata: dict[int, Any] = {}
+    for k in texts:
+        values = values_of(k)
+        start, end = starts[k], ends[k]
+        if len(values) <= FIND_MAX_VALUES:
+            for value in values:
+                at = text.find(value, start, end)
+                while at >= 0:
+                    yield k, at + len(value), value
+                    at = text.find(value, at + 1, end)
+            continue
+        automaton = automata.get(id(values))
+        if automaton is None:
+            automaton = automata[id(values)] = ahocorasick.Automaton()
+            for value in values:
+                automaton.add_word(value, value)
+            automaton.make_automaton()
+        # A slice, not iter(text, start, end): pyahocorasick converts the whole string it is
+        # given on every call.
+        for last, value in automaton.iter(text[start:end]):
+            yield k, start + last + 1, value
+
+
+def _literal_matches(batch: _Joined, values: Sequence[str], fast: bool = True
+                     ) -> Iterator[tuple[int, str]]:
+    """(end, value) of every occurrence of every value in the joined text, in character
+    offsets: hyperscan's literal mode over the batch's UTF-8 buffer when `fast` and it is
+    installed, else one pyahocorasick automaton (all of it a C loop)."""
+    if not values:
+        return
+    if not fast or hyperscan is None:
+        automaton = ahocorasick.Automaton()
+        for value in values:
+            automaton.add_word(value, value)
+        automaton.make_automaton()
+        for last, value in automaton.iter(batch.text):
+            yield last + 1, value
+        return
+    db = hyperscan.Database()
+    db.compile(expressions=[v.encode("utf-8", "surrogatepass") for v in values],
+               ids=list(range(len(values))), elements=len(values),
+               flags=[0] * len(values), literal=True)
+    ids: list[int] = []
+    byte_ends: list[int] = []
+
+    def on_match(value_id: int, _start: int, end: int, _flags: int, _context: Any) -> None:
+        ids.append(value_id)
+        byte_ends.append(end)
+
+    buffer = batch.encoded()
+    db.scan(buffer, match_event_handler=on_match)
+    if not ids:
+        return
+    ends = batch.char_offsets(np.asarray(byte_ends, dtype=np.int64), buffer).tolist()
+    for value_id, end in zip(ids, ends, strict=True):
+        yield end, values[value_id]
+
+
+def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] | None,
+               offset: int, whole: Sequence[tuple[int, str]] = (), *,
+               batch_wide: bool = False, fast: bool = True) -> list[tuple]:
+    """Known-value propagation: every value found in a text is also found wherever it recurs
+    in a text that shares its token table (the other fields of the same trace), even with no
+    context around it (`Contact S3cr3t directly.`). Without tables a text shares only with
+    itself; `batch_wide` (corpus-stable tokens, where a value has one token in every trace)
+    shares across every text of the batch. Only the texts of groups that hold a known value
+    are searched (`_occurrences`); a recurrence must stand on word boundaries (where the
+    value's own edge is a word character), takes the kind and token of the first detection,
+    and loses any overlap to a real detection."""
+    found = sorted(found)
+    n_texts = len(batch.starts)
+    groups: Sequence[int] = [0] * n_texts if batch_wide else range(n_texts) if tables is None \
+        else [id(t) for t in tables[offset:offset + n_texts]]
+    known: dict[str, dict[int, tuple[str, str]]] = {}
+    for _s, _e, _p, kind, canon, value, k in found:
+        if kind in PROPAGATED_KINDS and len(value) >= PROPAGATE_MIN_CHARS \
+                and not (kind == "COMMIT" and len(value) in (12, 40)):
+            known.setdefault(value, {}).setdefault(groups[k], (kind, canon))
+    for k, value in whole:  # texts that are one secret each (JSON values of secret keys)
+        if len(value) >= PROPAGATE_MIN_CHARS:
+            known.setdefault(value, {}).setdefault(groups[k], ("SECRET", value))
+    if not known:
+        return found
+    values_by_group: dict[int, list[str]] = {}
+    for value, by_group in known.items():
+        for g in by_group:
+            values_by_group.setdefault(g, []).append(value)
+    scan = sorted(values_by_group) if tables is None \
+        else [k for k, g in enumerate(groups) if g in values_by_group]
+    text = batch.text
+    size = len(text)
+    found_starts = [f[0] for f in found]
+    found_ends = [f[1] for f in found]
+    n_found = len(found)
+    extra: list[tuple] = []
+    for k, end, value in _occurrences(batch, lambda k: values_by_group[groups[k]], scan,
+                                      fast):
+        entry = known[value][groups[k]]
+        start = end - len(value)
+        i = bisect_right(found_starts, start) - 1
+        if (i >= 0 and found_ends[i] > start) or (i + 1 < n_found and found_starts[i + 1] < end):
+            continue  # a real detection is there (the value's own place, or something else)
+        if start > 0 and _is_word(value[0]) and _is_word(text[start - 1]):
+            continue
+        if end < size and _is_word(value[-1]) and _is_word(text[end]):
+            continue
+        extra.append((start, end, PROPAGATED_PRIORITY, entry[0], entry[1], value, k))
+    if not extra:
+        return found
+    return sorted(found + _resolve(extra))
+
+
+def _candidate_list(value: Any) -> list[dict] | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    return [dict(c) for c in items]
+
+
+_NOT_JSON = object()
+class _JsonJob:
+    """A JSON field: its raw text, the parsed document (or _NOT_JSON) and the slots its
+    strings took in the batch being redacted."""
+
+    __slots__ = ("raw", "doc", "first", "last")
+
+    def __init__(self, raw: str, doc: Any, first: int, last: int) -> None:
+        self.raw, self.doc, self.first, self.last = raw, doc, first, last
+
+
+def _json_job(raw: str, texts: list[str], secrets: set[int]) -> _JsonJob:
+    """Parse `raw` and queue its strings in `texts` (the raw text itself if it is not JSON);
+    the slots of string values under secret-named keys go into `secrets`."""
+    first = len(texts)
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        texts.append(raw)
+        return _JsonJob(raw, _NOT_JSON, first, first + 1)
+    _json_strings(doc, texts, None, secrets)
+    return _JsonJob(raw, doc, first, len(texts))
+
+
+# A JSON key (a string followed by a colon) that SECRET_KEY_NAME matches whole.
+_SECRET_JSON_KEY = re.compile(rf'(?i)"(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}"\s*:')
+def _has_secret_key(raw: str) -> bool:
+    return _SECRET_JSON_KEY.search(raw) is not None
+
+
+def _is_long_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**9
+
+
+def _json_strings(value: Any, out: list[str], key: str | None, secrets: set[int]) -> None:
+    """Every string of a parsed JSON document, in the order `_rebuild_json` consumes them."""
+    if isinstance(value, str):
+        if key is not None and SECRET_KEY_NAME.match(key) and secret_value_ok(value, True):
+            secrets.add(len(out))
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(k)
+            _json_strings(v, out, k, secrets)
+    elif isinstance(value, list):
+        for v in value:
+            _json_strings(v, out, key, secrets)
+    elif _is_long_int(value):
+        out.append(str(value))
+
+
+def _finish_json(job: _JsonJob, texts: list[str], redacted: list[str]) -> str:
+    """The JSON field rebuilt from its redacted strings; byte for byte when none changed."""
+    if job.doc is _NOT_JSON:
+        return redacted[job.first]
+    if all(redacted[i] is texts[i] for i in range(job.first, job.last)):
+        return job.raw
+    rebuilt = _rebuild_json(job.doc, iter(range(job.first, job.last)), texts, redacted)
+    return json.dumps(rebuilt, ensure_ascii=False)
+
+
+def _rebuild_json(value: Any, slots: Iterator[int], texts: list[str], redacted: list[str]
+                  ) -> Any:
+    if isinstance(value, str):
+        return redacted[next(slots)]
+    if isinstance(value, dict):
+        rebuilt = {}
+        for _k, v in value.items():
+            key = redacted[next(slots)]
+            rebuilt[key] = _rebuild_json(v, slots, texts, redacted)
+        return rebuilt
+    if isinstance(value, list):
+        return [_rebuild_json(v, slots, texts, redacted) for v in value]
+    if _is_long_int(value):
+        i = next(slots)
+        return value if redacted[i] is texts[i] else redacted[i]
+    return value
+
+
+VAULT_COLUMNS = ["trace_id", "token", "kind", "value"]
+def vault_frame(trace_ids: Sequence[str], tables: Sequence[TokenTable]) -> pd.DataFrame:
+    ids: list[str] = []
+    tokens: list[str] = []
+    entries: list[tuple[str, str]] = []
+    for tid, table in zip(trace_ids, tables, strict=True):
+        mapping = table.entries()
+        if mapping:
+            ids.extend([tid] * len(mapping))
+            for token, entry in mapping:
+                tokens.append(token)
+                entries.append(entry)
+    kinds = [kind for kind, _ in entries]
+    values = [value for _, value in entries]
+    return pd.DataFrame({"trace_id": ids, "token": tokens, "kind": kinds, "value": values},
+                        columns=VAULT_COLUMNS, dtype=object)
+
+
+def parse_deny_list(text: str) -> list[str]:
+    """Terms of a deny list: one a line, `#` starts a comment, blanks ignored."""
+    return [term for line in text.splitlines() if (term := line.split("#", 1)[0].strip())]
+
+

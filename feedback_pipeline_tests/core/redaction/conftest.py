@@ -1,0 +1,225 @@
+"""Shared cases for the redaction package's tests: labelled positives and benign
+look-alikes per detector family, and small trace builders."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feedback_pipeline.core.redaction import (
+    HYPERSCAN_AVAILABLE,
+    Redactor,
+    TokenTable,
+)
+from feedback_pipeline.synth.secrets_corpus import (
+    DENY_TERMS,
+)
+
+ENGINES = ["python", pytest.param("hyperscan", marks=pytest.mark.skipif(
+    not HYPERSCAN_AVAILABLE, reason="hyperscan not installed"))]
+
+
+SEED_TEXT = ("Engineer ENG-918204 emailed jane.doe@example.com about commit abc123def456. "
+             "Contact ENG-918204 only through incident channel.")
+
+
+TOKEN = re.compile(r"<([A-Z][A-Z0-9_]*)_([0-9a-f]+)>")
+
+
+@pytest.fixture(params=ENGINES)
+def redactor(request):
+    return Redactor(DENY_TERMS, engine=request.param)
+
+
+def redact(redactor, text):
+    return redactor.redact_text(text, TokenTable())
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+       "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+
+
+POSITIVE = [
+    # (text around the value, value, kind)
+    ("reach me at {} today", "jane.doe+ci@example.com", "EMAIL"),
+    ("reach me at {} today", "Jane.Doe@Example.COM", "EMAIL"),
+    ("<a href='mailto:{}'>", "ops@corp.example.org", "EMAIL"),
+    ("From: Jane <{}>", "jane@example.co.uk", "EMAIL"),
+    ("owner {} approved", "ENG-4411", "ENGINEER"),
+    ("see commit {} for the fix", "3f9a2c1", "COMMIT"),
+    ("Reverts {}.", "9fceb02d0ae598e95dc970b74767f19372d61af8", "COMMIT"),
+    ("cherry-picked from {} on main", "a1b2c3d4e5", "COMMIT"),
+    ("HEAD is now at {} Merge", "4e5f6a7", "COMMIT"),
+    ("uses: actions/checkout@{}", "b4ffde65f46336ab88eb53be808477a3936bae11", "COMMIT"),
+    ("bare hash {} regressed", "abc123def456", "COMMIT"),
+    ("call {} now", "+44 20 7946 0958", "PHONE"),
+    ("call {} now", "+1 (415) 555-0134", "PHONE"),
+    ("call {} now", "(415) 555-0134", "PHONE"),
+    ("call {} now", "415-555-0134", "PHONE"),
+    ("call {} now", "415.555.0134", "PHONE"),
+    ("call {} now", "+81-3-1234-5678", "PHONE"),
+    ("host {}:5432 down", "10.20.30.40", "IPV4"),
+    ("peer {} reset", "2001:db8::8a2e:370:7334", "IPV6"),
+    ("peer {} reset", "fe80:0:0:0:202:b3ff:fe1e:8329", "IPV6"),
+    ("peer {} reset", "::ffff:192.0.2.128", "IPV6"),
+    ("card {} declined", "4111 1111 1111 1111", "CARD"),
+    ("card {} declined", "5500-0000-0000-0004", "CARD"),
+    ("card {} declined", "378282246310005", "CARD"),
+    ("card {} 10 times", "4111111111111111", "CARD"),
+    ("card {} 2024-05-01", "4111 1111 1111 1111", "CARD"),
+    ("card {} declined", "3782 822463 10005", "CARD"),
+    ("AWS_ACCESS_KEY_ID={}", "AKIAIOSFODNN7EXAMPLE", "AWS_ACCESS_KEY"),
+    ("aws_secret_access_key = {}", AWS_SECRET, "AWS_SECRET_KEY"),
+    ("token {}", "ghp_" + "aB3" * 12, "GITHUB_TOKEN"),
+    ("token {}", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEF", "GITHUB_TOKEN"),
+    ("slack {}", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "SLACK_TOKEN"),
+    ("stripe {}", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "STRIPE_KEY"),
+    ("stripe {}", "rk_live_51H8abcdEFGH1234ijkl", "STRIPE_KEY"),
+    ("maps {}", "AIzaSyD-1234567890abcdefghijklmnopqrstu", "GOOGLE_API_KEY"),
+    ("key {}", "sk-proj-Ab3dE5gH7jK9mN1pQ3sT5vX7zB9cD1fG3hJ5kL7", "OPENAI_KEY"),
+    ("key {}", "sk-" + "Ab1" * 16, "OPENAI_KEY"),
+    ("key {}", "sk-ant-api03-" + "Ab1_" * 20 + "AA", "ANTHROPIC_KEY"),
+    ("hf login {}", "hf_" + "aB1" * 11 + "x", "HF_TOKEN"),
+    ("Authorization: Bearer {}", JWT, "JWT"),
+    ("Authorization: Bearer {}", "9f8E7d6C5b4A3f2E1d0C", "SECRET"),
+    ("DB_PASSWORD={}", "hunter2x9", "SECRET"),
+    ("password: \"{}\"", "correct horse battery staple", "SECRET"),
+    ("api_key = '{}'", "abcd1234", "SECRET"),
+    ("client_secret: {}", "Zx9-Qw8-Er7", "SECRET"),
+    ('{{"token": "{}"}}', "tok_7f3a9b", "SECRET"),
+    ("mysql --password={} -h db", "Sup3rS3cret", "SECRET"),
+    ("postgres://app:{}@db.internal:5432/orders", "s3cr3t!Pw", "PASSWORD"),
+    ("redis://:{}@cache.internal:6379/0", "Zm9vYmFy9", "PASSWORD"),
+    ("reviewed by {}.", "Zoë Müller", "NAME"),
+    ("reviewed by {}.", "ZOË MÜLLER", "NAME"),
+    ("reviewed by {}.", "josé", "NAME"),
+    ("reviewed by {}.", "Jane\nDoe", "NAME"),
+]
+
+
+NEGATIVE = [
+    "release v1.2.3 on Python 3.11.7 and node 20.11.1, build 10.0.19045.3693",
+    "postgres listens on :5432 and the api on port 8080; HTTP 404 then 503",
+    "deployed 2024-05-01T12:30:45Z, window 05/01/2024, took 1234 ms",
+    "request id 550e8400-e29b-41d4-a716-446655440000 and 550E8400-E29B-41D4-A716-446655440000",
+    "md5sum d41d8cd98f00b204e9800998ecf8427e and sha256:" + "ab12" * 16,
+    "order 4111111111111112 and invoice 1234567812345678 (fail Luhn)",
+    "luhn-valid but no card network: 9111111111111111 and 1111111111111117",
+    "paths /var/log/app/worker-3.log src/payments/retry.py:142 C:\\build\\setup.ps1",
+    "lines 120-145, timestamp 1714567890123, 12-digit number 123456789012",
+    "hex word deadbeefcafe and 13 hex abc123def4567 and 0x80070005",
+    "std::vector<int> x; y = a[1::2]; Foo::Bar; 12:30:45; mac 00:1a:2b:3c:4d:5e",
+    "listening on 0.0.0.0:8080 and 127.0.0.1, loopback ::1",
+    "scikit-learn and sk-learn-compatible-estimator-wrapper and hf_hub_download",
+    "ghp_short, AKIA12, xoxb, sk_live_, AIza, eyJhbGciOi, -----BEGIN PUBLIC KEY-----",
+    "The token count is 2048; max_tokens: 512; tokenizer: cl100k_base",
+    "password: <your-password> and ${DB_PASSWORD} and $DB_PASSWORD and password: required",
+    "password = settings.db_password; secret_name: prod-db; password_hash column",
+    "Basic auth is disabled. Bearer tokens rotate hourly.",
+    "https://example.com/path?q=1 and git@ not an email, @pytest.fixture, lodash@4.17.21",
+    "Josefina and Janet Doerr and Zoëlla reviewed it; eng-918204 is lowercase; LENG-12",
+    "commit message: fix typo; revert the change; merge when green",
+]
+
+
+def traces_frame():
+    return pd.DataFrame({
+        "trace_id": ["t1", "t2"],
+        "prompt": ["Why did ENG-918204 revert abc123def456?", "Ask jane.doe@example.com"],
+        "context": ["ENG-918204 wrote it; call +44 20 7946 0958", None],
+        "candidates": [
+            [{"candidate_id": "a", "model_id": "m1",
+              "generation": json.dumps({"temperature": 0.2, "note": "for ENG-918204"}),
+              "text": "Ping ENG-918204 and ENG-1"},
+             {"candidate_id": "b", "model_id": "m2", "generation": "{}", "text": "no ids"}],
+            np.array([{"candidate_id": "a", "model_id": "m1", "generation": None,
+                       "text": "jane.doe@example.com"}], dtype=object),
+        ],
+        "approved_answer": [None, "Mail jane.doe@example.com, not ENG-1"],
+        "extra_json": [json.dumps({"ticket": "from José", "n": 1}), None],
+        "source_line": [1, 2],
+    })
+
+
+JWT_AT_START = ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+
+
+ISSUE17_POSITIVE = [
+    ("token glpat-{} ok", "xK9mN2pQ4rS6tU8vW0yZ", "GITLAB_TOKEN"),
+    ("npmrc _authToken={}", "npm_" + "aB3dE5fG7h" * 3 + "iJ1kL2", "NPM_TOKEN"),
+    ("vault token {}", "hvs.CAESIJ2kL9mNoPqRsTuVwXyZ0123", "VAULT_TOKEN"),
+    ("send {}", "SG." + "aB3_" * 5 + "cD" + "." + "eF5-gH7" * 6 + "i", "SENDGRID_KEY"),
+    ("hook {} 200", "https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/aB3cD4eF5gH6iJ7kL8mN9oP0",
+     "SLACK_WEBHOOK"),
+    ("stripe {}", "whsec_" + "aB3cD4eF5g" * 3, "STRIPE_KEY"),
+    ("gcloud {}", "ya29.a0AfH6SMB" + "xY9z" * 10, "GCP_OAUTH_TOKEN"),
+    ("Account {} sent", "AC" + "0a1b2c3d" * 4, "TWILIO_KEY"),
+    ("dsn https://{}@o1.ingest.sentry.io/2", "0a1b2c3d" * 4, "SENTRY_DSN"),
+    ("mysql -u root -p{} db", "Hunter2x", "PASSWORD"),
+    ("redis-cli -h cache -a '{}' ping", "s3cret pass", "PASSWORD"),
+    ("curl -fsS -u admin:{} https://x", "Pa55w0rd", "PASSWORD"),
+    ("docker login -u ci --password {} reg", "Tok3nValue", "PASSWORD"),
+    ("PGPASSWORD={} psql", "Xy7pQr2z", "SECRET"),
+    ("SECRET_KEY_BASE={}", "a1b2c3d4e5f6a7b8c9d0", "SECRET"),
+    ("export APP_API_KEY={}", "Zz9yXx8wVv", "SECRET"),
+    ("the password is {}.", "Tr0ub4dor", "PASSWORD"),
+    ("pw: {}", "hunter22", "PASSWORD"),
+    ("IBAN {} please", "DE89 3704 0044 0532 0130 00", "IBAN"),
+    ("IBAN {} please", "GB82WEST12345698765432", "IBAN"),
+    ("SSN {}", "123-45-6789", "SSN"),
+    ("ring {} now", "030 1234567", "PHONE"),
+    ("ring {} now", "03-1234-5678", "PHONE"),
+    ("ring {} now", "020 7946 0958", "PHONE"),
+    ("ring {} now", "07700 900123", "PHONE"),
+    ("ring {} now", "0049 30 1234567", "PHONE"),
+    ("mail {} now", "jane [at] example [dot] com", "EMAIL"),
+    ("mail {} now", "jane @ example.com", "EMAIL"),
+    ("mail {} now", "jane＠example.com", "EMAIL"),
+    ("mail {} now", "jane%40example.com", "EMAIL"),
+    ("mail {} now", "jane@bücher.de", "EMAIL"),
+    ("node ip-{}.ec2.internal", "10-1-2-3", "IPV4"),
+    ("node {}.internal", "10-1-2-3", "IPV4"),
+    ("AccountName=a;AccountKey={};EndpointSuffix=x", "q" * 20 + "Zx9+/" * 10 + "==", "AZURE_KEY"),
+    ("https://a.blob.core.windows.net/c?sv=1&sig={}", "aB3%2Bcd4%2Fef5%3Dgh6", "SAS_SIGNATURE"),
+    ('{{"auths": {{"r": {{"auth": "{}"}}}}}}', "Y2k6SHVudGVyMng=", "DOCKER_AUTH"),
+]
+
+
+ISSUE17_NEGATIVE = [
+    "git clone git@github.com:org/repo.git",
+    "Successfully built 3f9a2c1b04de",
+    "sha1sum: 3f9a2c1b04de3f9a2c1b04de3f9a2c1b04de1234  app.tar.gz",
+    "released 1.2.3+build.5 and 2.0.0+exp.sha.5114f85",
+    "SSNs 000-12-3456, 666-12-3456 and 912-12-3456 are invalid",
+    "IBAN DE00 3704 0044 0532 0130 00 and DE89 3704 0044 0532 0130 01 fail the check",
+    "npm_install_dependencies key-value store, sk-learn, the password is required",
+    "look at this dot com later; curl -d @payload.json https://x",
+    "the password is wrong; pw: none; PGPASSWORD=$PGPASS psql",
+    "version 10.0.19045.2965 at 2024-05-01 12:30:45; 0x80070005",
+    # identifiers beside a secret word (gitleaks-style keyword rules must not take them)
+    '"cache_key": "user_session_2024_01_01"',
+    "partition_key: orders-2024-11-03-eu-west-1",
+    'idempotency_key = "order-12345-retry-2"',
+    "auth: oauth2-client-credentials-v2 and secret_name: prod-db-credentials-v3",
+    "ssh_key_path=~/.ssh/id_ed25519_github; tokenizer: cl100k_base_v2024_11",
+    "keyboard: US-International-2024; monkey = banana_split_2024_edition",
+    "key = 550e8400-e29b-41d4-a716-446655440000; key_id: 2024-11-03T12:00:00Z",
+    "max_tokens: 4096, token_limit: 128000, keyTimeout: 30000ms",
+    # words that share a vendor prefix
+    "API-GATEWAY-2024 is down; pat.txt and sat.json; t1.micro; tskey-auth is the prefix",
+    "live_stream_configuration_for_production_environment_v2 and v1.0-beta notes",
+    "image: nginx@sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31",
+]
+
+
+def _trace(prompt, context, candidate="", trace_id="t1"):
+    return {"trace_id": trace_id, "prompt": prompt, "context": context,
+            "candidates": [{"candidate_id": "a", "model_id": "m", "generation": None,
+                            "text": candidate}],
+            "approved_answer": None, "extra_json": None}
