@@ -1,11 +1,14 @@
 """Small helpers shared by the stage modules: metadata that is safe to show in the UI."""
 
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
+from feedback_pipeline.core.agreement import PAIRWISE_LABELS, AgreementReport, format_figure
 from feedback_pipeline.core.contract import DEFAULT_MAX_LINE_BYTES, id_list
 from feedback_pipeline.resources import PipelineResource
 
@@ -54,3 +57,44 @@ def residue_check_result(
             "kinds": counts_table(kinds, "kind") if kinds else dg.MetadataValue.md("none"),
         },
     )
+
+
+def write_confusion_heatmap(
+    report_or_matrix: AgreementReport | Sequence[Sequence[int]] | np.ndarray,
+    labels: Sequence[str] | None = None,
+    path: str | Path = "confusion_matrix.png",
+) -> None:
+    """Write the pooled confusion matrix as a PNG heatmap (matplotlib, no global backend):
+    drawn here, in the stage layer, so core.agreement stays numbers only."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if isinstance(report_or_matrix, AgreementReport):
+        matrix = np.asarray(report_or_matrix.summary["confusion_matrix"], dtype=int)
+        labels = labels or report_or_matrix.summary["labels"]
+        title = ("Reviewer agreement: Conger's kappa "
+                 f"{format_figure(report_or_matrix.summary.get('conger_kappa'))}")
+    else:
+        matrix = np.asarray(report_or_matrix, dtype=int)
+        title = "Reviewer agreement"
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError("confusion matrix must be square")
+    labels = list(labels or PAIRWISE_LABELS[: matrix.shape[0]])
+    fig = Figure(figsize=(1.3 * len(labels) + 2, 1.2 * len(labels) + 1.5), dpi=110,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("reviewer_b")
+    ax.set_ylabel("reviewer_a")
+    ax.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > threshold else "black")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")

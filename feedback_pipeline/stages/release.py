@@ -66,6 +66,7 @@ from feedback_pipeline.core.texts import (
     residue_in_parquet,
 )
 from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.stages.common import write_confusion_heatmap
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, arrow_target
 
 GATE_CHECKS = {
@@ -497,7 +498,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                             f"'{sql_escaped(str(Path(scratch) / name))}' (FORMAT json)")
                 storage.write_bytes(folder / name, (Path(scratch) / name).read_bytes())
                 jsonl_files.append(name)
-        agreement.confusion_heatmap_png(report, path=Path(scratch) / HEATMAP)
+        write_confusion_heatmap(report, path=Path(scratch) / HEATMAP)
         storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
         storage.write_json(folder / ROUTED_SLICES, routed_ids)
 

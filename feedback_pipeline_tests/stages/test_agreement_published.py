@@ -13,7 +13,7 @@ import pytest
 
 from feedback_pipeline.cli import main
 from feedback_pipeline.synth.generator import generate
-from feedback_pipeline_tests.core.test_agreement import FLEISS_1971, PAPER_C, SEED_MATRIX
+from feedback_pipeline_tests.core.agreement.conftest import FLEISS_1971, PAPER_C, SEED_MATRIX
 
 LESSON_DAY, FLEISS_DAY = "2026-05-01", "2026-05-02"
 RUBRIC = "code-review-rubric-v4"

@@ -24,7 +24,7 @@ from feedback_pipeline.core.manifest import (
 )
 from feedback_pipeline.settings import ConfigError, Policy
 from feedback_pipeline.stages import release
-from feedback_pipeline_tests.core.test_agreement import gold_scenario, simulate
+from feedback_pipeline_tests.core.agreement.conftest import gold_scenario, simulate
 
 RULE = {"on": "gold_flag", "requalify_items": 10, "requalify_max_misses": 1}
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

@@ -1,10 +1,9 @@
-import json
-import math
+"""The agreement report: figures per task type, slice and reviewer, gold check, gate value."""
 
-import krippendorff
+import json
+
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
@@ -14,111 +13,23 @@ from feedback_pipeline.core.agreement import (
     PAIRWISE_LABELS,
     agreement_report,
     cohen_kappa,
-    confusion_heatmap_png,
     gate_value,
-    kappa_from_matrix,
     krippendorff_alpha,
-    pairwise_input,
+    statistics,
 )
-
-SEED_MATRIX = [[42, 3, 1], [4, 38, 2], [2, 1, 27]]
-
-# Krippendorff (2011) "Computing Krippendorff's Alpha-Reliability", example C: four observers,
-# twelve units, missing values (reproduced in the `krippendorff` package's own tests and in
-# jucor/krippendorff data-raw/nominal.R). The paper gives nominal .743, ordinal .815,
-# interval .849; the package's tests assert ordinal 0.815 on the same data.
-NAN = math.nan
-PAPER_C = [
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
-    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
-]
-# Krippendorff's binary two-observer, ten-unit example (alpha .095), as tabulated in
-# jucor/krippendorff data-raw/news_presence_krippendorff2004_11_3_1.csv (Krippendorff 2004,
-# section 11.3.1); its tests expect 0.0952.
-PAPER_BINARY = [
-    [1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
-    [0, 1, 1, 0, 0, 1, 0, 1, 0, 0],
-]
-
-
-def reviews_from_matrix(data, *, as_score=False, labels=None):
-    """Long review rows from a reviewers x items array (NaN = not reviewed)."""
-    rows = []
-    for r, row in enumerate(data):
-        for i, value in enumerate(row):
-            if isinstance(value, float) and math.isnan(value):
-                continue
-            rows.append({
-                "review_id": f"r{r}-{i}",
-                "trace_id": f"t{i:03d}",
-                "reviewer_id": f"rev{r}",
-                "label": None if as_score else (labels[value] if labels else str(value)),
-                "score": int(value) if as_score else None,
-                "slice": None,
-            })
-    return pd.DataFrame(rows)
-
-
-def expand_matrix(matrix, labels):
-    a, b = [], []
-    for i, row in enumerate(matrix):
-        for j, count in enumerate(row):
-            a += [labels[i]] * count
-            b += [labels[j]] * count
-    return a, b
-
-
-def simulate(
-    rng,
-    *,
-    n_items=600,
-    reviewers=8,
-    noisy_reviewer=None,
-    noisy_slice=None,
-    noise=0.05,
-    reviewer_noise=0.6,
-    slice_noise=0.45,
-    slices=("prompt-injection", "flaky-test-handoff", "accessible-language"),
-):
-    """Reviews of items with a known truth; noise = chance of a uniformly random label."""
-    truth = rng.integers(0, 4, n_items)
-    item_slice = rng.choice(slices, n_items)
-    names = [f"rev{r:02d}" for r in range(reviewers)]
-    rows = []
-    for i in range(n_items):
-        for r in rng.choice(reviewers, size=rng.integers(2, 4), replace=False):
-            p = noise
-            if item_slice[i] == noisy_slice:
-                p = max(p, slice_noise)
-            if names[r] == noisy_reviewer:
-                p = max(p, reviewer_noise)
-            label = rng.integers(0, 4) if rng.random() < p else truth[i]
-            rows.append({
-                "review_id": f"rv{len(rows)}",
-                "trace_id": f"trace-{i:04d}",
-                "reviewer_id": names[r],
-                "label": PAIRWISE_LABELS[label],
-                "slice": item_slice[i],
-            })
-    truth_frame = pd.DataFrame({
-        "trace_id": [f"trace-{i:04d}" for i in range(n_items)],
-        "label": [PAIRWISE_LABELS[t] for t in truth],
-        "slice": item_slice,
-    })
-    return pd.DataFrame(rows), truth_frame
-
-
-# ----------------------------------------------------------------- published figures
-
-
-def test_seed_matrix_reproduces_lesson_figures():
-    result = kappa_from_matrix(SEED_MATRIX, labels=["A", "B", "TIE"])
-    assert result.n_items == 120
-    assert round(result.observed, 3) == 0.892
-    assert round(result.chance, 3) == 0.344
-    assert round(result.kappa, 3) == 0.835
+from feedback_pipeline_tests.core.agreement.conftest import (
+    CATEGORIES,
+    FLEISS_1971,
+    PAPER_BINARY,
+    PAPER_C,
+    SEED_MATRIX,
+    WIKIPEDIA_FLEISS,
+    expand_matrix,
+    gold_scenario,
+    reviews_from_counts,
+    reviews_from_matrix,
+    simulate,
+)
 
 
 def test_seed_matrix_through_cohen_kappa_and_report():
@@ -175,14 +86,6 @@ def test_krippendorff_binary_two_observers():
     s = report.summary
     assert round(s["krippendorff_alpha_nominal"], 3) == 0.095
     assert s["cohens_kappa"] == pytest.approx(cohen_kappa_score(*PAPER_BINARY), abs=1e-12)
-
-
-def test_invalid_level_is_rejected():
-    with pytest.raises(ValueError, match="level"):
-        krippendorff_alpha(np.array(PAPER_BINARY, dtype=float), "ratio-ish")
-
-
-# --------------------------------------------------------- many reviewers vs statsmodels
 
 
 def test_fleiss_case_matches_statsmodels_through_alpha():
@@ -263,20 +166,17 @@ def test_pairwise_table_is_sklearn_per_pair_and_headline_is_weighted_mean():
     assert report.summary["observed_agreement"] == pytest.approx(np.trace(pooled) / pooled.sum())
 
 
-# ------------------------------------------------------------------------ bootstrap
-
-
 def test_vectorised_replicates_equal_recomputation_on_resampled_items():
     rng = np.random.default_rng(2)
     reviews, _ = simulate(rng, n_items=80, reviewers=4, noise=0.3)
-    table = ag._label_table(reviews, PAIRWISE_LABELS)
-    types = ag._label_types(table)
-    membership = ag._pair_membership(table, 4)[:, types.representative]
-    by_reviewer = ag._reviewer_membership(table)[:, types.representative]
-    coincidences = ag._coincidences(table.value_counts[types.representative])
-    weights = next(ag._resample_weights(np.random.default_rng(9), types, 3, 1))
+    table = statistics._label_table(reviews, PAIRWISE_LABELS)
+    types = statistics._label_types(table)
+    membership = statistics._pair_membership(table, 4)[:, types.representative]
+    by_reviewer = statistics._reviewer_membership(table)[:, types.representative]
+    coincidences = statistics._coincidences(table.value_counts[types.representative])
+    weights = next(statistics._resample_weights(np.random.default_rng(9), types, 3, 1))
     assert (weights.sum(axis=1) == table.n_items).all()
-    kappas, alphas = ag._label_replicates(weights, membership, by_reviewer, coincidences,
+    kappas, alphas = statistics._label_replicates(weights, membership, by_reviewer, coincidences,
                                           table.pair_reviewers, 4)
     for w, k, a in zip(weights.astype(int), kappas, alphas, strict=True):
         picked = np.repeat(types.representative, w)
@@ -289,31 +189,6 @@ def test_vectorised_replicates_equal_recomputation_on_resampled_items():
         again = agreement_report(resampled, bootstrap=0).summary
         assert k == pytest.approx(again["conger_kappa"], abs=1e-10)
         assert a == pytest.approx(again["krippendorff_alpha_nominal"], abs=1e-10)
-
-
-def test_item_types_group_exactly_the_items_with_identical_reviews():
-    rng = np.random.default_rng(6)
-    reviews, _ = simulate(rng, n_items=400, reviewers=3, noise=0.3)
-    table = ag._label_table(reviews, PAIRWISE_LABELS)
-    types = ag._label_types(table)
-    signature = (reviews.sort_values("reviewer_id").groupby("trace_id")
-                 .apply(lambda g: tuple(zip(g.reviewer_id, g.label, strict=True))))
-    per_item = signature.loc[list(table.item_ids)].to_numpy()
-    for t in range(len(types.count)):
-        members = per_item[types.of_item == t]
-        assert len(members) == types.count[t] and len(set(members)) == 1
-    assert len(set(per_item)) == len(types.count) < table.n_items
-
-
-@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
-def test_vectorised_alpha_matches_package(level):
-    rng = np.random.default_rng(4)
-    counts = rng.integers(0, 3, size=(40, 5))
-    o = ag._coincidences(counts).sum(axis=0).reshape(5, 5)
-    mine = float(ag._alpha_from_coincidences(o[None], level, [1, 2, 3, 4, 5])[0])
-    theirs = krippendorff.alpha(value_counts=counts[counts.sum(1) >= 2], value_domain=[1, 2, 3, 4, 5],
-                                level_of_measurement=level)
-    assert mine == pytest.approx(theirs, abs=1e-10)
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
@@ -343,9 +218,6 @@ def test_sparse_design_many_reviewers_few_shared_items_stays_unbiased():
     assert abs(s["conger_kappa_bootstrap_bias"]) < 0.5 * s["conger_kappa_bootstrap_se"]
     # with reviewers drawn from one process, Conger's kappa and alpha nearly coincide
     assert s["conger_kappa"] == pytest.approx(s["krippendorff_alpha_nominal"], abs=0.01)
-
-
-# ------------------------------------------------------------------------- diagnosis
 
 
 def test_noisy_reviewer_is_flagged_and_noisy_slice_shows_the_disagreement():
@@ -402,9 +274,6 @@ def test_criteria_show_where_disagreements_sit():
                                                                         1.0)
     assert report.by_criterion.set_index("criterion").loc["clear", "n_disagreements"] == 0
     assert report.summary["criteria_pairs_compared"] == 8
-
-
-# ----------------------------------------------------------------- gate and edge cases
 
 
 def test_too_few_duplicates_is_insufficient_with_a_reason():
@@ -494,82 +363,6 @@ def test_summary_is_flat_json_with_levels():
                for v in summary["statistic_definitions"].values())
 
 
-def test_heatmap_png_is_written(tmp_path):
-    rng = np.random.default_rng(1)
-    reviews, _ = simulate(rng, n_items=60, reviewers=3)
-    report = agreement_report(reviews, bootstrap=0)
-    path = tmp_path / "release" / "confusion.png"
-    confusion_heatmap_png(report, None, path)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    other = tmp_path / "m.png"
-    confusion_heatmap_png(SEED_MATRIX, ["A", "B", "TIE"], other)
-    assert other.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_pairwise_input_keeps_pairwise_reviews_with_their_outcome_as_label():
-    labels = pa.table({"review_id": ["r1", "r2", "r3"], "trace_id": ["t1", "t1", "t2"],
-                       "reviewer_id": ["a", "b", "a"],
-                       "task": ["pairwise", "pointwise", "pairwise"],
-                       "outcome": ["A", None, "TIE"], "slice": ["s", "s", "s"]})
-    out = pairwise_input(labels)
-    assert out["review_id"].tolist() == ["r1", "r3"]
-    assert out["label"].tolist() == ["A", "TIE"]
-    assert out["criteria_json"].isna().all()
-    assert pairwise_input(labels.to_pandas())["review_id"].tolist() == ["r1", "r3"]
-
-
-def test_pairwise_input_keeps_criteria_only_where_a_disagreeing_pair_can_use_them():
-    def review(review_id, trace_id, reviewer, outcome, correct):
-        marks = {"unauthorized_command": False, "exposes_private_note": False,
-                 "technically_correct": correct, "actionable": True, "clear": True}
-        return {"review_id": review_id, "trace_id": trace_id, "reviewer_id": reviewer,
-                "task": "pairwise", "outcome": outcome, "slice": "s",
-                "criteria_json": json.dumps({"a": marks, "b": marks})}
-
-    rows = [review(f"p{i}{who}", f"t{i}", who, "A" if who == "ann" or i % 2 else "TIE",
-                   who == "ann" or bool(i % 2))
-            for i in range(12) for who in ("ann", "bob")]
-    rows += [review(f"s{i}", f"solo{i}", "cat", "B", False) for i in range(30)]
-    labels = pa.Table.from_pylist(rows)
-    out = pairwise_input(labels)
-    assert out["review_id"].tolist() == [r["review_id"] for r in rows]  # order kept
-    # criteria stay only where reviews disagree: even traces (ann says A, bob TIE)
-    kept = out["trace_id"].isin([f"t{i}" for i in range(0, 12, 2)])
-    assert out.loc[~kept, "criteria_json"].isna().all()
-    assert out.loc[kept, "criteria_json"].tolist() == [r["criteria_json"] for r in rows[:24]
-                                                      if int(r["trace_id"][1:]) % 2 == 0]
-    full = pa.Table.from_pylist(rows).to_pandas().rename(columns={"outcome": "label"})
-    lean, whole = agreement_report(out, bootstrap=0), agreement_report(full, bootstrap=0)
-    pd.testing.assert_frame_equal(lean.by_criterion, whole.by_criterion)
-    assert lean.summary == whole.summary
-    assert lean.by_criterion.set_index("criterion").loc["technically_correct",
-                                                        "n_disagreements"] == 6
-
-
-# ------------------------------------------- each statistic under its own name, published data
-
-# Fleiss' kappa worked example of the Wikipedia article "Fleiss' kappa": 10 subjects, 14 raters
-# each, 5 categories; rows are the number of raters assigning each category. Published
-# P_bar = 0.378, P_e = 0.213, kappa = 0.210.
-WIKIPEDIA_FLEISS = [
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
-]
-CATEGORIES = ("1", "2", "3", "4", "5")
-
-
-def reviews_from_counts(counts, labels):
-    """Long rows from an items x categories count table; the k-th rating of an item is given
-    to reviewer k (Fleiss' kappa and AC1 do not depend on who gave which rating)."""
-    rows = []
-    for i, row in enumerate(counts):
-        ratings = [label for label, n in zip(labels, row, strict=True) for _ in range(n)]
-        rows += [{"review_id": f"t{i}-{k}", "trace_id": f"t{i:03d}", "reviewer_id": f"rev{k:02d}",
-                  "label": label, "slice": None} for k, label in enumerate(ratings)]
-    return pd.DataFrame(rows)
-
-
 def test_fleiss_kappa_wikipedia_example_matches_published_and_statsmodels():
     table = np.array(WIKIPEDIA_FLEISS)
     assert round(fleiss_kappa(table, method="fleiss"), 3) == 0.210
@@ -586,21 +379,6 @@ def test_fleiss_kappa_wikipedia_example_matches_published_and_statsmodels():
     assert gate_value(report, "fleiss_kappa") == s["fleiss_kappa"]
     assert gate_value(report, "fleiss_kappa", "lower_bound") == s["fleiss_kappa_ci_low"]
     assert s["gated_statistic"] == "fleiss_kappa"
-
-
-# Fleiss (1971), Table 1: 30 patients, each diagnosed by 6 of a pool of psychiatrists into
-# 1 depression, 2 personality disorder, 3 schizophrenia, 4 neurosis, 5 other (one row per
-# patient, the six diagnoses). Published: P_bar 0.556, P_e 0.220, kappa 0.430.
-FLEISS_1971 = [
-    (4, 4, 4, 4, 4, 4), (2, 2, 2, 5, 5, 5), (2, 3, 3, 3, 3, 5), (5, 5, 5, 5, 5, 5),
-    (2, 2, 2, 4, 4, 4), (1, 1, 3, 3, 3, 3), (3, 3, 3, 3, 5, 5), (1, 1, 3, 3, 3, 4),
-    (1, 1, 4, 4, 4, 4), (5, 5, 5, 5, 5, 5), (1, 4, 4, 4, 4, 4), (1, 2, 4, 4, 4, 4),
-    (2, 2, 2, 3, 3, 3), (1, 4, 4, 4, 4, 4), (2, 2, 4, 4, 4, 5), (3, 3, 3, 3, 3, 5),
-    (1, 1, 1, 4, 5, 5), (1, 1, 1, 1, 1, 2), (2, 2, 4, 4, 4, 4), (1, 3, 3, 5, 5, 5),
-    (5, 5, 5, 5, 5, 5), (2, 4, 4, 4, 4, 4), (2, 2, 4, 5, 5, 5), (1, 1, 4, 4, 4, 4),
-    (1, 4, 4, 4, 4, 5), (2, 2, 2, 2, 2, 4), (1, 1, 1, 1, 5, 5), (2, 2, 4, 4, 4, 4),
-    (1, 3, 3, 3, 3, 3), (5, 5, 5, 5, 5, 5),
-]
 
 
 def test_fleiss_1971_gives_the_published_fleiss_kappa_under_its_name():
@@ -737,79 +515,6 @@ def test_markdown_lists_each_statistic_under_its_own_name():
     assert "Cohen's kappa is defined for exactly two reviewers" in markdown
 
 
-# ------------------------------------------------------- pointwise scores through the stage
-
-
-def reviewed_labels_table(pairwise_rows, score_matrix):
-    """A reviewed_labels-like Arrow table (STAGE_COLUMNS): pairwise rows plus pointwise score
-    reviews from a reviewers x items matrix, item i being candidate c{i % 2} of trace s{i // 2}."""
-    rows = [dict(r, task="pairwise", status="ACCEPTED", candidate_id=None, score=None)
-            for r in pairwise_rows]
-    for r, row in enumerate(score_matrix):
-        for i, value in enumerate(row):
-            if isinstance(value, float) and math.isnan(value):
-                continue
-            rows.append({"review_id": f"p{r}-{i}", "trace_id": f"s{i // 2}",
-                         "reviewer_id": f"rev{r}", "task": "pointwise", "outcome": None,
-                         "slice": "s", "criteria_json": None, "status": "ACCEPTED",
-                         "candidate_id": f"c{i % 2}", "score": int(value)})
-    rows.append({"review_id": "adj", "trace_id": "s0", "reviewer_id": "lead",
-                 "task": "pointwise", "outcome": None, "slice": "s", "criteria_json": None,
-                 "status": ag.NOT_A_VOTE, "candidate_id": "c0", "score": 5})
-    schema = pa.schema([(c, pa.int64() if c == "score" else pa.string())
-                        for c in ag.STAGE_COLUMNS])
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-def test_review_inputs_streamed_brings_pointwise_scores_to_the_report():
-    rng = np.random.default_rng(4)
-    pairwise, _ = simulate(rng, n_items=40, reviewers=3, noise=0.2)
-    pairwise = pairwise.rename(columns={"label": "outcome"}).assign(criteria_json=None)
-    table = reviewed_labels_table(pairwise.to_dict("records"), PAPER_C)
-    batches = table.to_batches(max_chunksize=7)
-    assert len(batches) > 5
-    labels, scores, _ = ag.review_inputs_streamed(table.select(ag.KEY_COLUMNS), batches)
-    assert labels["review_id"].tolist() == pairwise["review_id"].tolist()
-    assert list(scores.columns) == ag.SCORE_COLUMNS
-    assert "adj" not in set(scores["review_id"])  # an adjudicator's decision is not a vote
-    pd.testing.assert_frame_equal(scores, ag.pointwise_scores(table))
-    report = agreement_report(labels, scores=scores, bootstrap=100, seed=1, min_items=5)
-    s = report.summary
-    assert s["score_insufficient_reason"] is None and s["score_sufficient"]
-    assert s["score_n_items"] == 11 and s["score_n_reviewers"] == 4
-    for level, published in (("ordinal", 0.815), ("interval", 0.849), ("ratio", 0.797)):
-        assert round(s[f"alpha_{level}"], 3) == published
-    # the pairwise figures are those of the pairwise rows alone
-    alone = agreement_report(pairwise.rename(columns={"outcome": "label"}), bootstrap=0).summary
-    assert s["conger_kappa"] == alone["conger_kappa"]
-    assert s["fleiss_kappa"] == alone["fleiss_kappa"]
-    assert "no duplicate-scored items" not in report.to_markdown()
-
-
-def test_scores_are_keyed_by_trace_and_candidate():
-    """The same trace's two candidates are two items: their scores never pair with each other."""
-    table = reviewed_labels_table([], [[1, 5, 2, 4], [1, 5, 2, 4]])
-    scores = ag.pointwise_scores(table)
-    s = agreement_report(pd.DataFrame({"trace_id": [], "reviewer_id": [], "label": []}),
-                         scores=scores, bootstrap=0, min_items=1).summary
-    assert s["score_n_items"] == 4
-    assert s["alpha_interval"] == pytest.approx(1.0)
-
-
-# ------------------------------------------------------------ gold check with a prior
-
-
-def gold_scenario(target_misses, others_misses, *, others=3, others_items=60, target_items=6):
-    """`others` reviewers answer `others_items` gold traces between them (the first
-    `others_misses` wrong); reviewer `target` answers `target_items` of them."""
-    rows = [{"trace_id": f"g{i:03d}", "reviewer_id": f"other{i % others}",
-             "label": "B" if i < others_misses else "A"} for i in range(others_items)]
-    rows += [{"trace_id": f"g{others_items - target_items + j:03d}", "reviewer_id": "target",
-              "label": "B" if j < target_misses else "A"} for j in range(target_items)]
-    gold = pd.DataFrame({"trace_id": [f"g{i:03d}" for i in range(others_items)], "label": "A"})
-    return pd.DataFrame(rows), gold
-
-
 def test_one_gold_miss_in_six_is_not_flagged_when_the_others_missed_nothing():
     reviews, gold = gold_scenario(1, 0)
     by = agreement_report(reviews, gold=gold, bootstrap=0).by_reviewer.set_index("reviewer_id")
@@ -880,33 +585,3 @@ def test_scores_as_categories_give_nominal_alpha_and_fleiss_kappa_under_their_na
     assert round(s["score_fleiss_chance_agreement"], 3) == 0.220
     assert gate_value(report, "score_fleiss_kappa") == s["score_fleiss_kappa"]
     assert "`score_fleiss_kappa`" in report.to_markdown()
-
-
-def test_demonstration_agreement_counts_items_whose_corrected_answers_agree():
-    """d1: two answers equal once whitespace is collapsed (accepted, 1 of 1 pairs agree); d2:
-    three reviewers, two agree (sent to adjudication, 1 of 3 pairs); d3: one review, no item.
-    accept rate 1/2, pair agreement (1 + 1) / (1 + 3) = 0.5. An adjudicator's answer is not a
-    vote."""
-    rows = [("d1", "r1", "Fix the flaky fixture."), ("d1", "r2", "Fix  the flaky\nfixture."),
-            ("d2", "r1", "A"), ("d2", "r2", "B"), ("d2", "r3", "A"), ("d3", "r1", "C")]
-    table = pa.table({
-        "review_id": [f"v{i}" for i in range(len(rows) + 1)],
-        "trace_id": [t for t, _, _ in rows] + ["d2"],
-        "reviewer_id": [r for _, r, _ in rows] + ["lead"],
-        "task": ["demonstration"] * (len(rows) + 1),
-        "status": ["ACCEPTED"] * len(rows) + [ag.NOT_A_VOTE],
-        "answer": [a for _, _, a in rows] + ["B"]})
-    answers = ag.demonstration_answers(table)
-    assert len(answers) == len(rows) and answers["answer_key"][0] == answers["answer_key"][1]
-    s = agreement_report(pd.DataFrame({"trace_id": [], "reviewer_id": [], "label": []}),
-                         demonstrations=answers, bootstrap=200, seed=1).summary
-    assert (s["demonstration_n_items"], s["demonstration_n_reviews"]) == (2, 5)
-    assert s["demonstration_accept_rate"] == pytest.approx(0.5)
-    assert s["demonstration_pair_agreement"] == pytest.approx(0.5)
-    assert 0.0 <= s["demonstration_accept_rate_ci_low"] <= 0.5 <= \
-        s["demonstration_accept_rate_ci_high"] <= 1.0
-    _, _, streamed = ag.review_inputs_streamed(
-        table.select(["trace_id", "task", "status"]).append_column(
-            "outcome", pa.nulls(table.num_rows, pa.string())),
-        table.to_batches(max_chunksize=2))
-    assert streamed["answer_key"].tolist() == answers["answer_key"].tolist()

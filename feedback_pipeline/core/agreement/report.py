@@ -1,108 +1,56 @@
-"""Inter-reviewer agreement that a statistician would sign: kappa, alpha, intervals, diagnosis.
+"""The agreement report: every coefficient per task type, slice and reviewer pair, the
+gold check, the criterion diagnosis, their intervals and the gate value.
 
-Duplicate reviews (several reviewers on one trace) measure whether the rubric is read the same way.
-Every figure carries its level of measurement and the number of items and reviewers it rests on,
-and a bootstrap interval over items, so a gate can be declared on the point estimate or on the
-lower bound. Too few duplicate-reviewed items is reported as its own reason, never as a pass.
-
-Why several coefficients, each under its own name: "kappa" with more than two reviewers is not
-one statistic. Cohen's kappa is defined for exactly two reviewers; its multi-reviewer
-generalisations differ in how chance agreement is modelled, and they give different figures on
-the same data (Conger's exceeds Fleiss' whenever reviewers' label shares differ). Reporting one
-of them under another's name makes a gate incomparable with the literature and across teams,
-so every coefficient here is reported, intervalled and gated under its exact name, with its
-formula and missing-label rule in ``statistic_definitions`` (``STATISTIC_DEFINITIONS``).
-
-Definitions used throughout:
-
-- An *item* is a trace (pairwise labels) or a (trace, candidate) pair (pointwise scores).
-  Only items with at least two reviews (after the dedup below) enter any coefficient.
-- When one reviewer reviewed the same item more than once, only their latest review is kept
-  (latest by ``reviewed_at`` when that column exists, else the last row in input order); the
-  number dropped is reported as ``self_duplicates_dropped``.
-- ``cohens_kappa``: Cohen (1960), only when exactly two reviewers rated the duplicate items;
-  otherwise None, and ``cohens_kappa_note`` says why. A gate declared on ``cohens_kappa`` over
-  more reviewers falls back to ``conger_kappa`` (the figure this module used to report under
-  that name) and says so in ``gated_statistic`` / ``gated_statistic_note``, so a running
-  pipeline keeps its gate while the manifest shows what was really measured.
-- ``conger_kappa``: Conger (1980), taken over every within-item pair of reviews by different
-  reviewers: ``observed_agreement`` is the share of those pairs that agree,
-  ``chance_agreement`` the mean over the same pairs of sum_c p_a(c) p_b(c), with p_r reviewer
-  r's own label distribution over all their reviews of duplicate-reviewed items. With two
-  reviewers it is Cohen's kappa. It rests each reviewer's chance model on all their reviews, so
-  pairs that share only a few items do not bias it as a mean of pairwise kappas would; the
-  ``pairwise`` table still gives each pair's own Cohen's kappa for diagnosis.
-- ``fleiss_kappa``: Fleiss (1971), one pooled label distribution for all reviewers. Items rated
-  by different numbers of reviewers use the per-item form: P_i = sum_c n_ic (n_ic - 1) /
-  (n_i (n_i - 1)) over items with n_i >= 2, P_bar their unweighted mean, p_c the pooled share
-  of label c among those items' ratings, P_e = sum_c p_c^2 (``FLEISS_METHOD``). With complete
-  data it is Fleiss' published statistic.
-- ``gwet_ac1``: Gwet (2008) multi-rater AC1: the same P_bar as Fleiss, chance
-  p_e = 1/(q - 1) sum_c pi_c (1 - pi_c), pi_c the mean over items of the share of that item's
-  ratings in c, q the number of declared labels. It does not collapse when one label dominates.
-- Krippendorff's alpha (``krippendorff_alpha_nominal`` on labels; ``alpha_ordinal``,
-  ``alpha_interval`` and ``alpha_ratio`` on 1-5 scores): the coincidence-matrix definition,
-  which handles missing labels natively; the point estimates come from the ``krippendorff``
-  package.
-- Bootstrap intervals resample items (not reviews) with replacement, ``bootstrap`` times, from a
-  seeded ``numpy.random.Generator``; the interval is the 2.5 / 97.5 percentile of the replicates
-  in which the statistic is defined. The bootstrap mean minus the estimate is reported as its
-  bias; when that exceeds half the bootstrap standard error, ``ci_warning`` says the percentile
-  interval is shifted. All label coefficients share the same replicates.
-- Gold check: a miss is a reviewer's label on a gold trace that differs from the gold label.
-  A reviewer with at least ``MIN_GOLD_ITEMS`` gold answers is flagged when a one-sided binomial
-  test of their misses against a baseline miss rate gives p < 0.05 / (reviewers tested),
-  Bonferroni, and their own miss rate exceeds that baseline. The baseline is the posterior mean
-  of the *other* reviewers' pooled miss rate (so a careless reviewer does not raise their own
-  baseline) under a Beta(alpha, beta) prior (``GOLD_MISS_PRIOR``, the policy's
-  ``gold_miss_prior``): (others' misses + alpha) / (others' answers + alpha + beta). Without
-  the prior, others who missed nothing give a baseline of 0 and any single miss has p = 0;
-  with the default Beta(1, 19) (a 5% prior miss rate worth 20 answers) 1 miss in 6 against
-  0 of 60 is p = 0.07, not flagged, while 5 in 6 against 1 of 60 is p < 1e-7. The baseline is
-  reported as ``gold_baseline_rate``, the raw pooled rate as ``others_miss_rate``.
-  Gold traces stay in the agreement figures: their duplicate reviews are real ones.
-- Criteria: for each pair of reviews that disagree on the outcome, a rubric field counts when the
-  two reviewers marked it differently on any candidate (``criteria_json``); its share is over
-  the disagreeing pairs whose criteria both parse.
+`agreement_report` turns the inputs into an `AgreementReport` (a flat summary plus tables);
+`gate_value` reads the declared statistic (point or lower bound) for the release gate.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import krippendorff
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-from scipy import sparse, stats
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
+from scipy import stats
 
+from feedback_pipeline.core.agreement.statistics import (
+    CI_LEVEL,
+    FLEISS_METHOD,
+    KAPPA_METHOD,
+    PAIRWISE_LABELS,
+    SCORE_LEVELS,
+    SCORE_VALUES,
+    _alpha_from_coincidences,
+    _coincidences,
+    _conger_kappa,
+    _ItemTypes,
+    _kappa_parts,
+    _label_replicates,
+    _label_table,
+    _label_types,
+    _LabelTable,
+    _latest_per_reviewer,
+    _package_alpha,
+    _pair_counts,
+    _pair_membership,
+    _percentile_ci,
+    _pooled_parts,
+    _resample_weights,
+    _reviewer_marginals,
+    _reviewer_membership,
+    _unit_codes,
+)
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS
 
-PAIRWISE_LABELS = ("A", "B", "TIE", "BOTH_BAD")
-SCORE_VALUES = (1, 2, 3, 4, 5)
-ALPHA_LEVELS = ("nominal", "ordinal", "interval", "ratio")
-SCORE_LEVELS = ("ordinal", "interval", "ratio")
-KAPPA_METHOD = "conger_over_review_pairs"
-FLEISS_METHOD = ("per-item: P_i = sum_c n_ic(n_ic-1) / (n_i(n_i-1)) over items with n_i >= 2, "
-                 "P_bar their mean, p_c pooled over those items' ratings, P_e = sum_c p_c^2")
-CI_LEVEL = 0.95
 MIN_GOLD_ITEMS = 5
 GOLD_FLAG_ALPHA = 0.05
 GOLD_MISS_PRIOR = (1.0, 19.0)
 """Beta(alpha, beta) prior on the other reviewers' gold miss rate: a 5% prior miss rate worth
 20 gold answers (policy ``gold_miss_prior``)."""
-NO_SLICE = "(none)"
-
 GATE_STATISTICS: dict[str, tuple[str, str]] = {
     "cohens_kappa": ("cohens_kappa", "kappa_ci_low"),
     "conger_kappa": ("conger_kappa", "conger_kappa_ci_low"),
@@ -123,7 +71,6 @@ SCORE_STATISTICS = frozenset({"alpha_ordinal", "alpha_interval", "alpha_ratio",
 _LABEL_CI_PREFIX = {"cohens_kappa": "kappa", "conger_kappa": "conger_kappa",
                     "fleiss_kappa": "fleiss_kappa", "gwet_ac1": "gwet_ac1",
                     "krippendorff_alpha_nominal": "alpha_nominal"}
-
 STATISTIC_DEFINITIONS: dict[str, str] = {
     "cohens_kappa": "Cohen (1960): (p_o - p_e) / (1 - p_e), p_e from each of the two reviewers' "
     "own label shares; defined only for exactly two reviewers (None otherwise: see "
@@ -150,7 +97,6 @@ STATISTIC_DEFINITIONS: dict[str, str] = {
     "score_fleiss_kappa": "Fleiss (1971) on 1-5 scores taken as nominal categories: (P_bar - "
     "P_e) / (1 - P_e), one pooled score distribution; missing scores: " + FLEISS_METHOD + ".",
 }
-
 PAIRWISE_COLUMNS = ["reviewer_a", "reviewer_b", "n_items", "observed", "chance", "kappa"]
 SLICE_COLUMNS = [
     "slice",
@@ -179,8 +125,6 @@ REVIEWER_COLUMNS = [
     "flag_reason",
 ]
 CRITERION_COLUMNS = ["criterion", "n_disagreements", "share"]
-
-
 MARKDOWN_ROWS = (  # (display name, summary key, interval key prefix, items key)
     ("Cohen's kappa", "cohens_kappa", "kappa_ci", "n_items"),
     ("Conger's kappa", "conger_kappa", "conger_kappa_ci", "n_items"),
@@ -193,18 +137,6 @@ MARKDOWN_ROWS = (  # (display name, summary key, interval key prefix, items key)
     ("Krippendorff's alpha", "score_alpha_nominal", "score_alpha_nominal_ci", "score_n_items"),
     ("Fleiss' kappa", "score_fleiss_kappa", "score_fleiss_kappa_ci", "score_n_items"),
 )
-
-
-@dataclass(frozen=True)
-class KappaResult:
-    observed: float
-    chance: float
-    kappa: float
-    n_items: int
-    labels: tuple[str, ...]
-    matrix: list[list[int]]
-
-
 @dataclass
 class AgreementReport:
     summary: dict[str, Any]
@@ -228,8 +160,8 @@ class AgreementReport:
                 continue
             reviewers = s["score_n_reviewers"] if items == "score_n_items" else s["n_reviewers"]
             lines.append(
-                f"| {name} (`{key}`) | {_fmt(s.get(key))} | {_fmt(s.get(ci + '_low'))} to "
-                f"{_fmt(s.get(ci + '_high'))} | {s[key + '_level']} | {s[items]} | "
+                f"| {name} (`{key}`) | {format_figure(s.get(key))} | {format_figure(s.get(ci + '_low'))} to "
+                f"{format_figure(s.get(ci + '_high'))} | {s[key + '_level']} | {s[items]} | "
                 f"{reviewers} |"
             )
         if s.get("cohens_kappa_note"):
@@ -240,11 +172,11 @@ class AgreementReport:
                          else ".")]
         lines += [
             "",
-            f"Conger's observed agreement {_fmt(s['observed_agreement'])}, chance agreement "
-            f"{_fmt(s['chance_agreement'])} (`{s['kappa_method']}` over {s['kappa_pairs']} "
-            f"reviewer pairs); Fleiss' chance agreement {_fmt(s.get('fleiss_chance_agreement'))} "
+            f"Conger's observed agreement {format_figure(s['observed_agreement'])}, chance agreement "
+            f"{format_figure(s['chance_agreement'])} (`{s['kappa_method']}` over {s['kappa_pairs']} "
+            f"reviewer pairs); Fleiss' chance agreement {format_figure(s.get('fleiss_chance_agreement'))} "
             f"({s['fleiss_kappa_method']}); Gwet's chance agreement "
-            f"{_fmt(s.get('gwet_chance_agreement'))}. {s['bootstrap']} bootstrap replicates "
+            f"{format_figure(s.get('gwet_chance_agreement'))}. {s['bootstrap']} bootstrap replicates "
             f"over items (seed {s['seed']}).",
         ]
         if not s.get("score_sufficient", True) and s.get("score_insufficient_reason"):
@@ -252,10 +184,10 @@ class AgreementReport:
         if s.get("demonstration_n_items"):
             lines += ["", f"Demonstrations: on {s['demonstration_n_items']} items reviewed more "
                       f"than once, the corrected answers all agree on "
-                      f"{_fmt(s['demonstration_accept_rate'])} of them (95% CI "
-                      f"{_fmt(s['demonstration_accept_rate_ci_low'])} to "
-                      f"{_fmt(s['demonstration_accept_rate_ci_high'])}; accepted, the rest go "
-                      f"to adjudication); {_fmt(s['demonstration_pair_agreement'])} of review "
+                      f"{format_figure(s['demonstration_accept_rate'])} of them (95% CI "
+                      f"{format_figure(s['demonstration_accept_rate_ci_low'])} to "
+                      f"{format_figure(s['demonstration_accept_rate_ci_high'])}; accepted, the rest go "
+                      f"to adjudication); {format_figure(s['demonstration_pair_agreement'])} of review "
                       "pairs agree."]
         if s.get("ci_warning"):
             lines += ["", f"**Interval warning:** {s['ci_warning']}."]
@@ -273,8 +205,8 @@ class AgreementReport:
                       "|---|---|---|---|---|"]
             for r in self.by_slice.itertuples(index=False):
                 lines.append(
-                    f"| {r.slice} | {r.n_items} | {_fmt(r.kappa)} | {_fmt(r.alpha)} | "
-                    f"{_fmt(r.disagreement_rate)} |"
+                    f"| {r.slice} | {r.n_items} | {format_figure(r.kappa)} | {format_figure(r.alpha)} | "
+                    f"{format_figure(r.disagreement_rate)} |"
                 )
         flagged = self.by_reviewer[self.by_reviewer["flagged"]] if len(self.by_reviewer) else []
         if len(flagged):
@@ -284,228 +216,8 @@ class AgreementReport:
             lines += ["", "### Criteria the disagreements sit on", "",
                       "| criterion | disagreements | share |", "|---|---|---|"]
             for r in self.by_criterion.itertuples(index=False):
-                lines.append(f"| {r.criterion} | {r.n_disagreements} | {_fmt(r.share)} |")
+                lines.append(f"| {r.criterion} | {r.n_disagreements} | {format_figure(r.share)} |")
         return "\n".join(lines) + "\n"
-
-
-def kappa_from_matrix(
-    matrix: Sequence[Sequence[int]] | np.ndarray, labels: Sequence[str] | None = None
-) -> KappaResult:
-    """Cohen's kappa from a square confusion matrix (rows one reviewer, columns the other)."""
-    m = np.asarray(matrix)
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
-        raise ValueError(f"need a square matrix of at least 2x2, got shape {m.shape}")
-    if (m < 0).any() or not np.allclose(m, np.round(m)):
-        raise ValueError("matrix cells must be non-negative counts")
-    m = np.round(m).astype(np.int64)
-    if labels is None:
-        labels = PAIRWISE_LABELS if m.shape[0] == len(PAIRWISE_LABELS) else range(m.shape[0])
-    labels = tuple(str(v) for v in labels)
-    if len(labels) != m.shape[0]:
-        raise ValueError(f"{len(labels)} labels for a {m.shape[0]}x{m.shape[0]} matrix")
-    total = int(m.sum())
-    if total == 0:
-        raise ValueError("matrix is empty")
-    observed, chance, kappa = (float(v[0]) for v in _kappa_parts(m[None].astype(float)))
-    return KappaResult(observed, chance, kappa, total, labels, m.tolist())
-
-
-def cohen_kappa(
-    a: Sequence[str], b: Sequence[str], labels: Sequence[str] = PAIRWISE_LABELS
-) -> KappaResult:
-    """Cohen's kappa of two reviewers over the same items, by scikit-learn."""
-    a_arr, b_arr = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-    if a_arr.shape != b_arr.shape or a_arr.ndim != 1 or len(a_arr) == 0:
-        raise ValueError("a and b must be non-empty label sequences of equal length")
-    unknown = sorted({str(v) for v in np.concatenate([a_arr, b_arr])} - set(labels))
-    if unknown:
-        raise ValueError(f"labels outside {tuple(labels)}: {unknown[:5]}")
-    labels = list(labels)
-    matrix = confusion_matrix(a_arr, b_arr, labels=labels)
-    parts = kappa_from_matrix(matrix, labels)
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        kappa = float(cohen_kappa_score(a_arr, b_arr, labels=labels))
-    return KappaResult(parts.observed, parts.chance, kappa, parts.n_items, parts.labels,
-                       parts.matrix)
-
-
-def krippendorff_alpha(reliability: np.ndarray, level: str) -> float:
-    """Krippendorff's alpha (the `krippendorff` package) on reviewers x items, NaN = missing."""
-    if level not in ALPHA_LEVELS:
-        raise ValueError(f"level must be one of {ALPHA_LEVELS}, got {level!r}")
-    data = np.asarray(reliability, dtype=float)
-    if data.ndim != 2:
-        raise ValueError("reliability must be a 2-D reviewers x items array")
-    return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
-
-
-LABEL_COLUMNS = ["review_id", "trace_id", "reviewer_id", "task", "outcome", "slice",
-                 "criteria_json", "status"]
-KEY_COLUMNS = ["trace_id", "task", "outcome", "status"]  # what pairwise_input_streamed reads first
-NOT_A_VOTE = "ADJUDICATED"
-"""An adjudicator's decision closes an item; it is not a reviewer's vote, so agreement never
-counts it (core.review)."""
-_INPUT_COLUMNS = {"review_id": "review_id", "trace_id": "trace_id",
-                  "reviewer_id": "reviewer_id", "label": "outcome", "slice": "slice",
-                  "criteria_json": "criteria_json"}
-
-
-def pairwise_input(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """The agreement input from reviewed labels: one row per pairwise review, its
-    rubric-derived outcome as `label`. Filtered in Arrow, because boolean indexing a pandas
-    frame of Arrow-backed strings copies every column."""
-    if isinstance(labels, pd.DataFrame):
-        labels = pa.Table.from_pandas(labels, preserve_index=False)
-    return _input_frame(_pairwise_rows(labels, disagreeing_pairwise_traces(labels)))
-
-
-def pairwise_input_streamed(keys: pa.Table,
-                            batches: Iterable[pa.RecordBatch | pa.Table]) -> pd.DataFrame:
-    """pairwise_input over a table too large to hold: `keys` is its trace_id, task and outcome
-    columns, `batches` its LABEL_COLUMNS in order. Only pairwise rows are kept, and
-    criteria_json only where a pair can use it, so a 10^6-trace day's labels never sit in
-    memory whole."""
-    disagreeing = disagreeing_pairwise_traces(keys)
-    parts = [_pairwise_rows(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch)
-                            else batch, disagreeing) for batch in batches]
-    parts = [part for part in parts if part.num_rows]
-    return _input_frame(pa.concat_tables(parts) if parts else pa.table(
-        {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
-
-
-SCORE_COLUMNS = ["review_id", "trace_id", "candidate_id", "reviewer_id", "score"]
-"""What the score alphas read of a pointwise score review (see ``pointwise_scores``)."""
-STAGE_COLUMNS = [*LABEL_COLUMNS, "candidate_id", "score", "answer", "reviewed_at"]
-"""The reviewed_labels columns ``review_inputs_streamed`` reads: pairwise labels, scores and
-demonstration answers."""
-
-
-def pointwise_scores(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """The score-alpha input from reviewed labels: one row per pointwise review carrying a
-    1-5 score (adjudicators' decisions left out), as SCORE_COLUMNS; each (trace_id,
-    candidate_id) is one item."""
-    if isinstance(labels, pd.DataFrame):
-        labels = pa.Table.from_pandas(labels, preserve_index=False)
-    return _score_frame(_score_rows(labels))
-
-
-def demonstration_answers(labels: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """The demonstration-agreement input from reviewed labels: one row per demonstration
-    review with an answer (adjudicators' decisions left out), its answer as a key (whitespace
-    collapsed, as resolution compares answers, then hashed), as DEMONSTRATION_COLUMNS plus
-    reviewed_at."""
-    if isinstance(labels, pd.DataFrame):
-        labels = pa.Table.from_pandas(labels, preserve_index=False)
-    if "task" in labels.column_names:
-        labels = labels.filter(pc.equal(labels["task"], "demonstration"))
-    if "status" in labels.column_names:
-        labels = labels.filter(pc.fill_null(pc.not_equal(labels["status"], NOT_A_VOTE), True))
-    if "answer" not in labels.column_names:
-        return pd.DataFrame({c: pd.Series(dtype=object)
-                             for c in [*DEMONSTRATION_COLUMNS, "reviewed_at"]})
-    labels = labels.filter(pc.is_valid(labels["answer"]))
-    keys = [hashlib.blake2b(" ".join(str(a).split()).encode("utf-8", "surrogatepass"),
-                            digest_size=12).hexdigest() for a in labels["answer"].to_pylist()]
-    return pd.DataFrame({
-        **{c: labels[c].to_pylist() if c in labels.column_names else [None] * labels.num_rows
-           for c in ("review_id", "trace_id", "reviewer_id", "reviewed_at")},
-        "answer_key": keys})
-
-
-def review_inputs_streamed(keys: pa.Table, batches: Iterable[pa.RecordBatch | pa.Table]
-                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(pairwise_input rows, pointwise_scores rows, demonstration_answers rows) in one pass
-    over a table too large to hold: `keys` is its KEY_COLUMNS, `batches` its STAGE_COLUMNS.
-    Each batch keeps only its pairwise rows (criteria only where a pair can use them, as
-    pairwise_input_streamed), its score rows (five short columns) and its demonstration
-    answers as keys, so the day's labels never sit in memory whole."""
-    disagreeing = disagreeing_pairwise_traces(keys)
-    pairwise, scored, demonstrated = [], [], []
-    for batch in batches:
-        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-        part = _pairwise_rows(table.select([c for c in LABEL_COLUMNS
-                                            if c in table.column_names]), disagreeing)
-        if part.num_rows:
-            pairwise.append(part)
-        part = _score_rows(table)
-        if part.num_rows:
-            scored.append(part)
-        answers = demonstration_answers(table)
-        if len(answers):
-            demonstrated.append(answers)
-    label_frame = _input_frame(pa.concat_tables(pairwise) if pairwise else pa.table(
-        {name: pa.array([], pa.string()) for name in LABEL_COLUMNS}))
-    demo_frame = (pd.concat(demonstrated, ignore_index=True) if demonstrated
-                  else demonstration_answers(pa.table({"task": pa.array([], pa.string())})))
-    return (label_frame, _score_frame(pa.concat_tables(scored) if scored else None),
-            demo_frame)
-
-
-def _score_rows(labels: pa.Table) -> pa.Table:
-    if "task" in labels.column_names:
-        labels = labels.filter(pc.equal(labels["task"], "pointwise"))
-    if "status" in labels.column_names:
-        labels = labels.filter(pc.fill_null(pc.not_equal(labels["status"], NOT_A_VOTE), True))
-    if "score" not in labels.column_names:
-        return pa.table({name: pa.array([], pa.string()) for name in SCORE_COLUMNS[:-1]}
-                        | {"score": pa.array([], pa.int64())})
-    labels = labels.filter(pc.is_valid(labels["score"]))
-    return pa.table({name: (labels[name] if name in labels.column_names
-                            else pa.nulls(labels.num_rows, pa.string()))
-                     for name in SCORE_COLUMNS[:-1]}
-                    | {"score": pc.cast(labels["score"], pa.int64())})
-
-
-def _score_frame(rows: pa.Table | None) -> pd.DataFrame:
-    if rows is None or rows.num_rows == 0:
-        return pd.DataFrame({name: pd.Series(dtype="int64" if name == "score" else object)
-                             for name in SCORE_COLUMNS})
-    return rows.to_pandas()
-
-
-def disagreeing_pairwise_traces(labels: pa.Table) -> pa.Array:
-    """Trace ids whose pairwise reviews carry more than one outcome: the only ones with a
-    disagreeing pair, and so the only ones whose criteria the report reads (dropping a
-    superseded review can only remove disagreements, never add one)."""
-    labels = _votes(labels)
-    outcomes = labels.group_by("trace_id").aggregate([("outcome", "count_distinct")])
-    return outcomes["trace_id"].filter(pc.greater(outcomes["outcome_count_distinct"], 1)
-                                       ).combine_chunks()
-
-
-def _pairwise_rows(labels: pa.Table, disagreeing: pa.Array) -> pa.Table:
-    """Pairwise rows; criteria_json kept only for `disagreeing` traces (null elsewhere): the
-    rest would only be turned into Python strings for nothing (for every duplicate-reviewed
-    trace of a large day)."""
-    labels = _votes(labels)
-    if "criteria_json" in labels.column_names and labels.num_rows:
-        drop = pc.invert(pc.is_in(labels["trace_id"],
-                                  value_set=disagreeing.cast(labels["trace_id"].type)))
-        drop = drop.combine_chunks() if isinstance(drop, pa.ChunkedArray) else drop
-        column = labels["criteria_json"].combine_chunks()
-        # replace_with_mask builds a compact column; if_else would keep every dropped text's
-        # bytes in the new column's data buffer
-        criteria = pc.replace_with_mask(column, drop, pa.nulls(pc.sum(drop).as_py() or 0,
-                                                               column.type))
-        labels = labels.set_column(labels.column_names.index("criteria_json"), "criteria_json",
-                                   criteria)
-    return labels
-
-
-def _votes(labels: pa.Table) -> pa.Table:
-    """The pairwise reviewers' votes: other tasks and adjudicators' decisions left out."""
-    if "task" in labels.column_names:
-        labels = labels.filter(pc.equal(labels["task"], "pairwise"))
-    if "status" in labels.column_names:
-        labels = labels.filter(pc.fill_null(pc.not_equal(labels["status"], NOT_A_VOTE), True))
-    return labels
-
-
-def _input_frame(labels: pa.Table) -> pd.DataFrame:
-    return pa.table({name: labels[source] if source in labels.column_names
-                     else pa.nulls(labels.num_rows, pa.string())
-                     for name, source in _INPUT_COLUMNS.items()}).to_pandas()
 
 
 def agreement_report(
@@ -626,364 +338,6 @@ def gate_value(
     return float(value)
 
 
-def confusion_heatmap_png(
-    report_or_matrix: AgreementReport | Sequence[Sequence[int]] | np.ndarray,
-    labels: Sequence[str] | None = None,
-    path: str | Path = "confusion_matrix.png",
-) -> None:
-    """Write the pooled confusion matrix as a PNG heatmap (matplotlib, no global backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if isinstance(report_or_matrix, AgreementReport):
-        matrix = np.asarray(report_or_matrix.summary["confusion_matrix"], dtype=int)
-        labels = labels or report_or_matrix.summary["labels"]
-        title = ("Reviewer agreement: Conger's kappa "
-                 f"{_fmt(report_or_matrix.summary.get('conger_kappa'))}")
-    else:
-        matrix = np.asarray(report_or_matrix, dtype=int)
-        title = "Reviewer agreement"
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError("confusion matrix must be square")
-    labels = list(labels or PAIRWISE_LABELS[: matrix.shape[0]])
-    fig = Figure(figsize=(1.3 * len(labels) + 2, 1.2 * len(labels) + 1.5), dpi=110,
-                 layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("reviewer_b")
-    ax.set_ylabel("reviewer_a")
-    ax.set_title(title)
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                    color="white" if matrix[i, j] > threshold else "black")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-
-
-# --------------------------------------------------------------------------- internals
-
-
-@dataclass(frozen=True)
-class _LabelTable:
-    """Duplicate-reviewed items as integer codes, and every within-item pair of reviews."""
-
-    reviewer_ids: np.ndarray  # reviewer code -> id (sorted)
-    item_ids: np.ndarray  # duplicate item index -> trace_id
-    item_slice: np.ndarray  # duplicate item index -> slice name
-    review_index: np.ndarray  # per kept review: row label in the input frame
-    review_item: np.ndarray
-    review_reviewer: np.ndarray
-    review_label: np.ndarray
-    value_counts: np.ndarray  # (items, labels)
-    pair_item: np.ndarray  # per review pair
-    pair_id: np.ndarray
-    pair_a: np.ndarray  # label codes
-    pair_b: np.ndarray
-    pair_review_a: np.ndarray  # row labels in the input frame
-    pair_review_b: np.ndarray
-    pair_reviewers: np.ndarray  # (pairs, 2) reviewer codes, a < b
-    n_reviewers: int
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-
-def _latest_per_reviewer(reviews: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    unit = ["trace_id", "candidate_id"] if "candidate_id" in reviews.columns else ["trace_id"]
-    frame = reviews.reset_index(drop=True)
-    if "reviewed_at" in frame.columns:
-        order = pd.to_datetime(frame["reviewed_at"], utc=True, errors="coerce", format="mixed")
-        frame = frame.assign(_order=order).sort_values("_order", kind="stable",
-                                                       na_position="first")
-        frame = frame.drop(columns="_order")
-    kept = frame.drop_duplicates([*unit, "reviewer_id"], keep="last").sort_index()
-    return kept, int(len(frame) - len(kept))
-
-
-def _label_table(rows: pd.DataFrame, labels: tuple[str, ...]) -> _LabelTable:
-    codes = pd.Categorical(rows["label"].astype(str), categories=labels).codes.astype(np.int64)
-    if (codes < 0).any():
-        bad = sorted(set(rows["label"].astype(str)[codes < 0]))
-        raise ValueError(f"labels outside {labels}: {bad[:5]}")
-    item_all, trace_ids = pd.factorize(rows["trace_id"].astype(str))
-    reviewer, reviewer_ids = pd.factorize(rows["reviewer_id"].astype(str), sort=True)
-    per_item = np.bincount(item_all, minlength=len(trace_ids))
-    keep = per_item[item_all] >= 2
-    dup_items = np.flatnonzero(per_item >= 2)
-    remap = np.full(len(trace_ids), -1, dtype=np.int64)
-    remap[dup_items] = np.arange(len(dup_items))
-    item = remap[item_all[keep]]
-    reviewer, codes = reviewer[keep].astype(np.int64), codes[keep]
-    index = rows.index.to_numpy()[keep]
-    order = np.lexsort((reviewer, item))
-    item, reviewer, codes, index = item[order], reviewer[order], codes[order], index[order]
-
-    n_labels = len(labels)
-    value_counts = np.zeros((len(dup_items), n_labels), dtype=np.int64)
-    np.add.at(value_counts, (item, codes), 1)
-
-    first, second = _within_item_pairs(item)
-    n_rev = len(reviewer_ids)
-    key = reviewer[first] * max(n_rev, 1) + reviewer[second]
-    pair_id, pair_keys = pd.factorize(key, sort=True)
-    pair_keys = np.asarray(pair_keys, dtype=np.int64)
-    pair_reviewers = np.stack([pair_keys // max(n_rev, 1), pair_keys % max(n_rev, 1)], axis=1)
-
-    slices = _item_slices(rows, keep, order, item, len(dup_items))
-    return _LabelTable(
-        reviewer_ids=np.asarray(reviewer_ids, dtype=object),
-        item_ids=np.asarray(trace_ids, dtype=object)[dup_items],
-        item_slice=slices,
-        review_index=index,
-        review_item=item,
-        review_reviewer=reviewer,
-        review_label=codes,
-        value_counts=value_counts,
-        pair_item=item[first],
-        pair_id=pair_id.astype(np.int64),
-        pair_a=codes[first],
-        pair_b=codes[second],
-        pair_review_a=index[first],
-        pair_review_b=index[second],
-        pair_reviewers=pair_reviewers.reshape(-1, 2),
-        n_reviewers=int(len(np.unique(reviewer))),
-    )
-
-
-def _within_item_pairs(item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every unordered pair of positions sharing an item, for rows sorted by item."""
-    if len(item) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    largest = int(np.bincount(item).max())
-    firsts, seconds = [], []
-    for offset in range(1, largest):
-        left = np.arange(len(item) - offset)
-        left = left[item[left] == item[left + offset]]
-        firsts.append(left)
-        seconds.append(left + offset)
-    if not firsts:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    return np.concatenate(firsts), np.concatenate(seconds)
-
-
-def _item_slices(
-    rows: pd.DataFrame, keep: np.ndarray, order: np.ndarray, item: np.ndarray, n_items: int
-) -> np.ndarray:
-    """Each item's slice: the first non-empty slice among its reviews."""
-    result = np.full(n_items, NO_SLICE, dtype=object)
-    if "slice" not in rows.columns or n_items == 0:
-        return result
-    values = rows["slice"].to_numpy(dtype=object, na_value=None)[keep][order]
-    present = np.flatnonzero(pd.Series(values, dtype=object).fillna("").astype(str) != "")
-    items, first = np.unique(item[present], return_index=True)
-    result[items] = values[present[first]]
-    return result
-
-
-def _kappa_parts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(observed, chance, kappa) for a stack of L x L matrices; NaN where undefined."""
-    total = counts.sum(axis=(-2, -1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        observed = np.trace(counts, axis1=-2, axis2=-1) / total
-        chance = (counts.sum(axis=-1) * counts.sum(axis=-2)).sum(axis=-1) / total**2
-        denominator = 1.0 - chance
-        kappa = np.where(denominator > 1e-12, (observed - chance) / denominator, np.nan)
-    return observed, chance, kappa
-
-
-def _conger_kappa(
-    counts: np.ndarray, marginals: np.ndarray, pair_reviewers: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(observed, chance, kappa) from per-pair matrices (..., P, L, L) and per-reviewer label
-    counts (..., R, L); see the module doc. NaN where undefined."""
-    n_pair = counts.sum(axis=(-2, -1))
-    total = n_pair.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.nan_to_num(marginals / marginals.sum(axis=-1, keepdims=True))
-        chance_pair = (share[..., pair_reviewers[:, 0], :]
-                       * share[..., pair_reviewers[:, 1], :]).sum(axis=-1)
-        observed = np.trace(counts, axis1=-2, axis2=-1).sum(axis=-1) / total
-        chance = (n_pair * chance_pair).sum(axis=-1) / total
-        denominator = 1.0 - chance
-        kappa = np.where(denominator > 1e-12, (observed - chance) / denominator, np.nan)
-    return observed, chance, kappa
-
-
-def _reviewer_marginals(table: _LabelTable, mask: np.ndarray | None = None) -> np.ndarray:
-    n_labels = table.value_counts.shape[1]
-    n_rev = len(table.reviewer_ids)
-    keys = table.review_reviewer * n_labels + table.review_label
-    if mask is not None:
-        keys = keys[mask]
-    return np.bincount(keys, minlength=n_rev * n_labels).reshape(n_rev, n_labels).astype(float)
-
-
-def _coincidences(value_counts: np.ndarray) -> np.ndarray:
-    """Krippendorff's per-unit coincidence matrices, flattened: (units, V*V)."""
-    vc = value_counts.astype(float)
-    m = vc.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(m >= 2, 1.0 / (m - 1), 0.0)
-    outer = vc[:, :, None] * vc[:, None, :]
-    idx = np.arange(vc.shape[1])
-    outer[:, idx, idx] -= vc
-    return (outer * scale[:, None, None]).reshape(len(vc), -1)
-
-
-def _alpha_from_coincidences(
-    o: np.ndarray, level: str, domain: Sequence[float]
-) -> np.ndarray:
-    """Alpha for a stack of V x V coincidence matrices, with the package's distance metrics."""
-    n_v = o.sum(axis=-2)
-    n = n_v.sum(axis=-1)
-    v = len(domain)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e = (n_v[..., :, None] * n_v[..., None, :] - n_v[..., None, :] * np.eye(v)) / (
-            n - 1
-        )[..., None, None]
-    if level == "nominal":
-        d = np.broadcast_to(1.0 - np.eye(v), o.shape)
-    elif level == "interval":
-        values = np.asarray(domain, dtype=float)
-        d = np.broadcast_to((values[:, None] - values[None, :]) ** 2, o.shape)
-    elif level == "ratio":
-        values = np.asarray(domain, dtype=float)
-        total = values[:, None] + values[None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(total != 0, (values[:, None] - values[None, :]) / total, 0.0)
-        d = np.broadcast_to(ratio**2, o.shape)
-    elif level == "ordinal":
-        grid = np.arange(v)
-        lo, hi = np.minimum.outer(grid, grid), np.maximum.outer(grid, grid)
-        cum = np.cumsum(n_v, axis=-1)
-        between = cum[..., hi] - (cum - n_v)[..., lo]
-        d = (between - (n_v[..., :, None] + n_v[..., None, :]) / 2.0) ** 2
-    else:
-        raise ValueError(f"level must be one of {ALPHA_LEVELS}, got {level!r}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        expected = (e * d).sum(axis=(-2, -1))
-        return np.where(expected > 0, 1.0 - (o * d).sum(axis=(-2, -1)) / expected, np.nan)
-
-
-def _package_alpha(value_counts: np.ndarray, level: str, domain: Sequence[float]) -> float:
-    pairable = value_counts.sum(axis=1) >= 2
-    if not pairable.any():
-        return math.nan
-    observed_values = np.flatnonzero(value_counts[pairable].sum(axis=0))
-    if len(observed_values) < 2:
-        return math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(krippendorff.alpha(value_counts=value_counts[pairable],
-                                        value_domain=list(domain), level_of_measurement=level))
-
-
-@dataclass(frozen=True)
-class _ItemTypes:
-    """Items with the same (reviewer, label) multiset are exchangeable in every statistic here.
-
-    Resampling n items with replacement therefore equals drawing the type counts from
-    Multinomial(n, type frequencies): the same bootstrap distribution, with one draw per type
-    instead of one per item.
-    """
-
-    of_item: np.ndarray
-    count: np.ndarray
-    representative: np.ndarray
-
-    @property
-    def n_items(self) -> int:
-        return int(self.count.sum())
-
-
-def _item_types(keys: np.ndarray, item: np.ndarray, n_items: int) -> _ItemTypes:
-    """Types from per-row integer keys of rows sorted by item (canonical order within item)."""
-    sizes = np.bincount(item, minlength=n_items)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    of_item = np.zeros(n_items, dtype=np.int64)
-    radix = int(keys.max()) + 1 if len(keys) else 1
-    n_types = 0
-    for size in np.unique(sizes):
-        members = np.flatnonzero(sizes == size)
-        block = keys[starts[members][:, None] + np.arange(size)]
-        if size * math.log2(max(radix, 2)) < 62:
-            packed = block @ (radix ** np.arange(size, dtype=np.int64))
-            uniques, inverse = np.unique(packed, return_inverse=True)
-        else:
-            uniques, inverse = np.unique(block, axis=0, return_inverse=True)
-        of_item[members] = n_types + inverse.reshape(-1)
-        n_types += len(uniques)
-    representative = np.zeros(n_types, dtype=np.int64)
-    representative[of_item] = np.arange(n_items)
-    return _ItemTypes(of_item, np.bincount(of_item, minlength=n_types), representative)
-
-
-def _resample_weights(
-    rng: np.random.Generator, types: _ItemTypes, replicates: int, width: int
-) -> Iterator[np.ndarray]:
-    """Per-replicate multiplicity of each item type, in chunks that bound memory."""
-    n = types.n_items
-    p = types.count / n
-    chunk = max(1, min(replicates, 8_000_000 // max(len(p), width, 1)))
-    done = 0
-    while done < replicates:
-        c = min(chunk, replicates - done)
-        yield rng.multinomial(n, p, size=c).astype(float)
-        done += c
-
-
-def _percentile_ci(values: np.ndarray) -> tuple[float | None, float | None, int]:
-    finite = values[np.isfinite(values)]
-    if len(finite) == 0:
-        return None, None, 0
-    tail = (1 - CI_LEVEL) / 2 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return float(low), float(high), int(len(finite))
-
-
-def _pair_counts(table: _LabelTable, n_labels: int) -> np.ndarray:
-    """One confusion matrix per reviewer pair (rows reviewer_a): shape (pairs, L, L)."""
-    n_pairs = len(table.pair_reviewers)
-    cells = table.pair_id * n_labels * n_labels + table.pair_a * n_labels + table.pair_b
-    return np.bincount(cells, minlength=n_pairs * n_labels * n_labels).reshape(
-        n_pairs, n_labels, n_labels).astype(float)
-
-
-def _pooled_parts(value_counts: np.ndarray, weights: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(P_bar, Fleiss P_e, Fleiss kappa, Gwet p_e, Gwet AC1) from per-item label counts.
-
-    ``weights`` (replicates x items) gives each item's multiplicity in each bootstrap replicate;
-    without it every item counts once (one row). Items with fewer than two ratings are left
-    out (see the module doc). NaN where undefined."""
-    vc = value_counts.astype(float)
-    n_i = vc.sum(axis=1)
-    keep = n_i >= 2
-    vc, n_i = vc[keep], n_i[keep]
-    q = vc.shape[1]
-    w = np.ones((1, len(vc))) if weights is None else weights[:, keep]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_i = ((vc * (vc - 1)).sum(axis=1) / (n_i * (n_i - 1))) if len(vc) else n_i
-        share = vc / n_i[:, None]
-        n_items = w.sum(axis=1)
-        p_bar = (w @ p_i) / n_items
-        pooled = (w @ vc) / (w @ n_i)[:, None]
-        fleiss_pe = (pooled**2).sum(axis=1)
-        fleiss = np.where(1 - fleiss_pe > 1e-12, (p_bar - fleiss_pe) / (1 - fleiss_pe), np.nan)
-        pi = (w @ share) / n_items[:, None]
-        gwet_pe = (pi * (1 - pi)).sum(axis=1) / (q - 1) if q > 1 else np.full(len(w), np.nan)
-        gwet = np.where(1 - gwet_pe > 1e-12, (p_bar - gwet_pe) / (1 - gwet_pe), np.nan)
-    return p_bar, fleiss_pe, fleiss, gwet_pe, gwet
-
-
 def _label_figures(
     table: _LabelTable, counts: np.ndarray, bootstrap: int, rng: np.random.Generator
 ) -> dict[str, Any]:
@@ -1068,44 +422,6 @@ def _label_figures(
     return out
 
 
-def _label_types(table: _LabelTable) -> _ItemTypes:
-    keys = table.review_reviewer * table.value_counts.shape[1] + table.review_label
-    return _item_types(keys, table.review_item, table.n_items)
-
-
-def _pair_membership(table: _LabelTable, n_labels: int) -> sparse.csr_matrix:
-    """Sparse (pair x cell, item) incidence, so resampled matrices are one product."""
-    n_pairs = len(table.pair_reviewers)
-    cells = table.pair_id * n_labels * n_labels + table.pair_a * n_labels + table.pair_b
-    return sparse.csr_matrix((np.ones(len(cells)), (cells, table.pair_item)),
-                             shape=(n_pairs * n_labels * n_labels, table.n_items))
-
-
-def _reviewer_membership(table: _LabelTable) -> sparse.csr_matrix:
-    """Sparse (reviewer x label, item) incidence for resampled reviewer label distributions."""
-    n_labels = table.value_counts.shape[1]
-    keys = table.review_reviewer * n_labels + table.review_label
-    return sparse.csr_matrix((np.ones(len(keys)), (keys, table.review_item)),
-                             shape=(len(table.reviewer_ids) * n_labels, table.n_items))
-
-
-def _label_replicates(
-    weights: np.ndarray,
-    membership: sparse.csr_matrix,
-    reviewer_membership: sparse.csr_matrix,
-    coincidences: np.ndarray,
-    pair_reviewers: np.ndarray,
-    n_labels: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(kappa, nominal alpha) for each row of item (type) multiplicities."""
-    counts = np.asarray(membership @ weights.T).T.reshape(-1, len(pair_reviewers), n_labels,
-                                                          n_labels)
-    marginals = np.asarray(reviewer_membership @ weights.T).T.reshape(len(weights), -1, n_labels)
-    kappa = _conger_kappa(counts, marginals, pair_reviewers)[2]
-    o = (weights @ coincidences).reshape(-1, n_labels, n_labels)
-    return kappa, _alpha_from_coincidences(o, "nominal", range(n_labels))
-
-
 def _score_figures(
     frame: pd.DataFrame, bootstrap: int, rng: np.random.Generator
 ) -> dict[str, Any]:
@@ -1172,14 +488,9 @@ _SCORE_KEYS = {**{level: f"alpha_{level}" for level in SCORE_LEVELS},
                "nominal": "score_alpha_nominal", "fleiss": "score_fleiss_kappa"}
 """Score figure -> summary key: alpha at each SCORE_LEVELS, nominal alpha and Fleiss' kappa
 with the five scores taken as categories (Fleiss 1971's diagnoses are such a table)."""
-
-
-DEMONSTRATION_COLUMNS = ["review_id", "trace_id", "reviewer_id", "answer_key"]
 """What the demonstration figures read of a demonstration review: its answer as a key (the
 answer with its whitespace collapsed, hashed: two reviewers agree when their corrected answers
 are the same text, the rule resolution accepts a demonstration by)."""
-
-
 def _demonstration_figures(frame: pd.DataFrame | None, bootstrap: int,
                            rng: np.random.Generator) -> dict[str, Any]:
     """Agreement on demonstrations over items with >= 2 reviews: the share of items whose
@@ -1222,15 +533,6 @@ def _demonstration_figures(frame: pd.DataFrame | None, bootstrap: int,
     low, high, _ = _percentile_ci(np.concatenate(replicates))
     out.update(demonstration_accept_rate_ci_low=low, demonstration_accept_rate_ci_high=high)
     return out
-
-
-def _unit_codes(rows: pd.DataFrame) -> np.ndarray:
-    """Dense item codes for score rows: (trace_id, candidate_id) when candidate_id exists."""
-    trace = pd.factorize(rows["trace_id"].astype(str))[0].astype(np.int64)
-    if "candidate_id" not in rows.columns:
-        return trace
-    candidate = pd.factorize(rows["candidate_id"].astype(str))[0].astype(np.int64)
-    return pd.factorize(trace * (int(candidate.max()) + 1) + candidate)[0].astype(np.int64)
 
 
 def _sufficiency(summary: dict[str, Any], min_items: int) -> dict[str, Any]:
@@ -1522,7 +824,10 @@ def _jsonable(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fmt(value: Any) -> str:
+def format_figure(value: Any) -> str:
+    """A figure as the report prints it: three decimals, n/a when undefined."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.3f}"
+
+
