@@ -392,6 +392,16 @@ def _load_labelled(path: AnyPath) -> list[dict[str, Any]]:
     return items
 
 
+def load_retractions(storage: Storage) -> set[str]:
+    """Row ids config/retractions.txt withdraws from every later release (one a line, `#`
+    starts a comment)."""
+    path = storage.config_path("retractions.txt")
+    if not path.exists():
+        return set()
+    return {line.split("#")[0].strip() for line in path.read_text().splitlines()
+            if line.split("#")[0].strip()}
+
+
 def load_deny_terms(storage: Storage) -> list[str]:
     path = storage.config_path("redaction", "deny_list.txt")
     return parse_deny_list(path.read_text(encoding="utf-8")) if path.exists() else []

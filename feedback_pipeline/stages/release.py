@@ -7,13 +7,11 @@ gates pass, and writes an immutable releases/<dataset_version>/.
 
 
 import json
-import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent import futures
 from dataclasses import replace
 from datetime import UTC, datetime
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from feedback_pipeline import settings
 from feedback_pipeline.core import agreement
 from feedback_pipeline.core.candidate import (
     LANE_SELECT,
@@ -30,18 +29,13 @@ from feedback_pipeline.core.candidate import (
     write_candidate,
 )
 from feedback_pipeline.core.contract import id_list, reason_category
-from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates, leaked_ids
+from feedback_pipeline.core.leakage import find_leaks, find_near_duplicates
 from feedback_pipeline.core.manifest import (
-    REQUIRED_FIELDS,
     Gate,
     GoldAnswer,
     QuarantineCount,
-    missing_fields,
     next_version,
-    promotion_reasons,
-    quarantine_gate,
     reviewer_standing,
-    slice_gate,
     suspended,
 )
 from feedback_pipeline.core.parallel import (
@@ -52,9 +46,14 @@ from feedback_pipeline.core.parallel import (
 )
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
+    ReleaseDecision,
+    ReleaseEvidence,
     ReleaseExistsError,
+    agreement_gate,
     content_fingerprint,
     dataset_card,
+    decide_release,
+    slice_agreement_gate,
     verify_release_dir,
 )
 from feedback_pipeline.core.review import unsafe_pairs_in_parquet
@@ -65,6 +64,7 @@ from feedback_pipeline.core.texts import (
     TextLayout,
     residue_in_parquet,
 )
+from feedback_pipeline.provenance import code_version
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import write_confusion_heatmap
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, arrow_target
@@ -93,11 +93,19 @@ ROUTED_SLICES = "slices_routed_to_adjudication.json"
 adjudication (the manifest carries only their number)."""
 
 
+DUCKDB_MEMORY = "768MB"
+LEAK_BATCH_ROWS = 65_536  # the candidate's sort spills to disk beyond this
+LABEL_BATCH_ROWS = 50_000
+SCAN_IN_WORKER_ROWS = 100_000  # candidate rows from which the content scans run in a worker
+
+
 class ReleaseWindow(dg.Config):
     """The days a release covers (inclusive); default: every day with landed traces."""
 
     start: str | None = None
     end: str | None = None
+    scan_in_worker_rows: int = SCAN_IN_WORKER_ROWS
+    """Candidate rows from which the content scans run in a worker process (0: always)."""
 
 
 def read_window(storage: Storage, table: str, days: list[str],
@@ -162,27 +170,6 @@ def _parquet(path: Any) -> str:
     return f"read_parquet('{sql_escaped(str(path))}')"
 
 
-def load_retractions(storage: Storage) -> set[str]:
-    path = storage.config_path("retractions.txt")
-    if not path.exists():
-        return set()
-    return {line.split("#")[0].strip() for line in path.read_text().splitlines()
-            if line.split("#")[0].strip()}
-
-
-def code_version() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{package_version('feedback-pipeline')}" + (f"+g{sha}" if sha else "")
-
-
-DUCKDB_MEMORY = "768MB"
-LEAK_BATCH_ROWS = 65_536  # the candidate's sort spills to disk beyond this
-LABEL_BATCH_ROWS = 50_000
-SCAN_IN_WORKER_ROWS = 100_000  # candidate rows from which the content scans run in a worker
 
 
 def residue_scans(storage: Storage, files: dict[str, Path], days: list[str],
@@ -200,14 +187,6 @@ def residue_scans(storage: Storage, files: dict[str, Path], days: list[str],
     return items
 
 
-def residue_gate(offending_per_scan: Iterable[list[str]]) -> Gate:
-    """The redaction_residue gate over the ids each scan found."""
-    ids = sorted({tid for found in offending_per_scan for tid in found})
-    return Gate("redaction_residue", not ids, len(ids),
-                "independent residue scan over every training file and review task",
-                offending=ids, reason=f"{len(ids)} row(s) hold raw identifiers" if ids else None)
-
-
 def window_pairwise_input(storage: Storage, scan: str | None) -> pd.DataFrame:
     """The window's pairwise reviews for the agreement gate, streamed from DuckDB in scan
     order (core.agreement.pairwise_input_streamed)."""
@@ -220,70 +199,6 @@ def window_pairwise_input(storage: Storage, scan: str | None) -> pd.DataFrame:
         reader = con.sql(f"SELECT {', '.join(agreement.LABEL_COLUMNS)} FROM {scan} "
                          "WHERE task = 'pairwise'").fetch_record_batch(LABEL_BATCH_ROWS)
         return agreement.pairwise_input_streamed(keys, reader)
-
-
-def agreement_gate(reviews: pd.DataFrame, gold: list[dict],
-                   policy: Any) -> tuple[Gate, dict, agreement.AgreementReport]:
-    """The window's agreement over `reviews` (core.agreement.pairwise_input rows)."""
-    report = agreement.agreement_report(
-        reviews, gold=pd.DataFrame(gold) if gold else None,
-        bootstrap=policy.bootstrap_samples, seed=policy.random_seed,
-        min_items=policy.min_duplicate_items, gold_miss_prior=policy.gold_prior)
-    value = agreement.gate_value(report, policy.agreement_statistic, policy.agreement_gate_on)
-    summary = report.summary
-    passed = value is not None and value >= policy.kappa_gate
-    gated = summary.get("gated_statistic") or policy.agreement_statistic
-    if value is None:
-        reason = summary.get("insufficient_reason") or "too few duplicate reviews to measure"
-    elif not passed:
-        reason = f"{gated} {value:.3f} < gate {policy.kappa_gate}"
-    else:
-        reason = None
-    record = {
-        "statistic": policy.agreement_statistic,
-        # the statistic the gate actually used and why, when the declared one is undefined for
-        # the data (Cohen's kappa with more than two reviewers falls back to Conger's)
-        "gated_statistic": gated,
-        "gated_statistic_note": summary.get("gated_statistic_note"),
-        "level": summary.get(f"{gated}_level", "nominal"),
-        "sufficient": summary.get("sufficient"),
-        "insufficient_reason": summary.get("insufficient_reason"),
-        "ci_warning": summary.get("ci_warning"),
-        "flagged_reviewers": report.by_reviewer.loc[report.by_reviewer["flagged"],
-                                                    "reviewer_id"].tolist()
-        if not report.by_reviewer.empty else [],
-        "gate_on": policy.agreement_gate_on,
-        "value": None if value is None else round(float(value), 4),
-        "policy_gate": policy.kappa_gate,
-        **{k: summary.get(k) for k in (
-            "cohens_kappa", "cohens_kappa_note", "conger_kappa", "conger_kappa_ci_low",
-            "conger_kappa_ci_high", "fleiss_kappa", "fleiss_kappa_ci_low", "fleiss_kappa_ci_high",
-            "fleiss_kappa_method", "gwet_ac1", "observed_agreement", "chance_agreement",
-            "kappa_ci_low", "kappa_ci_high", "krippendorff_alpha_nominal", "alpha_ordinal",
-            "alpha_interval", "alpha_ratio", "n_items", "n_reviewers", "labels",
-            "confusion_matrix", "kappa_method", "statistic_definitions")},
-    }
-    gate = Gate("agreement_gate", passed, record["value"],
-                f"{gated} ({policy.agreement_gate_on}) >= {policy.kappa_gate}",
-                reason=reason)
-    return gate, record, report
-
-
-def slice_agreement_gate(report: agreement.AgreementReport, reviews: pd.DataFrame,
-                         policy: Any) -> tuple[Gate, dict[str, dict], dict[str, list[str]]]:
-    """The declared slice gates (policy slice_gates) over the report's by_slice table:
-    (gate, slices routed to adjudication with their trace count, their trace ids)."""
-    slices = {str(r["slice"]): r for r in report.by_slice.to_dict("records")}
-    ids: dict[str, list[str]] = {}
-    if policy.slice_gates and not reviews.empty:
-        named = reviews["slice"].astype(object).where(
-            reviews["slice"].notna() & (reviews["slice"].astype(str) != ""), agreement.NO_SLICE)
-        for name, group in reviews["trace_id"].astype(str).groupby(named.astype(str)):
-            if name in policy.slice_gates:
-                ids[name] = sorted(set(group))
-    gate, routed = slice_gate(slices, policy.slice_gates, policy.agreement_statistic,
-                              {name: len(v) for name, v in ids.items()})
-    return gate, routed, {name: ids.get(name, []) for name in routed}
 
 
 def window_gold_answers(storage: Storage, scan: str | None, gold: list[dict]
@@ -398,7 +313,11 @@ def left_out_by_suspension(con: Any, window: dict[str, str | None],
 )
 def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
                      pipeline: PipelineResource):
+    """Load (the window, its parent, its reviews), measure (the candidate in DuckDB, the
+    scans), decide (core.release.decide_release), write the candidate and its manifest, and
+    report each gate as a blocking check."""
     storage, policy = pipeline.storage, pipeline.policy
+    scan_in_worker_rows = config.scan_in_worker_rows
     days = storage.window_days(config.start, config.end)
     on_disk = storage.list_versions()
     version, parent = next_version(on_disk, policy.dataset_name, policy.parent_dataset)
@@ -407,7 +326,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     local_parent = parent if parent in on_disk else None
     parent_gate = parent_verification(storage, local_parent)
     inherited = local_parent if parent_gate.passed else None
-    retracted = load_retractions(storage)
+    retracted = settings.load_retractions(storage)
     frozen = pipeline.frozen_set()
     scan = storage.scan_sql(WAREHOUSE, "reviewed_labels", days)
     # the agreement gate first, on its own: its reviews are freed before DuckDB builds the
@@ -458,7 +377,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         # first on a small candidate (a worker takes about a second to start) and on an
         # object store (a worker may not reach this process's filesystem object: an in-memory
         # store is only in this process)
-        in_worker = not storage.remote and sum(candidate.rows.values()) >= SCAN_IN_WORKER_ROWS
+        in_worker = not storage.remote and sum(candidate.rows.values()) >= scan_in_worker_rows
         scans = submit_sequence(
             [*((residue_in_parquet, item)
                for item in residue_scans(storage, files, days, pipeline.deny_terms())),
@@ -473,115 +392,74 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
             ], ignore_index=True)
         finally:  # the scans read files in `scratch`: never leave it under them
             futures.wait([scans])
-        leak_gate = Gate("evaluation_leakage", leaks.empty, len(leaked_ids(leaks)),
-                         "by id, by normalised prompt fingerprint, and by near-duplicate (word "
-                         f"shingle Jaccard >= {policy.near_duplicate_threshold}) vs every "
-                         "training row, parent rows included",
-                         offending=leaked_ids(leaks),
-                         reason="; ".join(f"{r.training_id} ({r.lane}) ~ {r.frozen_id} by "
-                                          f"{r.rule}" for r in leaks.itertuples()) or None)
         *residue_found, unsafe = scans.result()
         stop_workers()  # this step writes no IO-managed output, so its workers stop here
-        unsafe_gate = Gate("unsafe_pairs_accepted", not unsafe, len(unsafe),
-                           "no chosen answer marked unsafe by its reviewers", offending=unsafe,
-                           reason=f"chosen answer unsafe in {', '.join(unsafe)}" if unsafe
-                           else None)
-        residue = residue_gate(residue_found)
         folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
-        for lane, path in files.items():
-            storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())
-        jsonl_files = []
-        if policy.release_jsonl:
-            for lane, path in files.items():
-                name = jsonl_name(RELEASE_FILES[lane])
-                con.execute(f"COPY (SELECT * FROM {_parquet(path)}) TO "
-                            f"'{sql_escaped(str(Path(scratch) / name))}' (FORMAT json)")
-                storage.write_bytes(folder / name, (Path(scratch) / name).read_bytes())
-                jsonl_files.append(name)
+        jsonl_files = write_candidate_files(con, storage, folder, files, Path(scratch),
+                                            policy.release_jsonl)
         write_confusion_heatmap(report, path=Path(scratch) / HEATMAP)
         storage.write_bytes(folder / HEATMAP, (Path(scratch) / HEATMAP).read_bytes())
         storage.write_json(folder / ROUTED_SLICES, routed_ids)
 
-    both_bad = int(incidents["reason"].astype(str).str.startswith("BOTH_BAD").sum()) \
-        if not incidents.empty else 0
-    ties = int(adjudication["reason"].astype(str).str.startswith("tie").sum()) \
-        if not adjudication.empty else 0
-    cost = review_cost(storage, scan, days)
-    manifest: dict[str, Any] = {
-        "dataset_version": version,
-        "dataset_name": policy.dataset_name,
-        "source_window": f"{days[0]}/{days[-1]}" if days else None,
-        "selection_policy_version": policy.selection_policy_version,
-        "redaction_version": policy.redaction_version,
-        "reidentification_access_rule": policy.reidentification_access_rule,
-        "rubric_version": policy.rubric_version,
-        "reviewer_training_set": policy.reviewer_training_set,
-        "agreement_report": agreement_record,
-        "row_counts": {
-            "demonstrations": candidate.rows["sft"],
-            "preferences": candidate.rows["preference"],
-            "pointwise": candidate.rows["unpaired"],
-            "ties": ties,
-            "both_bad": both_bad,
-            "rejected": conflicts,
-            "adjudication": len(adjudication),
-            "new": candidate.new_rows,
-            "retracted": candidate.retracted_rows,
-        },
-        "review_cost": cost,
-        "frozen_evaluation_set": frozen.set_id,
-        "frozen_evaluation_set_size": len(frozen.ids),
-        "leakage_check_passed": leak_gate.passed,
-        "both_bad_escalated": both_bad,
-        "parent_dataset": parent,
-        **{k: policy.extra[k] for k in ("license", "license_name", "license_link", "language")
-           if k in policy.extra},
-        "dagster_run_id": context.run.run_id,
-        "code_version": code_version(),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        # rows the suspension removed from the parent's are a change even with nothing new
-        "has_changes": candidate.has_changes or any(inherited_left_out.values()),
-        "reviewer_standing": standing,
-        "reviewer_suspension_rule": policy.suspension,
-        "suspended_reviewers": barred,
-        "rows_left_out_by_suspension": left_out,
-        "slice_gates": slices_gate.value,
-        "slices_routed_to_adjudication": routed,
-        "rows_held_for_slice_adjudication": held_for_slices,
-        "jsonl_files": jsonl_files,
-    }
-    missing = missing_fields(manifest)
-    complete_gate = Gate("manifest_complete", not missing, len(missing),
-                         f"every seed field present: {', '.join(REQUIRED_FIELDS)}",
-                         offending=missing,
-                         reason=f"missing {', '.join(missing)}" if missing else None)
-    quarantined = window_quarantine(storage, days)
-    manifest["quarantine"] = {kind: {"quarantined": c.quarantined, "kept": c.kept,
-                                     "share": round(c.share, 4), "reasons": c.reasons}
-                              for kind, c in quarantined.items()}
-    quarantine = quarantine_gate(quarantined, policy.max_quarantined_share)
-    gates = [residue, leak_gate, agree_gate, slices_gate, unsafe_gate, complete_gate,
-             quarantine, parent_gate]
-    manifest["gates"] = {g.name: {"passed": g.passed, "value": g.value, "rule": g.rule,
-                                  "reason": g.reason} for g in gates}
-    manifest["promotion_reasons"] = promotion_reasons(gates)
-
+    decision = decide_release(ReleaseEvidence(
+        version=version, parent=parent, days=days, parent_gate=parent_gate,
+        agreement_gate=agree_gate, agreement_record=agreement_record, slice_gate=slices_gate,
+        slices_routed=routed, standing=standing, suspended=barred, rows=candidate.rows,
+        new_rows=candidate.new_rows, retracted_rows=candidate.retracted_rows,
+        has_changes=candidate.has_changes, left_out_by_suspension=left_out,
+        inherited_left_out=inherited_left_out, held_for_slices=held_for_slices,
+        rubric_conflicts=conflicts,
+        incident_reasons=incidents["reason"].astype(str).tolist() if not incidents.empty else [],
+        adjudication_reasons=adjudication["reason"].astype(str).tolist()
+        if not adjudication.empty else [],
+        review_cost=review_cost(storage, scan, days), frozen_set_id=frozen.set_id,
+        frozen_set_size=len(frozen.ids), leaks=leaks,
+        near_duplicate_threshold=policy.near_duplicate_threshold, unsafe_pairs=unsafe,
+        residue_found=residue_found, quarantine=window_quarantine(storage, days),
+        run_id=context.run.run_id, code_version=code_version(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), jsonl_files=jsonl_files),
+        policy)
+    manifest = decision.manifest
     storage.write_json(folder / "manifest.json", manifest)
+    yield from report_decision(decision)
 
+
+def write_candidate_files(con: Any, storage: Storage, folder: Any, files: dict[str, Path],
+                          scratch: Path, jsonl: bool) -> list[str]:
+    """Copy the candidate's lane files into the candidate folder (and, with `release_jsonl`,
+    each as JSON Lines beside it); the JSON Lines file names."""
+    names = []
+    for lane, path in files.items():
+        storage.write_bytes(folder / RELEASE_FILES[lane], path.read_bytes())
+        if jsonl:
+            name = jsonl_name(RELEASE_FILES[lane])
+            con.execute(f"COPY (SELECT * FROM {_parquet(path)}) TO "
+                        f"'{sql_escaped(str(scratch / name))}' (FORMAT json)")
+            storage.write_bytes(folder / name, (scratch / name).read_bytes())
+            names.append(name)
+    return names
+
+
+def report_decision(decision: ReleaseDecision) -> Iterator[dg.MaterializeResult
+                                                         | dg.AssetCheckResult]:
+    """The decision as the UI shows it: headline figures and one blocking check per gate."""
+    manifest = decision.manifest
+    rows, cost = manifest["row_counts"], manifest["review_cost"]
+    agreement_value = manifest["agreement_report"]["value"]
     yield dg.MaterializeResult(metadata={
-        "dataset_version": version,
-        "parent_dataset": parent or "none",
+        "dataset_version": manifest["dataset_version"],
+        "parent_dataset": manifest["parent_dataset"] or "none",
         "source_window": manifest["source_window"] or "empty",
-        "preferences": candidate.rows["preference"],
-        "demonstrations": candidate.rows["sft"],
-        "pointwise": candidate.rows["unpaired"],
-        "new_rows": sum(candidate.new_rows.values()),
+        "preferences": rows["preferences"],
+        "demonstrations": rows["demonstrations"],
+        "pointwise": rows["pointwise"],
+        "new_rows": sum(rows["new"].values()),
         "promotion_reasons": ", ".join(manifest["promotion_reasons"]) or "none",
-        "agreement": agreement_record["value"] if agreement_record["value"] is not None else -1.0,
+        "agreement": agreement_value if agreement_value is not None else -1.0,
         "review_seconds_per_accepted_label": cost["seconds_per_accepted_label"]
         if cost["seconds_per_accepted_label"] is not None else -1.0,
     })
-    for gate in gates:
+    for gate in decision.gates:
         yield dg.AssetCheckResult(
             check_name=gate.name,
             passed=gate.passed,

@@ -104,16 +104,16 @@ def test_run_json_output_and_exit_status(pipeline_run, capsys):
 
 @pytest.mark.parametrize("scan_in_worker", [False, True])
 def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run, tmp_path,
-                                                                   monkeypatch, scan_in_worker):
+                                                                   scan_in_worker):
     import dagster as dg
     import pyarrow.parquet as pq
 
     from feedback_pipeline.definitions import build_definitions
-    from feedback_pipeline.stages import release
+    from feedback_pipeline.stages.release import SCAN_IN_WORKER_ROWS
     from feedback_pipeline_tests.conftest import DAYS, copy_root
 
-    if scan_in_worker:  # as for a large candidate: the scans run in a worker process
-        monkeypatch.setattr(release, "SCAN_IN_WORKER_ROWS", 0)
+    # as for a large candidate: the scans run in a worker process
+    in_worker_from = 0 if scan_in_worker else SCAN_IN_WORKER_ROWS
 
     root = copy_root(pipeline_run[0], tmp_path / "data")
     path = root / "warehouse" / "review_tasks" / f"date={DAYS[0]}" / "part-0.parquet"
@@ -124,7 +124,8 @@ def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run
     defs = build_definitions(str(root))
     result = defs.resolve_job_def("release").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        run_config={"ops": {"dataset_manifest": {"config": {"start": None, "end": None}}}})
+        run_config={"ops": {"dataset_manifest": {"config": {
+            "start": None, "end": None, "scan_in_worker_rows": in_worker_from}}}})
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     residue = checks["redaction_residue"]
     assert not residue.passed
