@@ -10,7 +10,7 @@ import dagster as dg
 
 from feedback_pipeline.automation import alerts, schedules, sensors
 from feedback_pipeline.automation.checks import AUDIT_CHECKS
-from feedback_pipeline.core import signing, vault
+from feedback_pipeline.core import runtime, signing, vault
 from feedback_pipeline.core.labelstudio import API_KEY_ENV
 from feedback_pipeline.io_manager import ParquetIOManager
 from feedback_pipeline.jobs import ALL_JOBS
@@ -95,7 +95,8 @@ def deployment_resources(root: str, *, root_from_env: bool = False) -> dict[str,
     """The resources that differ between deployments, each setting read through `EnvVar`."""
     data_root = from_env(vault.DATA_ROOT_ENV, root) if root_from_env else root
     return {
-        "pipeline": PipelineResource(data_root=data_root),
+        "pipeline": PipelineResource(data_root=data_root,
+                                     stage_workers=from_env(runtime.WORKERS_ENV, "")),
         "io_manager": ParquetIOManager(data_root=data_root, zone=WAREHOUSE),
         "restricted_io_manager": ParquetIOManager(data_root=data_root, zone=RESTRICTED),
         "keys": KeysResource(

@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from feedback_pipeline.core.parallel import end_of_stage
+from feedback_pipeline.core.runtime import end_of_stage
 from feedback_pipeline.progress import StageProgress, progress_of
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 

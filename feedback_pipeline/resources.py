@@ -5,7 +5,8 @@ where each comes from (an `EnvVar` when the variable is set where the definition
 `definitions.build_definitions`) and the asset code is the same on a laptop and in a cluster:
 
 - `PipelineResource`: the data root (FEEDBACK_DATA_ROOT, default ./data; a local folder or an
-  fsspec URL) and the config under it, parsed once per run;
+  fsspec URL), the config under it (parsed once per run) and the stages' worker count
+  (FEEDBACK_STAGE_WORKERS);
 - `KeysResource`: the vault key and the release signing key (FEEDBACK_VAULT_KEY[_FILE],
   FEEDBACK_SIGNING_KEY[_FILE], FEEDBACK_TRUSTED_SIGNING_KEYS), never a literal;
 - `AlertSinksResource`: the secret parts of the alert sinks (webhook URL, Slack token,
@@ -26,7 +27,7 @@ from pydantic import PrivateAttr
 
 from feedback_pipeline import settings
 from feedback_pipeline.automation import alerts
-from feedback_pipeline.core import signing, vault
+from feedback_pipeline.core import runtime, signing, vault
 from feedback_pipeline.core.rubric import Rubric
 from feedback_pipeline.storage import Storage
 
@@ -49,6 +50,9 @@ class PipelineResource(dg.ConfigurableResource):
     parsed once, when Dagster sets the resource up; outside one, on each access."""
 
     data_root: str
+    stage_workers: str = ""
+    """Worker processes a stage's per-batch work uses (FEEDBACK_STAGE_WORKERS; empty or 0: one
+    per core, at most 4)."""
     _policy: settings.Policy | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -62,6 +66,11 @@ class PipelineResource(dg.ConfigurableResource):
     @property
     def storage(self) -> Storage:
         return Storage(self.data_root)
+
+    @property
+    def workers(self) -> int:
+        """The worker count this resource declares (core.runtime.worker_count)."""
+        return runtime.worker_count(self.stage_workers)
 
     @property
     def policy(self) -> settings.Policy:

@@ -43,12 +43,12 @@ def test_a_run_stops_each_stages_workers_without_per_step_hook_events(generated_
 
     from feedback_pipeline import io_manager
     from feedback_pipeline.cli import run_pipeline
-    from feedback_pipeline.core import parallel
+    from feedback_pipeline.core import runtime
     from feedback_pipeline_tests.conftest import DAYS, copy_root
 
     stopped: list[int] = []
     monkeypatch.setattr(io_manager, "end_of_stage",
-                        lambda: stopped.append(1) or parallel.end_of_stage())
+                        lambda: stopped.append(1) or runtime.end_of_stage())  # a spy
     root = copy_root(generated_root, tmp_path / "data")
     instance = dg.DagsterInstance.ephemeral()
     outcome = run_pipeline(root, end=DAYS[0], instance=instance)
@@ -61,7 +61,7 @@ def test_a_run_stops_each_stages_workers_without_per_step_hook_events(generated_
                   if record.dagster_event and record.dagster_event.event_type_value
                   == "HANDLED_OUTPUT")
     assert len(stopped) == outputs > 10  # after every output written, the workers stop
-    assert not parallel._POOLS
+    assert not runtime._POOLS
 
 
 @dg.asset(partitions_def=days, io_manager_key="parquet")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from feedback_pipeline.core.contract import (
     quarantine_row,
 )
 from feedback_pipeline.core.judge import JUDGE_CHOICES, ORDERS
-from feedback_pipeline.core.parallel import ordered_map
+from feedback_pipeline.core.runtime import ordered_calls
 from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 
 
@@ -46,10 +47,9 @@ JUDGE_LABEL_SCHEMA = pa.schema([("trace_id", pa.string()), ("judge_id", pa.strin
 JUDGE_CHUNK_LINES = 50_000
 
 
-def parse_judge_chunk(item: tuple[list[tuple[int, str]], str]
+def parse_judge_chunk(lines: list[tuple[int, str]], *, source_file: str
                       ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """(valid labels as Arrow, quarantined lines) of one chunk of numbered lines of a file."""
-    lines, source_file = item
     parsed = parse_judge_lines(lines, source_file)
     table = pa.Table.from_pylist(parsed.rows, schema=JUDGE_LABEL_SCHEMA)
     kept_back = raw_looking_fields(table, JUDGE_ID_FIELDS)
@@ -68,21 +68,22 @@ JUDGE_ID_FIELDS = TextLayout("trace_id", ("trace_id", "judge_id"), every_string=
 
 
 def read_judge_labels(sources: Iterable[tuple[Iterable[tuple[int, str]], str]], *,
-                      workers: int = 1) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+                      workers: int = 1, chunk_lines: int = JUDGE_CHUNK_LINES
+                      ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Every valid judge label of the (numbered lines, source file) pairs as one frame, and the
     quarantined lines. Parsed a chunk at a time into Arrow, in `workers` processes
-    (core.parallel): a day's 1.4 million labels held as Python dicts took over a gigabyte; as
+    (core.runtime): a day's 1.4 million labels held as Python dicts took over a gigabyte; as
     Arrow, then a frame whose repeated strings are shared objects, about a tenth of that."""
 
-    def chunks() -> Iterator[tuple[list[tuple[int, str]], str]]:
+    def chunks() -> Iterator[Callable[[], tuple[pa.Table, list[dict[str, Any]]]]]:
         for lines, source_file in sources:
             numbered = iter(lines)
-            while chunk := list(itertools.islice(numbered, JUDGE_CHUNK_LINES)):
-                yield chunk, source_file
+            while chunk := list(itertools.islice(numbered, chunk_lines)):
+                yield functools.partial(parse_judge_chunk, chunk, source_file=source_file)
 
     tables = [JUDGE_LABEL_SCHEMA.empty_table()]
     quarantine: list[dict[str, Any]] = []
-    for table, bad in ordered_map(parse_judge_chunk, chunks(), workers):
+    for table, bad in ordered_calls(chunks(), workers):
         tables.append(table)
         quarantine.extend(bad)
     labels = pa.concat_tables(tables).combine_chunks()

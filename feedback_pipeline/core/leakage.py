@@ -365,7 +365,8 @@ class _Frozen(NamedTuple):
 
 
 def _prepare_frozen(frozen: pd.DataFrame, threshold: float, num_perm: int, bands: int,
-                    sample: Shingles, extra: int = 3) -> _Frozen:
+                    sample: Shingles, extra: int = 3,
+                    dense_limit: int = _DENSE_MEMBERSHIP_LIMIT) -> _Frozen:
     """Index each frozen prompt F by a prefix of its distinct shingles.
 
     A pair at the threshold shares at least a <= threshold * |F| shingles with F, so any
@@ -397,7 +398,7 @@ def _prepare_frozen(frozen: pd.DataFrame, threshold: float, num_perm: int, bands
     seen = np.zeros(1 << _SEEN_BITS, dtype=bool)
     seen[tokens & ((1 << _SEEN_BITS) - 1)] = True
     member = None
-    if len(sizes) * len(distinct) <= _DENSE_MEMBERSHIP_LIMIT:
+    if len(sizes) * len(distinct) <= dense_limit:
         member = np.zeros(len(sizes) * len(distinct), dtype=bool)
         member[owner * len(distinct) + where] = True
     return _Frozen(frozen["trace_id"].to_numpy(dtype=object), pd.Index(keys), distinct, member,

@@ -107,7 +107,8 @@ class PreferenceModel:
         self._coef = clf.coef_.ravel().astype(np.float64)
         return self
 
-    def predict_proba_a(self, prompts, text_a, text_b) -> np.ndarray:
+    def predict_proba_a(self, prompts, text_a, text_b, *,
+                        batch_rows: int = PREDICT_BATCH) -> np.ndarray:
         """p(A is better) per row; raises if the model has never been trained."""
         if self._coef is None:
             raise RuntimeError("preference model is not trained (no accepted preference pairs)")
@@ -115,8 +116,8 @@ class PreferenceModel:
         a = _texts(text_a, len(p))
         b = _texts(text_b, len(p))
         logits = np.empty(len(p), dtype=np.float64)
-        for start in range(0, len(p), PREDICT_BATCH):
-            stop = start + PREDICT_BATCH
+        for start in range(0, len(p), batch_rows):
+            stop = start + batch_rows
             diff = self._features(p[start:stop], a[start:stop]) - self._features(
                 p[start:stop], b[start:stop]
             )

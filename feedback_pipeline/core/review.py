@@ -7,6 +7,7 @@ demonstration, a pointwise assessment, the adjudication queue, an incident recor
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,8 +31,8 @@ from feedback_pipeline.core.contract import (
     quarantine_row,
 )
 from feedback_pipeline.core.conversation import prompt_messages_json
-from feedback_pipeline.core.parallel import ordered_map
 from feedback_pipeline.core.rubric import CRITERIA_FIELDS, PAIRWISE_OUTCOMES, Rubric
+from feedback_pipeline.core.runtime import ordered_calls
 from feedback_pipeline.core.texts import SCAN_BATCH_ROWS
 
 TASKS = ("pairwise", "pointwise", "demonstration", "incident")
@@ -464,18 +465,22 @@ def resolve_review_batches(
 ) -> Iterator[ResolvedBatch]:
     """resolve_reviews one batch of traces at a time: a trace's reviews all travel with it, so
     the lanes are the same as for the whole day, and memory stays a few batches of traces.
-    Batches resolve in `workers` processes (core.parallel), results in batch order.
+    Batches resolve in `workers` processes (core.runtime), results in batch order.
 
     Reviews of a trace found in no batch come last, quarantined as unknown traces.
     """
     rubrics = dict(rubric_by_version or {})
-    items = ((own, traces, own_queues, rubric, rubrics, adjudicators)
+    calls = (functools.partial(resolve_batch, own, traces, own_queues, rubric=rubric,
+                               rubrics=rubrics, adjudicators=adjudicators)
              for own, traces, own_queues in _review_work(reviews, trace_batches, queues))
-    yield from ordered_map(_resolve_item, items, workers)
+    yield from ordered_calls(calls, workers)
 
 
-def _resolve_item(item: tuple) -> ResolvedBatch:
-    reviews, traces, queues, rubric, rubrics, adjudicators = item
+def resolve_batch(reviews: pa.Table, traces: pa.Table, queues: pa.Table, *, rubric: Rubric,
+                  rubrics: Mapping[str, Rubric],
+                  adjudicators: frozenset[str]) -> ResolvedBatch:
+    """One batch of traces with all of their reviews -> every lane as Arrow (a worker's
+    unit)."""
     rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubrics,
                                adjudicators=adjudicators)
     lanes = {lane: pa.Table.from_pylist(rows[lane], schema=schema)
@@ -882,10 +887,9 @@ def unsafe_accepted_pairs(pairs: pd.DataFrame | pa.Table | pa.RecordBatch,
     return sorted(set(bad))
 
 
-def unsafe_pairs_in_parquet(item: tuple[Any, Rubric]) -> list[str]:
+def unsafe_pairs_in_parquet(source: Any, *, rubric: Rubric) -> list[str]:
     """unsafe_accepted_pairs over a preference-pairs Parquet file, a batch at a time (one task
-    for a worker process, core.parallel.submit)."""
-    source, rubric = item
+    for a worker process, core.runtime.submit_sequence)."""
     bad: set[str] = set()
     for batch in pq.ParquetFile(source).iter_batches(
             batch_size=SCAN_BATCH_ROWS,

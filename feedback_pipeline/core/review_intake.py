@@ -1,7 +1,7 @@
 """Reviews in: each chunk of landed lines validated, reviewers pseudonymised, free text redacted.
 
 A chunk is independent of the others, so a million-review day is parsed a chunk at a time in
-worker processes (core.parallel) and arrives as compact Arrow tables, never as a million dicts.
+worker processes (core.runtime) and arrives as compact Arrow tables, never as a million dicts.
 """
 
 from __future__ import annotations
@@ -65,11 +65,9 @@ def review_table(rows: list[dict[str, Any]], settings: IntakeSettings
     return table, quarantine
 
 
-def parse_review_chunk(
-    item: tuple[Sequence[tuple[int, str]], str, IntakeSettings],
-) -> tuple[pa.Table, list[dict[str, Any]]]:
+def parse_review_chunk(lines: Sequence[tuple[int, str]], *, source: str,
+                       settings: IntakeSettings) -> tuple[pa.Table, list[dict[str, Any]]]:
     """(reviews, quarantine rows) of one chunk of numbered JSONL lines from `source`."""
-    lines, source, settings = item
     parsed = parse_review_lines(lines, source, set(settings.known_rubrics))
     table, kept_back = review_table(parsed.rows, settings)
     return table, parsed.quarantine + kept_back

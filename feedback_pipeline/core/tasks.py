@@ -149,12 +149,10 @@ class TaskSettings:
     deny_terms: tuple[str, ...]
 
 
-def build_scanned_tasks(
-    item: tuple[pa.RecordBatch | pa.Table, pa.Table, TaskSettings],
-) -> tuple[pa.Table, list[str], dict[str, int]]:
+def build_scanned_tasks(traces: pa.RecordBatch | pa.Table, primary: pa.Table, *,
+                        settings: TaskSettings) -> tuple[pa.Table, list[str], dict[str, int]]:
     """One batch's tasks and their residue scan (offending task ids, kinds found): the whole
-    per-batch cost of the stage, so it runs in a worker process (core.parallel)."""
-    traces, primary, settings = item
+    per-batch cost of the stage, so it runs in a worker process (core.runtime)."""
     tasks = build_task_table(traces, primary, settings.rubric_version, settings.policy_text)
     offending, kinds = residue_in_table(tasks, REVIEW_TASK_TEXTS, settings.deny_terms)
     return tasks, offending, kinds

@@ -107,15 +107,16 @@ def residue_in_table(table: pa.Table | pa.RecordBatch, layout: TextLayout,
 SCAN_BATCH_ROWS = 10_000
 
 
-def residue_in_parquet(item: tuple[Any, TextLayout, tuple[str, ...], Any]) -> list[str]:
-    """residue_in_table over a Parquet file (source, layout, deny terms, pyarrow filesystem or
-    None), read a batch at a time and only the columns the layout names: the ids of offending
-    rows. One file is one task for a worker process (core.parallel.submit)."""
-    source, layout, deny_terms, filesystem = item
+def residue_in_parquet(source: Any, *, layout: TextLayout, deny_terms: tuple[str, ...],
+                       filesystem: Any = None, batch_rows: int | None = None) -> list[str]:
+    """residue_in_table over a Parquet file (on a pyarrow filesystem or local), read
+    `batch_rows` rows at a time (default SCAN_BATCH_ROWS) and only the columns the layout
+    names: the ids of offending rows. One file is one task for a worker process
+    (core.runtime.submit_sequence)."""
     file = pq.ParquetFile(source, filesystem=filesystem)
     columns = layout.scanned(file.schema_arrow)
     offending: list[str] = []
-    for batch in file.iter_batches(batch_size=SCAN_BATCH_ROWS, columns=columns):
+    for batch in file.iter_batches(batch_size=batch_rows or SCAN_BATCH_ROWS, columns=columns):
         offending.extend(residue_in_table(batch, layout, deny_terms)[0])
     return offending
 

@@ -22,6 +22,7 @@ valid line flows on.
 
 
 import fnmatch
+import functools
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -39,7 +40,7 @@ from feedback_pipeline.core.contract import (
     reason_category,
     traces_to_table,
 )
-from feedback_pipeline.core.parallel import ordered_map, stage_workers
+from feedback_pipeline.core.runtime import ordered_calls
 from feedback_pipeline.core.sources import SourceSpec, SourceStats, native_lines
 from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 from feedback_pipeline.partitions import daily_partitions
@@ -52,9 +53,9 @@ BATCH_ROWS = 20_000
 CHUNK_CHARS = 64 * 1024 * 1024  # a chunk also ends here, so long lines keep chunks bounded
 
 
-def parse_trace_chunk(item: tuple[list[tuple[int, str]], str, str]) -> tuple[pa.Table, list[dict]]:
+def parse_trace_chunk(lines: list[tuple[int, str]], *, source: str, day: str
+                      ) -> tuple[pa.Table, list[dict]]:
     """(valid rows, quarantine rows) of one chunk of numbered lines; runs in a worker."""
-    lines, source, day = item
     parsed = parse_trace_lines(lines, source, day)
     return traces_to_table(parsed.rows), parsed.quarantine
 
@@ -157,7 +158,8 @@ def source_of(name: str, sources: list[tuple[str, SourceSpec]]) -> SourceSpec | 
 
 def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
                    line_limit: int | None = None,
-                   stats: SourceStats | None = None) -> Iterator[pa.Table]:
+                   stats: SourceStats | None = None,
+                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
     """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines
     and files, ids repeated anywhere in the day and ids already landed on another day are
     appended to `quarantine`."""
@@ -177,12 +179,13 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
             spec = source_of(path.name, declared)
             if spec is not None and spec.format != "native":
                 lines = native_lines(lines, spec, stats)
-            for chunk in _chunks_of(lines, BATCH_ROWS, CHUNK_CHARS):
+            for chunk in _chunks_of(lines, batch_rows, CHUNK_CHARS):
                 submitted.append(chunk)
-                yield chunk, storage.relative(path), day
+                yield functools.partial(parse_trace_chunk, chunk,
+                                        source=storage.relative(path), day=day)
 
     try:
-        for table, bad in ordered_map(parse_trace_chunk, chunks(), stage_workers()):
+        for table, bad in ordered_calls(chunks(), pipeline.workers):
             chunk = submitted.popleft()
             quarantine.extend(bad)
             if not table.num_rows:

@@ -28,7 +28,7 @@ from feedback_pipeline.core.judge import (
 )
 from feedback_pipeline.core.judge_input import read_judge_labels
 from feedback_pipeline.core.labelstudio import IMPORT_FILE, with_predictions
-from feedback_pipeline.core.parallel import stage_workers, stop_workers
+from feedback_pipeline.core.runtime import stop_workers
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, WAREHOUSE_IO, max_line_bytes
@@ -50,7 +50,7 @@ def load_judge_labels(pipeline: PipelineResource, day: str
     limit = max_line_bytes(pipeline)
     labels = read_judge_labels(((read_lines(path, limit), storage.relative(path))
                                 for path in storage.landing_files("judge", day, (".jsonl",))),
-                               workers=stage_workers())
+                               workers=pipeline.workers)
     stop_workers()  # calibration runs here alone: its frames need the room
     return labels
 

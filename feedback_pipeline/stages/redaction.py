@@ -10,8 +10,8 @@ import functools
 
 import dagster as dg
 
-from feedback_pipeline.core.parallel import ordered_map, stage_workers
 from feedback_pipeline.core.redaction.batch import REDACTED_SCHEMA, RedactionJob, redact_batch
+from feedback_pipeline.core.runtime import ordered_map
 from feedback_pipeline.core.vault import SEALED_SCHEMA
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import KeysResource, PipelineResource
@@ -62,7 +62,7 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         nonlocal scanned
         batches = raw_traces.iter_batches(batch_size=BATCH_ROWS)
         for result in ordered_map(functools.partial(redact_batch, job=job), batches,
-                                  stage_workers()):
+                                  pipeline.workers):
             vault.write(result.sealed)
             for kind, count in result.tokens_by_kind.items():
                 tokens_by_kind[kind] = tokens_by_kind.get(kind, 0) + count

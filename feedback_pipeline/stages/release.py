@@ -6,9 +6,10 @@ gates pass, and writes an immutable releases/<dataset_version>/.
 """
 
 
+import functools
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,12 +39,6 @@ from feedback_pipeline.core.manifest import (
     reviewer_standing,
     suspended,
 )
-from feedback_pipeline.core.parallel import (
-    release_free_memory,
-    stage_workers,
-    stop_workers,
-    submit_sequence,
-)
 from feedback_pipeline.core.release import (
     RELEASE_FILES,
     ReleaseDecision,
@@ -57,11 +52,15 @@ from feedback_pipeline.core.release import (
     verify_release_dir,
 )
 from feedback_pipeline.core.review import unsafe_pairs_in_parquet
+from feedback_pipeline.core.runtime import (
+    release_free_memory,
+    stop_workers,
+    submit_sequence,
+)
 from feedback_pipeline.core.signing import resolve_signing_key, sign_manifest, trusted_keys
 from feedback_pipeline.core.texts import (
     RELEASE_TEXTS,
     REVIEW_TASK_TEXTS,
-    TextLayout,
     residue_in_parquet,
 )
 from feedback_pipeline.provenance import code_version
@@ -173,18 +172,20 @@ def _parquet(path: Any) -> str:
 
 
 def residue_scans(storage: Storage, files: dict[str, Path], days: list[str],
-                  deny_terms: list[str]) -> list[tuple[Any, TextLayout, tuple[str, ...], Any]]:
-    """core.texts.residue_in_parquet items: every candidate lane file and every review-task
+                  deny_terms: list[str]) -> list[Callable[[], list[str]]]:
+    """core.texts.residue_in_parquet calls: every candidate lane file and every review-task
     partition of the window (tasks keyed by trace id, as the gate reports them)."""
     terms = tuple(deny_terms)
-    items = [(str(path), RELEASE_TEXTS[lane], terms, None) for lane, path in files.items()]
+    calls = [functools.partial(residue_in_parquet, str(path), layout=RELEASE_TEXTS[lane],
+                               deny_terms=terms) for lane, path in files.items()]
     task_layout = replace(REVIEW_TASK_TEXTS, id_field="trace_id")
     for day in storage.table_days(WAREHOUSE, "review_tasks"):
         if day in days:
             source, filesystem = arrow_target(storage.batches(WAREHOUSE, "review_tasks",
                                                               day).path)
-            items.append((source, task_layout, terms, filesystem))
-    return items
+            calls.append(functools.partial(residue_in_parquet, source, layout=task_layout,
+                                           deny_terms=terms, filesystem=filesystem))
+    return calls
 
 
 def window_pairwise_input(storage: Storage, scan: str | None) -> pd.DataFrame:
@@ -379,10 +380,10 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
         # store is only in this process)
         in_worker = not storage.remote and sum(candidate.rows.values()) >= scan_in_worker_rows
         scans = submit_sequence(
-            [*((residue_in_parquet, item)
-               for item in residue_scans(storage, files, days, pipeline.deny_terms())),
-             (unsafe_pairs_in_parquet, (files["preference"], pipeline.rubric()))],
-            stage_workers() if in_worker else 1)
+            [*residue_scans(storage, files, days, pipeline.deny_terms()),
+             functools.partial(unsafe_pairs_in_parquet, files["preference"],
+                               rubric=pipeline.rubric())],
+            pipeline.workers if in_worker else 1)
         try:
             frozen_rows = storage.prompt_fingerprints(list(frozen.ids))
             leaks = pd.concat([

@@ -2,6 +2,7 @@
 
 
 import collections
+import functools
 import itertools
 import json
 import tempfile
@@ -24,12 +25,6 @@ from feedback_pipeline.core.labelstudio import (
     TASK_DATA_FIELDS,
     make_pseudonymiser,
 )
-from feedback_pipeline.core.parallel import (
-    ordered_map,
-    release_free_memory,
-    stage_workers,
-    stop_workers,
-)
 from feedback_pipeline.core.review import (
     LANE_SCHEMAS,
     SpooledReviews,
@@ -40,6 +35,11 @@ from feedback_pipeline.core.review_intake import (
     owned_review_days,
     parse_review_chunk,
     parse_review_export,
+)
+from feedback_pipeline.core.runtime import (
+    ordered_calls,
+    release_free_memory,
+    stop_workers,
 )
 from feedback_pipeline.core.tasks import (
     TASK_SCHEMA,
@@ -109,10 +109,10 @@ def review_tasks(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                 ids = batch.column("trace_id")
                 own = wanted.filter(pc.is_in(wanted["trace_id"], value_set=ids))
                 if own.num_rows:
-                    yield batch, own, settings
+                    yield functools.partial(build_scanned_tasks, batch, own, settings=settings)
 
     def task_batches():
-        for tasks, bad, found in ordered_map(build_scanned_tasks, work(), stage_workers()):
+        for tasks, bad, found in ordered_calls(work(), pipeline.workers):
             offending.extend(bad)
             for kind, n in found.items():
                 kinds[kind] = kinds.get(kind, 0) + n
@@ -182,9 +182,10 @@ def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
                 lines = read_lines(path, limit)
                 while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
                     owner_of_chunk.append(folder in owned)
-                    yield chunk, storage.relative(path), intake
+                    yield functools.partial(parse_review_chunk, chunk,
+                                            source=storage.relative(path), settings=intake)
 
-    for table, bad in ordered_map(parse_review_chunk, chunks(), stage_workers()):
+    for table, bad in ordered_calls(chunks(), pipeline.workers):
         take(table, bad, owner_of_chunk.popleft())
     for folder in review_days:
         for path in storage.landing_files("reviews", folder, (".json",)):
@@ -376,7 +377,7 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
                 reviews, traces,
                 routed_queues,
                 pipeline.rubric(), rubric_by_version=rubrics, adjudicators=adjudicators,
-                workers=stage_workers()):
+                workers=pipeline.workers):
             for lane, spool in spools.items():
                 spool.write(resolved.lanes[lane])
             follow_ups.append(open_follow_ups(resolved.lanes))

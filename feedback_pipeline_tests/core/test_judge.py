@@ -176,8 +176,7 @@ def test_no_judge_labels_means_no_auto_accept(judge):
     assert result.rows.empty and result.by_judge.empty
 
 
-def test_judge_lines_parse_the_same_in_chunks_on_worker_processes(monkeypatch):
-    monkeypatch.setattr(judge_input, "JUDGE_CHUNK_LINES", 4)
+def test_judge_lines_parse_the_same_in_chunks_on_worker_processes():
     lines = []
     for i in range(15):
         order = "swapped" if i % 2 else "original"
@@ -186,8 +185,8 @@ def test_judge_lines_parse_the_same_in_chunks_on_worker_processes(monkeypatch):
     lines[6] = (7, '{"trace_id": "t6", "judge_id": "j1", "order": "sideways", "choice": "A"}')
     lines[11] = (12, "not json")
     sources = [(lines[:9], "a.jsonl"), (lines[9:], "b.jsonl")]
-    here, bad_here = judge_input.read_judge_labels(iter(sources), workers=1)
-    there, bad_there = judge_input.read_judge_labels(iter(sources), workers=2)
+    here, bad_here = judge_input.read_judge_labels(iter(sources), workers=1, chunk_lines=4)
+    there, bad_there = judge_input.read_judge_labels(iter(sources), workers=2, chunk_lines=4)
     pd.testing.assert_frame_equal(here, there)
     assert bad_here == bad_there
     assert [(b["source_file"], b["line_number"]) for b in bad_here] == [("a.jsonl", 7), ("b.jsonl", 12)]

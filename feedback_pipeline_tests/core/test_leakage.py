@@ -146,13 +146,13 @@ def _all_similarities(training: pd.DataFrame, frozen: pd.DataFrame) -> list[tupl
 
 @pytest.mark.parametrize("membership", ["dense", "hashed"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_vectorised_near_duplicates_equal_brute_force_exact_jaccard(seed, membership,
-                                                                    monkeypatch):
-    if membership == "hashed":  # a frozen set too large for the dense prompt x shingle table
-        monkeypatch.setattr(leakage, "_DENSE_MEMBERSHIP_LIMIT", 0)
+def test_vectorised_near_duplicates_equal_brute_force_exact_jaccard(seed, membership):
+    # hashed: as for a frozen set too large for the dense prompt x shingle table
+    dense_limit = 0 if membership == "hashed" else leakage._DENSE_MEMBERSHIP_LIMIT
     training, frozen = _planted(seed)
     index = leakage._prepare_frozen(frozen.dropna(), 0.8, 64, 16,
-                                    shingle_hashes_array(training["prompt"].head(50).tolist()))
+                                    shingle_hashes_array(training["prompt"].head(50).tolist()),
+                                    dense_limit=dense_limit)
     assert (index.member is None) == (membership == "hashed")
     pairs = _all_similarities(training, frozen)
     for threshold in (0.5, 0.8, 0.9):

@@ -149,14 +149,12 @@ def test_load_rejects_other_files(tmp_path):
         PreferenceModel.load(path)
 
 
-def test_prediction_in_batches_matches_one_pass(monkeypatch):
-    import feedback_pipeline.core.preference_model as module
-
+def test_prediction_in_batches_matches_one_pass():
     pairs = synthetic_pairs(50, 7)
     model = PreferenceModel(n_features=FEATURES).fit(
         *(as_training(pairs)[c] for c in ("prompt", "chosen", "rejected"))
     )
     whole = model.predict_proba_a(pairs["prompt"], pairs["text_a"], pairs["text_b"])
-    monkeypatch.setattr(module, "PREDICT_BATCH", 7)
-    batched = model.predict_proba_a(pairs["prompt"], pairs["text_a"], pairs["text_b"])
+    batched = model.predict_proba_a(pairs["prompt"], pairs["text_a"], pairs["text_b"],
+                                    batch_rows=7)
     np.testing.assert_allclose(batched, whole, rtol=1e-12)

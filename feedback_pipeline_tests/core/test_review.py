@@ -139,7 +139,7 @@ def test_unsafe_pairs_are_found_in_a_preference_file_as_in_its_rows(tmp_path):
                       "criteria_json": [criteria(False), criteria(True), criteria(True)],
                       "prompt": ["p"] * 3})
     pq.write_table(pairs, tmp_path / "pairs.parquet", row_group_size=1)
-    assert unsafe_pairs_in_parquet((tmp_path / "pairs.parquet", RUBRIC)) == ["t2"]
+    assert unsafe_pairs_in_parquet(tmp_path / "pairs.parquet", rubric=RUBRIC) == ["t2"]
     assert unsafe_accepted_pairs(pairs, RUBRIC) == ["t2"]
 
 

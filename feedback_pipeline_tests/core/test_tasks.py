@@ -69,13 +69,13 @@ def test_a_worker_batch_builds_tasks_in_trace_order_and_names_raw_text(tmp_path)
     primary = pa.table({"trace_id": ["t3", "t1"], "queue": ["PREFERENCE_QUEUE"] * 2,
                         "task": ["pairwise"] * 2}, schema=PRIMARY_SCHEMA)
     tasks, offending, kinds = build_scanned_tasks(
-        (traces, primary, TaskSettings("rubric-v1", "policy", ())))
+        traces, primary, settings=TaskSettings("rubric-v1", "policy", ()))
     assert tasks.column("task_id").to_pylist() == ["t1:pairwise", "t3:pairwise"]
     assert tasks.column("candidate_b").to_pylist() == ["write to ops@example.com"] * 2
     assert offending == ["t1:pairwise", "t3:pairwise"]
     assert kinds.get("EMAIL") == 2
     clean = traces.set_column(2, "candidates", pa.array([candidates[:1]] * 3))
     tasks, offending, kinds = build_scanned_tasks(
-        (clean, primary, TaskSettings("rubric-v1", "policy", ())))
+        clean, primary, settings=TaskSettings("rubric-v1", "policy", ()))
     assert tasks.column("candidate_b").to_pylist() == [None, None]
     assert (offending, kinds) == ([], {})

@@ -1,7 +1,6 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from feedback_pipeline.core import texts
 from feedback_pipeline.core.texts import (
     REDACTED_TRACE_TEXTS,
     RELEASE_TEXTS,
@@ -50,8 +49,7 @@ def test_sft_messages_are_scanned():
     assert residue_in_table(sft, RELEASE_TEXTS["sft"], [])[0] == ["d2"]
 
 
-def test_a_parquet_file_is_scanned_in_batches_over_every_string_column(tmp_path, monkeypatch):
-    monkeypatch.setattr(texts, "SCAN_BATCH_ROWS", 2)
+def test_a_parquet_file_is_scanned_in_batches_over_every_string_column(tmp_path):
     rows = 5
     sft = pa.table({
         "trace_id": [f"d{i}" for i in range(rows)],
@@ -62,7 +60,8 @@ def test_a_parquet_file_is_scanned_in_batches_over_every_string_column(tmp_path,
                        "content": "key AKIAIOSFODNN7EXAMPLF" if i in (1, 4) else CLEAN}]
                      for i in range(rows)]})
     pq.write_table(sft, tmp_path / "sft.parquet")
-    found = residue_in_parquet((str(tmp_path / "sft.parquet"), RELEASE_TEXTS["sft"], (), None))
+    found = residue_in_parquet(str(tmp_path / "sft.parquet"), layout=RELEASE_TEXTS["sft"],
+                               deny_terms=(), batch_rows=2)
     assert found == ["d1", "d2", "d4"]
 
 

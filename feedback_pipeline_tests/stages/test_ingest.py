@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from feedback_pipeline.definitions import build_definitions
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import KeysResource, PipelineResource
 from feedback_pipeline.stages import ingest
 from feedback_pipeline.storage import Storage
 
@@ -22,8 +22,6 @@ def trace_line(tid: str) -> str:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ids_repeated_across_chunks_and_files_are_quarantined_once(tmp_path, monkeypatch,
                                                                     workers):
-    monkeypatch.setenv("FEEDBACK_STAGE_WORKERS", workers)
-    monkeypatch.setattr(ingest, "BATCH_ROWS", 3)
     day = tmp_path / "landing" / "traces" / "2026-05-02"
     day.mkdir(parents=True)
     (day / "a.jsonl").write_text("\n".join(
@@ -31,8 +29,9 @@ def test_ids_repeated_across_chunks_and_files_are_quarantined_once(tmp_path, mon
          trace_line("t4"), trace_line("t5")]) + "\n")
     (day / "b.jsonl").write_text(trace_line("t4") + "\n" + trace_line("t6") + "\n")
     quarantine: list[dict] = []
-    tables = list(ingest.ingest_batches(PipelineResource(data_root=str(tmp_path)),
-                                        "2026-05-02", quarantine))
+    tables = list(ingest.ingest_batches(
+        PipelineResource(data_root=str(tmp_path), stage_workers=workers), "2026-05-02",
+        quarantine, batch_rows=3))
     ids = [tid for table in tables for tid in table.column("trace_id").to_pylist()]
     assert ids == ["t1", "t2", "t3", "t4", "t5", "t6"]
     repeated = sorted((q["source_file"], q["line_number"]) for q in quarantine
@@ -237,9 +236,10 @@ def test_review_and_judge_lines_longer_than_the_policy_limit_are_quarantined(
     assert review_files and judge_files
 
     def load():
-        pipeline = PipelineResource(data_root=str(root))
+        pipeline = PipelineResource(data_root=str(root), stage_workers="1")
+        keys = KeysResource(data_root=str(root), vault_key_file=str(tmp_path / "vault.key"))
         spool = SpooledReviews(pa.array(["not-a-landed-trace"]), tmp_path / f"spool{len(runs)}")
-        bad, _ = review._load_reviews(pipeline, day, spool)
+        bad, _ = review._load_reviews(pipeline, keys.reviewer_pseudonym_key(), day, spool)
         labels, judge_bad = judge.load_judge_labels(pipeline, day)
         runs.append(None)
         return spool.rows, bad, len(labels), judge_bad

@@ -1,4 +1,9 @@
-"""Per-batch work on both cores: a bounded, order-keeping map over worker processes.
+"""The runtime: worker processes, how many, when they stop, and memory handed back.
+
+Everything about running per-batch work on several cores lives here, so domain code states
+only what one batch is (a module-level function with named arguments) and the stages say how
+many workers (`PipelineResource.stage_workers`, fed from FEEDBACK_STAGE_WORKERS through
+`EnvVar`).
 
 The per-day stages are pure-Python per record (parsing, rubric resolution, token building),
 so one process uses one core. Batches are independent, so `ordered_map` hands them to worker
@@ -26,16 +31,27 @@ R = TypeVar("R")
 WORKERS_ENV = "FEEDBACK_STAGE_WORKERS"
 
 
-def stage_workers() -> int:
-    """Worker processes per stage: FEEDBACK_STAGE_WORKERS, else one per core (at most 4)."""
-    raw = os.environ.get(WORKERS_ENV, "").strip()
+def worker_count(configured: int | str | None = None) -> int:
+    """Worker processes per stage: `configured` when it is a positive integer, else one per
+    core (at most 4). 0 or empty means "one per core"."""
+    raw = str(configured).strip() if configured is not None else ""
     if raw:
         try:
-            return max(1, int(raw))
+            value = int(raw)
         except ValueError as err:
             raise ValueError(f"{WORKERS_ENV} must be an integer, got {raw!r}") from err
+        if value > 0:
+            return value
+        if value < 0:
+            raise ValueError(f"{WORKERS_ENV} must be 0 (one per core) or more, got {value}")
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else (os.cpu_count() or 1)))
+
+
+def stage_workers() -> int:
+    """worker_count from FEEDBACK_STAGE_WORKERS, for callers outside Dagster (the benches);
+    the stages take theirs from the pipeline resource."""
+    return worker_count(os.environ.get(WORKERS_ENV))
 
 
 def release_free_memory() -> None:
@@ -104,6 +120,17 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
             future.cancel()
 
 
+def ordered_calls(calls: Iterable[Callable[[], R]], workers: int) -> Iterator[R]:
+    """Each call's result, in order, in worker processes when workers > 1: a call is a
+    `functools.partial` of a module-level worker function with its named arguments, so work
+    whose arguments vary per item needs no packed tuple."""
+    return ordered_map(_call, calls, workers)
+
+
+def _call(call: Callable[[], R]) -> R:
+    return call()
+
+
 def submit(fn: Callable[[T], R], item: T, workers: int) -> Future[R]:
     """fn(item) in a worker process, so the caller can go on with other work meanwhile; with
     one worker it runs here, before this returns (same module-level `fn` rule as
@@ -118,16 +145,16 @@ def submit(fn: Callable[[T], R], item: T, workers: int) -> Future[R]:
     return done
 
 
-def submit_sequence(calls: list[tuple[Callable[[Any], Any], Any]],
-                    workers: int) -> Future[list[Any]]:
-    """submit for several calls run one after another by one worker process: background
-    work that should not take every core (nor start a worker per call) while the caller's
-    own threads are busy. The result is each call's result, in order."""
+def submit_sequence(calls: list[Callable[[], Any]], workers: int) -> Future[list[Any]]:
+    """submit for several calls (partials, as for ordered_calls) run one after another by one
+    worker process: background work that should not take every core (nor start a worker per
+    call) while the caller's own threads are busy. The result is each call's result, in
+    order."""
     return submit(_run_sequence, calls, workers)
 
 
-def _run_sequence(calls: list[tuple[Callable[[Any], Any], Any]]) -> list[Any]:
-    return [fn(item) for fn, item in calls]
+def _run_sequence(calls: list[Callable[[], Any]]) -> list[Any]:
+    return [call() for call in calls]
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}

@@ -1,14 +1,17 @@
+import functools
 import multiprocessing
 import os
 
 import pytest
 
-from feedback_pipeline.core.parallel import (
+from feedback_pipeline.core.runtime import (
     WORKERS_ENV,
+    ordered_calls,
     ordered_map,
     stage_workers,
     submit,
     submit_sequence,
+    worker_count,
 )
 
 
@@ -46,7 +49,8 @@ def test_submitted_work_runs_in_a_worker_or_here_and_raises_where_collected():
 
 
 def test_a_sequence_of_calls_runs_in_one_worker_in_order():
-    out = submit_sequence([(square_with_pid, 2), (fail_on_odd, 6), (square_with_pid, 3)],
+    out = submit_sequence([functools.partial(square_with_pid, 2),
+                           functools.partial(fail_on_odd, 6), functools.partial(square_with_pid, 3)],
                           workers=2).result()
     assert [out[0][0], out[1], out[2][0]] == [4, 6, 9]
     assert out[0][1] == out[2][1] != os.getpid()
@@ -60,6 +64,27 @@ def test_worker_count_comes_from_the_environment(monkeypatch):
         stage_workers()
     monkeypatch.delenv(WORKERS_ENV)
     assert 1 <= stage_workers() <= 4
+
+
+def test_worker_count_is_declared_on_the_pipeline_resource_and_read_through_env_var(
+        monkeypatch, tmp_path):
+    import dagster as dg
+
+    from feedback_pipeline.definitions import build_definitions
+    from feedback_pipeline.resources import PipelineResource
+
+    assert worker_count("2") == 2 and worker_count(0) == worker_count("") >= 1
+    with pytest.raises(ValueError, match="0 .one per core. or more"):
+        worker_count(-1)
+    assert PipelineResource(data_root=str(tmp_path), stage_workers="3").workers == 3
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    declared = build_definitions(str(tmp_path)).resources["pipeline"].stage_workers
+    assert isinstance(declared, dg.EnvVar) and declared.env_var_name == WORKERS_ENV
+
+
+def test_calls_with_named_arguments_run_in_order_on_workers():
+    calls = [functools.partial(square_with_pid, n) for n in range(5)]
+    assert [v for v, _ in ordered_calls(calls, workers=2)] == [0, 1, 4, 9, 16]
 
 
 def _map_in_child() -> None:
