@@ -57,14 +57,14 @@ from feedback_pipeline.core.runtime import (
     stop_workers,
     submit_sequence,
 )
-from feedback_pipeline.core.signing import resolve_signing_key, sign_manifest, trusted_keys
+from feedback_pipeline.core.signing import sign_manifest
 from feedback_pipeline.core.texts import (
     RELEASE_TEXTS,
     REVIEW_TASK_TEXTS,
     residue_in_parquet,
 )
 from feedback_pipeline.provenance import code_version
-from feedback_pipeline.resources import PipelineResource
+from feedback_pipeline.resources import KeysResource, PipelineResource
 from feedback_pipeline.stages.common import write_confusion_heatmap
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, arrow_target
 
@@ -139,13 +139,13 @@ def window_quarantine(storage: Storage, days: list[str]) -> dict[str, Quarantine
     return counts
 
 
-def parent_verification(storage: Storage, parent: str | None) -> Gate:
+def parent_verification(storage: Storage, keys: KeysResource, parent: str | None) -> Gate:
     """The parent release re-hashed and its signature checked before any of its rows are
     inherited: a tampered or unsigned parent refuses promotion (and is not built on)."""
     if parent is None:
         return Gate("parent_release_verified", True, 0, GATE_CHECKS["parent_release_verified"])
-    key = resolve_signing_key(data_root=None if storage.remote else storage.root)
-    problems = verify_release_dir(storage.release_dir(parent), trusted_keys(key))
+    problems = verify_release_dir(storage.release_dir(parent),
+                                  keys.trusted_keys(keys.signing_key_value()))
     return Gate("parent_release_verified", not problems, len(problems),
                 GATE_CHECKS["parent_release_verified"], offending=[parent] if problems else [],
                 reason=f"{parent}: " + "; ".join(problems) if problems else None)
@@ -313,7 +313,7 @@ def left_out_by_suspension(con: Any, window: dict[str, str | None],
                  for name, d in GATE_CHECKS.items()],
 )
 def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
-                     pipeline: PipelineResource):
+                     pipeline: PipelineResource, keys: KeysResource):
     """Load (the window, its parent, its reviews), measure (the candidate in DuckDB, the
     scans), decide (core.release.decide_release), write the candidate and its manifest, and
     report each gate as a blocking check."""
@@ -325,7 +325,7 @@ def dataset_manifest(context: dg.AssetExecutionContext, config: ReleaseWindow,
     # a declared parent made outside this data root sets the numbering only: none of its rows
     # are here to inherit or verify
     local_parent = parent if parent in on_disk else None
-    parent_gate = parent_verification(storage, local_parent)
+    parent_gate = parent_verification(storage, keys, local_parent)
     inherited = local_parent if parent_gate.passed else None
     retracted = settings.load_retractions(storage)
     frozen = pipeline.frozen_set()
@@ -524,8 +524,8 @@ WINDOW_TABLES = {"preference": "preference_pairs", "sft": "demonstrations",
     description="Promotes the candidate to an immutable releases/<dataset_version>/ when every "
                 "gate passed; with no new rows it writes nothing.",
 )
-def dataset_release(context: dg.AssetExecutionContext,
-                    pipeline: PipelineResource) -> dg.MaterializeResult:
+def dataset_release(context: dg.AssetExecutionContext, pipeline: PipelineResource,
+                    keys: KeysResource) -> dg.MaterializeResult:
     storage = pipeline.storage
     folder = storage.path(WAREHOUSE, CANDIDATE_DIR[0])
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
@@ -544,7 +544,7 @@ def dataset_release(context: dg.AssetExecutionContext,
     fingerprint = content_fingerprint({name: files[name] for name in present.values()})
     files["README.md"] = dataset_card(manifest, present, fingerprint).encode("utf-8")
     manifest["content_fingerprint"] = fingerprint
-    key = resolve_signing_key(data_root=None if storage.remote else storage.root)
+    key = keys.signing_key_value()
     try:
         path = storage.write_release(version, files, manifest,
                                      sign=lambda text: sign_manifest(text, key))

@@ -242,9 +242,11 @@ selector_recommendation = dg.AssetSpec(
 
 
 EARLIER_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-"""A round reads the rounds before it: the previous day's backlog carries on and a trace an
-earlier round issued is not issued again (`issued_in_earlier_rounds` reads every earlier day;
-the chain of previous days is what the graph can say without listing them)."""
+"""A round reads the round before it: the previous day's backlog carries on, and through that
+chain every earlier round (`issued_in_earlier_rounds` reads them all). Declared once, on the
+backlog: a multi-asset's deps apply to both its outputs, and a second previous-day edge (from
+selected_batch) would make the two outputs depend on each other, a cycle the UI's lineage view
+refuses to draw."""
 
 
 @dg.multi_asset(
@@ -265,7 +267,6 @@ the chain of previous days is what the graph can say without listing them)."""
     can_subset=False,
     ins=QUEUE_IDS,
     deps=[SELECTOR_RECOMMENDATION,
-          dg.AssetDep("selected_batch", partition_mapping=EARLIER_DAY),
           dg.AssetDep("review_backlog", partition_mapping=EARLIER_DAY)],
 )
 def labeling_round(context: dg.AssetExecutionContext, pipeline: PipelineResource,
@@ -302,6 +303,15 @@ def labeling_round(context: dg.AssetExecutionContext, pipeline: PipelineResource
     arms = issued["arm"].value_counts().to_dict()
     statuses = backlog["status"].value_counts().to_dict()
     by_task = issued["task"].value_counts().to_dict()
+    # the backlog first: the next day's round reads it (Dagster wants a multi-asset's
+    # outputs in the order of their declared dependencies)
+    yield dg.Output(backlog, output_name="review_backlog", metadata={
+        "dagster/row_count": len(backlog),
+        "waiting": int(statuses.get(WAITING, 0)),
+        "aged_out": int(statuses.get(AGED_OUT, 0)),
+        "excluded_near_frozen": int(statuses.get(EXCLUDED_NEAR_FROZEN, 0)),
+        "max_age_days": policy.backlog_max_age_days,
+    })
     yield dg.Output(issued, output_name="selected_batch", metadata={
         "dagster/row_count": len(issued),
         "round_id": round_id_for(day),
@@ -319,13 +329,6 @@ def labeling_round(context: dg.AssetExecutionContext, pipeline: PipelineResource
         "backlog_waiting": int(statuses.get(WAITING, 0)),
         "notes": "; ".join(plan.notes) or "none",
         "selection_policy_version": policy.selection_policy_version,
-    })
-    yield dg.Output(backlog, output_name="review_backlog", metadata={
-        "dagster/row_count": len(backlog),
-        "waiting": int(statuses.get(WAITING, 0)),
-        "aged_out": int(statuses.get(AGED_OUT, 0)),
-        "excluded_near_frozen": int(statuses.get(EXCLUDED_NEAR_FROZEN, 0)),
-        "max_age_days": policy.backlog_max_age_days,
     })
 
 

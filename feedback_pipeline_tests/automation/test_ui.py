@@ -142,9 +142,9 @@ def dismiss_welcome(page) -> None:
 def expand_all_groups(page) -> None:
     """The lineage view starts with every group collapsed; the graph's settings menu (the
     second gear on the page, after the navigation's) opens them all."""
-    page.wait_for_function(
-        "document.querySelectorAll(\"button [aria-label='settings']\").length >= 2",
-        timeout=30_000)
+    # a locator wait, not wait_for_function: the UI's Content-Security-Policy forbids the
+    # eval a string predicate needs once it has to poll
+    page.locator("button:has([aria-label='settings'])").nth(1).wait_for(timeout=30_000)
     page.locator("button:has([aria-label='settings'])").last.click()
     item = page.get_by_text("Expand all groups").filter(visible=True).first
     item.wait_for(timeout=10_000)
@@ -185,6 +185,7 @@ def test_a_run_launched_through_graphql_shows_in_the_asset_graph(dagster_dev: di
             dismiss_welcome(page)
             expand_all_groups(page)
             page.get_by_text("routed_queues", exact=True).first.wait_for(timeout=30_000)
+            assert "Cycle detected" not in page.inner_text("body"), "the lineage must draw"
             page.keyboard.press("Escape")
             zoom_out = page.locator("button:has([aria-label='zoom_out'])").last
             for _ in range(4):
