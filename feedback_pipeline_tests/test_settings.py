@@ -62,3 +62,16 @@ def test_a_policy_that_is_not_yaml_is_one_problem_naming_the_file(root):
     (root / "config" / "policy.yaml").write_text("kappa_gate: [0.65\n")
     [problem] = check_config(Storage(root))
     assert "policy.yaml" in problem and "not valid YAML" in problem
+
+
+def test_the_deny_list_and_retractions_are_read_from_config_and_optional(tmp_path):
+    from feedback_pipeline.settings import load_deny_terms, load_retractions
+
+    storage = Storage(tmp_path)
+    assert load_deny_terms(storage) == [] and load_retractions(storage) == set()
+    (tmp_path / "config" / "redaction").mkdir(parents=True)
+    (tmp_path / "config" / "redaction" / "deny_list.txt").write_text(
+        "# names\nZoë Müller\n\n  José   # a comment\n", encoding="utf-8")
+    (tmp_path / "config" / "retractions.txt").write_text("row-1  # wrong label\n\nrow-2\n")
+    assert load_deny_terms(storage) == ["Zoë Müller", "José"]
+    assert load_retractions(storage) == {"row-1", "row-2"}
