@@ -10,8 +10,7 @@ import functools
 
 import dagster as dg
 
-from feedback_pipeline.core.redaction.batch import REDACTED_SCHEMA, RedactionJob, redact_batch
-from feedback_pipeline.core.runtime import ordered_map
+from feedback_pipeline.core.redaction.batch import REDACTED_SCHEMA, RedactionJob, redact_day
 from feedback_pipeline.core.vault import SEALED_SCHEMA
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import KeysResource, PipelineResource
@@ -47,7 +46,8 @@ BATCH_ROWS = 10_000
 def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                     keys: KeysResource, raw_traces: PartitionBatches):
     """Streams the day batch by batch on every core: memory stays a few batches whatever the
-    day's size."""
+    day's size. With corpus-stable tokens, a second pass replaces a value found in one batch
+    where it recurs bare in another (`redact_day`)."""
     policy = pipeline.policy
     key = keys.vault_key_value()
     job = RedactionJob(tuple(pipeline.deny_terms()), policy.redaction_version,
@@ -57,12 +57,15 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     kinds: dict[str, int] = {}
     tokens_by_kind: dict[str, int] = {}
     scanned = 0
+    redone = 0
 
     def redacted_batches():
-        nonlocal scanned
-        batches = raw_traces.iter_batches(batch_size=BATCH_ROWS)
-        for result in ordered_map(functools.partial(redact_batch, job=job), batches,
-                                  pipeline.workers):
+        nonlocal scanned, redone
+        results = redact_day(functools.partial(raw_traces.iter_batches, batch_size=BATCH_ROWS),
+                             job=job, workers=pipeline.workers,
+                             spool=functools.partial(pipeline.storage.spool, RESTRICTED))
+        for result in results:
+            redone += result.redone
             vault.write(result.sealed)
             for kind, count in result.tokens_by_kind.items():
                 tokens_by_kind[kind] = tokens_by_kind.get(kind, 0) + count
@@ -77,9 +80,12 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         output_name="redacted_traces",
         metadata={"redaction_version": policy.redaction_version},
     )
+    vault_metadata = {"key_id": key.key_id,
+                      "tokens_by_kind": counts_table(tokens_by_kind, "kind")
+                      if tokens_by_kind else dg.MetadataValue.md("none")}
+    if policy.corpus_stable_tokens:  # batches where a value found elsewhere in the day recurred
+        vault_metadata["batches_redone_for_day_wide_values"] = redone
     yield dg.Output(vault.stream(), output_name="reidentification_vault",
-                    metadata={"key_id": key.key_id,
-                              "tokens_by_kind": counts_table(tokens_by_kind, "kind")
-                              if tokens_by_kind else dg.MetadataValue.md("none")})
+                    metadata=vault_metadata)
     yield residue_check_result("no_redaction_residue", "redacted_traces", offending, kinds,
                                scanned)

@@ -1,26 +1,43 @@
-"""One batch of raw traces through redaction, as a worker process runs it.
+"""Raw traces through redaction batch by batch, as the worker processes run it.
 
-Everything the stage needs per batch happens here (tokens, fingerprints, sealing the vault rows,
-the independent residue scan), so batches are independent and run on every core; only counts,
-the redacted rows and the sealed rows come back.
+Everything the stage needs per batch happens in `redact_batch` (tokens, fingerprints, sealing
+the vault rows, the independent residue scan), so batches are independent and run on every
+core; only counts, the redacted rows and the sealed rows come back.
+
+With corpus-stable tokens a value has one token in every trace of the day, so a value found by
+its context in one batch must also be replaced where it recurs bare in another batch, earlier
+or later. `redact_day` does that in two passes: the first redacts every batch and learns the
+day's context-found values, keeping its output in the restricted zone; the second looks for
+those values left in each batch's output and redoes only the batches where one is left.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Protocol
 
+import ahocorasick
 import pandas as pd
 import pyarrow as pa
 
 from feedback_pipeline.core.contract import TRACE_SCHEMA
 from feedback_pipeline.core.fingerprint import fingerprints_array
-from feedback_pipeline.core.redaction import Redactor
-from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table
-from feedback_pipeline.core.vault import VaultKey, corpus_token_key, seal_vault
+from feedback_pipeline.core.redaction.redactor import DayValues, Redactor
+from feedback_pipeline.core.runtime import ordered_map, submit
+from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table, table_texts
+from feedback_pipeline.core.vault import SEALED_SCHEMA, VaultKey, corpus_token_key, seal_vault
 
 REDACTED_SCHEMA = TRACE_SCHEMA.append(pa.field("redaction_version", pa.string())).append(
     pa.field("prompt_fingerprint", pa.string()))
+
+KnownValues = Mapping[str, tuple[str, str]]
+"""value -> (kind, canonical value): what the day knows was found by its context."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +53,14 @@ class RedactionJob:
 @dataclass
 class RedactedBatch:
     table: pa.Table
-    sealed: pd.DataFrame
+    sealed: pd.DataFrame | pa.Table
     offending: list[str] = field(default_factory=list)
     residue_kinds: dict[str, int] = field(default_factory=dict)
     tokens_by_kind: dict[str, int] = field(default_factory=dict)
+    learned: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The batch's context-found values (corpus-stable tokens only)."""
+    redone: bool = False
+    """Redone with the day's known values, because one of them was left in its first pass."""
 
 
 @lru_cache(maxsize=4)
@@ -47,14 +68,131 @@ def _redactor(deny_terms: tuple[str, ...], version: str, corpus_key: bytes | Non
     return Redactor(deny_terms, version=version, corpus_key=corpus_key)
 
 
-def redact_batch(batch: pa.RecordBatch | pa.Table, *, job: RedactionJob) -> RedactedBatch:
+def redact_batch(batch: pa.RecordBatch | pa.Table, *, job: RedactionJob,
+                 known: KnownValues | None = None) -> RedactedBatch:
     """Redacted rows (REDACTED_SCHEMA), sealed vault rows, and what the residue scan found.
-    A worker's unit: map it with `functools.partial(redact_batch, job=job)`."""
+    With corpus-stable tokens, the values of `known` are replaced wherever they recur and the
+    batch's own context-found values come back in `learned`. A worker's unit: map it with
+    `functools.partial(redact_batch, job=job)`."""
     redactor = _redactor(job.deny_terms, job.version,
                          corpus_token_key(job.key) if job.corpus_stable_tokens else None)
-    redacted, mapping = redactor.redact_traces(batch.to_pandas())
+    day = DayValues(known or {}) if job.corpus_stable_tokens else None
+    redacted, mapping = redactor.redact_traces(batch.to_pandas(), day)
     redacted["prompt_fingerprint"] = fingerprints_array(redacted["prompt"]).to_pylist()
     table = pa.Table.from_pandas(redacted, schema=REDACTED_SCHEMA, preserve_index=False)
     offending, kinds = residue_in_table(table, REDACTED_TRACE_TEXTS, job.deny_terms)
     tokens = {str(k): int(n) for k, n in mapping["kind"].value_counts().items()}
-    return RedactedBatch(table, seal_vault(mapping, job.key), offending, kinds, tokens)
+    return RedactedBatch(table, seal_vault(mapping, job.key), offending, kinds, tokens,
+                         day.learned if day is not None else {}, redone=known is not None)
+
+
+class SpoolFile(Protocol):
+    """Scratch rows written now and streamed back once (the storage layer's `Spool`)."""
+
+    def write(self, data: pa.Table | pd.DataFrame) -> None: ...
+
+    def stream(self) -> Iterable[pa.RecordBatch]: ...
+
+
+Spooler = Callable[[pa.Schema], SpoolFile]
+"""Makes a restricted-zone spool for a schema: `functools.partial(storage.spool, RESTRICTED)`."""
+
+
+def redact_day(batches: Callable[[], Iterable[pa.RecordBatch]], *, job: RedactionJob,
+               workers: int, spool: Spooler) -> Iterator[RedactedBatch]:
+    """Every batch of the day redacted, in order; `batches()` must give the same batches each
+    time it is called. Without corpus-stable tokens, one pass. With them, two (see the module
+    docstring): the first pass's output is spooled with `spool`, since until the day's values
+    are all known it may still hold one of them raw."""
+    first_pass = ordered_map(functools.partial(redact_batch, job=job), batches(), workers)
+    if not job.corpus_stable_tokens:
+        yield from first_pass
+        return
+    tables, sealed = spool(REDACTED_SCHEMA), spool(SEALED_SCHEMA)
+    summaries: list[RedactedBatch] = []  # each batch's counts; its rows are in the spools
+    rows: list[int] = []
+    sealed_rows: list[int] = []
+    known: dict[str, tuple[str, str]] = {}
+    for result in first_pass:
+        tables.write(result.table)
+        sealed.write(result.sealed)
+        rows.append(result.table.num_rows)
+        sealed_rows.append(len(result.sealed))
+        summaries.append(replace(result, table=result.table.slice(0, 0),
+                                 sealed=result.sealed[:0], learned={}))
+        for value, entry in result.learned.items():
+            known.setdefault(value, entry)
+    finder = RecurrenceFinder(known)
+    redo = functools.partial(redact_batch, job=job, known=known)
+    pending: deque[Future[RedactedBatch]] = deque()
+    parts = zip(batches(), _exact_chunks(tables.stream(), rows, REDACTED_SCHEMA),
+                _exact_chunks(sealed.stream(), sealed_rows, SEALED_SCHEMA), summaries,
+                strict=True)
+    for raw, table, vault_rows, summary in parts:
+        if finder.found_in(table):
+            pending.append(submit(redo, raw, workers))
+        else:
+            done: Future[RedactedBatch] = Future()
+            done.set_result(replace(summary, table=table, sealed=vault_rows))
+            pending.append(done)
+        if len(pending) > workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+class RecurrenceFinder:
+    """Whether any known value is left in a redacted table, on word boundaries, in any text
+    (JSON fields included, so each value is also looked for in its JSON-escaped forms): one
+    Aho-Corasick automaton over every form of every value, one pass per text column."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self._automaton = None
+        forms = {form for value in values for form in _forms(value)}
+        if forms:
+            self._automaton = ahocorasick.Automaton()
+            for form in forms:
+                self._automaton.add_word(form, form)
+            self._automaton.make_automaton()
+
+    def found_in(self, table: pa.Table) -> bool:
+        if self._automaton is None or not table.num_rows:
+            return False
+        for _rows, column in table_texts(table, REDACTED_TRACE_TEXTS):
+            text = "\n".join(v for v in column.to_pylist() if v)
+            for last, form in self._automaton.iter(text):
+                start, end = last + 1 - len(form), last + 1
+                if start > 0 and _is_word(form[0]) and _is_word(text[start - 1]):
+                    continue
+                if end < len(text) and _is_word(form[-1]) and _is_word(text[end]):
+                    continue
+                return True
+        return False
+
+
+def _forms(value: str) -> set[str]:
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _exact_chunks(stream: Iterable[pa.RecordBatch], sizes: list[int],
+                  schema: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of `stream` cut into consecutive tables of exactly `sizes` rows."""
+    iterator = iter(stream)
+    held: pa.Table | None = None
+    for size in sizes:
+        parts: list[pa.Table] = []
+        need = size
+        while need:
+            if held is None or not held.num_rows:
+                held = pa.Table.from_batches([next(iterator)])
+            take = min(need, held.num_rows)
+            parts.append(held.slice(0, take))
+            held = held.slice(take)
+            need -= take
+        yield pa.concat_tables(parts) if parts else schema.empty_table()
+    for _rest in iterator:  # read to the end: the spool removes its file then
+        pass

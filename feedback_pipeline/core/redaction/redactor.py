@@ -15,8 +15,9 @@ import hmac
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import ahocorasick
@@ -65,6 +66,19 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@dataclass
+class DayValues:
+    """Context-found values shared across the batches of a day (corpus-stable tokens only,
+    where a value has one token in every trace, so a password found after `-p` in one batch is
+    replaced where it recurs bare in another).
+
+    `known`: value -> (kind, canonical value), found elsewhere and searched for in every text;
+    `learned`: filled by the call with the context-found values of its own traces."""
+
+    known: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    learned: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class Redactor:
@@ -199,28 +213,31 @@ class Redactor:
         return [r if isinstance(t, str) else t for t, r in zip(texts, redacted, strict=True)]
 
     def _redact_all(self, texts: list[str], tables: Sequence[TokenTable] | None,
-                    whole_secrets: frozenset[int] | set[int] = frozenset()) -> list[str]:
+                    whole_secrets: frozenset[int] | set[int] = frozenset(),
+                    day: DayValues | None = None, preset: _Preset | None = None) -> list[str]:
         """Every text redacted with the token table at the same index, in text order (so
         tokens number in order of first appearance across texts sharing a table); without
         tables, each text numbers its own tokens and no mapping is kept. A text whose index is
         in `whole_secrets` becomes one SECRET token. Texts with nothing found come back as the
-        same objects."""
+        same objects. `day` and `preset` give values known from elsewhere (see `_propagate`)."""
         out = list(texts)
         with _gc_paused():
             for lo, hi in _batches(texts, self.batch_bytes):
-                self._redact_batch(_Joined(texts[lo:hi]), tables, whole_secrets, out, lo)
+                self._redact_batch(_Joined(texts[lo:hi]), tables, whole_secrets, out, lo, day,
+                                   preset)
         return out
 
     def _redact_batch(self, batch: _Joined, tables: Sequence[TokenTable] | None,
-                      whole_secrets: frozenset[int] | set[int], out: list[str], lo: int) -> None:
+                      whole_secrets: frozenset[int] | set[int], out: list[str], lo: int,
+                      day: DayValues | None = None, preset: _Preset | None = None) -> None:
         # A function of its own so that its temporaries are gone before the collector resumes.
         spans = self._detect_joined(batch)
         forced = [k - lo for k in whole_secrets if lo <= k < lo + len(batch.starts)]
-        if self.propagate and (spans or forced):
+        if self.propagate and (spans or forced or preset or (day is not None and day.known)):
             spans = _propagate(batch, spans, tables, lo,
                                [(k, batch.texts[k].strip()) for k in forced],
                                batch_wide=self.corpus_key is not None and tables is not None,
-                               fast=self._locator is not None)
+                               fast=self._locator is not None, day=day, preset=preset)
         if spans or forced:
             self._apply_joined(batch, spans, forced, tables, out, lo)
 
@@ -291,7 +308,8 @@ class Redactor:
         return _finish_json(job, texts, redacted)
 
     # ---- tables ----
-    def redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def redact_traces(self, traces: pd.DataFrame, day: DayValues | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Trace rows -> (redacted rows plus redaction_version, vault rows).
 
         One TokenTable per trace, shared by every field of that trace in the order prompt,
@@ -299,11 +317,18 @@ class Redactor:
         in order of first appearance. Every text of the table, and every string inside its
         JSON fields, goes through one batched detection. The input frame is not changed.
         Vault rows: trace_id, token, kind, value (one per distinct token per trace).
-        """
-        with _gc_paused():
-            return self._redact_traces(traces)
 
-    def _redact_traces(self, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        With `day` (corpus-stable tokens only), the values of `day.known` are replaced wherever
+        they stand on word boundaries in these traces, and `day.learned` receives the
+        context-found values of these traces (see `DayValues`).
+        """
+        if day is not None and (self.corpus_key is None or not self.propagate):
+            raise ValueError("day-wide known values need corpus-stable tokens and propagation")
+        with _gc_paused():
+            return self._redact_traces(traces, day)
+
+    def _redact_traces(self, traces: pd.DataFrame, day: DayValues | None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
         out = traces.copy()
         n = len(out)
         ids = ([str(t) for t in out["trace_id"].tolist()] if "trace_id" in out
@@ -313,6 +338,7 @@ class Redactor:
         candidates = [_candidate_list(c) for c in out["candidates"].tolist()] \
             if "candidates" in out else [None] * n
         tables = [TokenTable() for _ in range(n)]
+        skipped: list[tuple[int, int | None, str]] = []  # JSON fields not parsed (see below)
         texts: list[str] = []
         table_of: list[TokenTable] = []
         secrets: set[int] = set()
@@ -340,8 +366,12 @@ class Redactor:
                     t = len(texts)
                     append(text)
                 keep = next(generation_unchanged)
-                g = _json_job(generation, texts, secrets) \
-                    if isinstance(generation, str) and generation and not keep else None
+                g = None
+                if isinstance(generation, str) and generation:
+                    if keep:
+                        skipped.append((i, len(cand_slots), generation))
+                    else:
+                        g = _json_job(generation, texts, secrets)
                 cand_slots.append((t, g))
             row_slots.append(cand_slots)
             value = columns["approved_answer"][i]
@@ -351,12 +381,16 @@ class Redactor:
             else:
                 row_slots.append(None)
             value = columns["extra_json"][i]
+            if isinstance(value, str) and value and extra_unchanged[i]:
+                skipped.append((i, None, value))
             row_slots.append(_json_job(value, texts, secrets)
                              if isinstance(value, str) and value and not extra_unchanged[i]
                              else None)
             plan.append(row_slots)
             table_of.extend([tables[i]] * (len(texts) - first))
-        redacted = self._redact_all(texts, table_of, secrets)
+        if day is None and self.corpus_key is not None and self.propagate:
+            day = DayValues()  # collects the batch's values for the JSON fields let through
+        redacted = self._redact_all(texts, table_of, secrets, day)
         new = {c: list(v) for c, v in columns.items()}
         new_candidates: list[Any] = []
         for i, (p, c, cand_slots, a, x) in enumerate(plan):
@@ -376,6 +410,8 @@ class Redactor:
                 new["approved_answer"][i] = redacted[a]
             if x is not None:
                 new["extra_json"][i] = _finish_json(x, texts, redacted)
+        if skipped and self.propagate:
+            self._redact_skipped_json(skipped, tables, new_candidates, new["extra_json"], day)
         for column, values in new.items():
             if column in out:
                 out[column] = pd.Series(values, index=out.index, dtype=out[column].dtype)
@@ -383,6 +419,45 @@ class Redactor:
             out["candidates"] = pd.Series(new_candidates, index=out.index, dtype=object)
         out["redaction_version"] = self.version
         return out, vault_frame(ids, tables)
+
+    def _redact_skipped_json(self, skipped: list[tuple[int, int | None, str]],
+                             tables: list[TokenTable], candidates: list[Any],
+                             extra_json: list[Any], day: DayValues | None) -> None:
+        """The JSON fields `_json_unchanged` let through unparsed hold nothing detectable, but
+        may hold a known value (`{"note": "call S3cr3t"}` beside `mysql -pS3cr3t`): those
+        with one are parsed and redacted now, each trace's known values given as found.
+        `skipped`: (trace index, candidate index or None for extra_json, raw document)."""
+        if self.corpus_key is not None and day is not None:
+            # one token per value in every trace: the batch's values, and the day's
+            shared = {**day.learned, **day.known}
+            if not shared:
+                return
+            finder = ahocorasick.Automaton()
+            for value in shared:
+                finder.add_word(value, value)
+            finder.make_automaton()
+            hits = [job for job in skipped if next(finder.iter(job[2]), None) is not None]
+            preset: _Preset = {0: shared}
+        else:
+            known = {i: _propagatable_values(tables[i]) for i in {job[0] for job in skipped}}
+            hits = [job for job in skipped if any(v in job[2] for v in known[job[0]])]
+            preset = {id(tables[i]): known[i] for i, _c, _raw in hits}
+        if not hits:
+            return
+        texts: list[str] = []
+        table_of: list[TokenTable] = []
+        secrets: set[int] = set()
+        jobs = []
+        for i, _c, raw in hits:
+            first = len(texts)
+            jobs.append(_json_job(raw, texts, secrets))
+            table_of.extend([tables[i]] * (len(texts) - first))
+        redacted = self._redact_all(texts, table_of, secrets, None, preset)
+        for (i, c, _raw), job in zip(hits, jobs, strict=True):
+            if c is None:
+                extra_json[i] = _finish_json(job, texts, redacted)
+            else:
+                candidates[i][c]["generation"] = _finish_json(job, texts, redacted)
 
     def _json_unchanged(self, fields: Sequence[Any]) -> list[bool]:
         """Which JSON fields certainly come back byte for byte, told without parsing them.
@@ -423,6 +498,28 @@ PROPAGATED_KINDS = frozenset({
     "PASSWORD", "SECRET", "AWS_SECRET_KEY", "COMMIT", "DOCKER_AUTH", "AZURE_KEY",
     "SAS_SIGNATURE", "AWS_SIGNATURE", "SENTRY_DSN", "HEROKU_KEY", "SSN",
 })
+_Preset = dict[Any, Mapping[str, tuple[str, str]]]
+"""Known values per propagation group: group -> value -> (kind, canonical value)."""
+
+
+def _propagatable(kind: str, value: str) -> bool:
+    """Whether a found value is searched for elsewhere (12- and 40-hex commits are left: the
+    same shapes are image ids and checksums)."""
+    return kind in PROPAGATED_KINDS and len(value) >= PROPAGATE_MIN_CHARS \
+        and not (kind == "COMMIT" and len(value) in (12, 40))
+
+
+def _propagatable_values(table: TokenTable) -> dict[str, tuple[str, str]]:
+    """A trace's found values that propagation searches for: raw value -> (kind, canonical)."""
+    entries = dict(table.entries())
+    out: dict[str, tuple[str, str]] = {}
+    for (kind, canon), token in table.known_tokens().items():
+        value = entries[token][1]
+        if _propagatable(kind, value):
+            out.setdefault(value, (kind, canon))
+    return out
+
+
 def _is_word(c: str) -> bool:
     return c.isalnum() or c == "_"
 
@@ -519,7 +616,8 @@ def _literal_matches(batch: _Joined, values: Sequence[str], fast: bool = True
 
 def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] | None,
                offset: int, whole: Sequence[tuple[int, str]] = (), *,
-               batch_wide: bool = False, fast: bool = True) -> list[tuple]:
+               batch_wide: bool = False, fast: bool = True,
+               day: DayValues | None = None, preset: _Preset | None = None) -> list[tuple]:
     """Known-value propagation: every value found in a text is also found wherever it recurs
     in a text that shares its token table (the other fields of the same trace), even with no
     context around it (`Contact S3cr3t directly.`). Without tables a text shares only with
@@ -527,19 +625,29 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     shares across every text of the batch. Only the texts of groups that hold a known value
     are searched (`_occurrences`); a recurrence must stand on word boundaries (where the
     value's own edge is a word character), takes the kind and token of the first detection,
-    and loses any overlap to a real detection."""
+    and loses any overlap to a real detection. With `day` (batch-wide only), the day's known
+    values are searched in every text too, and the values found here are added to what the day
+    has learned. `preset` gives further known values per group (a table's id, or 0 when
+    batch-wide)."""
     found = sorted(found)
     n_texts = len(batch.starts)
     groups: Sequence[int] = [0] * n_texts if batch_wide else range(n_texts) if tables is None \
         else [id(t) for t in tables[offset:offset + n_texts]]
     known: dict[str, dict[int, tuple[str, str]]] = {}
     for _s, _e, _p, kind, canon, value, k in found:
-        if kind in PROPAGATED_KINDS and len(value) >= PROPAGATE_MIN_CHARS \
-                and not (kind == "COMMIT" and len(value) in (12, 40)):
+        if _propagatable(kind, value):
             known.setdefault(value, {}).setdefault(groups[k], (kind, canon))
     for k, value in whole:  # texts that are one secret each (JSON values of secret keys)
         if len(value) >= PROPAGATE_MIN_CHARS:
             known.setdefault(value, {}).setdefault(groups[k], ("SECRET", value))
+    if day is not None and batch_wide:
+        for value, by_group in known.items():
+            day.learned.setdefault(value, by_group[0])
+        for value, entry in day.known.items():
+            known.setdefault(value, {}).setdefault(0, entry)
+    for group, values in (preset or {}).items():
+        for value, entry in values.items():
+            known.setdefault(value, {}).setdefault(group, entry)
     if not known:
         return found
     values_by_group: dict[int, list[str]] = {}

@@ -369,3 +369,19 @@ def test_ip_in_hostname_shares_the_dotted_ips_token(redactor):
     tokens = TokenTable()
     out = redactor.redact_text("10.1.2.3 is ip-10-1-2-3.ec2.internal, not ip-10-1-2-300", tokens)
     assert out == "<IPV4_1> is ip-<IPV4_1>.ec2.internal, not ip-10-1-2-300", out
+
+
+def test_a_known_value_is_replaced_in_json_fields_that_hold_nothing_else(redactor):
+    """JSON fields where nothing is detectable are let through unparsed, yet a value found by
+    its context elsewhere in the trace is replaced there too (a generation and extra_json);
+    another trace's JSON keeps it, as tokens are per trace."""
+    row = _trace("mysql -u admin -pZq8vRt3mWp -h db", None, "ok")
+    row["candidates"][0]["generation"] = json.dumps({"x": "Zq8vRt3mWp", "n": 3})
+    row["extra_json"] = json.dumps({"note": "call Zq8vRt3mWp", "other": "Zq8vRt3mWpX"})
+    other = _trace("hi", None, trace_id="t2") | {"extra_json": json.dumps({"a": "Zq8vRt3mWp"})}
+    out, vault = redactor.redact_traces(pd.DataFrame([row, other]))
+    assert json.loads(out["extra_json"][0]) == {"note": "call <PASSWORD_1>",
+                                                "other": "Zq8vRt3mWpX"}
+    assert json.loads(out["candidates"][0][0]["generation"]) == {"x": "<PASSWORD_1>", "n": 3}
+    assert out["extra_json"][1] == other["extra_json"]
+    assert vault["value"].tolist() == ["Zq8vRt3mWp"]
