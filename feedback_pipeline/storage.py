@@ -22,6 +22,7 @@ import posixpath
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -299,9 +300,14 @@ class Spool:
     of its main thread at 10^6 traces)."""
 
     STREAM_ROWS = 50_000  # rows per batch read back: the partition's row groups stay this size
+    STALE_SECONDS = 24 * 3600
+    """A spool file this old was left by a run that died (no step runs a day): the next spool in
+    its folder removes it, so a crash does not keep a day's rows (raw ones, in the restricted
+    zone) past their retention."""
 
     def __init__(self, folder: Path, schema: pa.Schema) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_spools(folder, self.STALE_SECONDS)
         self.path = folder / f".spool-{uuid.uuid4().hex}.arrows"
         self.schema = schema
         self._writer = pa.ipc.new_stream(
@@ -325,6 +331,14 @@ class Spool:
                 self.path.unlink(missing_ok=True)
 
         return BatchStream(self.schema, batches())
+
+
+def _remove_stale_spools(folder: Path, older_than: float) -> None:
+    cutoff = time.time() - older_than
+    for path in folder.glob(".spool-*.arrows"):
+        with contextlib.suppress(FileNotFoundError):  # another step may remove it first
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def _rebatched(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from pathlib import Path
 
@@ -140,3 +142,24 @@ def test_whole_pipeline_on_an_in_memory_object_store(generated_root: Path) -> No
         assert storage.list_versions() == versions
     finally:
         fs.rm(base, recursive=True)
+
+
+def test_a_spool_streams_its_rows_once_and_a_dead_runs_spool_is_removed(tmp_path):
+    """A spool left by a run that died a day ago goes when the next spool opens beside it;
+    a fresh one (another step's, still writing) stays."""
+    storage = Storage(tmp_path)
+    schema = pa.schema([("n", pa.int64())])
+    first = storage.spool("restricted", schema)
+    first.write(pa.table({"n": [1, 2]}))
+    stale = first.path.with_name(".spool-dead.arrows")
+    stale.write_bytes(b"left by a crash")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    fresh = first.path.with_name(".spool-busy.arrows")
+    fresh.write_bytes(b"another step")
+    second = storage.spool("restricted", schema)
+    assert not stale.exists() and fresh.exists() and first.path.exists()
+    assert [b.to_pydict() for b in first.stream()] == [{"n": [1, 2]}]
+    assert not first.path.exists()
+    second.write(pa.table({"n": [3]}))
+    assert sum(b.num_rows for b in second.stream()) == 1
