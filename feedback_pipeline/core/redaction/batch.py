@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from feedback_pipeline.core.contract import TRACE_SCHEMA
 from feedback_pipeline.core.fingerprint import fingerprints_array
+from feedback_pipeline.core.redaction.engine import hyperscan, use_hyperscan
 from feedback_pipeline.core.redaction.redactor import DayValues, Redactor
 from feedback_pipeline.core.runtime import ordered_map, submit
 from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table, table_texts
@@ -144,30 +145,66 @@ def redact_day(batches: Callable[[], Iterable[pa.RecordBatch]], *, job: Redactio
 class RecurrenceFinder:
     """Whether any known value is left in a redacted table, on word boundaries, in any text
     (JSON fields included, so each value is also looked for in its JSON-escaped forms): one
-    Aho-Corasick automaton over every form of every value, one pass per text column."""
+    literal database (Hyperscan, else an Aho-Corasick automaton) over every form of every
+    value, one pass per text column. A neighbour outside ASCII counts as a boundary, so a
+    doubtful place reads as found (the batch is redone, which is safe)."""
 
-    def __init__(self, values: Iterable[str]) -> None:
-        self._automaton = None
-        forms = {form for value in values for form in _forms(value)}
-        if forms:
+    def __init__(self, values: Iterable[str], *, engine: str = "auto") -> None:
+        self._forms = sorted({form for value in values for form in _forms(value)})
+        self._db = self._automaton = None
+        if not self._forms:
+            return
+        if use_hyperscan(engine):
+            self._encoded = [f.encode("utf-8", "surrogatepass") for f in self._forms]
+            self._db = hyperscan.Database()
+            self._db.compile(expressions=self._encoded, ids=list(range(len(self._forms))),
+                             elements=len(self._forms), flags=[0] * len(self._forms),
+                             literal=True)
+        else:
             self._automaton = ahocorasick.Automaton()
-            for form in forms:
+            for form in self._forms:
                 self._automaton.add_word(form, form)
             self._automaton.make_automaton()
 
     def found_in(self, table: pa.Table) -> bool:
-        if self._automaton is None or not table.num_rows:
+        if not self._forms or not table.num_rows:
             return False
         for _rows, column in table_texts(table, REDACTED_TRACE_TEXTS):
             text = "\n".join(v for v in column.to_pylist() if v)
-            for last, form in self._automaton.iter(text):
-                start, end = last + 1 - len(form), last + 1
-                if start > 0 and _is_word(form[0]) and _is_word(text[start - 1]):
-                    continue
-                if end < len(text) and _is_word(form[-1]) and _is_word(text[end]):
-                    continue
+            if text and (self._found_bytes(text) if self._db is not None
+                         else self._found_text(text)):
                 return True
         return False
+
+    def _found_bytes(self, text: str) -> bool:
+        data = text.encode("utf-8", "surrogatepass")
+        ends: list[tuple[int, int]] = []
+        self._db.scan(data, match_event_handler=lambda i, _s, end, _f, _c:
+                      ends.append((i, end)))
+        size = len(data)
+        for i, end in ends:
+            form, raw = self._forms[i], self._encoded[i]
+            start = end - len(raw)
+            if start > 0 and _is_word(form[0]) and _ascii_word(data[start - 1]):
+                continue
+            if end < size and _is_word(form[-1]) and _ascii_word(data[end]):
+                continue
+            return True
+        return False
+
+    def _found_text(self, text: str) -> bool:
+        for last, form in self._automaton.iter(text):
+            start, end = last + 1 - len(form), last + 1
+            if start > 0 and _is_word(form[0]) and _is_word(text[start - 1]):
+                continue
+            if end < len(text) and _is_word(form[-1]) and _is_word(text[end]):
+                continue
+            return True
+        return False
+
+
+def _ascii_word(byte: int) -> bool:
+    return byte < 128 and _is_word(chr(byte))
 
 
 def _forms(value: str) -> set[str]:

@@ -18,7 +18,7 @@ from feedback_pipeline.core.redaction.batch import (
 from feedback_pipeline.core.redaction.redactor import DayValues
 from feedback_pipeline.core.vault import VaultKey, reidentify
 from feedback_pipeline.storage import RESTRICTED, Storage
-from feedback_pipeline_tests.core.redaction.conftest import DENY_TERMS, _trace
+from feedback_pipeline_tests.core.redaction.conftest import DENY_TERMS, ENGINES, _trace
 
 KEY = VaultKey.from_secret(b"k" * 32)
 PASSWORD = "Zq8vRt3mWp"
@@ -120,8 +120,9 @@ def test_day_values_need_corpus_stable_tokens():
             DayValues({"abcd": ("PASSWORD", "abcd")}))
 
 
-def test_recurrence_finder_respects_word_edges_and_json_escapes():
-    finder = RecurrenceFinder(["S3cr3t", 'pa"ss\\word', "Zoë-pass"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_recurrence_finder_respects_word_edges_and_json_escapes(engine):
+    finder = RecurrenceFinder(["S3cr3t", 'pa"ss\\word', "Zoë-pass", "éclair42"], engine=engine)
 
     def table(**texts):
         return pa.Table.from_pylist([_trace(texts.get("prompt", ""), texts.get("context"),
@@ -130,6 +131,8 @@ def test_recurrence_finder_respects_word_edges_and_json_escapes():
                                     schema=TRACE_SCHEMA)
 
     assert not finder.found_in(table(prompt="xS3cr3t and S3cr3tX and <PASSWORD_ab12>"))
+    assert not finder.found_in(table(prompt="an xéclair42 and éclair42x"))
+    assert finder.found_in(table(prompt="«éclair42»"))
     assert finder.found_in(table(prompt="say S3cr3t."))
     assert finder.found_in(table(context="(S3cr3t)"))
     assert finder.found_in(table(extra_json=json.dumps({"a": 'pa"ss\\word'})))
