@@ -137,19 +137,22 @@ def _aad(trace_id: str, token: str, kind: str) -> bytes:
 
 
 def seal_vault(vault: pd.DataFrame, key: VaultKey) -> pd.DataFrame:
-    """Vault rows (trace_id, token, kind, value) -> sealed rows with no plaintext column."""
+    """Vault rows (trace_id, token, kind, value) -> sealed rows with no plaintext column.
+    Each row gets its own random nonce (one draw from the OS for the whole frame)."""
     aead = AESGCM(_derive(key, _SEAL_INFO))
-    rows: dict[str, list] = {c: [] for c in SEALED_COLUMNS}
-    for tid, token, kind, value in zip(vault["trace_id"], vault["token"], vault["kind"],
-                                       vault["value"], strict=True):
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = aead.encrypt(nonce, str(value).encode("utf-8"), _aad(tid, token, kind))
-        rows["trace_id"].append(str(tid))
-        rows["token"].append(str(token))
-        rows["kind"].append(str(kind))
-        rows["key_id"].append(key.key_id)
-        rows["ciphertext"].append(nonce + sealed)
-    return pd.DataFrame(rows, columns=SEALED_COLUMNS, dtype=object)
+    trace_ids = [str(t) for t in vault["trace_id"]]
+    tokens = [str(t) for t in vault["token"]]
+    kinds = [str(k) for k in vault["kind"]]
+    randomness = secrets.token_bytes(NONCE_BYTES * len(trace_ids))
+    nonces = [randomness[i:i + NONCE_BYTES]
+              for i in range(0, len(randomness), NONCE_BYTES)]
+    encrypt = aead.encrypt
+    ciphertexts = [nonce + encrypt(nonce, str(value).encode("utf-8"), _aad(tid, token, kind))
+                   for nonce, tid, token, kind, value in zip(nonces, trace_ids, tokens, kinds,
+                                                             vault["value"], strict=True)]
+    return pd.DataFrame({"trace_id": trace_ids, "token": tokens, "kind": kinds,
+                         "key_id": [key.key_id] * len(trace_ids), "ciphertext": ciphertexts},
+                        columns=SEALED_COLUMNS, dtype=object)
 
 
 def _append_audit(audit_log: Path, record: dict) -> None:
