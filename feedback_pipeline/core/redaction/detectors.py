@@ -210,7 +210,8 @@ _SECRET_KEY_WORDS = (r"(?:password|passwd|passphrase|pwd|secret|client[_-]?secre
                      r"access[_-]?token|refresh[_-]?token|session[_-]?token|credentials?)")
 SECRET_KEY_NAME = re.compile(rf"(?i)^(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}$")
 _DIGIT_TRIGGERS = tuple("0123456789")
-_AWS_ID_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")
+_AWS_ID_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA", "ABIA", "ACCA",
+                    "A3T")
 _SECRET_WORDS_B = _SECRET_KEY_WORDS.encode()
 _KEYED_WORDS = r"(?:key|token|secret|passw(?:or)?d|pwd|auth|credentials?|apikey|dsn)"
 DETECTORS: tuple[Detector, ...] = (
@@ -235,17 +236,20 @@ DETECTORS: tuple[Detector, ...] = (
        r"(?<![\w-])xox[abposr]-[A-Za-z0-9-]{10,}(?![\w-])", 91, rb"xox[abposr]-", 
        triggers=["xox"]),
     _d("stripe_key", "STRIPE_KEY", "1",
-       r"(?<![\w-])[rs]k_(?:live|test)_[A-Za-z0-9]{16,}(?!\w)", 91, rb"[rs]k_(?:live|test)_",
-        triggers=["k_live_", "k_test_"]),
+       r"(?<![\w-])[rs]k_(?:live|test|prod)_[A-Za-z0-9]{10,}(?!\w)", 91,
+       rb"[rs]k_(?:live|test|prod)_",
+       validate=_plain(lambda v: len(v) >= 24 or _alnum_mixed(v[8:])),
+       triggers=["k_live_", "k_test_", "k_prod_"]),
     _d("google_api_key", "GOOGLE_API_KEY", "1",
        r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])", 91, rb"AIza[0-9A-Za-z_-]{8}", 
        triggers=["AIza"]),
     _d("huggingface_token", "HF_TOKEN", "1",
        r"(?<![\w-])hf_[A-Za-z0-9]{30,}(?!\w)", 91, rb"hf_[A-Za-z0-9]{8}", 
-       validate=_plain(mixed_token), triggers=["hf_"]),
+       validate=_plain(lambda v: hf_token_ok(v)), triggers=["hf_"]),
     _d("aws_access_key_id", "AWS_ACCESS_KEY", "1",
-       r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Za-z0-9])",
-       91, rb"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}", 
+       r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA|A3T[A-Z0-9])"
+       r"[A-Z0-9]{16}(?![A-Za-z0-9])",
+       91, rb"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}", 
        triggers=_AWS_ID_PREFIXES),
     _d("aws_secret_access_key", "AWS_SECRET_KEY", "1",
        r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*(?:=|:|=>)\s*[\"']?"
@@ -272,7 +276,8 @@ DETECTORS: tuple[Detector, ...] = (
        validate=secret_value_ok, triggers=["--"]),
     _d("email", "EMAIL", "1",
        r"(?<![\w.%+-])[\w.%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-       r"[A-Za-z]{2,24}(?![\w-]|:[\w~.-]*/)", 70, rb"@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b",
+       r"[A-Za-z]{2,24}(?![\w-]|(?:\.[\w-]+)*:[\w~.-]*/)", 70,
+       rb"@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}\b",
        rewind="_.%+-",
        rewind_alnum=True,
        canonical=_lower, triggers=["@"]),
@@ -412,13 +417,18 @@ _CLI_VALUE = r"(?:\"([^\"\n]{3,200})\"|'([^'\n]{3,200})'|([^\s\"'`|;&<>]{3,200})
 _ENV_SUFFIX = (r"(?:PASSWORD|PASSWD|PASS|PWD|SECRET|SECRET_KEY|TOKEN|API_KEY|APIKEY|KEY_BASE|"
                r"PRIVATE_KEY|ACCESS_KEY|CREDENTIALS|AUTH|DSN)")
 _EXTRA_DETECTORS: tuple[Detector, ...] = (
-    _token("gitlab_token", "GITLAB_TOKEN", r"(?:glpat|gldt|glrt|glptt|glcbt|glimt|glft|glsoat"
-           r"|glagent|gloas)-", r"[A-Za-z0-9_-]{20,}",
-           locator=rb"gl(?:pat|dt|rt|ptt|cbt|imt|ft|soat|agent|oas)-[A-Za-z0-9_-]{8}",
+    # routable tokens end in `.` and a 9-character checksum
+    _token("gitlab_token", "GITLAB_TOKEN", r"(?:glpat|gldt|glrt|glptt|glcbt|glimt|glft|glffct"
+           r"|glsoat|glagent|gloas)-", r"[A-Za-z0-9_-]{20,}(?:\.[0-9a-z]{9})?",
+           locator=rb"gl(?:pat|dt|rt|ptt|cbt|imt|ft|ffct|soat|agent|oas)-[A-Za-z0-9_-]{8}",
            triggers=["gl"]),
     _token("gitlab_runner_registration", "GITLAB_TOKEN", "GR1348941", r"[A-Za-z0-9_-]{20,}"),
-    _token("npm_token", "NPM_TOKEN", "npm_", r"[A-Za-z0-9]{36}", check=mixed_token),
-    _token("pypi_token", "PYPI_TOKEN", "pypi-AgEIcHlwaS5vcmc", r"[A-Za-z0-9_-]{40,}"),
+    _token("npm_token", "NPM_TOKEN", "npm_", r"[A-Za-z0-9]{36}",
+           check=lambda v: _alnum_mixed(v[4:])),
+    # upload tokens for pypi.org and for test.pypi.org
+    _token("pypi_token", "PYPI_TOKEN", r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)",
+           r"[A-Za-z0-9_-]{40,}", locator=rb"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)",
+           triggers=["pypi-AgE"]),
     _token("vault_token", "VAULT_TOKEN", r"hv[sbr]\.", r"[A-Za-z0-9_-]{24,}",
            locator=rb"hv[sbr]\.[A-Za-z0-9_-]{8}", check=lambda v: mixed_token(v[4:]),
            triggers=["hvs.", "hvb.", "hvr."]),
@@ -429,8 +439,8 @@ _EXTRA_DETECTORS: tuple[Detector, ...] = (
            locator=rb"dapi[0-9a-f]{32}", check=hex_mixed),
     _token("sendgrid_key", "SENDGRID_KEY", r"SG\.", r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",
            locator=rb"SG\.[A-Za-z0-9_-]{22}\.", triggers=["SG."]),
-    _d("twilio_key", "TWILIO_KEY", "1", r"(?<![A-Za-z0-9])(?:AC|SK)[0-9a-f]{32}(?![A-Za-z0-9])",
-       91, rb"(?:AC|SK)[0-9a-f]{32}", validate=_plain(lambda v: hex_mixed(v[2:])),
+    _d("twilio_key", "TWILIO_KEY", "1", r"(?<![A-Za-z0-9])(?:AC|SK)[0-9a-z]{32}(?![A-Za-z0-9])",
+       91, rb"(?:AC|SK)[0-9a-z]{32}", validate=_plain(lambda v: _alnum_mixed(v[2:])),
        triggers=["AC", "SK"]),
     _token("slack_config_token", "SLACK_TOKEN", r"xox[ec]-", r"[A-Za-z0-9-]{20,}",
            locator=rb"xox[ec]-", triggers=["xox"]),
@@ -589,6 +599,16 @@ def _alnum_mixed(value: str) -> bool:
     return _HAS_DIGIT.search(value) is not None and _HAS_LETTER.search(value) is not None
 
 
+def hf_token_ok(value: str) -> bool:
+    """`hf_` then upper, lower and digits, or (gitleaks' shape) exactly 34 letters of random
+    case: six or more of each, which a CamelCase identifier does not have."""
+    body = value[3:]
+    if mixed_token(body):
+        return True
+    return (len(body) == 34 and body.isalpha() and sum(c.isupper() for c in body) >= 6
+            and sum(c.islower() for c in body) >= 6)
+
+
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 def _family_detector(family: TokenFamily) -> Detector:
     # A token framed by its context (`SSWS <token>`, `/token:<token>`) outranks a bare shape
@@ -611,15 +631,20 @@ def random_token(value: str) -> bool:
     version? It needs a letter and a digit and 3 bits of entropy per character; and a value
     made of separated parts that each read as a word, a number or a word with a number
     (`user_session_2024_01_01`, `oauth2-client-v2`, `~/.ssh/id_ed25519`, a UUID) is an
-    identifier. Random keys over a base64url alphabet have long parts that switch between
-    letters and digits many times, so they never read that way."""
+    identifier, and so is one CamelCase name (`UserSessionCacheV2`). Random keys over a
+    base64url alphabet have long parts that switch between letters and digits many times, and
+    their letters switch case at random (`SfR`, `nOv`), so they never read that way."""
     n = len(value)
     if n < 16:
         return False
     if _PART_SEPARATORS.search(value) is not None:
         parts = [p for p in _PART_SEPARATORS.split(value) if p]
-        if len(parts) > 1 and all(_PLAIN_PART.fullmatch(p) for p in parts):
+        if len(parts) > 1 and all(_PLAIN_PART.fullmatch(p) for p in parts) \
+                and not _case_noisy(value):
             return False
+    elif value.lower() != value and value.upper() != value and _PLAIN_PART.fullmatch(value) \
+            and not _case_noisy(value):
+        return False
     if n >= 24 and mixed_token(value):
         return True  # upper, lower and digits over 24+ characters: well above 3 bits each
     return (_alnum_mixed(value) and not is_placeholder(value)
@@ -628,18 +653,28 @@ def random_token(value: str) -> bool:
 
 _PART_SEPARATORS = re.compile(r"[_.\-/~+=:]+")
 _PLAIN_PART = re.compile(r"[A-Za-z]*\d*[A-Za-z]*|\d*[A-Za-z]*\d*")
+_CASE_FLIP = re.compile(r"(?<=[A-Z])[a-z](?=[A-Z0-9])|(?<=[0-9])[a-z](?=[A-Z])")
+
+
+def _case_noisy(value: str) -> bool:
+    """Three or more one-letter lowercase runs beside a capital (`SfR`, `Tb9`): a CamelCase
+    name has none (its words are two letters or more), random base64 about one in eight
+    characters (a repeated pattern, ten distinct characters or fewer, is not noise)."""
+    return len(_CASE_FLIP.findall(value)) >= 3 and len(set(value)) >= 10
 # The secret word ends the key's name and starts a part of it: after a separator, at the
 # start, or as a camel-case word (`algoliaKey`, `DD_APP_KEY`, `fastly-token`), never inside
 # a word (`monkey`, `tokenizer`, `keyboard`, `secret_name`). The match starts at the word, so
 # the locator's report is where the pattern is tried, with no walk back over the name.
-_KEYED_NAME = (r"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z]))"
+# `api` before a camel-case word (`rapidapiKey`) is where Hyperscan's leftmost report of the
+# `apikey` alternative lands, so the match may start there too.
+_KEYED_NAME = (r"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z])|(?i:api)(?=K(?i:ey)))"
                rf"(?i:{_KEYED_WORDS})s?[\"']?")
 _KEYED_DETECTORS: tuple[Detector, ...] = (
     # gitleaks' keyword rules (`datadog_app_key = ...`, `algoliaKey: ...`, `"fastly-token"`):
     # any identifier holding a secret word, a separator, then a random-looking value.
     _d("keyed_random_value", "SECRET", "1",
        rf"{_KEYED_NAME}\s{{0,8}}(?:=|:|=>|:=|\|\|:|<-)\s{{0,8}}[\"'`]?"
-       r"([A-Za-z0-9_+/=.~-]{16,256})(?![\w+/=.~-])",
+       r"([A-Za-z0-9_+/=.~-]{16,256})(?![\w+/=.~@-])",  # before `@`: an email's local part
        78, b"(?i)" + _KEYED_WORDS.encode() + rb"s?[\"']?\s{0,8}(?:[:=]|\|\||<-)",
        groups=(1,), validate=_plain(random_token),
        triggers=["key", "token", "secret", "pass", "pwd", "auth", "credential", "dsn"],

@@ -28,6 +28,7 @@ from feedback_pipeline.core.redaction.detectors import (
     commit_in_context_ok,
     family_body_ok,
     hex_mixed,
+    hf_token_ok,
     ipv6_ok,
     is_placeholder,
     luhn_ok,
@@ -84,9 +85,10 @@ def _residue_secret(value: str) -> bool:
     bare = value.strip("\"'")
     if _R_TOKEN.match(bare):
         return False  # the value is (or starts with) a redaction token
-    if quoted and _R_TOKEN.search(bare):
-        # A quoted value that holds a token (`"Authorization: SSWS <OKTA_TOKEN_1>"`): what was
-        # secret in it was replaced; only a random-looking word left beside it counts.
+    if _R_TOKEN.search(bare):
+        # A value that holds a token (`"Authorization: SSWS <OKTA_TOKEN_1>"`, a URL whose
+        # `?code=` was replaced): what was secret in it was replaced; only a random-looking
+        # word left beside it counts.
         return any(random_token(word) for word in _R_TOKEN.sub(" ", bare).split())
     return secret_value_ok(bare, quoted)
 
@@ -162,22 +164,29 @@ _R_RULES: tuple[_ResidueRule, ...] = (
     _ResidueRule("JWT", rb"eyJ[\w-]{4}", re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]{4,}")),
     _ResidueRule(
         "API_KEY",
-        rb"sk-ant-|sk-proj-|gh[pousr]_|github_pat_|xox[a-z]-|[rs]k_(?:live|test)_|AIza|hf_",
+        rb"sk-ant-|sk-proj-|gh[pousr]_|github_pat_|xox[a-z]-|[rs]k_(?:live|test|prod)_|AIza|hf_",
         re.compile(r"(?:sk-ant-|sk-proj-|gh[pousr]_|github_pat_|xox[a-z]-|[rs]k_live_|[rs]k_test_"
-                   r"|AIza|hf_)[\w-]{10,}"),
-        _on_value(lambda v: mixed_token(v) or v.startswith(("sk-ant-", "github_pat_")))),
+                   r"|[rs]k_prod_|AIza|hf_)[\w-]{10,}"),
+        _on_value(lambda v: mixed_token(v) or v.startswith(("sk-ant-", "github_pat_"))
+                  or (v.startswith("hf_") and hf_token_ok(v)))),
     _ResidueRule("API_KEY", rb"sk-[A-Za-z0-9_-]{20}", re.compile(r"sk-[A-Za-z0-9_-]{20,}"),
                  _both(_prev_not("_"), _on_value(mixed_token))),
     _ResidueRule(
         "API_KEY",
-        rb"glpat-|gldt-|glrt-|glptt-|GR1348941|npm_|pypi-AgEI|hv[sbr]\.|\.atlasv1\.|dapi[0-9a-f]"
+        rb"glpat-|gldt-|glrt-|glptt-|glffct-|GR1348941|npm_|pypi-AgE[IN]|hv[sbr]\.|\.atlasv1\."
+        rb"|dapi[0-9a-f]"
         rb"|SG\.|whsec_|ya29\.|shp(?:at|ss|ca|pa)_|do[opr]_v1_|lin_api_|ATATT3|ATCTT3|PMAK-"
         rb"|dp\.pt\.|pul-[0-9a-f]|glc_|glsa_|NRAK-|HRKU-|hooks\.slack\.com/services/",
-        re.compile(r"(?:glpat-|gldt-|glrt-|glptt-|GR1348941|npm_|pypi-AgEI|hv[sbr]\.|\.atlasv1\."
+        re.compile(r"(?:glpat-|gldt-|glrt-|glptt-|glffct-|GR1348941|npm_|pypi-AgE[IN]|hv[sbr]\."
+                   r"|\.atlasv1\."
                    r"|dapi|SG\.|whsec_|ya29\.|shp(?:at|ss|ca|pa)_|do[opr]_v1_|lin_api_|ATATT3"
                    r"|ATCTT3|PMAK-|dp\.pt\.|pul-|glc_|glsa_|NRAK-|HRKU-|hooks\.slack\.com/services/)"
                    r"[\w.=/-]{16,}"),
         _both(_prev_not("_"), _on_value(lambda v: _HAS_DIGIT.search(v) is not None))),
+    _ResidueRule("API_KEY", rb"(?:AC|SK)[0-9a-z]{32}",
+                 re.compile(r"(?:AC|SK)[0-9a-z]{32}(?![A-Za-z0-9])"),
+                 _both(_prev_not(""), _on_value(
+                     lambda v: _HAS_DIGIT.search(v[2:]) is not None and not v[2:].isdigit()))),
     _ResidueRule("CLOUD_CREDENTIAL",
                  rb"(?i)AccountKey=|SharedAccessKey=|[?&]sig=|X-Amz-Signature=",
                  re.compile(r"(?i)(?:AccountKey=|SharedAccessKey=|[?&]sig=|X-Amz-Signature=)"
@@ -186,8 +195,9 @@ _R_RULES: tuple[_ResidueRule, ...] = (
     _ResidueRule("SSN", rb"\b\d{3}-\d\d-\d{4}",
                  re.compile(r"(?!000|666|9\d\d)\d{3}-(?!00)\d\d-(?!0000)\d{4}(?![\w-])"),
                  _prev_not("_-")),
-    _ResidueRule("AWS_KEY", rb"AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA",
-                 re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{12,}"),
+    _ResidueRule("AWS_KEY", rb"AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA|A3T",
+                 re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA|A3T[A-Z0-9])"
+                            r"[A-Z0-9]{12,}"),
                  _prev_not("_")),
     _ResidueRule("URL_CREDENTIALS", rb"://[^\s/@:]*:[^\s/@]+@",
                  re.compile(r"://[^\s/@:]*:([^\s/@]+)@"),

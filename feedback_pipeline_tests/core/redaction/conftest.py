@@ -191,6 +191,74 @@ ISSUE17_POSITIVE = [
 ]
 
 
+# Shapes a coverage audit against gitleaks' rules and detect-secrets' plugins found missed
+# (values written here from the documented alphabet and length).
+AUDIT_POSITIVE = [
+    ("pasted {} by mistake", "ABIA" + "Q7X2KD9LMP4RT6WZ", "AWS_ACCESS_KEY"),
+    ("pasted {} by mistake", "ACCA" + "7KQ2MZ4XD9PL3RTW", "AWS_ACCESS_KEY"),
+    ("token {} ok", "glpat-" + "aB3dE5fG7h" * 2 + "J9kL1mN" + ".01" + "a2b3c4d", "GITLAB_TOKEN"),
+    ("token {} ok", "glffct-" + "xK9mN2pQ4rS6tU8vW0yZ", "GITLAB_TOKEN"),
+    ("Cookie: {}; path=/", "_gitlab_session=" + "4gmx5qie" * 4, "GITLAB_SESSION"),
+    ("stripe {}", "rk_prod_" + "aB3dE5fG7h" * 3, "STRIPE_KEY"),
+    ("twilio {} rejected", "SK" + "k151kiy1" * 4, "TWILIO_KEY"),
+    ("hf {} login", "hf_" + "aBcDeFgHiJ" * 3 + "kLmN", "HF_TOKEN"),
+    ("npmrc {}", "npm_" + "chhdr0xcu" * 4, "NPM_TOKEN"),
+    ("twine -p {}", "pypi-AgENdGVzdC5weXBpLm9yZw" + "Vm1WczgHu-PIVnAu4Qms_" * 3, "PYPI_TOKEN"),
+    ("key {} ok", "sk-or-v1-" + "370cac8c" * 8, "AI_API_KEY"),
+    ("LANGCHAIN_API_KEY is {}", "lsv2_pt_" + "a826c3d3" * 4 + "_439b8d55f8", "LANGSMITH_KEY"),
+    ("cast {}", "castai_v1_" + "aB3dE5fG" * 8 + "_Zx9Yw8Vu", "CASTAI_KEY"),
+    ("chief {}", "ctp_" + "Yx7c5etND" * 4, "CHIEFTOOLS_TOKEN"),
+    ("clickhouse {}", "4b1d" + "C3MgUhaCiY" * 3 + "Mjk2LmNp", "CLICKHOUSE_KEY"),
+    ("authress {}", "sc_36tahh5wxuus.meqfd.acc_skypx0qxbe193j22." + "u3MqJYPz/Sl6Cn+b" * 3,
+     "AUTHRESS_KEY"),
+    ("aiven {}", "AVNS_" + "D9TSonoI1922lMRUAn694HxT", "AIVEN_TOKEN"),
+    ("bedrock {}", "ABSK" + "UcEpvsDiTK/lNe7jPq0+" * 6, "AWS_BEDROCK_KEY"),
+    ("shir {}", "IR@ff6c9c9f-9844-4938-a88c-429f476e1f38@adf-orders-001@we@"
+     + "inhEkVSYp3TSHs5nYkUJYyccuFR6X/xet5OAUNkRIVw=", "AZURE_KEY"),
+    ("GET https://app.azurewebsites.net/api/fn?code={} 401", "MJHGB-4mmKfX" * 4 + "WfhGpv==",
+     "AZURE_KEY"),
+    ("https://api.softlayer.com/soap/v3/{}", "qcoba6bhweeumjez" * 4, "SOFTLAYER_KEY"),
+    ("BUNDLE_ENTERPRISE__CONTRIBSYS__COM={}", "42658d0b:3f46e9cb", "SIDEKIQ_SECRET"),
+    ("source https://{}@gems.contribsys.com/", "24e8a9ee:7c01d2ab", "SIDEKIQ_SECRET"),
+    ("$ANSIBLE_VAULT;1.1;AES256\n{}\n", "6638626235393136" * 5 + "\n" + "3064363134" * 4,
+     "ANSIBLE_VAULT"),
+    ('<add key="ClearTextPassword" value="{}" />', "7gWX5o9cwdlV8Iaa", "PASSWORD"),
+    ("braintree {}", "access_token$production$" + "jxgktbu633m8iows", "BRAINTREE_TOKEN"),
+    ("braintree {}", "sandbox_mctkeyo1_" + "zqj71j0pr1i60tjb", "BRAINTREE_TOKEN"),
+    ("see {}", "https://claude.ai/code/session_" + "MUgpOV4RqfWaVUCJBa72DmtR",
+     "CLAUDE_SESSION_URL"),
+    ("SECRET_KEY {}", "django-insecure-" + "8PsT1Dvg(K*bIQ=epb_w+TaG" * 2, "SECRET"),
+    ("fb {}", "153211170716696|" + "lx01ZaQq9HH2ofPrWFbJ0LCb49Km1D6W", "FACEBOOK_TOKEN"),
+    ("flw {}", "FLWSECK_TEST-" + "ee2e7332ad27", "FLUTTERWAVE_KEY"),
+    ("harness {}", "pat.0TZ0JzDxTVExaUnUs14aRf." + "B1xr86tAA4K9" * 2 + ".VAEOoDLbmaitUly5zLYa",
+     "HARNESS_TOKEN"),
+    ("jwt {}", "ZXlK" + "aGJHY2lPaUpJVXpJMU5pSXNJblI1Y0NJNklrcFhWQ0o5" * 2, "JWT"),
+    ("mailchimp {}", "j15den3duo92yi3q0tcvm4nnyav67vj0-us12", "MAILCHIMP_KEY"),
+    ("okta {} revoked", "00" + "kQoGKtgoqvze-DAzNFfOK2nCe" + "lsks8a9OSY66uI8c6", "OKTA_TOKEN"),
+    ("bot {} started", "805584569:" + "R_JLX7nQySvHSaYA_uGB_jzvRm_zVVx5i58", "TELEGRAM_TOKEN"),
+    ("jfrog {}", "AKCp" + "23bb6ea0de" * 6 + "811e61073", "ARTIFACTORY_KEY"),
+    ("jfrog {}", "AKC" + "FGhzkKaCC6HB", "ARTIFACTORY_KEY"),
+    ("jfrog {}", "cmVmd" + "3SKICujfqT4Hf4l1zQTO" * 2 + "iun62bitWomLz21ZT2m", "ARTIFACTORY_KEY"),
+    ("fastly_key: {}", "4dNIyQbHzoziqeUzhTVtsqVJWzZvY/cLloAnAvUccPd9", "SECRET"),
+    ("beamer_key: {}", "b_NRJjG_HpnLJx0NaYJEeWgtInIiNwpFXyWGoQnoZOwGGs", "SECRET"),
+    # a name ending in `apiKey` (Hyperscan reported the match at `api`, not at `Key`)
+    ("  rapidapiKey: {},", "pehtal1x4twiesviyjv7kzsp1ft2bhyp", "SECRET"),
+]
+
+AUDIT_NEGATIVE = [
+    "git remote add upstream git@gitlab.example.com:platform/payments-service.git",
+    "cache_key: UserSessionCacheV2 and handler_key: HTTPServerErrorHandlerV2",
+    "ctr_total_count, cto_meeting_notes and sandbox_settings_enabled = true",
+    "the AVNS_ and lsv2_pt_ prefixes; sk-or-v1- and rk_prod_ are key prefixes; castai_v1_",
+    "django-insecure- keys; FLWSECK_TEST mode; access_token$production$ is the prefix",
+    "job 12345:done after 1700000000 ms; ZXlK is base64 of eyJ; IR@ runtimes",
+    "shop https://shop.example.com/cart?code=SUMMER2024&utm_source=mail",
+    "hf_hub_download and hf_TransformersIntegrationTestSuite; AKCONFIG flag",
+]
+
+ISSUE17_POSITIVE += AUDIT_POSITIVE
+
+
 ISSUE17_NEGATIVE = [
     "git clone git@github.com:org/repo.git",
     "Successfully built 3f9a2c1b04de",
@@ -215,6 +283,7 @@ ISSUE17_NEGATIVE = [
     "API-GATEWAY-2024 is down; pat.txt and sat.json; t1.micro; tskey-auth is the prefix",
     "live_stream_configuration_for_production_environment_v2 and v1.0-beta notes",
     "image: nginx@sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31",
+    *AUDIT_NEGATIVE,
 ]
 
 

@@ -21,6 +21,7 @@ from feedback_pipeline.synth.secrets_corpus import (
     score_spans,
 )
 from feedback_pipeline_tests.core.redaction.conftest import (
+    AUDIT_POSITIVE,
     NEGATIVE,
     redact,
 )
@@ -123,3 +124,12 @@ def test_residue_flags_new_families_raw():
            "and git@github.com:org/x.git and ops@example.com")
     kinds = [k for k, _ in find_residue(raw)]
     assert sorted(kinds) == ["API_KEY", "CLOUD_CREDENTIAL", "EMAIL", "SSN"]
+
+
+@pytest.mark.parametrize(("template", "value", "kind"), AUDIT_POSITIVE)
+def test_residue_flags_audit_shapes_raw_and_passes_them_redacted(template, value, kind):
+    text = template.format(value)
+    assert find_residue(text), text
+    redacted = Redactor(DENY_TERMS).redact_text(text, TokenTable())
+    assert value not in redacted
+    assert find_residue(redacted, DENY_TERMS) == [], redacted
