@@ -113,6 +113,16 @@ class LineFault(str):
     __slots__ = ()
 
 
+class UndecodableLine(LineFault):
+    """A line whose bytes are not UTF-8: the text is the reason, `raw_line` the line with
+    U+FFFD for the bad bytes (kept in the restricted quarantine table)."""
+
+    def __new__(cls, reason: str, raw_line: str = "") -> UndecodableLine:
+        fault = super().__new__(cls, reason)  # pickled to a worker: raw_line is in __dict__
+        fault.raw_line = raw_line
+        return fault
+
+
 @dataclass
 class ParsedLines:
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -153,8 +163,23 @@ def read_lines(path: Path | Any,
     - a `.gz` name whose content has no gzip header: "not a gzip file", no line is read;
     - a gzip stream that breaks off (truncated) or is corrupt: every complete line read before
       the break is kept; the line in progress and everything after it are quarantined as one
-      file-level row saying after which line the break fell.
+      file-level row saying after which line the break fell;
+    - a file that cannot be opened or read (an OSError: no permission, a device error, a file
+      removed while read): the lines read before the error are kept, the rest is one
+      file-level row naming the error class (never its message, which holds the path).
     """
+    last = 0
+    try:
+        for number, text in _file_lines(path, max_line_bytes):
+            last = number or last
+            yield number, text
+    except OSError as err:
+        yield 0, LineFault(f"file could not be read ({type(err).__name__}) after line "
+                           f"{last}: lines up to {last} were kept, the rest of the file is "
+                           "quarantined")
+
+
+def _file_lines(path: Path | Any, max_line_bytes: int) -> Iterator[tuple[int, str]]:
     raw = open(path, "rb") if isinstance(path, str | os.PathLike) else path.open("rb")  # noqa: SIM115
     with raw:
         if not path.name.endswith(".gz"):
@@ -178,10 +203,39 @@ def read_lines(path: Path | Any,
 def _numbered_lines(read: Callable[[int], bytes], limit: int,
                     breaks: tuple[type[BaseException], ...]) -> Iterator[tuple[int, str]]:
     """The lines of a byte stream read in blocks and split on "\\n" (C speed; a trailing "\\r"
-    goes, bytes that are not UTF-8 become U+FFFD). At most `limit` bytes of a line are held:
-    a longer line is reported when it passes the limit and its rest skipped as it streams by.
-    An exception of `breaks` (a gzip stream breaking off) ends the file with one file-level
-    LineFault; the line in progress is part of what it quarantines."""
+    goes, and so does a UTF-8 byte order mark at the start of the file). A line that is not
+    valid UTF-8 is an `UndecodableLine` (quarantined with the byte offset of the first bad
+    byte; its raw_line keeps the text with U+FFFD in place of the bad bytes), never a line
+    altered in silence. At most `limit` bytes of a line are held: a longer line is reported
+    when it passes the limit and its rest skipped as it streams by. An exception of `breaks`
+    (a gzip stream breaking off) ends the file with one file-level LineFault; the line in
+    progress is part of what it quarantines."""
+    lines = _split_lines(read, limit, breaks)
+    for number, text in lines:  # only the first line can start with the file's mark
+        if number == 1 and text.__class__ is str and text.startswith("\ufeff"):
+            text = text[1:]
+        if text.strip():
+            yield number, text
+        break
+    yield from lines
+
+
+def _decoded(number: int, part: bytes) -> tuple[int, str] | None:
+    """(number, text) of one line's bytes, an `UndecodableLine` for bytes that are not UTF-8,
+    or None for a blank line."""
+    try:
+        text = part.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return number, UndecodableLine(
+            f"line is not valid UTF-8 (byte {err.start + 1} of the line)",
+            part.decode("utf-8", "replace").rstrip("\r"))
+    if text.strip():
+        return number, text.rstrip("\r")
+    return None
+
+
+def _split_lines(read: Callable[[int], bytes], limit: int,
+                 breaks: tuple[type[BaseException], ...]) -> Iterator[tuple[int, str]]:
     number = 0
     pending = b""  # the start of a line whose end is not read yet (at most `limit` bytes)
     skipping = False  # inside a line already reported as too long
@@ -209,18 +263,17 @@ def _numbered_lines(read: Callable[[int], bytes], limit: int,
             if len(part) > limit:
                 yield number, _too_long(limit)
                 continue
-            text = part.decode("utf-8", "replace")
-            if text.strip():
-                yield number, text.rstrip("\r")
+            line = _decoded(number, part)
+            if line is not None:
+                yield line
         if len(pending) > limit:
             number += 1
             yield number, _too_long(limit)
             pending, skipping = b"", True
     if pending:
-        number += 1
-        text = pending.decode("utf-8", "replace")
-        if text.strip():
-            yield number, text.rstrip("\r")
+        line = _decoded(number + 1, pending)
+        if line is not None:
+            yield line
 
 
 def _too_long(limit: int) -> LineFault:
@@ -303,7 +356,8 @@ def _candidates(value: Any) -> list[dict[str, str | None]]:
             {
                 "candidate_id": cid,
                 "model_id": model_id,
-                "generation": json.dumps(generation, sort_keys=True) if generation else None,
+                "generation": _json_text(generation, f"candidates[{position}].generation",
+                                         ensure_ascii=True) if generation else None,
                 "text": text,
             }
         )
@@ -342,8 +396,18 @@ def validate_trace(obj: Any, partition_day: str | None = None) -> dict[str, Any]
         "policy_version": _optional_id(obj, "policy_version"),
     }
     extra = {k: v for k, v in obj.items() if k not in TRACE_FIELDS}
-    row["extra_json"] = json.dumps(extra, sort_keys=True, ensure_ascii=False) if extra else None
+    row["extra_json"] = _json_text(extra, "a field outside the contract") if extra else None
     return row
+
+
+def _json_text(value: Any, where: str, ensure_ascii: bool = False) -> str:
+    """`value` as stored JSON text; a number JSON cannot hold (a literal too large for a
+    double, read as infinity) is a ContractError naming `where`."""
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=ensure_ascii, allow_nan=False)
+    except ValueError as err:
+        raise ContractError(f"{where} holds a number too large for JSON (read as "
+                            "infinity)") from err
 
 
 def parse_lines(
@@ -359,9 +423,9 @@ def parse_lines(
     parsed = ParsedLines()
     for number, line in lines:
         if line.__class__ is not str:
-            if line.__class__ is LineFault:
-                parsed.quarantine.append(quarantine_row(source_file, number, str(line), "",
-                                                        None))
+            if isinstance(line, LineFault):  # an UndecodableLine carries its raw line
+                parsed.quarantine.append(quarantine_row(
+                    source_file, number, str(line), getattr(line, "raw_line", ""), None))
                 continue
             # a source adapter's fault (core.sources.SourceFault): its reason, the source line
             reason, raw = getattr(line, "reason", None), getattr(line, "raw_line", "")
@@ -372,9 +436,11 @@ def parse_lines(
         record_id = obj = None
         try:
             try:
-                obj = json.loads(line)
+                obj = loads_strict(line)
             except json.JSONDecodeError as err:
-                raise ContractError(f"not valid JSON ({err.msg} at column {err.colno})") from err
+                raise ContractError(json_error_reason(err)) from err
+            except (NonFiniteNumber, DuplicateKey) as err:
+                raise ContractError(str(err)) from err
             except ValueError as err:  # int longer than sys.get_int_max_str_digits()
                 raise ContractError("not valid JSON (a number has more digits than the parser "
                                     "allows)") from err
@@ -401,6 +467,55 @@ def parse_lines(
         row["source_line"] = number
         parsed.rows.append(row)
     return parsed
+
+
+class NonFiniteNumber(ValueError):
+    """A NaN, Infinity or -Infinity literal: Python's parser takes them, JSON has no such
+    number (RFC 8259), and a stored extra_json holding one is not JSON for any other reader."""
+
+
+NON_FINITE_REASON = "not valid JSON (NaN and Infinity are not JSON numbers)"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NonFiniteNumber(NON_FINITE_REASON)
+
+
+def json_error_reason(err: json.JSONDecodeError) -> str:
+    """The quarantine reason of a line the JSON parser refused: its message (which never
+    quotes the text) without a nested aside, and the column."""
+    message = err.msg.split(" (", 1)[0].removesuffix(" at")
+    return f"not valid JSON ({message} at column {err.colno})"
+
+
+class DuplicateKey(ValueError):
+    """An object names a field twice: Python's parser keeps the last value and drops the
+    other in silence, and another reader may keep the first."""
+
+
+NAMED_FIELDS = frozenset((*TRACE_FIELDS, "candidate_id", "model_id", "generation", "text",
+                          "review_id", "reviewer_id", "rubric_version", "reviewed_at", "task",
+                          "criteria", "choice", "label", "score", "answer", "reason",
+                          "review_seconds", "resolution", "adjudication", "judge_id", "order"))
+"""Field names of the contract (traces, candidates, reviews, judge labels) a reason may name;
+any other key (it may be data) is only "a field"."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        name = f"field {key}" if key in NAMED_FIELDS else "a field"
+        raise DuplicateKey(f"{name} appears more than once in one object (a JSON name must "
+                           "be unique)")
+    return obj
+
+
+def loads_strict(line: str) -> Any:
+    """`json.loads` that refuses what Python's parser takes and JSON does not define: NaN and
+    Infinity (NonFiniteNumber), and an object naming a field twice (DuplicateKey)."""
+    return json.loads(line, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
 
 
 def _field_name(parent: str, key: Any) -> str:

@@ -7,6 +7,7 @@ worker processes (core.runtime) and arrives as compact Arrow tables, never as a 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from feedback_pipeline.core.contract import quarantine_row
+from feedback_pipeline.core.contract import (
+    DuplicateKey,
+    NonFiniteNumber,
+    json_error_reason,
+    loads_strict,
+    quarantine_row,
+)
 from feedback_pipeline.core.labelstudio import make_pseudonymiser, parse_label_studio_export
 from feedback_pipeline.core.redaction import Redactor
 from feedback_pipeline.core.review import REVIEW_SCHEMA, parse_review_lines
@@ -35,6 +42,8 @@ class IntakeSettings:
 def _redactor(deny_terms: tuple[str, ...], version: str) -> Redactor:
     return Redactor(deny_terms, version=version)
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 REVIEW_ID_FIELDS = TextLayout("review_id", ("review_id", "trace_id", "rubric_version",
                                             "candidate_id"), every_string=False)
@@ -75,10 +84,54 @@ def parse_review_chunk(lines: Sequence[tuple[int, str]], *, source: str,
 
 def parse_review_export(payload: Any, source: str,
                         settings: IntakeSettings) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """(reviews, quarantine rows) of one Label Studio export (raw JSON or JSON-MIN)."""
+    """(reviews, quarantine rows) of one Label Studio export (raw JSON or JSON-MIN). A review
+    whose text holds a lone surrogate (a \\ud800 escape in the export: not valid Unicode, and
+    no table can store it) is quarantined naming the field; it used to fail the stage."""
     parsed = parse_label_studio_export(payload, source, set(settings.known_rubrics))
-    table, kept_back = review_table(parsed.rows, settings)
-    return table, parsed.quarantine + kept_back
+    rows, unstorable = [], []
+    for row in parsed.rows:
+        where = next((name for name, value in row.items()
+                      if isinstance(value, str) and _SURROGATE.search(value)), None)
+        if where is None:
+            rows.append(row)
+        else:
+            unstorable.append(quarantine_row(
+                source, int(row.get("source_line") or 0),
+                f"{where} holds a lone surrogate escape (not valid Unicode)", "",
+                row.get("review_id") if isinstance(row.get("review_id"), str) else None))
+    table, kept_back = review_table(rows, settings)
+    return table, parsed.quarantine + unstorable + kept_back
+
+
+def read_review_export(path: Any, source: str) -> tuple[Any, list[dict[str, Any]]]:
+    """(payload, []) of one landed Label Studio export file (`.json`), or (None, one
+    file-level quarantine row) when it cannot be taken as JSON at all: unreadable (the error
+    class), not UTF-8 (the byte), or JSON the parser refuses (the parser's message and line,
+    an integer too long, nesting too deep, NaN / Infinity, a field named twice). A byte order
+    mark at the start is ignored. Never raises for bad content, so one export never stops
+    the day's other review files (the stage's own `json.loads` let a UnicodeDecodeError,
+    RecursionError or the integer limit's ValueError fail the stage)."""
+    def refused(line: int, reason: str) -> tuple[None, list[dict[str, Any]]]:
+        return None, [quarantine_row(source, line, reason, "", None)]
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return refused(0, f"file could not be read ({type(err).__name__})")
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        return refused(0, f"file is not valid UTF-8 (byte {err.start + 1} of the file)")
+    try:
+        return loads_strict(text), []
+    except json.JSONDecodeError as err:
+        return refused(err.lineno, json_error_reason(err))
+    except (NonFiniteNumber, DuplicateKey) as err:
+        return refused(0, str(err))
+    except ValueError:
+        return refused(0, "not valid JSON (a number has more digits than the parser allows)")
+    except RecursionError:
+        return refused(0, "not valid JSON (nested deeper than the parser allows)")
 
 
 def owned_review_days(day: str, trace_days: Sequence[str],
@@ -104,18 +157,22 @@ def owned_review_days(day: str, trace_days: Sequence[str],
 def trace_ids_in_review_file(text: str, json_lines: bool) -> set[str]:
     """The trace ids a landed review file names (a JSONL file of contract reviews, or a Label
     Studio export: raw JSON tasks or JSON-MIN rows), read leniently: this only decides which
-    days must take the file in; the stage validates and quarantines."""
+    days must take the file in; the stage validates and quarantines. No line can stop it
+    (the landing sensor calls it on every new file): a line the parser refuses for any reason
+    (not JSON, an integer too long, nested too deep) is passed over, and a byte order mark
+    at the start is ignored."""
+    text = text.removeprefix("\ufeff")
     if json_lines:
         items = []
         for line in text.splitlines():
             try:
                 items.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
                 continue
     else:
         try:
             loaded = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return set()
         items = loaded if isinstance(loaded, list) else []
     found = set()

@@ -39,7 +39,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from feedback_pipeline.core.contract import TRACE_FIELDS, LineFault
+from feedback_pipeline.core.contract import (
+    TRACE_FIELDS,
+    DuplicateKey,
+    LineFault,
+    NonFiniteNumber,
+    json_error_reason,
+    loads_strict,
+)
 
 SOURCE_FORMATS: tuple[str, ...] = (
     "native", "openai_chat", "otlp_genai", "openinference", "jsonl_mapping")
@@ -267,11 +274,15 @@ def _counted(items: Iterator[tuple[int, Any]],
 
 
 def _load(line: str) -> Any:
-    """The line's object, or a SourceFault whose reason holds no part of the line."""
+    """The line's object, or a SourceFault whose reason holds no part of the line. Parsed as
+    native lines are (`contract.loads_strict`): NaN, Infinity and a name repeated in one
+    object are faults, never a value kept or dropped in silence."""
     try:
-        obj = json.loads(line)
+        obj = loads_strict(line)
     except json.JSONDecodeError as err:
-        return SourceFault(f"not valid JSON ({err.msg} at column {err.colno})", line)
+        return SourceFault(json_error_reason(err), line)
+    except (NonFiniteNumber, DuplicateKey) as err:
+        return SourceFault(str(err), line)
     except ValueError:
         return SourceFault("not valid JSON (a number has more digits than the parser allows)",
                            line)
@@ -287,7 +298,7 @@ def _emit(trace: dict[str, Any], spec: SourceSpec, line: str) -> str | SourceFau
         if trace.get(key) is None:
             trace[key] = value
     try:
-        text = json.dumps(trace, ensure_ascii=False)
+        text = json.dumps(trace, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return SourceFault("a mapped value cannot be written as JSON", line)
     if ("\\ud" in line or "\\uD" in line) and _SURROGATE.search(text):

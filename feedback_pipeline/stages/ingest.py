@@ -8,7 +8,14 @@ valid line flows on.
 
 - A line is quarantined for breaking the contract (core.contract), for being longer than the
   policy's `max_line_bytes` (skipped unread, so reading holds about one limit at most), for
-  JSON the parser refuses (nested too deep, an integer too long) or a lone surrogate escape.
+  JSON the parser refuses (nested too deep, an integer too long) or a lone surrogate escape,
+  for bytes that are not UTF-8, and for what Python's parser takes but JSON does not define
+  (NaN / Infinity, a number that overflows to infinity, a field named twice in one object).
+  A UTF-8 byte order mark at the start of a file is not part of its first line.
+- An entry of the day's folder that is not read is one file-level row, never passed over:
+  a file of another kind (.json, .jsonl.zst, .jsonl.bz2, ...), a folder, a broken link or a
+  link loop. A file that cannot be opened or read (an OSError) keeps the lines read before
+  the error; the rest is one file-level row naming the error class.
 - A `.gz` file that is not gzip is one file-level row (line_number 0, as for other
   file-level rows), "not a gzip file".
   A gzip stream that breaks off or is corrupt keeps every complete line read before the
@@ -25,6 +32,7 @@ import fnmatch
 import functools
 from collections import deque
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -66,8 +74,9 @@ def _chunks_of(lines: Iterable[tuple[int, str]], rows: int,
     size = 0
     for item in lines:
         chunk.append(item)
-        text = item[1]  # a line, a LineFault, or a source adapter's fault
-        size += len(text) if isinstance(text, str) else len(getattr(text, "raw_line", ""))
+        text = item[1]  # a line, a LineFault (an undecodable line holds its raw line), or a
+        # source adapter's fault (its raw line)
+        size += len(text) if text.__class__ is str else len(getattr(text, "raw_line", text))
         if len(chunk) >= rows or size >= chars:
             yield chunk
             chunk, size = [], 0
@@ -150,6 +159,38 @@ ID_FIELDS = TextLayout("trace_id", ("trace_id", "slice", "prompt_template_versio
 residue scanner would flag there is quarantined before it can leave the restricted zone."""
 
 
+NOT_A_TRACE_FILE = ("the file name does not end in .jsonl or .jsonl.gz (the accepted trace "
+                    "files); the file was not read")
+
+
+def unread_entries(storage: Storage, day: str) -> list[tuple[str, str]]:
+    """(source name, reason) of every entry of the day's landing folder that ingest does not
+    read, so none is passed over in silence: a file of another kind (.json, .jsonl.zst,
+    .jsonl.bz2, .txt, ...), a folder, a link that leads nowhere (broken or a loop), or
+    anything else that is not a regular file. Each becomes one file-level quarantine row."""
+    folder = storage.landing_dir("traces", day)
+    if not folder.is_dir():
+        return []
+    prefix = storage.relative(folder)
+    found = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        try:
+            if path.is_file():
+                if path.name.endswith(TRACE_SUFFIXES):
+                    continue
+                reason = NOT_A_TRACE_FILE
+            elif path.is_dir():
+                reason = "is a folder, not a file; nothing in it was read"
+            elif isinstance(path, Path) and path.is_symlink():
+                reason = "is a link that leads to no file (broken, or a loop); not read"
+            else:
+                reason = "is not a regular file; not read"
+        except OSError as err:
+            reason = f"could not be inspected ({type(err).__name__}); not read"
+        found.append((f"{prefix}/{path.name}", reason))
+    return found
+
+
 def source_of(name: str, sources: list[tuple[str, SourceSpec]]) -> SourceSpec | None:
     """The declared source of a landed file: the first glob of config/sources.yaml matching
     its name, or None (the native contract)."""
@@ -174,6 +215,8 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
     declared = pipeline.trace_sources()
 
     def chunks():
+        for name, reason in unread_entries(storage, day):
+            quarantine.append(quarantine_row(name, 0, reason, "", None))
         for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
             lines = read_lines(path, limit)
             spec = source_of(path.name, declared)

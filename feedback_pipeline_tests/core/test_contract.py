@@ -246,3 +246,69 @@ def test_a_corrupt_gzip_keeps_the_lines_before_the_damage(tmp_path):
     assert len(file_rows) == 1 and file_rows[0]["reason"].startswith("gzip stream ")
     kept = [r["trace_id"] for r in parsed.rows]
     assert 0 < len(kept) < len(lines)
+
+
+CANARY = "canary.leak4417@probe-mail.example"
+
+
+def _numbered(path):
+    return [(n, str(t)) for n, t in read_lines(path)]
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
+def test_a_byte_order_mark_at_the_start_of_a_file_does_not_cost_its_first_line(tmp_path, name):
+    data = ("\ufeff" + json.dumps(GOOD) + "\r\n" + json.dumps({**GOOD, "trace_id": "t-2"})
+            + "\r\n").encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    parsed = parse_trace_lines(read_lines(path), name, "2026-05-02")
+    assert [r["trace_id"] for r in parsed.rows] == ["t-1", "t-2"]
+    assert parsed.quarantine == []
+
+
+def test_a_line_that_is_not_utf8_is_quarantined_not_altered(tmp_path):
+    """Bytes that are not UTF-8 used to become U+FFFD in a kept trace; the line is a
+    quarantine row naming the byte, its raw_line the text with U+FFFD, the others flow on."""
+    bad = json.dumps({**GOOD, "trace_id": "t-bad", "prompt": f"why {CANARY} X"}).encode()
+    bad = bad.replace(b" X", b" \xff\xfeX")
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + bad + b"\n"
+                     + json.dumps({**GOOD, "trace_id": "t-3"}).encode() + b"\xc3")
+    parsed = parse_trace_lines(read_lines(path), "a.jsonl", "2026-05-02")
+    assert [r["trace_id"] for r in parsed.rows] == ["t-1"]
+    at = bad.index(b"\xff") + 1
+    assert [(q["line_number"], q["reason"]) for q in parsed.quarantine] == [
+        (2, f"line is not valid UTF-8 (byte {at} of the line)"),
+        (3, f"line is not valid UTF-8 (byte {len(json.dumps({**GOOD, 'trace_id': 't-3'})) + 1}"
+            " of the line)")]
+    assert "\ufffd" in parsed.quarantine[0]["raw_line"] and CANARY in parsed.quarantine[0][
+        "raw_line"]
+    assert not any(CANARY in q["reason"] for q in parsed.quarantine)
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (json.dumps(GOOD)[:-1] + ', "score": NaN}',
+     "not valid JSON (NaN and Infinity are not JSON numbers)"),
+    (json.dumps(GOOD).replace("0.2", "-Infinity"),
+     "not valid JSON (NaN and Infinity are not JSON numbers)"),
+    (json.dumps(GOOD).replace("0.2", "1e400"),
+     "candidates[0].generation holds a number too large for JSON (read as infinity)"),
+    (json.dumps(GOOD)[:-1] + ', "n": -1e999}',
+     "a field outside the contract holds a number too large for JSON (read as infinity)"),
+    (json.dumps(GOOD)[:-1] + f', "trace_id": "{CANARY}"}}',
+     "field trace_id appears more than once in one object (a JSON name must be unique)"),
+    (json.dumps(GOOD).replace('"ide": "vscode"', f'"{CANARY}": 1, "{CANARY}": 2'),
+     "a field appears more than once in one object (a JSON name must be unique)"),
+    ("\ufeff" + json.dumps(GOOD), "not valid JSON (Unexpected UTF-8 BOM at column 1)"),
+    (json.dumps(GOOD).replace("why?", "why\x00?"), "not valid JSON (Invalid control "
+     f"character at column {json.dumps(GOOD).index('why?') + 4})"),
+])
+def test_json_that_python_reads_but_json_does_not_define_is_quarantined(line, reason):
+    """NaN / Infinity literals (stored, extra_json was not JSON), numbers that overflow to
+    infinity, and a field named twice (Python keeps the last value and drops the other in
+    silence) quarantine their line with the rule, never the value."""
+    parsed = parse_trace_lines([(1, json.dumps({**GOOD, "trace_id": "ok"})), (2, line)],
+                               "a.jsonl", "2026-05-02")
+    assert [r["trace_id"] for r in parsed.rows] == ["ok"]
+    assert [(q["line_number"], q["reason"]) for q in parsed.quarantine] == [(2, reason)]
+    assert CANARY not in reason

@@ -1,5 +1,7 @@
 """Which partition reports a review folder's problems."""
 
+import pytest
+
 from feedback_pipeline.core.review_intake import owned_review_days
 
 TRACE_DAYS = ["2026-05-01", "2026-05-02", "2026-05-04"]
@@ -33,3 +35,122 @@ def test_the_trace_ids_a_review_file_names_in_every_landed_shape():
     json_min = json.dumps([{"id": 1, "trace_id": "t4", "choice": "A"}])
     assert trace_ids_in_review_file(json_min, json_lines=False) == {"t4"}
     assert trace_ids_in_review_file("{broken", json_lines=False) == set()
+
+
+def test_no_review_line_stops_the_landing_sensors_lookup_of_trace_ids():
+    """A 5,000-digit integer (ValueError) or 200,000-deep nesting (RecursionError) on one
+    line raised out of the lookup the landing sensor runs on every new review file; such a
+    line is passed over like any other unparseable one, and a byte order mark is ignored."""
+    import json
+
+    from feedback_pipeline.core.review_intake import trace_ids_in_review_file
+
+    deep = "[" * 200_000 + "]" * 200_000
+    lines = ["\ufeff" + json.dumps({"trace_id": "t1"}), '{"trace_id": "x", "n": ' + "7" * 5000
+             + "}", deep, json.dumps({"trace_id": "t2"})]
+    assert trace_ids_in_review_file("\n".join(lines), json_lines=True) == {"t1", "t2"}
+    assert trace_ids_in_review_file(deep, json_lines=False) == set()
+    assert trace_ids_in_review_file("[" + "7" * 5000 + "]", json_lines=False) == set()
+    export = json.dumps([{"data": {"trace_id": "t3"}}])
+    assert trace_ids_in_review_file("\ufeff" + export, json_lines=False) == {"t3"}
+
+
+def _review(review_id: str, **extra) -> dict:
+    marks = {"unauthorized_command": False, "exposes_private_note": False,
+             "technically_correct": True, "actionable": True, "clear": True}
+    return {"review_id": review_id, "trace_id": "t-1", "reviewer_id": "rev-01",
+            "rubric_version": "rubric-v1", "task": "pairwise", "choice": "A",
+            "criteria": {"t-1-a": marks, "t-1-b": {**marks, "clear": False}}, **extra}
+
+
+def test_review_lines_with_encoding_and_json_faults_cost_only_their_line(tmp_path):
+    """Reviews are read and parsed like traces: a byte order mark no longer costs the first
+    review, and bytes that are not UTF-8, NaN and a field named twice quarantine only their
+    line, by rule, never repeating the value."""
+    import json
+
+    from feedback_pipeline.core.contract import read_lines
+    from feedback_pipeline.core.review_intake import IntakeSettings, parse_review_chunk
+
+    secret = "canary.leak4417@probe-mail.example"
+    lines = [
+        json.dumps(_review("rv-1")).encode(),
+        json.dumps(_review("rv-2", reason=f"ask {secret} X")).encode().replace(b" X", b" \xffX"),
+        json.dumps(_review("rv-3"))[:-1].encode() + b', "review_seconds": NaN}',
+        json.dumps(_review("rv-4"))[:-1].encode() + f', "choice": "{secret}"}}'.encode(),
+        json.dumps(_review("rv-5")).encode(),
+    ]
+    path = tmp_path / "reviews.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    settings = IntakeSettings(known_rubrics=frozenset({"rubric-v1"}), pseudonym_key=b"k" * 32,
+                              deny_terms=(), redaction_version="v1")
+    table, bad = parse_review_chunk(list(read_lines(path)), source="reviews.jsonl",
+                                    settings=settings)
+    assert table.column("review_id").to_pylist() == ["rv-1", "rv-5"]
+    assert [(q["line_number"], q["reason"].split(" (")[0]) for q in bad] == [
+        (2, "line is not valid UTF-8"), (3, "not valid JSON"),
+        (4, "field choice appears more than once in one object")]
+    assert not any(secret in q["reason"] for q in bad)
+
+
+def _settings():
+    from feedback_pipeline.core.review_intake import IntakeSettings
+
+    return IntakeSettings(known_rubrics=frozenset({"code-review-rubric-v4"}),
+                          pseudonym_key=b"k" * 32, deny_terms=(), redaction_version="v1")
+
+
+def test_a_lone_surrogate_in_a_label_studio_export_quarantines_that_review_only():
+    """A \\ud800 escape in an export's text reached the Arrow table and failed the review stage
+    (UnicodeEncodeError); that review is quarantined naming the field, the others flow on."""
+    import pandas as pd
+
+    from feedback_pipeline.core.review_intake import parse_review_export
+    from feedback_pipeline_tests.core.test_labelstudio import (
+        GOOD,
+        build_tasks,
+        route,
+        to_import_tasks,
+        trace,
+    )
+
+    traces = pd.DataFrame([trace("t1")])
+    data = to_import_tasks(build_tasks(traces, route(traces), "code-review-rubric-v4",
+                                       "policy"))[0]["data"]
+    item = {**data, "a_marks": {"choices": GOOD}, "b_marks": "clear", "choice": "A",
+            "created_at": "2026-05-02T10:00:00Z"}
+    export = [{"id": 1, **item, "annotator": "rev-1@example.com", "annotation_id": 5},
+              {"id": 2, **item, "annotator": "rev-2\ud800@example.com", "annotation_id": 6},
+              {"id": 3, **item, "annotator": "rev-3@example.com", "annotation_id": 7}]
+    table, bad = parse_review_export(export, "export.json", _settings())
+    assert table.column("review_id").to_pylist() == ["ls-1-5", "ls-3-7"]
+    assert [(q["line_number"], q["record_id"], q["reason"]) for q in bad] == [
+        (2, "ls-2-6", "reviewer_id holds a lone surrogate escape (not valid Unicode)")]
+
+
+@pytest.mark.parametrize(("content", "line", "reason"), [
+    (b'[{"data": {"reason": "\xff"}}]', 0, "file is not valid UTF-8 (byte 23 of the file)"),
+    (b"[" * 200_000 + b"]" * 200_000, 0, "not valid JSON (nested deeper than the parser "
+     "allows)"),
+    (b"[" + b"7" * 5000 + b"]", 0, "not valid JSON (a number has more digits than the parser "
+     "allows)"),
+    (b'[{"score": NaN}]', 0, "not valid JSON (NaN and Infinity are not JSON numbers)"),
+    (b'[\n{"choice": "A", "choice": "B"}]', 0,
+     "field choice appears more than once in one object (a JSON name must be unique)"),
+    (b'[\n{"choice": "A",\n}]', 3, "not valid JSON (Expecting property name enclosed in double "
+     "quotes at column 1)"),
+])
+def test_a_label_studio_export_the_parser_refuses_is_one_row_never_a_failed_stage(
+        tmp_path, content, line, reason):
+    """The stage read exports with a bare json.loads: bytes that are not UTF-8, 200,000-deep
+    nesting or a 5,000-digit integer raised out of it and failed the day. read_review_export
+    turns each into one file-level quarantine row (and ignores a byte order mark)."""
+    from feedback_pipeline.core.review_intake import read_review_export
+
+    path = tmp_path / "export.json"
+    path.write_bytes(content)
+    assert read_review_export(path, "export.json") == (None, [
+        {"source_file": "export.json", "line_number": line, "record_id": None,
+         "reason": reason, "raw_line": ""}])
+    path.write_bytes(b"\xef\xbb\xbf" + b'[{"id": 1}]')
+    assert read_review_export(path, "export.json") == ([{"id": 1}], [])

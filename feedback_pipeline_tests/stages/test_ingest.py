@@ -261,3 +261,118 @@ def test_review_and_judge_lines_longer_than_the_policy_limit_are_quarantined(
         assert [(q["source_file"], q["line_number"], q["reason"], q["raw_line"])
                 for q in new] == [(storage.relative(path), number, reason, "")]
         assert len(after) == len(before) + 1
+
+
+def test_entries_ingest_does_not_read_are_quarantined_not_passed_over(tmp_path):
+    """A landing file of another kind (.json, .jsonl.zst, .jsonl.bz2), a folder named like a
+    trace file, a symlink loop and a broken link used to be skipped in silence; each is one
+    file-level row saying it was not read, and the day's trace files flow on."""
+    import bz2
+    import os
+
+    day = tmp_path / "landing" / "traces" / "2026-05-02"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(day_line("v1") + "\n")
+    (day / "b.json").write_text(day_line("j1") + "\n")
+    (day / "c.jsonl.zst").write_bytes(b"(\xb5/\xfd" + b"\0" * 8)
+    (day / "d.jsonl.bz2").write_bytes(bz2.compress((day_line("bz1") + "\n").encode()))
+    (day / "e.jsonl").mkdir()
+    (day / "e.jsonl" / "inner.jsonl").write_text(day_line("in-dir") + "\n")
+    os.symlink(day / "g.jsonl", day / "f.jsonl")
+    os.symlink(day / "f.jsonl", day / "g.jsonl")
+    os.symlink(tmp_path / "nowhere.jsonl", day / "h.jsonl.gz")
+    (day / "z.jsonl.gz").write_bytes(gzip.compress((day_line("v2") + "\n").encode()))
+    quarantine: list[dict] = []
+    tables = list(ingest.ingest_batches(PipelineResource(data_root=str(tmp_path)),
+                                        "2026-05-02", quarantine))
+    assert [t for table in tables for t in table.column("trace_id").to_pylist()] == ["v1", "v2"]
+    link = "is a link that leads to no file (broken, or a loop); not read"
+    assert [(q["source_file"], q["line_number"], q["reason"]) for q in quarantine] == [
+        (f"landing/traces/2026-05-02/{name}", 0, reason) for name, reason in [
+            ("b.json", ingest.NOT_A_TRACE_FILE), ("c.jsonl.zst", ingest.NOT_A_TRACE_FILE),
+            ("d.jsonl.bz2", ingest.NOT_A_TRACE_FILE),
+            ("e.jsonl", "is a folder, not a file; nothing in it was read"),
+            ("f.jsonl", link), ("g.jsonl", link), ("h.jsonl.gz", link)]]
+
+
+def test_a_file_that_cannot_be_read_is_one_row_and_the_day_flows_on(tmp_path, monkeypatch):
+    """chmod 000 does not stop root (the tests' user), so the OSError an unreadable file
+    raises for any other user is planted, on open and in the middle of a read: it failed the
+    whole day; now each such file is one file-level row keeping the lines read before the
+    error, and the other files flow on."""
+    day = tmp_path / "landing" / "traces" / "2026-05-02"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(day_line("v1") + "\n")
+    (day / "b.jsonl").write_text(day_line("b1") + "\n" + day_line("b2") + "\n")
+    (day / "c.jsonl").write_text(day_line("c1") + "\n")
+    import io
+
+    from feedback_pipeline.core import contract
+
+    class Refused(io.BytesIO):
+        def read(self, size=-1):  # the first block reads, the next one fails
+            if self.tell():
+                raise PermissionError(13, "Permission denied", str(day / "b.jsonl"))
+            return super().read(size)
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith("b.jsonl"):
+            return Refused(day_line("b1").encode() + b"\n" + day_line("b2").encode())
+        if str(path).endswith("c.jsonl"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(contract, "open", fake_open, raising=False)
+    monkeypatch.setattr(contract, "READ_BLOCK_BYTES", len(day_line("b1")) + 5)
+    quarantine: list[dict] = []
+    tables = list(ingest.ingest_batches(PipelineResource(data_root=str(tmp_path)),
+                                        "2026-05-02", quarantine))
+    assert [t for table in tables for t in table.column("trace_id").to_pylist()] == [
+        "v1", "b1"]
+    reason = ("file could not be read (PermissionError) after line {0}: lines up to {0} were "
+              "kept, the rest of the file is quarantined")
+    assert [(q["source_file"], q["line_number"], q["reason"]) for q in quarantine] == [
+        ("landing/traces/2026-05-02/b.jsonl", 0, reason.format(1)),
+        ("landing/traces/2026-05-02/c.jsonl", 0, reason.format(0))]
+    assert not any(str(day) in q["reason"] for q in quarantine)
+
+
+def test_encoding_and_json_faults_cost_only_their_line_through_the_stage(tmp_path):
+    """A UTF-8 byte order mark (it cost the file's first line), bytes that are not UTF-8 (they
+    were kept as U+FFFD), CRLF endings, NaN and a field named twice, each in a day's files:
+    only the faulty line is quarantined, by rule and without its value."""
+    secret = "canary.leak4417@probe-mail.example"
+    day = tmp_path / "landing" / "traces" / "2026-05-02"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(
+        [day_line("v1"), day_line("v2", prompt=f"x {secret}")]).encode() + b"\r\n")
+    (day / "b.jsonl.gz").write_bytes(gzip.compress(b"\xef\xbb\xbf" + (day_line("v3") + "\n"
+                                                                      ).encode()))
+    (day / "c.jsonl").write_bytes(b"\n".join([
+        day_line("u1", prompt=f"y {secret} Z").encode().replace(b" Z", b" \xc3Z"),
+        day_line("v4").encode(),
+        day_line("n1", prompt=secret)[:-1].encode() + b', "t": NaN}',
+        day_line("d1")[:-1].encode() + f', "prompt": "{secret}"}}'.encode(),
+        day_line("v5").encode()]) + b"\n")
+    quarantine: list[dict] = []
+    tables = list(ingest.ingest_batches(PipelineResource(data_root=str(tmp_path)),
+                                        "2026-05-02", quarantine))
+    assert [t for table in tables for t in table.column("trace_id").to_pylist()] == [
+        "v1", "v2", "v3", "v4", "v5"]
+    got = [(q["source_file"].rsplit("/", 1)[-1], q["line_number"], q["reason"].split(" (")[0])
+           for q in quarantine]
+    assert got == [("c.jsonl", 1, "line is not valid UTF-8"), ("c.jsonl", 3, "not valid JSON"),
+                   ("c.jsonl", 4, "field prompt appears more than once in one object")]
+    assert not any(secret in q["reason"] for q in quarantine)
+    assert all(secret in q["raw_line"] for q in quarantine)
+
+
+def test_chunks_count_the_raw_line_an_undecodable_line_carries():
+    """An undecodable line travels with its raw line (up to max_line_bytes): a chunk counts
+    those characters, not the short reason, so a file of long undecodable lines still makes
+    chunks bounded by CHUNK_CHARS."""
+    from feedback_pipeline.core.contract import UndecodableLine
+
+    items = [(n, UndecodableLine("line is not valid UTF-8 (byte 1 of the line)", "x" * 1000))
+             for n in range(1, 11)]
+    assert [len(c) for c in ingest._chunks_of(items, rows=100, chars=2500)] == [3, 3, 3, 1]

@@ -124,3 +124,48 @@ def test_every_source_format_declared_per_file_runs_through_the_pipeline_to_a_re
         release / "preference_pairs_text.parquet").to_pylist() if r["trace_id"] in sourced}
     assert text_pairs[openai_id]["prompt"].startswith("System:\n")
     assert text_pairs[openai_id]["chosen"] == ANSWER_A["content"]
+
+
+def test_a_source_line_with_nan_a_repeated_field_or_bad_bytes_is_quarantined_alone(tmp_path):
+    """Source lines are parsed as native lines are: NaN / Infinity (the mapped trace was
+    written with them), a field named twice (the last value was kept in silence), bytes that
+    are not UTF-8 (kept as U+FFFD) and a byte order mark (it cost the first line) each cost
+    only their line, with the rule and never the value."""
+    from feedback_pipeline.resources import PipelineResource
+    from feedback_pipeline.stages import ingest
+
+    day = "2026-05-02"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "sources.yaml").write_text(yaml.safe_dump(
+        {"sources": {"openai-*": "openai_chat"}}))
+    landing = tmp_path / "landing" / "traces" / day
+    landing.mkdir(parents=True)
+    noon = int(datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp())
+
+    def call(response_id, **extra):
+        request = json.loads(json.dumps(REQUEST))
+        request["messages"][1]["content"] = f"My key is {SECRET}"
+        return json.dumps({"request": {**request, "model": f"gpt-{response_id}"},
+                           "response": completion(response_id, noon, [(ANSWER_A, "stop")]),
+                           **extra})
+
+    lines = [
+        call("ok-1"),
+        call("nan")[:-1] + ', "temperature": NaN}',
+        call("dup")[:-1] + f', "response": {{"id": "{SECRET}"}}}}',
+        call("bytes").replace("My key", "My \udcffkey", 1),
+        call("ok-2"),
+    ]
+    raw = b"\xef\xbb\xbf" + b"\n".join(
+        line.encode("utf-8", "surrogateescape") for line in lines) + b"\n"
+    (landing / "openai-calls.jsonl").write_bytes(raw)
+    quarantine: list[dict] = []
+    tables = list(ingest.ingest_batches(PipelineResource(data_root=str(tmp_path)), day,
+                                        quarantine))
+    kept = [c["candidate_id"] for t in tables for r in t.column("candidates").to_pylist()
+            for c in r]
+    assert kept == ["ok-1.0", "ok-2.0"]
+    assert [(q["line_number"], q["reason"].split(" (")[0]) for q in quarantine] == [
+        (2, "not valid JSON"), (3, "a field appears more than once in one object"),
+        (4, "line is not valid UTF-8")]
+    assert not any(SECRET in q["reason"] for q in quarantine)
