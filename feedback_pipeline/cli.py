@@ -159,11 +159,29 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
     if problems:  # refused before any work, naming file, key and rule
         return RunOutcome(config_problems=problems,
                           error=f"config: {len(problems)} problem(s): " + "; ".join(problems))
-    from feedback_pipeline.partitions import PARTITIONS_START, PARTITIONS_START_SOURCE
+    from feedback_pipeline.partitions import (
+        LANDED_KINDS,
+        PARTITIONS_START,
+        PARTITIONS_START_SOURCE,
+        daily_partitions,
+    )
 
     days = storage.window_days(start, end)
-    outcome = RunOutcome(days=[d for d in days if d >= PARTITIONS_START])
+    last = daily_partitions.get_last_partition_key()
+    outcome = RunOutcome(days=[d for d in days if PARTITIONS_START <= d <= (last or "")])
     early = [d for d in days if d < PARTITIONS_START]
+    late = [d for d in days if d > (last or "")]
+    if late:
+        outcome.advisories.append(
+            f"{len(late)} landed day(s) after the last complete UTC day {last} were not run "
+            f"yet: {', '.join(late[:10])}{' ...' if len(late) > 10 else ''}; a day runs once "
+            "it is over")
+    for kind in LANDED_KINDS:
+        strays = storage.landing_strays(kind)
+        if strays:
+            outcome.advisories.append(
+                f"{strays} entr{'y' if strays == 1 else 'ies'} under landing/{kind}/ "
+                "are not YYYY-MM-DD day folders and were not read")
     if early:
         outcome.advisories.append(
             f"{len(early)} landed day(s) before the partitions start {PARTITIONS_START} (from "
@@ -173,7 +191,8 @@ def run_pipeline(data_root: str | Path, start: str | None = None, end: str | Non
     if not outcome.days:
         outcome.error = (f"no landed traces under {storage.root}/landing/traces in the window"
                          + (f" on or after the partitions start {PARTITIONS_START}"
-                            if early else ""))
+                            if early else "")
+                         + (f" up to the last complete UTC day {last}" if late else ""))
         return outcome
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tempfile
@@ -42,6 +43,20 @@ RESTRICTED = "restricted"
 ZONES = (WAREHOUSE, RESTRICTED)
 LANDING_KINDS = ("traces", "reviews", "judge")
 DEFAULT_DATA_ROOT = "data"
+
+
+_DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def is_day_name(name: str) -> bool:
+    """Whether a folder name is a calendar day written YYYY-MM-DD."""
+    if not _DAY_NAME.fullmatch(name):
+        return False
+    try:
+        datetime.strptime(name, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
 
 
 def default_data_root() -> str:
@@ -389,11 +404,21 @@ class Storage:
         return base / day if day else base
 
     def landing_days(self, kind: str = "traces") -> list[str]:
-        """Days (folder names) that hold landed files of this kind, sorted."""
+        """Days (folders named as a real YYYY-MM-DD day) that hold landed files of this kind,
+        sorted. Anything else there is a stray (`landing_strays`), never a partition key."""
         base = self.landing_dir(kind)
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.iterdir()))
+        return sorted(p.name for p in base.iterdir()
+                      if is_day_name(p.name) and p.is_dir() and any(p.iterdir()))
+
+    def landing_strays(self, kind: str = "traces") -> int:
+        """How many entries of `landing/<kind>/` are not day folders (a file, `not-a-day/`,
+        `2024-13-40/`): nothing reads them, so the run's summary says they are there."""
+        base = self.landing_dir(kind)
+        if not base.is_dir():
+            return 0
+        return sum(1 for p in base.iterdir() if not (is_day_name(p.name) and p.is_dir()))
 
     def window_days(self, start: str | None, end: str | None) -> list[str]:
         """The landed trace days from `start` to `end` (inclusive; None is open)."""

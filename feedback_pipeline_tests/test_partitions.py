@@ -54,8 +54,11 @@ def test_the_policy_accepts_the_start_as_a_yaml_date(generated_root, tmp_path):
         load_policy(Storage(root))
 
 
-def test_run_reports_landed_days_before_the_start_instead_of_failing(generated_root, tmp_path,
-                                                                     monkeypatch):
+def test_run_reports_landed_days_outside_the_partitions_and_strays_instead_of_failing(
+        generated_root, tmp_path):
+    """A day before the start, a day not over yet, folders not named as a day and a loose
+    file: each is named in the summary and the landed day in range runs (a partition key that
+    does not exist used to fail the whole run)."""
     import shutil
 
     import dagster as dg
@@ -68,6 +71,10 @@ def test_run_reports_landed_days_before_the_start_instead_of_failing(generated_r
     early = "2019-12-31"
     assert early < PARTITIONS_START
     shutil.copytree(root / "landing" / "traces" / DAYS[0], root / "landing" / "traces" / early)
+    for stray in ("2099-01-01", "not-a-day", "2024-13-40"):
+        shutil.copytree(root / "landing" / "traces" / DAYS[0], root / "landing" / "traces" / stray)
+    (root / "landing" / "traces" / "notes.jsonl").write_text("{}\n")
+    (root / "landing" / "reviews" / "misfiled").mkdir()
     for kind in ("traces", "reviews", "judge"):  # one landed day is enough to show it
         shutil.rmtree(root / "landing" / kind / DAYS[1], ignore_errors=True)
     outcome = run_pipeline(root, instance=dg.DagsterInstance.ephemeral())
@@ -75,6 +82,11 @@ def test_run_reports_landed_days_before_the_start_instead_of_failing(generated_r
     assert outcome.days == [DAYS[0]]
     [note] = [a for a in outcome.advisories if "before the partitions start" in a]
     assert early in note and "partitions_start" in note
+    [late] = [a for a in outcome.advisories if "after the last complete UTC day" in a]
+    assert "2099-01-01" in late
+    assert "3 entries under landing/traces/ are not YYYY-MM-DD day folders" in " ".join(
+        outcome.advisories)
+    assert "1 entry under landing/reviews/" in " ".join(outcome.advisories)
 
 
 def test_a_root_landed_to_end_yesterday_has_a_partition_for_each_landed_day_only(tmp_path):
