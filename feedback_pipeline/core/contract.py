@@ -179,6 +179,48 @@ def read_lines(path: Path | Any,
                            "quarantined")
 
 
+def unread_entries(folder: Path | Any, prefix: str, accepted: tuple[str, ...],
+                   not_accepted: str) -> list[tuple[str, str]]:
+    """(source name, reason) of every entry of a landing folder that a stage does not read,
+    so none is passed over in silence: a file whose name ends in none of `accepted` (reason
+    `not_accepted`), a folder, a link that leads nowhere (broken or a loop), a temporary file
+    of a write in progress or interrupted (a dot name ending in .tmp), or anything else that
+    is not a regular file. `prefix` is the folder's source name; each entry becomes one
+    file-level quarantine row. `folder` is a local Path or a storage path (`iterdir`,
+    `is_file`, `is_dir`, `name`)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        try:
+            if path.is_file():
+                if path.name.endswith(accepted):
+                    continue
+                reason = (TEMPORARY_FILE if path.name.startswith(".")
+                          and path.name.endswith(".tmp") else not_accepted)
+            elif path.is_dir():
+                reason = "is a folder, not a file; nothing in it was read"
+            elif isinstance(path, Path) and path.is_symlink():
+                reason = "is a link that leads to no file (broken, or a loop); not read"
+            else:
+                reason = "is not a regular file; not read"
+        except OSError as err:
+            reason = f"could not be inspected ({type(err).__name__}); not read"
+        found.append((f"{prefix}/{path.name}", reason))
+    return found
+
+
+TEMPORARY_FILE = ("is a temporary file of a write in progress or interrupted (a dot name "
+                  "ending in .tmp); not read")
+
+
+def not_accepted_reason(kind: str, accepted: tuple[str, ...]) -> str:
+    """The reason of a landed file of another kind: which names `kind` files may have."""
+    names = ", ".join(accepted[:-1]) + f" or {accepted[-1]}" if len(accepted) > 1 else accepted[0]
+    return (f"the file name does not end in {names} (the accepted {kind} files); the file "
+            "was not read")
+
+
 def _file_lines(path: Path | Any, max_line_bytes: int) -> Iterator[tuple[int, str]]:
     raw = open(path, "rb") if isinstance(path, str | os.PathLike) else path.open("rb")  # noqa: SIM115
     with raw:

@@ -27,6 +27,37 @@ INCONSISTENT = "INCONSISTENT"
 _SWAP = {"A": "B", "B": "A", "TIE": "TIE"}
 
 
+LABEL_KEY = ["trace_id", "judge_id", "order"]
+
+
+@dataclass(frozen=True)
+class JudgeRepeats:
+    """What `one_label_per_key` found among a day's judge labels."""
+
+    dropped: int  # identical repeats dropped
+    contradicted: int  # (trace, judge, order) keys whose labels name different choices
+
+
+def one_label_per_key(labels: pd.DataFrame) -> tuple[pd.DataFrame, JudgeRepeats]:
+    """The rule for a (trace_id, judge_id, order) labelled more than once in a day:
+
+    - the same choice again (a re-delivery, such as one file landed twice, in any file): the
+      first in arrival order is kept, the repeats are dropped and counted;
+    - a different choice: every label is kept and the key is counted as contradicted. The
+      judge contradicted itself, so calibration reads the item as INCONSISTENT (it never
+      agrees with gold and counts as an order flip) and no pre-label is made from it
+      (`prelabels_of`); dropping or quarantining either label would hide that from the gate.
+
+    A label is thus never two votes, and nothing is dropped unreported."""
+    if labels.empty:
+        return labels, JudgeRepeats(0, 0)
+    repeat = labels.duplicated([*LABEL_KEY, "choice"], keep="first").to_numpy()
+    kept = labels[~repeat].reset_index(drop=True) if repeat.any() else labels
+    clash = kept.duplicated(LABEL_KEY, keep="first").to_numpy()
+    contradicted = int(kept[clash][LABEL_KEY].drop_duplicates().shape[0]) if clash.any() else 0
+    return kept, JudgeRepeats(int(repeat.sum()), contradicted)
+
+
 def map_back(choice: str, order: str) -> str:
     """A choice made on the swapped presentation, expressed in the original A/B orientation."""
     if choice not in _SWAP:

@@ -162,7 +162,10 @@ def _review_seconds(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
             0 <= value < float("inf")):
         raise ContractError("review_seconds must be a number of seconds, 0 or more")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as err:  # an integer literal beyond a double: it failed the chunk
+        raise ContractError("review_seconds is too large for a number of seconds") from err
 
 
 def parse_review_lines(
@@ -183,6 +186,7 @@ class ResolvedReviews:
     adjudication: pd.DataFrame
     incidents: pd.DataFrame
     quarantine: pd.DataFrame
+    redelivered: int = 0  # identical repeats of a review_id dropped (one_review_per_id)
 
 
 def _positions(candidates: list[dict[str, Any]]) -> dict[str, str]:
@@ -240,11 +244,13 @@ def resolve_reviews(
     """Derive outcomes and route every review of one partition into exactly one lane.
 
     `traces` are redacted trace rows, `queues` the routed_queues rows (trace_id, destination).
+    A review_id repeated among a trace's reviews is one review first (one_review_per_id).
     """
     rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubric_by_version,
                                adjudicators=adjudicators)
     return ResolvedReviews(
         quarantine=pd.DataFrame(rows.pop("quarantine")),
+        redelivered=len(rows.pop("redelivered")),
         **{lane: pd.DataFrame(rows[lane], columns=LANE_SCHEMAS[lane].names)
            for lane in LANE_SCHEMAS})
 
@@ -258,7 +264,8 @@ def resolve_review_rows(
     rubric_by_version: Mapping[str, Rubric] | None = None,
     adjudicators: frozenset[str] = frozenset(),
 ) -> dict[str, list[dict[str, Any]]]:
-    """resolve_reviews as plain rows per lane (LANE_SCHEMAS names, plus "quarantine"), so a
+    """resolve_reviews as plain rows per lane (LANE_SCHEMAS names, plus "quarantine" and
+    "redelivered": the identical repeats of a review_id dropped by one_review_per_id), so a
     worker can build Arrow tables without a pandas round trip."""
     rubrics = dict(rubric_by_version or {})
     rubrics.setdefault(rubric.version, rubric)
@@ -269,7 +276,9 @@ def resolve_review_rows(
         dests.setdefault(tid, set()).add(dest)
 
     labels, quarantined = [], []
-    for review in records(reviews):
+    kept, redelivered, repeated = one_review_per_id(records(reviews))
+    quarantined.extend(repeated)
+    for review in kept:
         tid = review["trace_id"]
         trace = trace_by_id.get(tid)
         reason = None
@@ -316,7 +325,58 @@ def resolve_review_rows(
             )
 
     lanes = _route(labels, trace_by_id, dests, rubrics, adjudicators)
-    return {"labels": labels, **lanes, "quarantine": quarantined}
+    return {"labels": labels, **lanes, "quarantine": quarantined, "redelivered": redelivered}
+
+
+REPEATED_REVIEW_ID = ("review_id repeated with different content for the same trace; the "
+                      "latest (by reviewed_at, then arrival) is kept")
+_ARRIVAL_COLUMNS = ("source_file", "source_line")
+_CONTENT_COLUMNS = tuple(c for c in REVIEW_COLUMNS if c not in _ARRIVAL_COLUMNS)
+
+
+def one_review_per_id(reviews: list[dict[str, Any]]) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(kept reviews in arrival order, re-deliveries dropped, quarantine rows): the rule for
+    a review_id seen more than once among one trace's reviews (all of a trace's reviews
+    resolve together, whichever file and folder of the day's partition they came from).
+
+    - The kept review is the latest by reviewed_at (a review without one counts as earliest),
+      then by arrival order (the later arrival wins).
+    - A repeat whose content is identical to the kept review (every review field except
+      source_file and source_line: a re-delivery, such as the same file landed twice) is
+      dropped and returned in the second list, so the stage counts it.
+    - A repeat whose content differs is quarantined (REPEATED_REVIEW_ID: the rule, never the
+      id or a value) and never a vote.
+
+    So a repeated review_id is one vote, in agreement and in resolution. The same review_id
+    on different traces is a review of each item, and each item counts its own votes."""
+    groups: dict[tuple[Any, Any], list[int]] = {}
+    for index, review in enumerate(reviews):
+        groups.setdefault((review["trace_id"], review["review_id"]), []).append(index)
+    if len(groups) == len(reviews):
+        return reviews, [], []
+    dropped: set[int] = set()
+    redelivered: list[dict[str, Any]] = []
+    quarantined: list[dict[str, Any]] = []
+    for indices in groups.values():
+        if len(indices) == 1:
+            continue
+        ordered = sorted(indices, key=lambda i: (_when(reviews[i]), i))
+        keep = reviews[ordered[-1]]
+        content = tuple(keep.get(c) for c in _CONTENT_COLUMNS)
+        for i in ordered[:-1]:
+            review = reviews[i]
+            dropped.add(i)
+            if tuple(review.get(c) for c in _CONTENT_COLUMNS) == content:
+                redelivered.append(review)
+                continue
+            quarantined.append(quarantine_row(
+                review.get("source_file") or "", int(review.get("source_line") or 0),
+                REPEATED_REVIEW_ID,
+                json.dumps({"review_id": review["review_id"], "trace_id": review["trace_id"]}),
+                review["review_id"]))
+    return ([r for i, r in enumerate(reviews) if i not in dropped], redelivered,
+            sorted(quarantined, key=lambda q: (q["source_file"], q["line_number"])))
 
 
 def _values(rows: pd.DataFrame | pa.Table | pa.RecordBatch, column: str) -> list[Any]:
@@ -451,6 +511,7 @@ class ResolvedBatch:
 
     lanes: dict[str, pa.Table]
     quarantine: list[dict[str, Any]]
+    redelivered: int = 0  # identical repeats of a review_id dropped (one_review_per_id)
 
 
 def resolve_review_batches(
@@ -485,7 +546,7 @@ def resolve_batch(reviews: pa.Table, traces: pa.Table, queues: pa.Table, *, rubr
                                adjudicators=adjudicators)
     lanes = {lane: pa.Table.from_pylist(rows[lane], schema=schema)
              for lane, schema in LANE_SCHEMAS.items()}
-    return ResolvedBatch(lanes, rows["quarantine"])
+    return ResolvedBatch(lanes, rows["quarantine"], len(rows["redelivered"]))
 
 
 def _review_work(reviews: pa.Table | SpooledReviews,

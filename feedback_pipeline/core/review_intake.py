@@ -18,6 +18,7 @@ import pyarrow as pa
 from feedback_pipeline.core.contract import (
     DuplicateKey,
     NonFiniteNumber,
+    ParsedLines,
     json_error_reason,
     loads_strict,
     quarantine_row,
@@ -87,7 +88,7 @@ def parse_review_export(payload: Any, source: str,
     """(reviews, quarantine rows) of one Label Studio export (raw JSON or JSON-MIN). A review
     whose text holds a lone surrogate (a \\ud800 escape in the export: not valid Unicode, and
     no table can store it) is quarantined naming the field; it used to fail the stage."""
-    parsed = parse_label_studio_export(payload, source, set(settings.known_rubrics))
+    parsed = _export_items(payload, source, set(settings.known_rubrics))
     rows, unstorable = [], []
     for row in parsed.rows:
         where = next((name for name, value in row.items()
@@ -101,6 +102,39 @@ def parse_review_export(payload: Any, source: str,
                 row.get("review_id") if isinstance(row.get("review_id"), str) else None))
     table, kept_back = review_table(rows, settings)
     return table, parsed.quarantine + unstorable + kept_back
+
+
+EXPORT_ITEM_SHAPE = ("export item has an annotation or result of an unexpected shape ({}); "
+                     "it was not read")
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
+
+
+def _export_items(payload: Any, source: str, known_rubrics: set[str]) -> ParsedLines:
+    """parse_label_studio_export one item (and one raw annotation) at a time, so an item or
+    annotation whose parts are not the objects and lists an export holds (a string where a
+    result list belongs, a null annotation) is one quarantine row with the item's position
+    (the error class, never its message) instead of an exception that failed the stage; the
+    other items and annotations flow on."""
+    if not isinstance(payload, list):
+        return parse_label_studio_export(payload, source, known_rubrics)
+    parsed = ParsedLines()
+    for position, item in enumerate(payload, start=1):
+        annotations = item.get("annotations") if isinstance(item, dict) else None
+        parts = ([{**item, "annotations": [a]} for a in annotations]
+                 if isinstance(annotations, list) and len(annotations) > 1 else [item])
+        for part in parts:  # a raw task's annotations one at a time: one bad costs only itself
+            try:
+                one = parse_label_studio_export([part], source, known_rubrics)
+            except _SHAPE_ERRORS as err:
+                parsed.quarantine.append(quarantine_row(
+                    source, position, EXPORT_ITEM_SHAPE.format(type(err).__name__), "", None))
+                continue
+            for row in one.rows:
+                row["source_line"] = position
+            for row in one.quarantine:
+                row["line_number"] = position
+            parsed.extend(one)
+    return parsed
 
 
 def read_review_export(path: Any, source: str) -> tuple[Any, list[dict[str, Any]]]:

@@ -32,7 +32,6 @@ import fnmatch
 import functools
 from collections import deque
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -41,6 +40,7 @@ import pyarrow as pa
 from feedback_pipeline.core.contract import (
     REPEATED_TRACE_ID,
     TRACE_SCHEMA,
+    not_accepted_reason,
     parse_trace_lines,
     quarantine_row,
     quarantine_to_table,
@@ -48,6 +48,7 @@ from feedback_pipeline.core.contract import (
     reason_category,
     traces_to_table,
 )
+from feedback_pipeline.core.contract import unread_entries as contract_unread_entries
 from feedback_pipeline.core.runtime import ordered_calls
 from feedback_pipeline.core.sources import SourceSpec, SourceStats, native_lines
 from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
@@ -159,36 +160,19 @@ ID_FIELDS = TextLayout("trace_id", ("trace_id", "slice", "prompt_template_versio
 residue scanner would flag there is quarantined before it can leave the restricted zone."""
 
 
-NOT_A_TRACE_FILE = ("the file name does not end in .jsonl or .jsonl.gz (the accepted trace "
-                    "files); the file was not read")
+NOT_A_TRACE_FILE = not_accepted_reason("trace", TRACE_SUFFIXES)
 
 
 def unread_entries(storage: Storage, day: str) -> list[tuple[str, str]]:
     """(source name, reason) of every entry of the day's landing folder that ingest does not
-    read, so none is passed over in silence: a file of another kind (.json, .jsonl.zst,
-    .jsonl.bz2, .txt, ...), a folder, a link that leads nowhere (broken or a loop), or
-    anything else that is not a regular file. Each becomes one file-level quarantine row."""
+    read (core.contract.unread_entries: a file of another kind such as .json, .jsonl.zst or
+    .jsonl.bz2, a folder, a broken link or a loop, a left-over temporary file); each becomes
+    one file-level quarantine row."""
     folder = storage.landing_dir("traces", day)
     if not folder.is_dir():
         return []
-    prefix = storage.relative(folder)
-    found = []
-    for path in sorted(folder.iterdir(), key=lambda p: p.name):
-        try:
-            if path.is_file():
-                if path.name.endswith(TRACE_SUFFIXES):
-                    continue
-                reason = NOT_A_TRACE_FILE
-            elif path.is_dir():
-                reason = "is a folder, not a file; nothing in it was read"
-            elif isinstance(path, Path) and path.is_symlink():
-                reason = "is a link that leads to no file (broken, or a loop); not read"
-            else:
-                reason = "is not a regular file; not read"
-        except OSError as err:
-            reason = f"could not be inspected ({type(err).__name__}); not read"
-        found.append((f"{prefix}/{path.name}", reason))
-    return found
+    return contract_unread_entries(folder, storage.relative(folder), TRACE_SUFFIXES,
+                                   NOT_A_TRACE_FILE)
 
 
 def source_of(name: str, sources: list[tuple[str, SourceSpec]]) -> SourceSpec | None:

@@ -19,11 +19,19 @@ import dagster as dg
 import pandas as pd
 
 from feedback_pipeline.automation.alerts import ALERT_ON, STATE_CHANGE
-from feedback_pipeline.core.contract import id_list, quarantine_to_table, read_lines
+from feedback_pipeline.core.contract import (
+    id_list,
+    not_accepted_reason,
+    quarantine_row,
+    quarantine_to_table,
+    read_lines,
+    unread_entries,
+)
 from feedback_pipeline.core.judge import (
     GoldCalibration,
     calibrate_on_gold,
     load_judge_gold,
+    one_label_per_key,
     prelabels_of,
 )
 from feedback_pipeline.core.judge_input import read_judge_labels
@@ -39,20 +47,30 @@ CALIBRATION_COLUMNS = ["judge_id", "trace_id", "judge_original", "judge_swapped_
 FLAG_COLUMNS = ("agrees", "checked_both_orders", "order_sensitive", "judge_passed",
                 "calibration_passed")
 PRELABEL_COLUMNS = ["trace_id", "judge_id", "choice"]
+JUDGE_SUFFIXES = (".jsonl", ".jsonl.gz")
+NOT_A_JUDGE_FILE = not_accepted_reason("judge label", JUDGE_SUFFIXES)
 TRAINING_IDS = dg.AssetIn("preference_pairs", metadata={"columns": ["trace_id"]})
 """The day's accepted pairs, read only to check that no gold item is among the training rows."""
 
 
 def load_judge_labels(pipeline: PipelineResource, day: str
                       ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The day's judge labels as a frame, and the lines that broke the contract."""
+    """The day's judge labels as a frame, and the lines that broke the contract. `.jsonl`
+    and `.jsonl.gz` files are read (core.contract.read_lines); every other entry of the day's
+    judge folder (another kind of file, a folder, a broken link, a left-over temporary file)
+    is one file-level quarantine row saying it was not read."""
     storage = pipeline.storage
     limit = max_line_bytes(pipeline)
-    labels = read_judge_labels(((read_lines(path, limit), storage.relative(path))
-                                for path in storage.landing_files("judge", day, (".jsonl",))),
-                               workers=pipeline.workers)
+    folder = storage.landing_dir("judge", day)
+    unread = [quarantine_row(name, 0, reason, "", None) for name, reason in
+              unread_entries(folder, storage.relative(folder), JUDGE_SUFFIXES,
+                             NOT_A_JUDGE_FILE)]
+    labels, quarantine = read_judge_labels(
+        ((read_lines(path, limit), storage.relative(path))
+         for path in storage.landing_files("judge", day, JUDGE_SUFFIXES)),
+        workers=pipeline.workers)
     stop_workers()  # calibration runs here alone: its frames need the room
-    return labels
+    return labels, unread + quarantine
 
 
 def judge_thresholds(pipeline: PipelineResource) -> dict[str, Any]:
@@ -111,7 +129,9 @@ def calibration_metadata(calibration: GoldCalibration) -> dict[str, Any]:
     outs={
         "judge_labels": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
                                     description="The day's valid judge labels as landed (one "
-                                    "row per trace, judge and order), read once here: "
+                                    "row per trace, judge and order; an identical repeat is "
+                                    "dropped and counted, different choices for one are all "
+                                    "kept and count as inconsistent), read once here: "
                                     "calibration and pre-labels both start from this table."),
         "judge_calibration": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
                                          description="Per (judge, held-out gold item): the "
@@ -136,6 +156,11 @@ def calibration_metadata(calibration: GoldCalibration) -> dict[str, Any]:
 def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                       preference_pairs: pd.DataFrame):
     judge, quarantine = load_judge_labels(pipeline, context.partition_key)
+    judge, repeats = one_label_per_key(judge)
+    if repeats.dropped or repeats.contradicted:
+        context.log.warning(f"judge labels: {repeats.dropped} identical repeat(s) of a (trace, "
+                            f"judge, order) dropped; {repeats.contradicted} such key(s) "
+                            "labelled with different choices (counted as inconsistent)")
     calibration = calibrate_day(pipeline, judge, preference_pairs["trace_id"])
     rows = calibration.rows
     if rows.empty:
@@ -146,7 +171,10 @@ def judge_calibration(context: dg.AssetExecutionContext, pipeline: PipelineResou
             judge_passed=rows["judge_id"].astype(str).isin(set(calibration.passed_judges)),
             calibration_passed=calibration.passed)
     context.log.info(f"judge calibration: {calibration.reason}")
-    yield dg.Output(judge, output_name="judge_labels", metadata={"dagster/row_count": len(judge)})
+    yield dg.Output(judge, output_name="judge_labels", metadata={
+        "dagster/row_count": len(judge),
+        "repeated_labels_dropped": repeats.dropped,
+        "contradicted_label_keys": repeats.contradicted})
     yield dg.Output(rows, output_name="judge_calibration", metadata={
         "dagster/row_count": len(rows), **calibration_metadata(calibration)})
     yield dg.Output(quarantine_to_table(quarantine), output_name="judge_quarantine",

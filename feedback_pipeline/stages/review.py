@@ -4,7 +4,6 @@
 import collections
 import functools
 import itertools
-import json
 import tempfile
 from pathlib import Path
 
@@ -14,10 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feedback_pipeline.core.contract import (
+    not_accepted_reason,
     quarantine_row,
     quarantine_to_table,
     read_lines,
     reason_category,
+    unread_entries,
 )
 from feedback_pipeline.core.labelstudio import (
     IMPORT_FILE,
@@ -35,6 +36,7 @@ from feedback_pipeline.core.review_intake import (
     owned_review_days,
     parse_review_chunk,
     parse_review_export,
+    read_review_export,
 )
 from feedback_pipeline.core.runtime import (
     ordered_calls,
@@ -66,7 +68,9 @@ from feedback_pipeline.stages.common import (
 )
 from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
 
-REVIEW_SUFFIXES = (".jsonl", ".json")
+REVIEW_LINE_SUFFIXES = (".jsonl", ".jsonl.gz")  # contract reviews, one per line (gzip too)
+REVIEW_SUFFIXES = (*REVIEW_LINE_SUFFIXES, ".json")  # and Label Studio exports
+NOT_A_REVIEW_FILE = not_accepted_reason("review", REVIEW_SUFFIXES)
 
 
 @dg.asset(
@@ -152,7 +156,14 @@ def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
     (chunks parsed in worker processes); the quarantine rows of the folders this partition
     owns (core.review_intake.owned_review_days); and, of those folders' reviews, how many
     belong to each other day. A review whose trace no landed day knows is added unmatched,
-    so resolution quarantines it with the reason."""
+    so resolution quarantines it with the reason.
+
+    Read: `.jsonl` and `.jsonl.gz` files of contract reviews (core.contract.read_lines: a bad
+    line or a broken gzip stream costs only what it holds) and `.json` Label Studio exports
+    (core.review_intake.read_review_export: an export that is not UTF-8, not JSON, nested too
+    deep or holding a too-long integer is one file-level row, and the other files flow on).
+    Every other entry of an owned folder (another kind of file, a folder, a broken link, a
+    left-over temporary file) is one file-level row saying it was not read."""
     storage = pipeline.storage
     intake = IntakeSettings(
         known_rubrics=frozenset(pipeline.known_rubrics()),
@@ -178,7 +189,13 @@ def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
 
     def chunks():
         for folder in review_days:
-            for path in storage.landing_files("reviews", folder, (".jsonl",)):
+            if folder in owned:
+                folder_path = storage.landing_dir("reviews", folder)
+                quarantine.extend(
+                    quarantine_row(name, 0, reason, "", None) for name, reason in
+                    unread_entries(folder_path, storage.relative(folder_path),
+                                   REVIEW_SUFFIXES, NOT_A_REVIEW_FILE))
+            for path in storage.landing_files("reviews", folder, REVIEW_LINE_SUFFIXES):
                 lines = read_lines(path, limit)
                 while chunk := list(itertools.islice(lines, REVIEW_CHUNK_LINES)):
                     owner_of_chunk.append(folder in owned)
@@ -190,12 +207,10 @@ def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
     for folder in review_days:
         for path in storage.landing_files("reviews", folder, (".json",)):
             source = storage.relative(path)
-            try:
-                payload = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
+            payload, unreadable = read_review_export(path, source)
+            if payload is None:
                 if folder in owned:
-                    quarantine.append(quarantine_row(source, err.lineno, f"not valid JSON "
-                                                     f"({err.msg})", "", None))
+                    quarantine.extend(unreadable)
                 continue
             take(*parse_review_export(payload, source, intake), folder in owned)
     elsewhere = _place_strays(storage, day, strays, reviews)
@@ -364,6 +379,7 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     adjudicators = adjudicator_pseudonyms(pipeline.reviewer_roles(), pseudonym_key)
     spools = {lane: storage.spool(WAREHOUSE, schema) for lane, schema in LANE_SCHEMAS.items()}
     statuses: dict[str, int] = {}
+    redelivered = 0  # identical repeats of a review_id, dropped (core.review.one_review_per_id)
     follow_ups: list[pa.Table] = []
     with tempfile.TemporaryDirectory(prefix="reviews-") as scratch:
         reviews = SpooledReviews(redacted_traces.to_arrow(["trace_id"])["trace_id"],
@@ -382,6 +398,7 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
                 spool.write(resolved.lanes[lane])
             follow_ups.append(open_follow_ups(resolved.lanes))
             quarantined.extend(resolved.quarantine)
+            redelivered += resolved.redelivered
             for item in pc.value_counts(resolved.lanes["labels"]["status"]).to_pylist():
                 statuses[item["values"]] = statuses.get(item["values"], 0) + item["counts"]
         del reviews
@@ -391,10 +408,14 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         if name == "reviewed_labels":
             if statuses:
                 metadata["by_status"] = counts_table(statuses, "status")
+            metadata["repeated_reviews_dropped"] = redelivered
             metadata["reviews_landed_for_other_days"] = (
                 counts_table(elsewhere, "trace day") if elsewhere
                 else dg.MetadataValue.md("none"))
         yield dg.Output(spools[lane].stream(), output_name=name, metadata=metadata)
+    if redelivered:
+        context.log.info(f"{redelivered} review(s) delivered again with identical content "
+                         "(same review_id and trace) were dropped; one of each is kept")
     pending = export_follow_ups(context, pipeline, redacted_traces,
                                 pa.concat_tables([FOLLOW_UP_SCHEMA.empty_table(), *follow_ups]))
     context.log.info(f"follow-up tasks for Label Studio: {pending or 'none'}")

@@ -9,6 +9,8 @@ from feedback_pipeline.core.judge import (
     judge_preferences,
     map_back,
     map_back_frame,
+    one_label_per_key,
+    prelabels_of,
 )
 
 SEED_GOLD = pd.DataFrame(
@@ -159,6 +161,27 @@ def test_conflicting_repeats_count_as_order_sensitive():
     result = calibrate_judge(pd.concat([judge, repeat]), SEED_GOLD)
     assert result.order_sensitive == ["handoff-route"]
     assert not result.auto_accept_enabled
+
+
+def test_an_identical_repeat_is_dropped_and_a_contradiction_is_kept_and_counted():
+    """The rule for a (trace, judge, order) labelled twice: the same choice again is one
+    label (the first arrival kept, the repeat counted); a different choice keeps both, so
+    calibration still sees the judge contradict itself and no pre-label is made from it."""
+    judge = consistent_judge(SEED_GOLD).assign(source_file="a.jsonl", source_line=range(6))
+    again = judge.iloc[[0, 1]].assign(source_file="b.jsonl")
+    clash = pd.DataFrame([{"trace_id": "handoff-route", "judge_id": "judge-1",
+                           "order": "original", "choice": "A", "source_file": "c.jsonl",
+                           "source_line": 1}])
+    kept, repeats = one_label_per_key(pd.concat([judge, again, clash], ignore_index=True))
+    assert (repeats.dropped, repeats.contradicted) == (2, 1)
+    assert len(kept) == len(judge) + 1
+    assert set(kept.loc[kept["source_file"] == "b.jsonl", "trace_id"]) == set()
+    assert calibrate_judge(kept, SEED_GOLD).order_sensitive == ["handoff-route"]
+    prelabels = prelabels_of(kept, ["judge-1"], pd.Series([], dtype="string"))
+    assert "handoff-route" not in set(prelabels["trace_id"])
+    assert one_label_per_key(judge)[1] == one_label_per_key(judge.iloc[0:0])[1]
+    assert calibrate_judge(one_label_per_key(pd.concat([judge, again]))[0],
+                           SEED_GOLD).auto_accept_enabled, "a re-delivery changes nothing"
 
 
 def test_no_gold_means_no_agreement_and_no_auto_accept():

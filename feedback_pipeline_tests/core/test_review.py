@@ -7,6 +7,7 @@ import pytest
 
 from feedback_pipeline.core.contract import ContractError
 from feedback_pipeline.core.review import (
+    REPEATED_REVIEW_ID,
     REVIEW_COLUMNS,
     REVIEW_SCHEMA,
     SpooledReviews,
@@ -161,6 +162,21 @@ def test_malformed_reviews_are_rejected_with_a_reason(obj, reason):
         validate_review(obj, KNOWN)
 
 
+def test_review_seconds_beyond_a_double_quarantines_its_line_not_the_chunk():
+    """An integer literal of 400 digits raised OverflowError out of the chunk's parse (the
+    whole reviewed_labels step failed); it is the line's quarantine reason, naming the field."""
+    from feedback_pipeline.core.review import parse_review_lines
+
+    review = {"review_id": "r1", "trace_id": "t1", "reviewer_id": "v", "task": "demonstration",
+              "rubric_version": "code-review-rubric-v4", "answer": "Rerun the job."}
+    lines = [(1, json.dumps({**review, "review_seconds": 10 ** 400})),
+             (2, json.dumps({**review, "review_id": "r2", "review_seconds": 12}))]
+    parsed = parse_review_lines(lines, "reviews.jsonl", KNOWN)
+    assert [r["review_id"] for r in parsed.rows] == ["r2"]
+    assert [(q["line_number"], q["reason"]) for q in parsed.quarantine] == [
+        (1, "review_seconds is too large for a number of seconds")]
+
+
 def batch_day() -> tuple[list[dict], list[dict]]:
     """Twelve traces with two reviews each (every third with a safety disagreement) and one
     review of a trace that is not in the day."""
@@ -242,16 +258,67 @@ def demonstration(rid, tid, reviewer, answer):
 
 
 def test_the_same_review_seen_twice_is_one_vote():
-    """rev-01's review arrives twice (a JSONL file and an export); with rev-02 disagreeing, the
-    item is a 1-1 disagreement, not a 2-1 majority."""
+    """rev-01's review arrives twice (two files); with rev-02 disagreeing, the item is a 1-1
+    disagreement, not a 2-1 majority. The identical repeat is dropped and counted."""
     prefers_a = pairwise("r1", "t1", marks(), marks(technically_correct=False))
     out = resolve([trace("t1")], [
-        prefers_a, dict(prefers_a),
+        {**prefers_a, "source_file": "a.jsonl", "source_line": 1},
+        {**prefers_a, "source_file": "b.jsonl", "source_line": 7},
         pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
     ])
     assert out.preference_pairs.empty
     assert out.adjudication["reason"].tolist() == ["reviewers disagree (Ax1, Bx1)"]
-    assert sorted(out.labels["status"]) == ["ADJUDICATION", "ADJUDICATION", "SUPERSEDED"]
+    assert sorted(out.labels["status"]) == ["ADJUDICATION", "ADJUDICATION"]
+    assert out.labels["review_id"].tolist() == ["r1", "r2"]
+    assert out.labels["source_file"].tolist()[0] == "b.jsonl", "the later arrival is kept"
+    assert out.redelivered == 1 and out.quarantine.empty
+
+
+def test_a_review_id_repeated_with_different_content_keeps_the_latest_and_quarantines_the_rest():
+    """The same review_id on one trace, from two reviewers who both prefer A: it used to be
+    two votes (a 2-1 majority over rev-02); now the latest by reviewed_at is kept, the other
+    is quarantined naming the rule and no value, and the item is a 1-1 disagreement."""
+    earlier = at(pairwise("r1", "t1", marks(), marks(technically_correct=False)),
+                 "2026-05-02T09:00:00Z", source_file="late-file.jsonl", source_line=3)
+    later = at(pairwise("r1", "t1", marks(), marks(clear=False), reviewer="rev-03"),
+               "2026-05-02T10:00:00Z", source_file="early-file.jsonl", source_line=1)
+    out = resolve([trace("t1")], [
+        later, earlier,
+        pairwise("r2", "t1", marks(technically_correct=False), marks(), reviewer="rev-02"),
+    ])
+    assert out.preference_pairs.empty
+    assert out.adjudication["reason"].tolist() == ["reviewers disagree (Ax1, Bx1)"]
+    assert sorted(zip(out.labels["review_id"], out.labels["reviewer_id"], strict=True)) == [
+        ("r1", "rev-03"), ("r2", "rev-02")]
+    assert out.quarantine[["source_file", "line_number", "reason"]].values.tolist() == [
+        ["late-file.jsonl", 3, REPEATED_REVIEW_ID]]
+    assert "r1" not in REPEATED_REVIEW_ID and "t1" not in REPEATED_REVIEW_ID
+    assert out.redelivered == 0
+
+
+def test_without_reviewed_at_the_later_arrival_of_a_repeated_review_id_is_kept():
+    first = pairwise("r1", "t1", marks(), marks(technically_correct=False))
+    second = pairwise("r1", "t1", marks(technically_correct=False), marks())
+    out = resolve([trace("t1"), trace("t2")], [
+        first, second, pairwise("r1", "t2", marks(), marks(clear=False))])
+    by_trace = dict(zip(out.labels["trace_id"], out.labels["outcome"], strict=True))
+    assert by_trace == {"t1": "B", "t2": "A"}, "the same id on another trace is its own review"
+    assert out.quarantine["reason"].tolist() == [REPEATED_REVIEW_ID]
+
+
+def test_repeated_review_ids_resolve_the_same_in_batches():
+    traces = pa.Table.from_pylist([trace(f"t{i}") for i in range(6)])
+    rows = [pairwise(f"r{i}", f"t{i}", marks(), marks(clear=False)) for i in range(6)]
+    rows += [dict(rows[2]), pairwise("r4", "t4", marks(clear=False), marks())]
+    table = pa.Table.from_pandas(pd.DataFrame(rows, columns=REVIEW_COLUMNS),
+                                 preserve_index=False).cast(REVIEW_SCHEMA)
+    queues = route(traces.to_pandas(), set())
+    parts = list(resolve_review_batches(table, traces.to_batches(max_chunksize=2), queues,
+                                        RUBRIC))
+    assert sum(p.redelivered for p in parts) == 1
+    assert [q["reason"] for p in parts for q in p.quarantine] == [REPEATED_REVIEW_ID]
+    labels = pa.concat_tables([p.lanes["labels"] for p in parts])
+    assert sorted(labels["review_id"].to_pylist()) == [f"r{i}" for i in range(6)]
 
 
 def test_a_reviewer_who_reviews_again_counts_once_with_the_latest_review():

@@ -154,3 +154,41 @@ def test_a_label_studio_export_the_parser_refuses_is_one_row_never_a_failed_stag
          "reason": reason, "raw_line": ""}])
     path.write_bytes(b"\xef\xbb\xbf" + b'[{"id": 1}]')
     assert read_review_export(path, "export.json") == ([{"id": 1}], [])
+
+
+def test_an_export_annotation_of_the_wrong_shape_costs_only_itself():
+    """A raw annotation whose result is a string, a null annotation, or annotations that are
+    not a list raised out of the export parser and failed the stage; each is one row with
+    the item's position and the error class, and the item's other annotations and the other
+    items flow on."""
+    import pandas as pd
+
+    from feedback_pipeline.core.labelstudio import to_import_tasks
+    from feedback_pipeline.core.review_intake import (
+        EXPORT_ITEM_SHAPE,
+        IntakeSettings,
+        parse_review_export,
+    )
+    from feedback_pipeline.core.routing import route
+    from feedback_pipeline.core.tasks import build_tasks
+    from feedback_pipeline_tests.core.test_labelstudio import GOOD, raw_annotation
+    from feedback_pipeline_tests.core.test_review import trace
+
+    traces = pd.DataFrame([trace("t1"), trace("t2")])
+    data = {t["data"]["trace_id"]: t["data"] for t in to_import_tasks(
+        build_tasks(traces, route(traces), "code-review-rubric-v4", "policy"))}
+    broken = {**raw_annotation(13, 8, GOOD, ["clear"], "A"), "result": "not a list"}
+    export = [
+        {"id": 1, "data": data["t1"], "annotations": [
+            raw_annotation(11, 7, GOOD, ["clear"], "A"), broken, None]},
+        {"id": 2, "data": data["t2"], "annotations": "not a list"},
+        {"id": 3, "data": data["t2"], "annotations": [raw_annotation(31, 7, GOOD, [], "A")]},
+    ]
+    settings = IntakeSettings(frozenset({"code-review-rubric-v4"}), b"k" * 32, (), "r1")
+    table, bad = parse_review_export(export, "landing/reviews/x/export.json", settings)
+    assert table.column("review_id").to_pylist() == ["ls-1-11", "ls-3-31"]
+    assert table.column("source_line").to_pylist() == [1, 3]
+    assert [(q["line_number"], q["reason"], q["raw_line"]) for q in bad] == [
+        (1, EXPORT_ITEM_SHAPE.format("AttributeError"), ""),
+        (1, EXPORT_ITEM_SHAPE.format("AttributeError"), ""),
+        (2, EXPORT_ITEM_SHAPE.format("AttributeError"), "")]

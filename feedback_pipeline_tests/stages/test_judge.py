@@ -173,3 +173,60 @@ def test_a_judge_short_of_its_gate_alerts_when_its_state_changes_not_every_day(r
     assert "passes again" in alerts[0].title
     run_judge(root, instance)
     assert failed_check_alerts(instance, keys, cursor)[0] == []
+
+
+def test_gzip_judge_files_are_read_and_every_other_entry_is_a_file_row(root, monkeypatch):
+    """A .jsonl.gz judge file is read like a .jsonl one (it used to be passed over in
+    silence, as was every other entry of the day's judge folder); each other entry is one
+    file-level quarantine row saying it was not read, and the other files flow on."""
+    import gzip
+
+    from feedback_pipeline.core.contract import TEMPORARY_FILE
+    from feedback_pipeline.resources import PipelineResource
+    from feedback_pipeline.stages.judge import NOT_A_JUDGE_FILE, load_judge_labels
+
+    monkeypatch.setenv("FEEDBACK_STAGE_WORKERS", "1")
+    prepare(root, gold=GOLD)
+    pipeline = PipelineResource(data_root=str(root), stage_workers="1")
+    labels, bad = load_judge_labels(pipeline, DAY)
+    folder = root / "landing" / "judge" / DAY
+    (folder / "more.jsonl.gz").write_bytes(gzip.compress(
+        (judge_line("gz-1", "original", "A") + judge_line("gz-1", "swapped", "B")).encode()))
+    (folder / "labels.json").write_text("[]")
+    (folder / "labels.jsonl.zst").write_bytes(b"(\xb5/\xfd")
+    (folder / "archive").mkdir()
+    (folder / ".judge.jsonl.7.tmp").write_text(judge_line("tmp-1", "original", "A"))
+    labels_after, bad_after = load_judge_labels(pipeline, DAY)
+    assert len(labels_after) == len(labels) + 2
+    assert set(labels_after["trace_id"]) - set(labels["trace_id"]) == {"gz-1"}
+    assert NOT_A_JUDGE_FILE.startswith("the file name does not end in .jsonl or .jsonl.gz")
+    assert [(q["source_file"].rsplit("/", 1)[-1], q["line_number"], q["reason"])
+            for q in bad_after if q not in bad] == [
+        (".judge.jsonl.7.tmp", 0, TEMPORARY_FILE),
+        ("archive", 0, "is a folder, not a file; nothing in it was read"),
+        ("labels.json", 0, NOT_A_JUDGE_FILE),
+        ("labels.jsonl.zst", 0, NOT_A_JUDGE_FILE)]
+
+
+def test_a_judge_file_landed_twice_is_counted_once_and_reported(root):
+    """The day's judge file landed again under another name: each label is kept once, the
+    repeats are counted in judge_labels' metadata, and calibration is as with one copy."""
+    prepare(root, gold=GOLD)
+    folder = root / "landing" / "judge" / DAY
+    original = (folder / "judge-000.jsonl").read_text(encoding="utf-8")
+    (folder / "judge-001.jsonl").write_text(original, encoding="utf-8")
+    result = dg.materialize([stub_preference_pairs, judge_calibration], partition_key=DAY,
+                            resources=build_definitions(str(root)).resources,
+                            instance=dg.DagsterInstance.ephemeral())
+    metadata = {e.asset_key.to_user_string(): {k: v.value for k, v in
+                                               e.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+    calibration = metadata["judge_calibration"]
+    assert calibration["calibration_passed"] is True, calibration["reason"]
+    assert (calibration["n_items"], calibration["swap_inconsistency"]) == (24, 0.0)
+    assert metadata["judge_labels"]["repeated_labels_dropped"] == len(original.splitlines())
+    assert metadata["judge_labels"]["contradicted_label_keys"] == 0
+    stored = Storage(root).read_table("warehouse", "judge_labels", DAY)
+    assert stored.num_rows == len(original.splitlines())
+    assert set(stored.column("source_file").to_pylist()) == {
+        f"landing/judge/{DAY}/judge-000.jsonl"}
