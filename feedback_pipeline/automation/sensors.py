@@ -9,8 +9,10 @@
 """
 
 import dataclasses
+import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,10 +62,13 @@ def reviewed_trace_days(storage: Storage, review_keys: list[str]) -> set[str]:
     for key in review_keys:
         path = storage.landing_dir("reviews") / key.split("/", 1)[1]
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            data = path.read_bytes()
+            if key.endswith(".gz"):
+                data = gzip.decompress(data)
+            text = data.decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error):
             continue  # the day's own run reads it and quarantines what it cannot
-        ids |= trace_ids_in_review_file(text, json_lines=key.endswith(".jsonl"))
+        ids |= trace_ids_in_review_file(text, json_lines=key.endswith((".jsonl", ".jsonl.gz")))
     scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
     if not ids or scan is None:
         return set()

@@ -259,3 +259,29 @@ def test_a_successful_daily_run_requests_the_selection_experiment_once(failed_ga
     assert request.tags["feedback/after_run"] == daily.run_id
     sensor = failed_gate.defs.resolve_sensor_def("experiment_after_daily_run")
     assert sensor.job_name == "selection_experiment"
+
+
+def test_reviewed_trace_days_reads_gzip_review_files_and_skips_broken_ones(tmp_path: Path):
+    """A `.jsonl.gz` pull landed on a day without traces names its trace days like a plain
+    file does; a gzip that is not one, or breaks off, is left to the day's own run."""
+    import gzip
+
+    import pyarrow as pa
+
+    from feedback_pipeline.automation.sensors import reviewed_trace_days
+
+    storage = Storage(tmp_path)
+    storage.write_table("warehouse", "redacted_traces", "2026-05-01",
+                        pa.table({"trace_id": ["t-1", "t-2"]}))
+    storage.write_table("warehouse", "redacted_traces", "2026-05-02",
+                        pa.table({"trace_id": ["t-3"]}))
+    folder = tmp_path / "landing" / "reviews" / "2026-05-09"
+    folder.mkdir(parents=True)
+    (folder / "pull.jsonl.gz").write_bytes(gzip.compress(
+        (json.dumps({"review_id": "r1", "trace_id": "t-3"}) + "\n").encode()))
+    (folder / "fake.jsonl.gz").write_text('{"review_id": "r2", "trace_id": "t-1"}\n')
+    (folder / "cut.jsonl.gz").write_bytes(gzip.compress(
+        (json.dumps({"review_id": "r3", "trace_id": "t-1"}) + "\n").encode())[:-12])
+    keys = [f"reviews/2026-05-09/{name}" for name in
+            ("pull.jsonl.gz", "fake.jsonl.gz", "cut.jsonl.gz")]
+    assert reviewed_trace_days(storage, keys) == {"2026-05-02"}
