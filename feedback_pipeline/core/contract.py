@@ -278,9 +278,14 @@ def _decoded(number: int, part: bytes) -> tuple[int, str] | None:
 
 def _split_lines(read: Callable[[int], bytes], limit: int,
                  breaks: tuple[type[BaseException], ...]) -> Iterator[tuple[int, str]]:
+    """See `_numbered_lines`. A file whose first block holds a carriage return and no line
+    feed at all has classic Mac line endings: "\r" separates its lines (JSON never holds a raw
+    CR inside a string, so splitting cannot cut a record; read as one line, every record of
+    the file would be lost to one quarantine row)."""
     number = 0
     pending = b""  # the start of a line whose end is not read yet (at most `limit` bytes)
     skipping = False  # inside a line already reported as too long
+    separator: bytes | None = None  # decided by the first block
     while True:
         try:
             block = read(READ_BLOCK_BYTES)
@@ -291,14 +296,16 @@ def _split_lines(read: Callable[[int], bytes], limit: int,
             return
         if not block:
             break
+        if separator is None:
+            separator = b"\r" if b"\n" not in block and b"\r" in block else b"\n"
         if skipping:
-            end = block.find(b"\n")
+            end = block.find(separator)
             if end < 0:
                 continue
             block, skipping = block[end + 1:], False
         if pending:
             block = pending + block
-        parts = block.split(b"\n")
+        parts = block.split(separator)
         pending = parts.pop()
         for part in parts:
             number += 1

@@ -266,6 +266,28 @@ def test_a_byte_order_mark_at_the_start_of_a_file_does_not_cost_its_first_line(t
     assert parsed.quarantine == []
 
 
+@pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
+def test_a_file_with_carriage_returns_only_is_read_line_by_line(tmp_path, name):
+    """Classic Mac line endings: read as one line, every record of the file was one
+    quarantine row; a bad line among them costs only itself, a CR inside a CRLF file stays
+    whitespace, and a CR-only file with a line past the limit skips only that line."""
+    records = [json.dumps({**GOOD, "trace_id": f"t-{i}"}) for i in range(1, 4)]
+    data = ("\r".join([records[0], "{not json", records[1], "", records[2]]) + "\r").encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    parsed = parse_trace_lines(read_lines(path), name, "2026-05-02")
+    assert [r["trace_id"] for r in parsed.rows] == ["t-1", "t-2", "t-3"]
+    assert [q["line_number"] for q in parsed.quarantine] == [2]
+    crlf = tmp_path / "b.jsonl"  # a CR between tokens of a CRLF line is JSON whitespace
+    crlf.write_bytes(("{\r" + records[0][1:] + "\r\n" + records[1] + "\r\n").encode())
+    assert [r["trace_id"] for r in parse_trace_lines(read_lines(crlf), "b.jsonl",
+                                                     "2026-05-02").rows] == ["t-1", "t-2"]
+    long = tmp_path / "c.jsonl"
+    long.write_bytes(("\r".join([records[0], "x" * 5000, records[2]])).encode())
+    lines = list(read_lines(long, max_line_bytes=1024))
+    assert [n for n, _ in lines] == [1, 2, 3] and "longer than" in str(lines[1][1])
+
+
 def test_a_line_that_is_not_utf8_is_quarantined_not_altered(tmp_path):
     """Bytes that are not UTF-8 used to become U+FFFD in a kept trace; the line is a
     quarantine row naming the byte, its raw_line the text with U+FFFD, the others flow on."""
