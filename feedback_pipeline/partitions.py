@@ -9,7 +9,6 @@ run and never silently dropped): declare an earlier start to take it in.
 """
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -17,22 +16,16 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from feedback_pipeline.storage import is_day_name
+
 START_ENV = "FEEDBACK_PARTITIONS_START"
 DATA_ROOT_ENV = "FEEDBACK_DATA_ROOT"
 DEFAULT_START = "2020-01-01"
 """Used only when nothing is declared and nothing has landed yet."""
 LANDED_KINDS = ("traces", "reviews", "judge")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
 def _day(value: object) -> str | None:
     text = value.isoformat() if isinstance(value, date) else str(value)
-    if not _DAY.fullmatch(text):
-        return None
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError:
-        return None
+    return text if is_day_name(text) else None
 
 
 def resolve_partitions_start(environ: Mapping[str, str], data_root: Path) -> tuple[str, str]:

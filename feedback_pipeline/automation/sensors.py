@@ -9,10 +9,8 @@
 """
 
 import dataclasses
-import gzip
 import hashlib
 import json
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +27,7 @@ from feedback_pipeline.automation.alerts import (
     retry_outbox,
     run_failure_alert,
 )
+from feedback_pipeline.core.contract import read_lines
 from feedback_pipeline.core.review_intake import trace_ids_in_review_file
 from feedback_pipeline.jobs import daily_pipeline_job, selection_experiment_job
 from feedback_pipeline.partitions import daily_partitions
@@ -61,14 +60,13 @@ def reviewed_trace_days(storage: Storage, review_keys: list[str]) -> set[str]:
     ids: set[str] = set()
     for key in review_keys:
         path = storage.landing_dir("reviews") / key.split("/", 1)[1]
-        try:
-            data = path.read_bytes()
-            if key.endswith(".gz"):
-                data = gzip.decompress(data)
-            text = data.decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError, zlib.error):
-            continue  # the day's own run reads it and quarantines what it cannot
-        ids |= trace_ids_in_review_file(text, json_lines=key.endswith((".jsonl", ".jsonl.gz")))
+        json_lines = key.endswith((".jsonl", ".jsonl.gz"))
+        try:  # the day's own run reads the file and quarantines what it cannot
+            text = ("\n".join(t for _n, t in read_lines(path) if t.__class__ is str)
+                    if json_lines else path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        ids |= trace_ids_in_review_file(text, json_lines=json_lines)
     scan = storage.scan_sql(WAREHOUSE, "redacted_traces")
     if not ids or scan is None:
         return set()

@@ -29,7 +29,12 @@ import pyarrow as pa
 from feedback_pipeline.core.contract import TRACE_SCHEMA
 from feedback_pipeline.core.fingerprint import fingerprints_array
 from feedback_pipeline.core.redaction.engine import hyperscan, use_hyperscan
-from feedback_pipeline.core.redaction.redactor import DayValues, Redactor
+from feedback_pipeline.core.redaction.redactor import (
+    DayValues,
+    Redactor,
+    _is_word,
+    on_word_edges,
+)
 from feedback_pipeline.core.runtime import ordered_map, submit
 from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table, table_texts
 from feedback_pipeline.core.vault import SEALED_SCHEMA, VaultKey, corpus_token_key, seal_vault
@@ -193,14 +198,8 @@ class RecurrenceFinder:
         return False
 
     def _found_text(self, text: str) -> bool:
-        for last, form in self._automaton.iter(text):
-            start, end = last + 1 - len(form), last + 1
-            if start > 0 and _is_word(form[0]) and _is_word(text[start - 1]):
-                continue
-            if end < len(text) and _is_word(form[-1]) and _is_word(text[end]):
-                continue
-            return True
-        return False
+        return any(on_word_edges(text, last + 1 - len(form), last + 1, form)
+                   for last, form in self._automaton.iter(text))
 
 
 def _ascii_word(byte: int) -> bool:
@@ -209,10 +208,6 @@ def _ascii_word(byte: int) -> bool:
 
 def _forms(value: str) -> set[str]:
     return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-
-
-def _is_word(c: str) -> bool:
-    return c.isalnum() or c == "_"
 
 
 def _exact_chunks(stream: Iterable[pa.RecordBatch], sizes: list[int],

@@ -233,11 +233,14 @@ class Redactor:
         # A function of its own so that its temporaries are gone before the collector resumes.
         spans = self._detect_joined(batch)
         forced = [k - lo for k in whole_secrets if lo <= k < lo + len(batch.starts)]
-        if self.propagate and (spans or forced or preset or (day is not None and day.known)):
+        batch_wide = self.corpus_key is not None and tables is not None
+        if day is not None and day.known and batch_wide:  # the day's values, in every text
+            preset = {**(preset or {}), 0: day.known}
+        if self.propagate and (spans or forced or preset):
             spans = _propagate(batch, spans, tables, lo,
                                [(k, batch.texts[k].strip()) for k in forced],
-                               batch_wide=self.corpus_key is not None and tables is not None,
-                               fast=self._locator is not None, day=day, preset=preset)
+                               batch_wide=batch_wide, fast=self._locator is not None, day=day,
+                               preset=preset)
         if spans or forced:
             self._apply_joined(batch, spans, forced, tables, out, lo)
 
@@ -524,6 +527,14 @@ def _is_word(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
+def on_word_edges(text: str, start: int, end: int, value: str) -> bool:
+    """Whether `value` at text[start:end] stands on word boundaries where its own edge is a
+    word character (`S3cr3t` in `(S3cr3t)`, not in `xS3cr3t`): where a known value counts."""
+    if start > 0 and _is_word(value[0]) and _is_word(text[start - 1]):
+        return False
+    return not (end < len(text) and _is_word(value[-1]) and _is_word(text[end]))
+
+
 FIND_MAX_VALUES = 8
 ONE_PASS_MIN_TEXTS = 64
 ONE_PASS_TEXTS_PER_GROUP = 4
@@ -625,10 +636,9 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     shares across every text of the batch. Only the texts of groups that hold a known value
     are searched (`_occurrences`); a recurrence must stand on word boundaries (where the
     value's own edge is a word character), takes the kind and token of the first detection,
-    and loses any overlap to a real detection. With `day` (batch-wide only), the day's known
-    values are searched in every text too, and the values found here are added to what the day
-    has learned. `preset` gives further known values per group (a table's id, or 0 when
-    batch-wide)."""
+    and loses any overlap to a real detection. `preset` gives values known from elsewhere per
+    group (a table's id, or 0 when batch-wide: the day's values); with `day` (batch-wide only)
+    the values found here are added to what the day has learned."""
     found = sorted(found)
     n_texts = len(batch.starts)
     groups: Sequence[int] = [0] * n_texts if batch_wide else range(n_texts) if tables is None \
@@ -643,8 +653,6 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     if day is not None and batch_wide:
         for value, by_group in known.items():
             day.learned.setdefault(value, by_group[0])
-        for value, entry in day.known.items():
-            known.setdefault(value, {}).setdefault(0, entry)
     for group, values in (preset or {}).items():
         for value, entry in values.items():
             known.setdefault(value, {}).setdefault(group, entry)
@@ -657,7 +665,6 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     scan = sorted(values_by_group) if tables is None \
         else [k for k, g in enumerate(groups) if g in values_by_group]
     text = batch.text
-    size = len(text)
     found_starts = [f[0] for f in found]
     found_ends = [f[1] for f in found]
     n_found = len(found)
@@ -669,9 +676,7 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
         i = bisect_right(found_starts, start) - 1
         if (i >= 0 and found_ends[i] > start) or (i + 1 < n_found and found_starts[i + 1] < end):
             continue  # a real detection is there (the value's own place, or something else)
-        if start > 0 and _is_word(value[0]) and _is_word(text[start - 1]):
-            continue
-        if end < size and _is_word(value[-1]) and _is_word(text[end]):
+        if not on_word_edges(text, start, end, value):
             continue
         extra.append((start, end, PROPAGATED_PRIORITY, entry[0], entry[1], value, k))
     if not extra:
