@@ -130,10 +130,17 @@ def _plan(ident: int, det: Detector) -> tuple:
 
 
 def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: list[int],
-              highs: list[int], found: list[tuple]) -> None:
-    """Try one detector's precise pattern at each place its locator reported (see Detector)."""
+              highs: list[int], found: list[tuple], taken: dict[tuple[int, int], int]) -> None:
+    """Try one detector's precise pattern at each place its locator reported (see Detector).
+
+    `taken` holds the highest priority found so far for each exact span, across the plans of
+    one batch: a span that a higher-priority detector already holds would lose to it in
+    `_resolve` whatever this one says, so it is not validated again (`token = <40 chars>` is
+    both a secret assignment and a keyed random value; the second costs a validation and an
+    overlap cluster for nothing)."""
     _ident, match, chars, alnum, first, groups, validate, plain, canonical, priority, kind = plan
     add = found.append
+    held = taken.get
     size = len(text)
     if not chars and not first:
         places: Iterable[tuple[int, int, int]] = zip(ats, owners, highs, strict=True)
@@ -152,6 +159,9 @@ def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: l
                     break
             if start < 0 or end <= start:
                 continue
+        prior = held((start, end), -1)
+        if prior > priority:
+            continue
         value = text[start:end]
         if plain is not None:
             if not plain(value):
@@ -159,6 +169,8 @@ def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: l
         elif validate is not None and not validate(
                 value, start > 0 and end < size and text[start - 1] == text[end] in "\"'"):
             continue
+        if priority > prior:
+            taken[start, end] = priority
         add((start, end, priority, kind,
              value if canonical is None else canonical(value), value, k))
 

@@ -160,10 +160,11 @@ class Redactor:
         buffer = batch.encoded()
         locator = self._locator
         found: list[tuple] = []
+        taken: dict[tuple[int, int], int] = {}
         for owner, ats, owners, lows, highs in _grouped_reports(
                 batch, buffer, locator.reports(buffer), len(locator.owners)):
             for plan in locator.plans[owner]:
-                _run_plan(plan, batch.text, ats, owners, lows, highs, found)
+                _run_plan(plan, batch.text, ats, owners, lows, highs, found, taken)
         return _resolve(found)
 
     def _label(self, kind: str, canonical: str) -> str | None:
@@ -545,17 +546,28 @@ rescan per value; the pass is one C loop). Texts that each know their own
 values (a trace's, a text's) are still searched one by one: a pass over the batch would be
 matched against every other text's values for nothing."""
 def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
-                 texts: Sequence[int], fast: bool = True) -> Iterator[tuple[int, int, str]]:
+                 texts: Sequence[int], fast: bool = True,
+                 own: Mapping[tuple[int, str], int] | None = None, n_groups: int = 0
+                 ) -> Iterator[tuple[int, int, str]]:
     """(text index, end, value) of every occurrence, inside each given text of the batch, of
     the known values of its group (`values_of(k)`), in character offsets of the joined text.
     Many texts sharing their values (ONE_PASS_MIN_TEXTS): one literal matcher over every
     group's values scans the joined text once (`_literal_matches`), and a match counts only
     inside a given text whose group knows the value. Otherwise each text is searched alone, with `str.find` per value for a group with a few
     values and an automaton for one with more, so the cost stays linear in the text however
-    many values a trace holds."""
+    many values a trace holds.
+
+    `own` counts the detections of each (text, value): a value that occurs in a text no more
+    often than it was detected there has no recurrence to report (however its occurrences
+    overlap, one apart from the detections would make one more that does not overlap), so
+    one C-level count replaces the search, the usual case for a value found in its own text.
+    `n_groups`, when the caller knows how many groups the texts fall in, spares working it out
+    (every text its own group, as in `redact_texts`, never takes the one pass)."""
     text = batch.text
     starts, ends = batch.starts_list, batch.ends_list
-    wanted = {k: values_of(k) for k in texts} if len(texts) >= ONE_PASS_MIN_TEXTS else {}
+    many = len(texts) >= ONE_PASS_MIN_TEXTS and (
+        not n_groups or n_groups * ONE_PASS_TEXTS_PER_GROUP <= len(texts))
+    wanted = {k: values_of(k) for k in texts} if many else {}
     shared = {id(values): values for values in wanted.values()}
     if wanted and len(shared) * ONE_PASS_TEXTS_PER_GROUP <= len(wanted):
         # texts share their values (a trace's fields, a day): one pass finds them all
@@ -573,6 +585,8 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
         start, end = starts[k], ends[k]
         if len(values) <= FIND_MAX_VALUES:
             for value in values:
+                if own is not None and text.count(value, start, end) <= own.get((k, value), 0):
+                    continue
                 at = text.find(value, start, end)
                 while at >= 0:
                     yield k, at + len(value), value
@@ -644,9 +658,11 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     groups: Sequence[int] = [0] * n_texts if batch_wide else range(n_texts) if tables is None \
         else [id(t) for t in tables[offset:offset + n_texts]]
     known: dict[str, dict[int, tuple[str, str]]] = {}
+    own: dict[tuple[int, str], int] = {}  # detections of each searched value in each text
     for _s, _e, _p, kind, canon, value, k in found:
         if _propagatable(kind, value):
             known.setdefault(value, {}).setdefault(groups[k], (kind, canon))
+            own[k, value] = own.get((k, value), 0) + 1
     for k, value in whole:  # texts that are one secret each (JSON values of secret keys)
         if len(value) >= PROPAGATE_MIN_CHARS:
             known.setdefault(value, {}).setdefault(groups[k], ("SECRET", value))
@@ -670,7 +686,7 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     n_found = len(found)
     extra: list[tuple] = []
     for k, end, value in _occurrences(batch, lambda k: values_by_group[groups[k]], scan,
-                                      fast):
+                                      fast, own, len(values_by_group)):
         entry = known[value][groups[k]]
         start = end - len(value)
         i = bisect_right(found_starts, start) - 1
