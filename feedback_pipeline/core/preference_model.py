@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,11 +19,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from feedback_pipeline.core.selection import NO_MODEL_NOTE, entropy
+from feedback_pipeline.core.selection import (
+    NO_MODEL_NOTE,
+    TEXT_TOKEN,
+    entropy,
+    hashing_vectorizer,
+)
 
 FORMAT = "feedback-pipeline-preference-model/1"
 PREDICT_BATCH = 50_000
-_TOKEN = re.compile(r"(?u)\b\w[\w.\-/]*\b")
 
 
 def _texts(values: Sequence[str], n: int | None = None) -> list[str]:
@@ -56,25 +59,14 @@ class PreferenceModel:
     def n_train(self) -> int:
         return self._n_train
 
-    def _vectorizer(self):
-        from sklearn.feature_extraction.text import HashingVectorizer
-
-        return HashingVectorizer(
-            n_features=self.n_features,
-            ngram_range=(1, 2),
-            alternate_sign=False,
-            norm="l2",
-            token_pattern=_TOKEN.pattern,
-        )
-
     def _features(self, prompts: list[str], answers: list[str]) -> sp.csr_matrix:
         if not answers:
             return sp.csr_matrix((0, self.n_features + 2), dtype=np.float64)
-        hashed = self._vectorizer().transform(answers)
+        hashed = hashing_vectorizer(self.n_features).transform(answers)
         dense = np.empty((len(answers), 2), dtype=np.float64)
         for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
-            answer_tokens = _TOKEN.findall(answer.lower())
-            prompt_tokens = set(_TOKEN.findall(prompt.lower()))
+            answer_tokens = TEXT_TOKEN.findall(answer.lower())
+            prompt_tokens = set(TEXT_TOKEN.findall(prompt.lower()))
             dense[i, 0] = math.log1p(len(answer_tokens)) / 5.0
             dense[i, 1] = (
                 len(prompt_tokens & set(answer_tokens)) / len(prompt_tokens)

@@ -234,3 +234,15 @@ def test_blocked_items_are_never_picked_and_do_not_set_the_coverage_scale():
     assert [[1, 2, 3, 5][i] for i in reference] == picked.indices.tolist()
     with pytest.raises(ValueError, match="no more than the pool"):
         hybrid_select(points, uncertainty, 5, eligible=eligible)
+
+
+def test_unigrams_and_bigrams_are_what_scikit_learn_s_word_analyzer_gives():
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from feedback_pipeline.core.selection import TEXT_TOKEN, unigrams_and_bigrams
+
+    reference = HashingVectorizer(ngram_range=(1, 2), token_pattern=TEXT_TOKEN.pattern,
+                                  alternate_sign=False).build_analyzer()
+    for doc in ["", "one", "Fix the flaky test in src/app.py (v2.1) -- see PR-42.",
+                "Straße İstanbul ÉCOLE naïve", "a..b -x- x.-.y _under_ 3.14"]:
+        assert unigrams_and_bigrams(doc) == reference(doc)
