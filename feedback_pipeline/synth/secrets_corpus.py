@@ -416,6 +416,16 @@ NEW_FAMILIES: dict[str, Callable[[random.Random], str]] = {
     "bad_iban": lambda r: "DE00" + _rand(r, string.digits, 18),
     "word_token": lambda r: r.choice(["npm_install_dependencies", "hvs.example", "key-value",
                                       "sk-learn", "pul-request", "dapi-client", "glc_total"]),
+    "vendor_decoy": lambda r: r.choice([
+        "discord_channel: general", f"asana_version: {r.randint(1, 9)}.{r.randint(0, 20)}.3",
+        f"asana_due: 2024-0{r.randint(1, 9)}-1{r.randint(0, 9)}", "dropbox_folder: /shared/ops",
+        "sumo_source: supportTickets", "cloudant_db: orders", "heroku_app: orders-staging",
+        f"discord_guild_count = {r.randint(2, 999)}", "jira_ticket = OPS-4521",
+        "linear layer: 512 -> 256", "sentry_environment = production", "kucoin_market: BTC-USDT",
+        "dropbox_key = xxxxxxxxxxxxxxx", "cloudant_key: ${CLOUDANT_KEY}",
+        f"twitch_channel: gamer{r.randint(10, 99)}", f"travis_build: {r.randint(1000, 99999)}"]),
+    "ap_name": lambda r: r.choice(["APCategoryList", "APIGateway", "APEntryV2", "AP2Config",
+                                   "APBase64Encoder", "APDataV10Handler", "APACHE2", "AP7000"]),
 }
 GENERATORS.update(NEW_FAMILIES)
 _KIND_OF.update({"PEM_BODY": "PRIVATE_KEY", "B64_PEM": "PRIVATE_KEY", "DOCKER_BLOB": "DOCKER_AUTH",
@@ -481,6 +491,9 @@ NEW_TEMPLATES: tuple[str, ...] = (
     "Test fixture ids {bad_ssn} and {bad_iban} are synthetic and invalid.",
     "git clone git@github.com:org/repo.git && cd repo && {word_token} ran",
     "Redacted: password: <PASSWORD_1>, token <SECRET_2>, contact <EMAIL_3> [REDACTED]",
+    # decoys of the vendor keyword rules and the Artifactory password: a vendor's name beside
+    # a value of another shape, CamelCase names that start like `AP…`, ids that are UUIDs
+    "{vendor_decoy}\nrequest_id = {uuid}, user_id = {line}; see {ap_name} in the docs",
 )
 TEMPLATES = TEMPLATES + NEW_TEMPLATES
 _NEW_TEMPLATE_RANGE = range(len(TEMPLATES) - len(NEW_TEMPLATES), len(TEMPLATES))
@@ -622,6 +635,18 @@ AUDIT_SHAPES: dict[str, tuple[str, str]] = {
     "ANSIBLE_VAULT": ("ANSIBLE_VAULT", "{hex:80}\n{hex:40}"),
     "TELEGRAM_ANY": ("TELEGRAM_TOKEN", "{digits:9}:{url:35}"),
     "KEYED_B64": ("SECRET", "{b64:44}"),
+    # gitleaks' vendor keyword rules whose value is short, digits only, letters only or a UUID
+    # (`{alpha:24}` lowercase letters), a legacy Vault token, and detect-secrets' Artifactory
+    # password (`{hexdigit}` one of 0-9A-F)
+    "KEYED_ASANA_ID": ("SECRET", "{digits:16}"),
+    "KEYED_DISCORD_ID": ("SECRET", "{digits:18}"),
+    "KEYED_DROPBOX": ("SECRET", "{lower:15}"),
+    "KEYED_LINKEDIN": ("SECRET", "{lower:14}"),
+    "KEYED_SUMO_ID": ("SECRET", "su{alnum:12}"),
+    "KEYED_CLOUDANT": ("SECRET", "{alpha:24}"),
+    "KEYED_VENDOR_UUID": ("SECRET", "{uuid}"),
+    "KEYED_VAULT_LEGACY": ("SECRET", "s.{alnum:24}"),
+    "ARTIFACTORY_PASSWORD": ("ARTIFACTORY_KEY", "AP{hexdigit}{alnum:10}"),
 }
 SCANNER_SHAPES.update(AUDIT_SHAPES)
 _SCANNER_VENDORS = ["datadog", "algolia", "fastly", "asana", "bitbucket", "cohere", "mistral",
@@ -629,6 +654,8 @@ _SCANNER_VENDORS = ["datadog", "algolia", "fastly", "asana", "bitbucket", "coher
                     "etsy", "lob", "mattermost", "rapidapi", "snyk", "zendesk", "codecov"]
 _SCANNER_KEYWORDS = ["api_key", "app_key", "token", "secret", "client_secret", "access_token",
                      "auth", "key"]
+# key names of the vendor keyword rules: ids as well as secret words
+_ID_KEYWORDS = ["client_id", "key", "app_id", "access_id", "id", "api_key", "token"]
 SCANNER_CONTEXTS: tuple[str, ...] = (
     "Use {V} for the deploy and rotate it after.",
     "export SERVICE_CREDENTIAL={V}",
@@ -653,6 +680,14 @@ SCANNER_FRAMES: dict[str, str] = {
     "SIDEKIQ_URL": "https://{V}@gems.contribsys.com/",
     "SOFTLAYER_URL": "https://api.softlayer.com/soap/v3/{V}",
     "ANSIBLE_VAULT": "$ANSIBLE_VAULT;1.1;AES256\n{V}",
+    "KEYED_ASANA_ID": "asana_{idkey}: {V}",
+    "KEYED_DISCORD_ID": "DISCORD_{IDKEY}={V}",
+    "KEYED_DROPBOX": "\"dropbox_{idkey}\": \"{V}\"",
+    "KEYED_LINKEDIN": "linkedin{Idkey} = {V}",
+    "KEYED_SUMO_ID": "sumo_{idkey}: {V}",
+    "KEYED_CLOUDANT": "{cloudant_key}: {V}",
+    "KEYED_VENDOR_UUID": "{uuid_vendor}_{idkey} = \"{V}\"",
+    "KEYED_VAULT_LEGACY": "vault_{keyword}: {V}",
 }
 _SHAPE_FIELD = re.compile(r"\{(\w+)(?::(\d+))?\}")
 
@@ -687,6 +722,10 @@ def _shape_value(rng: random.Random, field: str, n: int) -> str:
         return str(rng.randint(1, 9)) + _rand(rng, string.digits, n - 1)
     if field == "uuid":
         return "-".join(_hex_mixed(rng, k) for k in (8, 4, 4, 4, 12))
+    if field == "alpha":
+        return _rand(rng, string.ascii_lowercase, n)
+    if field == "hexdigit":
+        return rng.choice("0123456789ABCDEF")
     if field == "age":
         return _rand(rng, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", n)
     raise ValueError(f"unknown shape field {field!r}")
@@ -739,6 +778,13 @@ GENERATORS.update({
     "vendor": lambda r: r.choice(_SCANNER_VENDORS),
     "keyword": lambda r: r.choice(_SCANNER_KEYWORDS),
     "Keyword": lambda r: "".join(w.title() for w in r.choice(_SCANNER_KEYWORDS).split("_")),
+    "idkey": lambda r: r.choice(_ID_KEYWORDS),
+    "IDKEY": lambda r: r.choice(_ID_KEYWORDS).upper(),
+    "Idkey": lambda r: "".join(w.title() for w in r.choice(_ID_KEYWORDS).split("_")),
+    "uuid_vendor": lambda r: r.choice(["messagebird", "sendbird", "kucoin", "squarespace",
+                                       "hubspot"]),
+    "cloudant_key": lambda r: r.choice(["cloudant_api_key", "CLOUDANT_APIKEY",
+                                        "cloudant_password", "cloudantApiKey"]),
 })
 _KIND_OF.update({family: kind for family, (kind, _shape) in SCANNER_SHAPES.items()})
 ENTITY_KINDS = ENTITY_KINDS + tuple(dict.fromkeys(

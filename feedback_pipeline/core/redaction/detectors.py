@@ -19,7 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from feedback_pipeline.core.redaction.secret_rules import TOKEN_FAMILIES, TokenFamily
+from feedback_pipeline.core.redaction.secret_rules import (
+    TOKEN_FAMILIES,
+    VENDOR_KEYS,
+    TokenFamily,
+    VendorKey,
+)
 
 REDACTION_VERSION = "code-review-redactor-v2"
 STABLE_TOKEN_HEX = 12
@@ -483,7 +488,9 @@ _EXTRA_DETECTORS: tuple[Detector, ...] = (
        r"={0,2})", 90, rb"(?i)(?:AccountKey|SharedAccessKey|SharedAccessSignature|AccessKey)=",
        rewind="", rewind_alnum=True, groups=(1,), triggers=["key=", "signature="],
        ignore_case=True),
-    _d("sas_signature", "SAS_SIGNATURE", "1", r"(?<=[?&;])sig=([A-Za-z0-9%+/=_-]{16,})", 90,
+    # framed by `sig=`, so it outranks a bare shape its value may start with (`00` and forty
+    # characters read as an Okta token)
+    _d("sas_signature", "SAS_SIGNATURE", "2", r"(?<=[?&;])sig=([A-Za-z0-9%+/=_-]{16,})", 92,
        rb"[?&;]sig=", starts_with="s", groups=(1,), triggers=["sig="]),
     _d("aws_presigned", "AWS_SIGNATURE", "1",
        r"X-Amz-(?:Signature=([0-9a-f]{64})|Security-Token=([A-Za-z0-9%/+=_-]{16,})"
@@ -592,11 +599,52 @@ def family_body_ok(family: TokenFamily) -> Callable[[str], bool]:
         return lambda v: mixed_token(body(v))
     if family.check == "alnum":
         return lambda v: _alnum_mixed(body(v))
+    if family.check == "random":
+        return lambda v: mixed_token(v) and not reads_as_name(v)
     return lambda v: True
 
 
 def _alnum_mixed(value: str) -> bool:
     return _HAS_DIGIT.search(value) is not None and _HAS_LETTER.search(value) is not None
+
+
+_NAME_RUN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z][a-z]+|[A-Z]+|[a-z]+|\d+")
+_VOWEL = re.compile(r"[aeiouy]")
+_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{3,}")
+# consonant runs English words (and so CamelCase names) have: `String`, `Entry`, `Handler`
+_WORD_CLUSTERS = frozenset((
+    "str", "nst", "ntr", "ngt", "ngth", "chr", "sch", "ght", "mpl", "ndl", "rst", "nds", "nts",
+    "rch", "tch", "ckl", "ndr", "scr", "spl", "thr", "rtr", "lst", "ncr", "nch", "rth", "ckg",
+    "ckn", "lts", "rts", "rks", "nks", "cks", "ngs", "rds"))
+
+
+def reads_as_name(value: str) -> bool:
+    """Does a short mixed-case value read as a CamelCase name (`APEntryV2`, `AP2Config`,
+    `APBase64Encoder`) rather than random characters? A name is capitalised words of three
+    letters or more, each with a vowel and only the consonant runs words have; one leading
+    acronym of up to four capitals; other capitals alone and only beside a number; at most
+    one number, of up to four digits. Random letters and digits break one of these in all but
+    about one in a thousand 13-character values (`AP64ZHPMP0Kgj`: two numbers)."""
+    runs = _NAME_RUN.findall(value)
+    numbers = letters = 0
+    for i, run in enumerate(runs):
+        if run.isdigit():
+            numbers += 1
+            if numbers > 1 or len(run) > 4:
+                return False
+        elif run.islower():
+            return False
+        elif run.isupper():
+            by_number = (i > 0 and runs[i - 1].isdigit()) or (
+                i + 1 < len(runs) and runs[i + 1].isdigit())
+            if len(run) > 4 or (i > 0 and not (len(run) == 1 and by_number)):
+                return False
+        else:
+            if len(run) < 3 or _VOWEL.search(run, 1) is None or any(
+                    c not in _WORD_CLUSTERS for c in _CONSONANT_RUN.findall(run.lower())):
+                return False
+            letters += len(run)
+    return letters >= 4
 
 
 def hf_token_ok(value: str) -> bool:
@@ -613,7 +661,8 @@ _HAS_LETTER = re.compile(r"[A-Za-z]")
 def _family_detector(family: TokenFamily) -> Detector:
     # A token framed by its context (`SSWS <token>`, `/token:<token>`) outranks a bare shape
     # that the same characters also fit.
-    return _d(family.name, family.kind, "1", family.pattern, 92 if family.value_only else 91,
+    return _d(family.name, family.kind, family.version, family.pattern,
+              92 if family.value_only else 91,
               family.locator, rewind=family.rewind, rewind_alnum=bool(family.rewind),
               groups=(1,) if family.value_only else (0,),
               validate=None if not family.check else _plain(family_body_ok(family)),
@@ -680,8 +729,47 @@ _KEYED_DETECTORS: tuple[Detector, ...] = (
        triggers=["key", "token", "secret", "pass", "pwd", "auth", "credential", "dsn"],
        ignore_case=True),
 )
+
+
+def vendor_value_ok(value: str) -> bool:
+    """A vendor-shaped value that is not a placeholder or one character repeated."""
+    return len(set(value)) >= 4 and not is_placeholder(value)
+
+
+# The rest of the key after the vendor's name (`_client_id`, ` API key`), quotes, the
+# assignment (`=`, `:`, `:=`, `=>`, `?=`, `||`, `>` of an XML element, `,` of a call), quotes.
+_VENDOR_ASSIGN = (r"[ \t\w.-]{0,20}?[\s'\"]{0,3}(?:=>|:{1,3}=|\?=|\|\||[=:>,])"
+                  r"[\s'\"`=]{0,5}")
+_VENDOR_ASSIGN_B = rb"[ \t\w.-]{0,20}[\s'\"]{0,3}(?:[=:>,]|\|\||\?=)"
+
+
+def _vendor_detector(vendor: VendorKey) -> Detector:
+    """gitleaks' keyword rule for one vendor: the match starts at the vendor's name (each
+    vendor its own locator, so the leftmost report Hyperscan gives is where this pattern
+    starts); the value is the one group, of exactly a shape the vendor's rule states."""
+    values = "|".join(vendor.values)
+    return _d(f"vendor_key_{vendor.name}", "SECRET", "1",
+              rf"(?i:{vendor.names}){_VENDOR_ASSIGN}({values})(?![\w+/=-]|\.\w)", 79,
+              b"(?i)(?:" + vendor.names.encode() + b")" + _VENDOR_ASSIGN_B, groups=(1,),
+              validate=_plain(vendor_value_ok),
+              triggers=_leading_literals(vendor.names), ignore_case=True)
+
+
+def _leading_literals(names: str) -> list[str]:
+    """The letters each top-level alternative of `names` starts with (`linked[_-]?in` ->
+    `linked`): one of them is in every match."""
+    out, depth, start = [], 0, 0
+    for i, c in enumerate(names + "|"):
+        depth += (c == "(") - (c == ")")
+        if c == "|" and depth == 0:
+            out.append(re.match(r"[a-z_]*", names[start:i]).group(0))
+            start = i + 1
+    return out
+
+
+_VENDOR_DETECTORS: tuple[Detector, ...] = tuple(_vendor_detector(v) for v in VENDOR_KEYS)
 DETECTORS = DETECTORS + _EXTRA_DETECTORS + tuple(_family_detector(f) for f in TOKEN_FAMILIES) \
-    + _KEYED_DETECTORS
+    + _KEYED_DETECTORS + _VENDOR_DETECTORS
 DETECTOR_VERSIONS: dict[str, str] = {d.name: d.version for d in DETECTORS} | {"deny_list": "2"}
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(d.kind for d in DETECTORS)) + ("NAME",)
 def _term_variants(term: str) -> list[str]:

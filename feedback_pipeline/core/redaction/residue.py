@@ -22,6 +22,7 @@ from feedback_pipeline.core.redaction.detectors import (
     _HAS_DIGIT,
     _KEYED_DETECTORS,
     _NOT_DIGIT,
+    _VENDOR_DETECTORS,
     NON_ROUTABLE_IPV4,
     _clean_terms,
     _deny_variants,
@@ -35,6 +36,7 @@ from feedback_pipeline.core.redaction.detectors import (
     mixed_token,
     random_token,
     secret_value_ok,
+    vendor_value_ok,
 )
 from feedback_pipeline.core.redaction.engine import (
     _BATCH_BYTES,
@@ -245,6 +247,10 @@ _R_RULES: tuple[_ResidueRule, ...] = (
     _ResidueRule("SECRET", _KEYED_DETECTORS[0].locator, _KEYED_DETECTORS[0].pattern,
                  _on_value(random_token, 1)),
 ) + tuple(
+    # gitleaks' vendor keyword rules (`asana_client_id: <16 digits>`): likewise the redactor's
+    # shape, a vendor's name, an assignment and a value of exactly that vendor's shape
+    _ResidueRule(d.kind, d.locator, d.pattern, _on_value(vendor_value_ok, 1))
+    for d in _VENDOR_DETECTORS) + tuple(
     # token families announce themselves by prefix: the redactor and the check share the shape
     _ResidueRule(f.kind, f.locator, re.compile(f.pattern),
                  _on_value(family_body_ok(f), 1 if f.value_only else 0),

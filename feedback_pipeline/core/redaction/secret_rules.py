@@ -8,7 +8,14 @@ the blocking residue check agree on what a token of the family looks like.
 
 A family's `check` guards the body against words that happen to share the prefix
 (`pnu_install`, `key-value-store`): "mixed" wants upper, lower and a digit; "alnum" wants a
-letter and a digit; "" takes the shape as it is (fixed-length hex or base32 bodies).
+letter and a digit; "random" wants "mixed" and a value that does not read as a CamelCase name;
+"" takes the shape as it is (fixed-length hex or base32 bodies).
+
+`VENDOR_KEYS` are gitleaks' keyword rules (and detect-secrets' Cloudant plugin): a vendor's
+name in the key, an assignment, and a value of exactly the alphabet and length that vendor's
+rule states (`asana_client_id: <16 digits>`, `DISCORD_CLIENT_ID=<18 digits>`,
+`"sendbird_app_id": "<uuid>"`). Values with a vendor prefix of their own are token families
+above and are not repeated there.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class TokenFamily:
     check: str = "alnum"
     rewind: str = ""
     value_only: bool = False
+    version: str = "1"
 
 
 _L = r"(?<![\w-])"  # not inside a longer word
@@ -43,12 +51,14 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 def _f(name: str, kind: str, prefix: str, body: str, *, check: str = "alnum",
        locator: bytes | None = None, trigger: str | None = None, right: str = _R,
-       rewind: str = "", value_only: bool = False, left: str = _L) -> TokenFamily:
+       rewind: str = "", value_only: bool = False, left: str = _L,
+       version: str = "1") -> TokenFamily:
     literal = prefix.replace("\\", "")
     pattern = f"{left}{prefix}({body}){right}" if value_only else f"{left}{prefix}{body}{right}"
     return TokenFamily(name, kind, pattern, "" if value_only else prefix,
                        locator if locator is not None else prefix.encode(),
-                       trigger if trigger is not None else literal, check, rewind, value_only)
+                       trigger if trigger is not None else literal, check, rewind, value_only,
+                       version)
 
 
 TOKEN_FAMILIES: tuple[TokenFamily, ...] = (
@@ -63,6 +73,12 @@ TOKEN_FAMILIES: tuple[TokenFamily, ...] = (
        locator=rb"dckr_(?:pat|oat)_", trigger="dckr_"),
     _f("artifactory_key", "ARTIFACTORY_KEY", "AKCp", r"[A-Za-z0-9]{60,80}"),
     _f("artifactory_key_short", "ARTIFACTORY_KEY", "AKC", r"[A-Za-z0-9]{10,59}", check="mixed"),
+    # detect-secrets' Artifactory password: `AP`, a hex digit, eight or more letters and digits.
+    # Names share the shape (`APCategoryList`, `APEntryV2`), so the value must not read as one
+    # (check "random"); not inside base64 either.
+    _f("artifactory_password", "ARTIFACTORY_KEY", "", r"AP[\dA-F][A-Za-z0-9]{8,}",
+       check="random", locator=rb"AP[\dA-F][A-Za-z0-9]{8}", trigger="AP",
+       left=r"(?<![\w+/-])", right=_R64),
     _f("artifactory_reference", "ARTIFACTORY_KEY", "cmVmdGtuOjAxOj", r"[A-Za-z0-9]{40,}",
        check=""),
     _f("artifactory_reference_any", "ARTIFACTORY_KEY", "cmVmd", r"[A-Za-z0-9]{59}"),
@@ -252,9 +268,10 @@ TOKEN_FAMILIES: tuple[TokenFamily, ...] = (
     _f("adafruit_key", "ADAFRUIT_KEY", "aio_", r"[A-Za-z0-9]{28}", check="mixed"),
     _f("okta_token", "OKTA_TOKEN", r"SSWS\s+", r"00[A-Za-z0-9_-]{40}", locator=rb"SSWS\s+00",
        trigger="SSWS", value_only=True),
+    # not after `+` or `/` either: `00` and forty characters occur inside base64 key material
     _f("okta_token_bare", "OKTA_TOKEN", "00", r"[A-Za-z0-9_-]{40,}",
-       locator=rb"\b00[A-Za-z0-9_-]{40}",
-       check="mixed", right=r"(?![\w+/=-])"),
+       locator=rb"\b00[A-Za-z0-9_-]{40}", left=r"(?<![\w+/-])",
+       check="mixed", right=r"(?![\w+/=-])", version="2"),
     _f("jwt_base64", "JWT", "ZXlK", r"[A-Za-z0-9+/_-]{40,}={0,2}", check="", right=_R64,
        left=r"(?<![A-Za-z0-9+/_-])"),
     _f("django_insecure_key", "SECRET", "django-insecure-",
@@ -279,4 +296,106 @@ TOKEN_FAMILIES: tuple[TokenFamily, ...] = (
     _f("putty_private_lines", "PRIVATE_KEY", r"Private-Lines:\s*\d+\n",
        r"(?:[A-Za-z0-9+/=]{8,}\n?)+", locator=rb"Private-Lines:", trigger="Private-Lines:",
        check="", right=""),
+)
+
+
+@dataclass(frozen=True)
+class VendorKey:
+    """One vendor's keyword rule: `names` (a regex, matched case-insensitively) is how the
+    vendor is written in a key; `values` are the value shapes its rules state, each a regex
+    that also states what the value must hold (a letter and a digit for an alphanumeric key),
+    so that a word or a number of the right length alone is not taken."""
+
+    name: str
+    names: str
+    values: tuple[str, ...]
+
+
+def _alnum(n: int) -> str:
+    """n letters and digits, at least one of each."""
+    return rf"(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{{{n}}}"
+
+
+def _hex(n: int) -> str:
+    return rf"(?=[A-Fa-f]*\d)(?=\d*[A-Fa-f])[0-9A-Fa-f]{{{n}}}"
+
+
+def _urlsafe(n: str) -> str:
+    """n characters of [A-Za-z0-9_=-] (n may be a range, `40,46`), a letter and a digit."""
+    return rf"(?=[\w=-]*\d)(?=[\d_=-]*[A-Za-z])[\w=-]{{{n}}}"
+
+
+def _digits(n: int) -> str:
+    return rf"\d{{{n}}}"
+
+
+_ANY_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_V = VendorKey
+VENDOR_KEYS: tuple[VendorKey, ...] = (
+    _V("adafruit", "adafruit", (_urlsafe("32"),)),
+    _V("adobe", "adobe", (_hex(32),)),
+    _V("airtable", "airtable", (_alnum(17),)),
+    _V("algolia", "algolia", (_alnum(32),)),
+    _V("alibaba", "alibaba", (_alnum(30),)),
+    _V("asana", "asana", (_digits(16), _alnum(32))),
+    _V("atlassian", "atlassian|confluence|jira",
+       (r"(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{20}[0-9A-Fa-f]{4}",)),
+    _V("beamer", "beamer", ("b_" + _urlsafe("44"),)),
+    _V("bitbucket", "bitbucket", (_alnum(32), _urlsafe("64"))),
+    _V("bittrex", "bittrex", (_alnum(32),)),
+    _V("cisco_meraki", "meraki", (_hex(40),)),
+    _V("cloudant", r"(?:cloudant[ _.-]?|clou[_-]?|cl[_-]?)(?:api[ _.-]?)?"
+       r"(?:key|pwd|pw|password|pass|token)",
+       (r"[A-Za-z]{24}", _hex(64))),
+    _V("cloudflare", "cloudflare", (_urlsafe("40"), _hex(37))),
+    _V("codecov", "codecov", (_alnum(32),)),
+    _V("cohere", "cohere|co_api_key", (_alnum(40),)),
+    _V("coinbase", "coinbase", (_urlsafe("64"),)),
+    _V("confluent", "confluent", (_alnum(16), _alnum(64))),
+    _V("contentful", "contentful", (_urlsafe("43"),)),
+    _V("datadog", "datadog", (_alnum(40),)),
+    _V("discord", "discord", (_digits(18), _hex(64), _urlsafe("32"))),
+    _V("droneci", "droneci", (_alnum(32),)),
+    _V("dropbox", "dropbox", (_alnum(15), r"[A-Za-z0-9]{11}A{10}[\w=-]{43}")),
+    _V("etsy", "etsy", (_alnum(24),)),
+    _V("facebook", "facebook", (_hex(32),)),
+    _V("fastly", "fastly", (_urlsafe("32"),)),
+    _V("finicity", "finicity", (_hex(32), _alnum(20))),
+    _V("finnhub", "finnhub", (_alnum(20),)),
+    _V("flickr", "flickr", (_alnum(32),)),
+    _V("freshbooks", "freshbooks", (_alnum(64),)),
+    _V("gitter", "gitter", (_urlsafe("40"),)),
+    _V("heroku", "heroku", (_ANY_UUID,)),
+    _V("hubspot", "hubspot", (_ANY_UUID,)),
+    _V("intercom", "intercom", (_urlsafe("60"),)),
+    _V("jfrog", "jfrog|artifactory|bintray|xray", (_alnum(73), _alnum(64))),
+    _V("kraken", "kraken", (r"(?=[\w/=+-]*\d)(?=[\d/=_+-]*[A-Za-z])[\w/=+-]{80,90}",)),
+    _V("kucoin", "kucoin", (_hex(24), _ANY_UUID)),
+    _V("launchdarkly", "launchdarkly", (_urlsafe("40"),)),
+    _V("linear", "linear", (_hex(32),)),
+    _V("linkedin", "linked[_-]?in", (_alnum(14), _alnum(16))),
+    _V("looker", "looker", (_alnum(20), _alnum(24))),
+    _V("mailgun", "mailgun", (r"[a-h0-9]{32}-[a-h0-9]{8}-[a-h0-9]{8}",)),
+    _V("mapbox", "mapbox", (r"pk\.[A-Za-z0-9]{60}\.[A-Za-z0-9]{22}",)),
+    _V("mattermost", "mattermost", (_alnum(26),)),
+    _V("messagebird", "message[_-]?bird", (_alnum(25), _ANY_UUID)),
+    _V("netlify", "netlify", (_urlsafe("40,46"),)),
+    _V("new_relic", "new[_-]?relic", (_alnum(64),)),
+    _V("nytimes", "nytimes|new[_-]?york[_-]?times", (_urlsafe("32"),)),
+    _V("plaid", "plaid", (_alnum(24), _alnum(30))),
+    _V("private_ai", "private[_-]?ai", (_alnum(32),)),
+    _V("rapidapi", "rapidapi", (_urlsafe("50"),)),
+    _V("sendbird", "sendbird", (_ANY_UUID, _hex(40))),
+    _V("sentry", "sentry", (_hex(64),)),
+    _V("snyk", r"snyk[_.-]?(?:(?:api|oauth)[_.-]?)?(?:key|token)", (_ANY_UUID,)),
+    _V("sonar", r"sonar[_.-]?(?:login|token)", (r"(?:sq[upa]_)?" + _urlsafe("40"),)),
+    _V("squarespace", "squarespace", (_ANY_UUID,)),
+    _V("sumologic", "sumo", (r"su(?=[A-Za-z]*\d)[A-Za-z0-9]{12}", _alnum(64))),
+    _V("travisci", "travis", (_alnum(22),)),
+    _V("twitch", "twitch", (_alnum(30),)),
+    # a legacy Vault service token (`s.` and 24 letters and digits, not one lowercase word)
+    _V("vault", "vault", (r"s\.(?![a-z]{24})[A-Za-z0-9]{24}",)),
+    _V("twitter", "twitter",
+       (_alnum(25), _alnum(45), _alnum(50), r"\d{15,25}-[A-Za-z0-9]{20,40}")),
+    _V("zendesk", "zendesk", (_alnum(40),)),
 )

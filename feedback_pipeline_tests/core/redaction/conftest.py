@@ -187,6 +187,9 @@ ISSUE17_POSITIVE = [
     ("node {}.internal", "10-1-2-3", "IPV4"),
     ("AccountName=a;AccountKey={};EndpointSuffix=x", "q" * 20 + "Zx9+/" * 10 + "==", "AZURE_KEY"),
     ("https://a.blob.core.windows.net/c?sv=1&sig={}", "aB3%2Bcd4%2Fef5%3Dgh6", "SAS_SIGNATURE"),
+    # a signature that starts like a bare Okta token (`00` and forty characters)
+    ("https://a.blob.core.windows.net/c?sv=1&sig={} 403",
+     "00W5mWTd4v0Ps1ZoJ1S4kqyEpieFH5AiruVW7jkOsoI%3D", "SAS_SIGNATURE"),
     ('{{"auths": {{"r": {{"auth": "{}"}}}}}}', "Y2k6SHVudGVyMng=", "DOCKER_AUTH"),
 ]
 
@@ -257,6 +260,57 @@ AUDIT_NEGATIVE = [
 ]
 
 ISSUE17_POSITIVE += AUDIT_POSITIVE
+
+
+# gitleaks' vendor keyword rules: a vendor's name in the key, an assignment, a value of exactly
+# the vendor's shape (short, digits only, letters only, a UUID); detect-secrets' Artifactory
+# password bare in prose. Values written here from the documented alphabet and length.
+_VENDOR_VALUES = [
+    ("asana", "7302945518264031"),  # client id: 16 digits
+    ("discord", "918273645501928374"),  # client id: 18 digits
+    ("dropbox", "q4x9m2kd7w1zp0c"),  # 15 letters and digits
+    ("linkedin", "86dkq2m0x7vzt4"),  # client id: 14
+    ("confluent", "m3k8q1z7x0w2p9d4"),  # 16
+    ("airtable", "k2x8q4m9z1w7p3d0v"),  # 17
+    ("sumo", "suXq3Lm8Zt2Wv9"),  # access id: `su` and 12
+    ("messagebird", "6f1d2c3b-4a5e-4f60-9b7a-8c9d0e1f2a3b"),  # client id: a UUID
+    ("sendbird", "0c4e7a91-2b3d-4e5f-8a6b-7c8d9e0f1a2b"),
+    ("hubspot", "A1B2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D"),
+    ("heroku", "3f2c1a4b-9d8e-4f7a-b6c5-1e2d3f4a5b6c"),
+    ("vault", "s.Hq7Lm2Zt9Wv4Xk1Np8Rs3Bcx"),  # a legacy service token
+]
+VENDOR_POSITIVE = [
+    (template.replace("VENDOR", vendor).replace("UPPER", vendor.upper()), value)
+    for vendor, value in _VENDOR_VALUES
+    for template in ("While debugging I set VENDOR_client_id: {} in the staging config.",
+                     "UPPER_API_KEY={}", '{{"VENDORClientId": "{}", "region": "eu-west-1"}}',
+                     "  VENDOR_app_id = '{}',\n")
+] + [
+    ("cloudant_api_key: {} in the staging config", "tqpwzkvnbxlrmcahsdyjefgu"),
+    ("CLOUDANT_APIKEY={}", "tqpwzkvnbxlrmcahsdyjefgu"),
+    ('{{"cloudantApiKey": "{}"}}', "tqpwzkvnbxlrmcahsdyjefgu"),
+    ("<discordClientId>{}</discordClientId>", "918273645501928374"),
+    ("The sumo access id: {}.", "suXq3Lm8Zt2Wv9"),
+]
+ARTIFACTORY_POSITIVE = [
+    "I pasted {} into the ticket, please rotate it.", "ARTIFACTORY_PASSWORD={}",
+    '{{"password": "{}"}}', "curl -u ci:{} https://repo.example.com",
+]
+ARTIFACTORY_VALUES = ["AP6Xq2Lm8Zt1Wv", "APBr7Kd2Nq9Zx4Tp", "AP3mK8qZ2xW7vL1p"]
+VENDOR_NEGATIVE = [
+    "discord_channel: general", "user_id = 1234", "asana_task_count: 12",
+    "request_id = 3f2c1a4b-9d8e-4f7a-b6c5-1e2d3f4a5b6c and trace 550e8400-e29b-41d4-a716-446655440000",
+    "asana_version: 1.2.3; asana_due: 2024-05-01; discord_guild_count = 42",
+    "dropbox_folder: /shared/ops and dropbox_sync = enabled", "sumo_source: supportTickets",
+    "cloudant_db: orders; heroku_app: orders-staging; kucoin_market: BTC-USDT",
+    "linear layer: 512 -> 256; nn.Linear(512, 256); sentry_environment = production",
+    "dropbox_key = xxxxxxxxxxxxxxx; cloudant_key: ${CLOUDANT_KEY}; asana_key: <ASANA_KEY>",
+    "discord_id: 000000000000000000 is a placeholder",
+    "global_config = load(); blob_name: data.csv; consumo: 12",
+    "see APCategoryList and APIGateway, APEntryV2, AP2Config and APBase64Encoder",
+    "APDataV10Handler, AP3DModel, APACHE2, AP7000 and APAC2024Results",
+    "asana_project: https://app.asana.com/0/1204567890123456/list",
+]
 
 
 ISSUE17_NEGATIVE = [

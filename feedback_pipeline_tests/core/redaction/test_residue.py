@@ -21,8 +21,10 @@ from feedback_pipeline.synth.secrets_corpus import (
     score_spans,
 )
 from feedback_pipeline_tests.core.redaction.conftest import (
+    ARTIFACTORY_VALUES,
     AUDIT_POSITIVE,
     NEGATIVE,
+    VENDOR_POSITIVE,
     redact,
 )
 
@@ -128,6 +130,16 @@ def test_residue_flags_new_families_raw():
 
 @pytest.mark.parametrize(("template", "value", "kind"), AUDIT_POSITIVE)
 def test_residue_flags_audit_shapes_raw_and_passes_them_redacted(template, value, kind):
+    text = template.format(value)
+    assert find_residue(text), text
+    redacted = Redactor(DENY_TERMS).redact_text(text, TokenTable())
+    assert value not in redacted
+    assert find_residue(redacted, DENY_TERMS) == [], redacted
+
+
+@pytest.mark.parametrize(("template", "value"), VENDOR_POSITIVE + [
+    ("I pasted {} into the ticket", v) for v in ARTIFACTORY_VALUES])
+def test_residue_flags_vendor_keyed_values_raw_and_passes_them_redacted(template, value):
     text = template.format(value)
     assert find_residue(text), text
     redacted = Redactor(DENY_TERMS).redact_text(text, TokenTable())
