@@ -21,9 +21,10 @@ import scipy.sparse as sp
 
 from feedback_pipeline.core.selection import (
     NO_MODEL_NOTE,
-    TEXT_TOKEN,
     entropy,
     hashing_vectorizer,
+    text_words,
+    with_bigrams,
 )
 
 FORMAT = "feedback-pipeline-preference-model/1"
@@ -59,31 +60,34 @@ class PreferenceModel:
     def n_train(self) -> int:
         return self._n_train
 
-    def _features(self, prompts: list[str], answers: list[str]) -> sp.csr_matrix:
+    def _features(self, prompt_words: list[set[str]], answers: list[str]) -> sp.csr_matrix:
+        """Hashed answer n-grams, the answer's length and the share of the prompt's words it
+        uses; each answer is split into words once, for the hashing and both figures."""
         if not answers:
             return sp.csr_matrix((0, self.n_features + 2), dtype=np.float64)
-        hashed = hashing_vectorizer(self.n_features).transform(answers)
+        words = [text_words(answer) for answer in answers]
+        hashed = hashing_vectorizer(self.n_features, with_bigrams).transform(words)
         dense = np.empty((len(answers), 2), dtype=np.float64)
-        for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
-            answer_tokens = TEXT_TOKEN.findall(answer.lower())
-            prompt_tokens = set(TEXT_TOKEN.findall(prompt.lower()))
+        for i, (prompt_tokens, answer_tokens) in enumerate(zip(prompt_words, words,
+                                                                strict=True)):
             dense[i, 0] = math.log1p(len(answer_tokens)) / 5.0
             dense[i, 1] = (
-                len(prompt_tokens & set(answer_tokens)) / len(prompt_tokens)
+                len(prompt_tokens.intersection(answer_tokens)) / len(prompt_tokens)
                 if prompt_tokens
                 else 0.0
             )
         return sp.hstack([hashed, sp.csr_matrix(dense)], format="csr")
 
-    def _difference(self, prompts, text_a, text_b) -> sp.csr_matrix:
-        p = _texts(prompts)
-        a = _texts(text_a, len(p))
-        b = _texts(text_b, len(p))
-        return self._features(p, a) - self._features(p, b)
+    def _difference(self, prompts: list[str], text_a: list[str],
+                    text_b: list[str]) -> sp.csr_matrix:
+        """Features of A minus features of B, the prompt's words found once for both."""
+        prompt_words = [set(text_words(prompt)) for prompt in prompts]
+        return self._features(prompt_words, text_a) - self._features(prompt_words, text_b)
 
     def fit(self, prompts, chosen, rejected) -> PreferenceModel:
         """Train on both orders of every pair; with no pairs the model stays untrained."""
-        diff = self._difference(prompts, chosen, rejected)
+        p = _texts(prompts)
+        diff = self._difference(p, _texts(chosen, len(p)), _texts(rejected, len(p)))
         self._n_train = diff.shape[0]
         if diff.shape[0] == 0:
             self._coef = None
@@ -110,9 +114,7 @@ class PreferenceModel:
         logits = np.empty(len(p), dtype=np.float64)
         for start in range(0, len(p), batch_rows):
             stop = start + batch_rows
-            diff = self._features(p[start:stop], a[start:stop]) - self._features(
-                p[start:stop], b[start:stop]
-            )
+            diff = self._difference(p[start:stop], a[start:stop], b[start:stop])
             logits[start:stop] = diff @ self._coef
         return 1.0 / (1.0 + np.exp(-logits))
 

@@ -9,7 +9,7 @@ evaluation set (core.experiment) or the policy falls back to random (core.rounds
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,22 +183,32 @@ TEXT_TOKEN = re.compile(r"(?u)\b\w[\w.\-/]*\b")
 (`v2.1`, `src/app.py`, `pull-request`)."""
 
 
+def text_words(doc: str) -> list[str]:
+    """The lowercased words of a text (`TEXT_TOKEN`)."""
+    return TEXT_TOKEN.findall(doc.lower())
+
+
+def with_bigrams(words: list[str]) -> list[str]:
+    """The words, then each pair of neighbours joined by a space."""
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
 def unigrams_and_bigrams(doc: str) -> list[str]:
-    """The lowercased words of a text, then each pair of neighbours joined by a space: what
-    scikit-learn's word analyzer gives for `ngram_range=(1, 2)` and `TEXT_TOKEN`, built with
-    one comprehension instead of its general n-gram loop (the tokeniser is most of the cost of
-    hashing a day's pool)."""
-    words = TEXT_TOKEN.findall(doc.lower())
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]  # noqa: B905 - one shorter
+    """What scikit-learn's word analyzer gives for `ngram_range=(1, 2)` and `TEXT_TOKEN`,
+    built with one comprehension instead of its general n-gram loop (the tokeniser is most of
+    the cost of hashing a day's pool)."""
+    return with_bigrams(text_words(doc))
 
 
-def hashing_vectorizer(n_features: int, norm: str | None = "l2") -> Any:
-    """A stateless scikit-learn HashingVectorizer over `unigrams_and_bigrams`, counts (not
-    signed) normalised by `norm`."""
+def hashing_vectorizer(n_features: int, analyzer: Callable[[Any], list[str]]
+                       = unigrams_and_bigrams) -> Any:
+    """A stateless scikit-learn HashingVectorizer, counts (not signed) normalised to unit
+    length; `analyzer` turns each document into its n-grams (`with_bigrams` for documents
+    already split into words)."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    return HashingVectorizer(n_features=n_features, analyzer=unigrams_and_bigrams,
-                             alternate_sign=False, norm=norm)
+    return HashingVectorizer(n_features=n_features, analyzer=analyzer, alternate_sign=False,
+                             norm="l2")
 
 
 def hash_texts(docs: list[str], n_features: int) -> Any:

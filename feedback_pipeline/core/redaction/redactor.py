@@ -546,9 +546,8 @@ rescan per value; the pass is one C loop). Texts that each know their own
 values (a trace's, a text's) are still searched one by one: a pass over the batch would be
 matched against every other text's values for nothing."""
 def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
-                 texts: Sequence[int], fast: bool = True,
-                 own: Mapping[tuple[int, str], int] | None = None, n_groups: int = 0
-                 ) -> Iterator[tuple[int, int, str]]:
+                 texts: Sequence[int], fast: bool, *, own: Mapping[tuple[int, str], int],
+                 n_groups: int) -> Iterator[tuple[int, int, str]]:
     """(text index, end, value) of every occurrence, inside each given text of the batch, of
     the known values of its group (`values_of(k)`), in character offsets of the joined text.
     Many texts sharing their values (ONE_PASS_MIN_TEXTS): one literal matcher over every
@@ -561,16 +560,13 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
     often than it was detected there has no recurrence to report (however its occurrences
     overlap, one apart from the detections would make one more that does not overlap), so
     one C-level count replaces the search, the usual case for a value found in its own text.
-    `n_groups`, when the caller knows how many groups the texts fall in, spares working it out
-    (every text its own group, as in `redact_texts`, never takes the one pass)."""
+    `n_groups` is how many groups the given texts fall in (each group's values one list)."""
     text = batch.text
     starts, ends = batch.starts_list, batch.ends_list
-    many = len(texts) >= ONE_PASS_MIN_TEXTS and (
-        not n_groups or n_groups * ONE_PASS_TEXTS_PER_GROUP <= len(texts))
-    wanted = {k: values_of(k) for k in texts} if many else {}
-    shared = {id(values): values for values in wanted.values()}
-    if wanted and len(shared) * ONE_PASS_TEXTS_PER_GROUP <= len(wanted):
+    if len(texts) >= ONE_PASS_MIN_TEXTS and n_groups * ONE_PASS_TEXTS_PER_GROUP <= len(texts):
         # texts share their values (a trace's fields, a day): one pass finds them all
+        wanted = {k: values_of(k) for k in texts}
+        shared = {id(values): values for values in wanted.values()}  # one list per group
         sets = {key: frozenset(values) for key, values in shared.items()}
         union = sorted(set().union(*sets.values()))
         for end, value in _literal_matches(batch, union, fast):
@@ -585,7 +581,7 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
         start, end = starts[k], ends[k]
         if len(values) <= FIND_MAX_VALUES:
             for value in values:
-                if own is not None and text.count(value, start, end) <= own.get((k, value), 0):
+                if text.count(value, start, end) <= own.get((k, value), 0):
                     continue
                 at = text.find(value, start, end)
                 while at >= 0:
@@ -686,7 +682,8 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     n_found = len(found)
     extra: list[tuple] = []
     for k, end, value in _occurrences(batch, lambda k: values_by_group[groups[k]], scan,
-                                      fast, own, len(values_by_group)):
+                                      fast, own=own,
+                                      n_groups=len({groups[k] for k in scan})):
         entry = known[value][groups[k]]
         start = end - len(value)
         i = bisect_right(found_starts, start) - 1

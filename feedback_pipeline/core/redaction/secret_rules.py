@@ -329,7 +329,7 @@ def _digits(n: int) -> str:
     return rf"\d{{{n}}}"
 
 
-_ANY_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_ANY_UUID = f"(?i:{_UUID})"  # vendors print their UUIDs in either case
 _V = VendorKey
 VENDOR_KEYS: tuple[VendorKey, ...] = (
     _V("adafruit", "adafruit", (_urlsafe("32"),)),
