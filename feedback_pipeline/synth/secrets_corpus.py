@@ -17,6 +17,7 @@ import json
 import random
 import re
 import string
+import uuid
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -1060,6 +1061,12 @@ _ENV_CONTEXTS = ("PGPASSWORD={V} psql -h db.internal -U app", "SECRET_KEY_BASE={
 _PROSE_CONTEXTS = ("The password is {V} until Friday.", "my passphrase was {V}, please reset",
                    "pw: {V}", "the new password will be {V} after rotation",
                    "Use passcode {V} on the door panel")
+# a key stated in prose, not assigned: a secret word or a vendor's name, then a verb
+_PROSE_KEY_CONTEXTS = ("The API token is {V} for staging.", "our secret key was {V}, rotate it",
+                       "the access token is now {V}", "Auth token is: {V} (expires Monday)",
+                       "the service credentials are {V}")
+_PROSE_VENDOR_CONTEXTS = ("the heroku api key is {V}", "Our HubSpot key is {V}, rotate it",
+                          "sendbird app token was {V}.", "squarespace key {V} in the notes")
 _NAME_CONTEXTS = ("Ping {V} about the rollout.", "cc {V}", "Reviewed-by: {V}",
                   "@{V} can you take this one?", "assigned to {V} (on call)")
 _KNOWN_CONTEXTS = ("DATABASE_URL=postgres://admin:{V}@db.internal/app\nIf it fails, ask for "
@@ -1080,6 +1087,10 @@ def _name_spelling(rng: random.Random) -> str:
 CONTEXT_FAMILIES: dict[str, tuple[str, tuple[str, ...], Callable[[random.Random], str]]] = {
     "ENV_SECRET": ("SECRET", _ENV_CONTEXTS, _password),
     "PROSE_PASSWORD": ("PASSWORD", _PROSE_CONTEXTS, _password),
+    "PROSE_KEY": ("SECRET", _PROSE_KEY_CONTEXTS,
+                  lambda rng: _mixed(rng, string.ascii_letters + string.digits, 32)),
+    "PROSE_VENDOR_KEY": ("SECRET", _PROSE_VENDOR_CONTEXTS, lambda rng: str(
+        uuid.UUID(int=rng.getrandbits(128), version=4))),
     "NAME_VARIANT": ("NAME", _NAME_CONTEXTS, _name_spelling),
     "KNOWN_VALUE": ("PASSWORD", _KNOWN_CONTEXTS, _password),
 }

@@ -706,10 +706,17 @@ _CASE_FLIP = re.compile(r"(?<=[A-Z])[a-z](?=[A-Z0-9])|(?<=[0-9])[a-z](?=[A-Z])")
 
 
 def _case_noisy(value: str) -> bool:
-    """Three or more one-letter lowercase runs beside a capital (`SfR`, `Tb9`): a CamelCase
-    name has none (its words are two letters or more), random base64 about one in eight
-    characters (a repeated pattern, ten distinct characters or fewer, is not noise)."""
-    return len(_CASE_FLIP.findall(value)) >= 3 and len(set(value)) >= 10
+    """Three or more one-letter lowercase runs beside a capital (`SfR`, `Tb9`), or capitals
+    for more than two letters in five: a CamelCase name has neither (its words are two letters
+    or more and start with its only capital; `getHTTPResponseCode` is 37% capitals), random
+    base64 has a flip about one character in eight and as many capitals as lowercase (a
+    repeated pattern, ten distinct characters or fewer, is not noise)."""
+    if len(set(value)) < 10:
+        return False
+    if len(_CASE_FLIP.findall(value)) >= 3:
+        return True
+    upper = sum(c.isupper() for c in value)
+    return upper > 0.4 * (upper + sum(c.islower() for c in value))
 # The secret word ends the key's name and starts a part of it: after a separator, at the
 # start, or as a camel-case word (`algoliaKey`, `DD_APP_KEY`, `fastly-token`), never inside
 # a word (`monkey`, `tokenizer`, `keyboard`, `secret_name`). The match starts at the word, so
@@ -718,14 +725,25 @@ def _case_noisy(value: str) -> bool:
 # `apikey` alternative lands, so the match may start there too.
 _KEYED_NAME = (r"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z])|(?i:api)(?=K(?i:ey)))"
                rf"(?i:{_KEYED_WORDS})s?[\"']?")
+_PROSE_VERB = r"(?i:is|was|are|were|equals)(?:\s{1,8}(?i:now|still|set\s+to))?:?"
+"""How prose states a value in place of an operator (`the key is`, `token was set to`)."""
 _KEYED_DETECTORS: tuple[Detector, ...] = (
     # gitleaks' keyword rules (`datadog_app_key = ...`, `algoliaKey: ...`, `"fastly-token"`):
     # any identifier holding a secret word, a separator, then a random-looking value.
-    _d("keyed_random_value", "SECRET", "1",
+    _d("keyed_random_value", "SECRET", "2",
        rf"{_KEYED_NAME}\s{{0,8}}(?:=|:|=>|:=|\|\|:|<-)\s{{0,8}}[\"'`]?"
        r"([A-Za-z0-9_+/=.~-]{16,256})(?![\w+/=.~@-])",  # before `@`: an email's local part
        78, b"(?i)" + _KEYED_WORDS.encode() + rb"s?[\"']?\s{0,8}(?:[:=]|\|\||<-)",
        groups=(1,), validate=_plain(random_token),
+       triggers=["key", "token", "secret", "pass", "pwd", "auth", "credential", "dsn"],
+       ignore_case=True),
+    # the same said in prose (`the api token is <value>`, `our secret key was now <value>`):
+    # a verb in place of the operator, and the same test that the value is random
+    _d("keyed_random_prose", "SECRET", "1",
+       rf"{_KEYED_NAME}\s{{1,8}}{_PROSE_VERB}\s{{1,8}}[\"'`]?"
+       r"([A-Za-z0-9_+/=.~-]{16,256})(?![\w+/=.~@-])",
+       78, b"(?i)" + _KEYED_WORDS.encode() + rb"s?[\"']?\s{1,8}" + _PROSE_VERB.encode()
+       + rb"\s", groups=(1,), validate=_plain(random_token),
        triggers=["key", "token", "secret", "pass", "pwd", "auth", "credential", "dsn"],
        ignore_case=True),
 )
@@ -738,9 +756,11 @@ def vendor_value_ok(value: str) -> bool:
 
 # The rest of the key after the vendor's name (`_client_id`, ` API key`), quotes, the
 # assignment (`=`, `:`, `:=`, `=>`, `?=`, `||`, `>` of an XML element, `,` of a call), quotes.
-_VENDOR_ASSIGN = (r"[ \t\w.-]{0,20}?[\s'\"]{0,3}(?:=>|:{1,3}=|\?=|\|\||[=:>,])"
-                  r"[\s'\"`=]{0,5}")
-_VENDOR_ASSIGN_B = rb"[ \t\w.-]{0,20}[\s'\"]{0,3}(?:[=:>,]|\|\||\?=)"
+# Or, in prose, the words after the name end in a space (`heroku api key is <uuid>`): the
+# value's exact shape is what tells it from the next word.
+_VENDOR_ASSIGN = (r"(?:[ \t\w.-]{0,20}?[\s'\"]{0,3}(?:=>|:{1,3}=|\?=|\|\||[=:>,])"
+                  r"[\s'\"`=]{0,5}|[ \t\w.-]{0,20}?\s[\"'`]?)")
+_VENDOR_ASSIGN_B = rb"[ \t\w.-]{0,20}(?:[\s'\"]{0,3}(?:[=:>,]|\|\||\?=)|\s)"
 
 
 def _vendor_detector(vendor: VendorKey) -> Detector:
@@ -748,7 +768,7 @@ def _vendor_detector(vendor: VendorKey) -> Detector:
     vendor its own locator, so the leftmost report Hyperscan gives is where this pattern
     starts); the value is the one group, of exactly a shape the vendor's rule states."""
     values = "|".join(vendor.values)
-    return _d(f"vendor_key_{vendor.name}", "SECRET", "1",
+    return _d(f"vendor_key_{vendor.name}", "SECRET", "2",
               rf"(?i:{vendor.names}){_VENDOR_ASSIGN}({values})(?![\w+/=-]|\.\w)", 79,
               b"(?i)(?:" + vendor.names.encode() + b")" + _VENDOR_ASSIGN_B, groups=(1,),
               validate=_plain(vendor_value_ok),

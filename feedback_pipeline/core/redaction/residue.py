@@ -242,11 +242,11 @@ _R_RULES: tuple[_ResidueRule, ...] = (
                             r"[\"']?\s{0,8}[:=]\s*(\"[^\"\n]+\"|'[^'\n]+'"
                             r"|[^\s\"',;()\[\]{}]+)"),
                  _on_value(_residue_secret, 1)),
-    # gitleaks-style keyword rules: the redactor's own shape, since a random value beside a
-    # secret word is what both define
-    _ResidueRule("SECRET", _KEYED_DETECTORS[0].locator, _KEYED_DETECTORS[0].pattern,
-                 _on_value(random_token, 1)),
 ) + tuple(
+    # gitleaks-style keyword rules, with an operator or said in prose: the redactor's own
+    # shapes, since a random value beside a secret word is what both define
+    _ResidueRule("SECRET", d.locator, d.pattern, _on_value(random_token, 1))
+    for d in _KEYED_DETECTORS) + tuple(
     # gitleaks' vendor keyword rules (`asana_client_id: <16 digits>`): likewise the redactor's
     # shape, a vendor's name, an assignment and a value of exactly that vendor's shape
     _ResidueRule(d.kind, d.locator, d.pattern, _on_value(vendor_value_ok, 1))

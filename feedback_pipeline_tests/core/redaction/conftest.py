@@ -291,6 +291,14 @@ VENDOR_POSITIVE = [
     ('{{"cloudantApiKey": "{}"}}', "tqpwzkvnbxlrmcahsdyjefgu"),
     ("<discordClientId>{}</discordClientId>", "918273645501928374"),
     ("The sumo access id: {}.", "suXq3Lm8Zt2Wv9"),
+    # said in prose, no operator: a vendor's name, key words, a verb or a space, the value
+    ("the heroku api key is {} if you need it", "5b2f9e3a-1c4d-4e8f-9a7b-2d6c0e1f3a4b"),
+    ("Our HubSpot key {} is in the wiki", "5B2F9E3A-1C4D-4E8F-9A7B-2D6C0E1F3A4B"),
+    ("the datadog app key was {}.", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0"),
+    # a secret word and a verb: random values only (one digit, many capitals is random too)
+    ("The API token is {} for staging.", "UInbVMXJZxxwEGRBHTzMBS6HQbfwhpUb"),
+    ("our secret key was now {}, rotate it", "XfVbhFBxYmhlWB8HZXdanKinfadcdVDw"),
+    ("the access token is: {}", "Zq8mW2xN7vL4pK9tR3sY6uB1cD5fG0hJ"),
 ]
 ARTIFACTORY_POSITIVE = [
     "I pasted {} into the ticket, please rotate it.", "ARTIFACTORY_PASSWORD={}",
@@ -310,6 +318,11 @@ VENDOR_NEGATIVE = [
     "see APCategoryList and APIGateway, APEntryV2, AP2Config and APBase64Encoder",
     "APDataV10Handler, AP3DModel, APACHE2, AP7000 and APAC2024Results",
     "asana_project: https://app.asana.com/0/1204567890123456/list",
+    # prose about keys whose next word is a name, a path or an identifier, not a value
+    "the key is authentication_middleware_handler; the token is UserSessionCacheV2Handler",
+    "the api key is stored in ~/.config/service/credentials.json for now",
+    "our secret key was getHTTPResponseCodeFromCache, a function name",
+    "the heroku app is orders-staging-eu-west-1 and its dyno is web.1",
 ]
 
 
