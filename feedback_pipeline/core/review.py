@@ -193,11 +193,42 @@ def _positions(candidates: list[dict[str, Any]]) -> dict[str, str]:
     return {c["candidate_id"]: pos for c, pos in zip(candidates[:2], ("A", "B"), strict=False)}
 
 
+# Parsed once per row and kept on the row under a key no lane schema has: a trace's
+# candidates are read by every vote on it, a review's criteria by its outcome, the safety
+# check and the pair's criteria_json.
+_PARSED_CRITERIA = "_criteria"
+_PARSED_CANDIDATES = "_candidates"
+
+
+def _criteria(review: dict[str, Any]) -> dict[str, Any]:
+    parsed = review.get(_PARSED_CRITERIA)
+    if parsed is None:
+        parsed = review[_PARSED_CRITERIA] = json.loads(review["criteria_json"])
+    return parsed
+
+
+def _candidates(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
+    parsed = trace.get(_PARSED_CANDIDATES)
+    if parsed is None:
+        parsed = candidates_of(trace["candidates"])
+        if isinstance(trace, dict):
+            trace[_PARSED_CANDIDATES] = parsed
+    return parsed
+
+
+def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Row dicts as a table of `schema`, column by column (Arrow converts a list per column
+    several times faster than a list of dicts); a key the schema lacks is left out, a column
+    a row lacks is null."""
+    return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in schema.names},
+                                schema=schema)
+
+
 def _pairwise_outcome(
     review: Mapping[str, Any], candidates: list[dict[str, Any]], rubric: Rubric
 ) -> tuple[str, str, bool]:
     """(outcome, deciding criterion, both candidates unsafe-free?) or ContractError."""
-    criteria = json.loads(review["criteria_json"])
+    criteria = _criteria(review)
     if len(candidates) < 2:
         raise ContractError("pairwise review of a trace with fewer than two candidates")
     a_id, b_id = candidates[0]["candidate_id"], candidates[1]["candidate_id"]
@@ -299,7 +330,7 @@ def resolve_review_rows(
             if review["task"] == "pairwise":
                 try:
                     outcome, deciding, _ = _pairwise_outcome(
-                        review, candidates_of(trace["candidates"]), rubrics[review["rubric_version"]]
+                        review, _candidates(trace), rubrics[review["rubric_version"]]
                     )
                 except ContractError as err:
                     reason = str(err)
@@ -308,7 +339,7 @@ def resolve_review_rows(
                     if review["choice"] is not None and review["choice"] != outcome:
                         review["status"] = RUBRIC_CONFLICT
             elif review["task"] == "pointwise" and review["candidate_id"] not in {
-                c["candidate_id"] for c in candidates_of(trace["candidates"])
+                c["candidate_id"] for c in _candidates(trace)
             }:
                 reason = "candidate_id is not a candidate of the trace"
             if reason is None:
@@ -544,8 +575,7 @@ def resolve_batch(reviews: pa.Table, traces: pa.Table, queues: pa.Table, *, rubr
     unit)."""
     rows = resolve_review_rows(reviews, traces, queues, rubric, rubric_by_version=rubrics,
                                adjudicators=adjudicators)
-    lanes = {lane: pa.Table.from_pylist(rows[lane], schema=schema)
-             for lane, schema in LANE_SCHEMAS.items()}
+    lanes = {lane: rows_to_table(rows[lane], schema) for lane, schema in LANE_SCHEMAS.items()}
     return ResolvedBatch(lanes, rows["quarantine"], len(rows["redelivered"]))
 
 
@@ -605,7 +635,7 @@ def _flagged_unsafe(group: list[dict[str, Any]], candidate_id: str,
     reviews included: a safety flag is never outvoted."""
     flagged = []
     for review in group:
-        marks = json.loads(review["criteria_json"]).get(candidate_id)
+        marks = _criteria(review).get(candidate_id)
         rubric = rubrics.get(review["rubric_version"])
         if marks is not None and rubric is not None and not rubric.is_safe(marks):
             flagged.append(review["reviewer_id"])
@@ -774,7 +804,7 @@ def _pairwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
     if top == "TIE":
         return _Vote("adjudication", None, reason="tie under every rubric criterion",
                      outcomes=f"TIEx{top_n}")
-    cands = candidates_of(trace["candidates"])
+    cands = _candidates(trace)
     chosen, rejected = (cands[0], cands[1]) if top == "A" else (cands[1], cands[0])
     flagged = _flagged_unsafe(group, chosen["candidate_id"], rubrics)
     if flagged:
@@ -799,7 +829,7 @@ def _pairwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
         "review_ids": ",".join(r["review_id"] for r in agreeing),
         "n_reviews": len(group),
         # every vote's criteria, not only the agreeing ones: the unsafe-pair gate reads them
-        "criteria_json": json.dumps([json.loads(r["criteria_json"]) for r in group]),
+        "criteria_json": json.dumps([_criteria(r) for r in group]),
     }, outcomes=top)
 
 
@@ -825,7 +855,7 @@ def _pointwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
         return _Vote("adjudication", None, reason=f"pointwise reviewers disagree ({counts})",
                      outcomes=counts)
     cid = group[0]["candidate_id"]
-    cand = next(c for c in candidates_of(trace["candidates"]) if c["candidate_id"] == cid)
+    cand = next(c for c in _candidates(trace) if c["candidate_id"] == cid)
     scores = sorted(int(r["score"]) for r in group if r["score"] is not None)
     labels_given = Counter(r["label"] for r in group if r["label"] is not None)
     review_ids, reviewers = _ids_of(group)
