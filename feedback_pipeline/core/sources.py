@@ -49,7 +49,11 @@ from feedback_pipeline.core.contract import (
 )
 
 SOURCE_FORMATS: tuple[str, ...] = (
-    "native", "openai_chat", "otlp_genai", "openinference", "jsonl_mapping")
+    "native", "openai_chat", "openai_responses", "otlp_genai", "openinference", "jsonl_mapping")
+
+OPENAI_FORMATS: tuple[str, ...] = ("openai_chat", "openai_responses")
+"""Two names for one adapter: each line is read as the API it was logged from (Chat
+Completions or Responses), so a file may mix both; the name only says what a source holds."""
 
 MESSAGE_ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool")
 
@@ -174,8 +178,8 @@ def parse_source_spec(obj: Any, where: str) -> SourceSpec:
         raise ValueError(f"{where}.fields is only for format jsonl_mapping")
     if candidate_fields and "candidates" not in fields:
         raise ValueError(f"{where}.candidate_fields needs fields.candidates")
-    if metadata and fmt != "openai_chat":
-        raise ValueError(f"{where}.metadata is only for format openai_chat")
+    if metadata and fmt not in OPENAI_FORMATS:
+        raise ValueError(f"{where}.metadata is only for formats {' and '.join(OPENAI_FORMATS)}")
     if fmt == "jsonl_mapping":
         if "prompt" not in fields and "messages" not in fields:
             raise ValueError(f"{where}.fields must map prompt or messages")
@@ -220,15 +224,15 @@ def native_lines(
     quarantines the faults).
 
     Bad data never raises: it becomes a SourceFault. A span line may give several traces and
-    faults; openai_chat holds one input's records and yields its groups at the end (first-seen
-    order, numbered by the group's first line), because several logged responses to one
-    request are one trace with several candidates. Skipped non-GenAI spans are counted in
+    faults; the OpenAI formats hold one input's records and yield its groups at the end
+    (first-seen order, numbered by the group's first line), because several logged responses
+    to one request are one trace with several candidates. Skipped non-GenAI spans are counted in
     `stats`."""
     stats = stats if stats is not None else SourceStats()
     if spec.format == "native":
         yield from lines
         return
-    if spec.format == "openai_chat":
+    if spec.format in OPENAI_FORMATS:
         yield from _counted(_openai_lines(lines, spec), stats)
         return
     mapper = {"otlp_genai": _otlp_line, "openinference": _openinference_line,
@@ -510,12 +514,18 @@ def _openai_lines(lines: Iterable[tuple[int, str | LineFault]],
 
 def _openai_record(obj: dict[str, Any], number: int, line: str, spec: SourceSpec,
                    groups: dict[tuple[str, str | None], _OpenAIGroup]) -> None:
+    """One logged call, of either OpenAI API, into its group: a Chat Completions call
+    (`request.messages`, `response.choices`) or a Responses API call (`request.input`,
+    `response.output`), each also as a Batch API output line (the response under
+    `response.body`, the request joined under `request` or `body`). Which one a line is, is
+    read from the line itself, so one file may mix both."""
     req_key = "request" if "request" in obj else "body"
     request = obj.get(req_key)
     response = obj.get("response")
     if not isinstance(response, dict):
         raise _Fault("response must be an object")
-    batch = "body" in response and "choices" not in response
+    batch = ("body" in response and "choices" not in response
+             and "output" not in response)
     if batch:  # a Batch API output line: {id, custom_id, response: {status_code, body}, error}
         if obj.get("error") is not None:
             raise _Fault("error is set (the batch request failed)")
@@ -527,23 +537,15 @@ def _openai_record(obj: dict[str, Any], number: int, line: str, spec: SourceSpec
         completion, cwhere = response, "response"
     if not isinstance(completion, dict):
         raise _Fault(f"{cwhere} must be an object")
-    if not isinstance(request, dict) or "messages" not in request:
-        raise _Fault("request.messages is missing (a logged call, or a Batch API output line "
-                     "joined with its request, must carry the request under request or body)")
+    if not isinstance(request, dict) or ("messages" not in request and "input" not in request):
+        raise _Fault("request.messages (Chat Completions) or request.input (Responses API) is "
+                     "missing (a logged call, or a Batch API output line joined with its "
+                     "request, must carry the request under request or body)")
     model = request.get("model")
     if not isinstance(model, str):
         raise _Fault(f"{req_key}.model must be a string")
-    leftovers: list[Any] = []  # of the request's messages (the same for the whole group)
-    messages = _chat_messages(request["messages"], f"{req_key}.messages", leftovers)
-    prompt = _prompt(messages, f"{req_key}.messages")
-    created = completion.get("created")
-    _iso_seconds(created, f"{cwhere}.created")
-    response_id = completion.get("id")
-    if not isinstance(response_id, str) or not response_id:
-        raise _Fault(f"{cwhere}.id must be a non-empty string")
-    choices = completion.get("choices")
-    if not isinstance(choices, list):
-        raise _Fault(f"{cwhere}.choices must be a list")
+    call = (_chat_call if "messages" in request else _responses_call)(
+        request, completion, req_key, cwhere)
     metadata = obj.get("metadata")
     meta: dict[str, Any] = {}
     if spec.metadata:
@@ -553,6 +555,62 @@ def _openai_record(obj: dict[str, Any], number: int, line: str, spec: SourceSpec
             value = _resolve(metadata or {}, path)
             if value is not _MISSING and value is not None:
                 meta[name] = value
+    own_id = meta.pop("trace_id", None)
+    key = (call.canonical, own_id if isinstance(own_id, str) else None)
+    group = groups.get(key)
+    if group is None:
+        trace_id = own_id if own_id is not None else f"openai:{call.canonical}"
+        group = groups[key] = _OpenAIGroup(number, line, trace_id, call.messages, call.prompt,
+                                           meta=meta)
+        group.extras = {"model": model, "request": call.request_rest, "responses": []}
+        if call.request_leftovers:
+            group.extras["message_fields"] = call.request_leftovers
+    group.created.append(call.created)
+    group.candidates.extend(call.candidates)
+    entry: dict[str, Any] = {"line": number, "request_key": req_key}
+    entry.update({k: v for k, v in obj.items() if k not in (req_key, "response")})
+    if batch:
+        entry["response"] = {k: v for k, v in response.items() if k != "body"}
+    entry.update(call.response_rest)
+    group.extras["responses"].append(entry)
+
+
+@dataclass
+class _Call:
+    """One logged call mapped, whichever API it went through. `canonical` names the request
+    (model and conversation): several logged answers to one request are one trace."""
+
+    messages: list[dict[str, Any]]
+    prompt: str
+    created: float
+    candidates: list[dict[str, Any]]
+    canonical: str
+    request_rest: dict[str, Any]  # request fields not mapped, kept beside the trace
+    request_leftovers: list[Any]  # message fields and content parts not mapped
+    response_rest: dict[str, Any]  # response fields not mapped
+
+
+def _response_head(response: dict[str, Any], where: str, created_key: str,
+                   answers_key: str) -> tuple[float, str, list[Any]]:
+    """(created, id, answers) of a logged response: the fields both APIs require, under their
+    own names."""
+    created = response.get(created_key)
+    _iso_seconds(created, f"{where}.{created_key}")
+    response_id = response.get("id")
+    if not isinstance(response_id, str) or not response_id:
+        raise _Fault(f"{where}.id must be a non-empty string")
+    answers = response.get(answers_key)
+    if not isinstance(answers, list):
+        raise _Fault(f"{where}.{answers_key} must be a list")
+    return created, response_id, answers
+
+
+def _chat_call(request: dict[str, Any], completion: dict[str, Any], req_key: str,
+               cwhere: str) -> _Call:
+    leftovers: list[Any] = []  # of the request's messages (the same for the whole group)
+    messages = _chat_messages(request["messages"], f"{req_key}.messages", leftovers)
+    prompt = _prompt(messages, f"{req_key}.messages")
+    created, response_id, choices = _response_head(completion, cwhere, "created", "choices")
     params = {k: request[k] for k in _OPENAI_GENERATION_PARAMS if k in request}
     candidates, choice_rest, answer_left = [], [], []
     for i, choice in enumerate(choices):
@@ -572,31 +630,175 @@ def _openai_record(obj: dict[str, Any], number: int, line: str, spec: SourceSpec
         rest = {k: v for k, v in choice.items() if k not in ("index", "message", "finish_reason")}
         if rest:
             choice_rest.append({"index": index, **rest})
-    canonical = _hash_id({"model": model, "messages": request["messages"]})
-    own_id = meta.pop("trace_id", None)
-    key = (canonical, own_id if isinstance(own_id, str) else None)
-    group = groups.get(key)
-    if group is None:
-        trace_id = own_id if own_id is not None else f"openai:{canonical}"
-        request_rest = {k: v for k, v in request.items()
-                        if k not in ("model", "messages", *_OPENAI_GENERATION_PARAMS)}
-        group = groups[key] = _OpenAIGroup(number, line, trace_id, messages, prompt, meta=meta)
-        group.extras = {"model": model, "request": request_rest, "responses": []}
-        if leftovers:
-            group.extras["message_fields"] = leftovers
-    group.created.append(created)
-    group.candidates.extend(candidates)
-    entry: dict[str, Any] = {"line": number, "request_key": req_key}
-    entry.update({k: v for k, v in obj.items() if k not in (req_key, "response")})
-    if batch:
-        entry["response"] = {k: v for k, v in response.items() if k != "body"}
-    entry.update({k: v for k, v in completion.items()
-                  if k not in ("created", "choices", "usage")})
+    response_rest = {k: v for k, v in completion.items()
+                     if k not in ("created", "choices", "usage")}
     if choice_rest:
-        entry["choices"] = choice_rest
+        response_rest["choices"] = choice_rest
     if answer_left:
-        entry["message_fields"] = answer_left
-    group.extras["responses"].append(entry)
+        response_rest["message_fields"] = answer_left
+    return _Call(messages, prompt, created, candidates,
+                 _hash_id({"model": request["model"], "messages": request["messages"]}),
+                 {k: v for k, v in request.items()
+                  if k not in ("model", "messages", *_OPENAI_GENERATION_PARAMS)},
+                 leftovers, response_rest)
+
+
+# --- the Responses API -----------------------------------------------------------------------
+
+_RESPONSES_GENERATION_PARAMS = ("temperature", "top_p", "max_output_tokens", "reasoning",
+                                "top_logprobs", "seed")
+_RESPONSES_UNFINISHED = ("failed", "cancelled", "queued", "in_progress")
+_RESPONSES_TEXT_PARTS = {"input_text": "text", "output_text": "text", "text": "text",
+                         "refusal": "refusal"}
+
+
+def _responses_content(value: Any, where: str, leftovers: list[Any]) -> str | None:
+    """A Responses API message's content as text: input/output text parts and refusals
+    joined by newlines; other parts (images, files, audio) go to `leftovers`, tagged with
+    their position."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise _Fault(f"{where} must be a string, a list of content parts or null")
+    texts, kept = [], []
+    for k, part in enumerate(value):
+        if not isinstance(part, dict):
+            raise _Fault(f"{where}[{k}] must be an object")
+        field_name = _RESPONSES_TEXT_PARTS.get(part.get("type"))
+        if field_name is not None and isinstance(part.get(field_name), str):
+            texts.append(part[field_name])
+            rest = {n: v for n, v in part.items() if n not in ("type", field_name)
+                    and v not in (None, [], {})}  # empty annotations / logprobs carry nothing
+            if rest:
+                kept.append({"part": k, "type": part["type"], **rest})
+        else:
+            kept.append({"part": k, **part})
+    if kept:
+        leftovers.append({"where": where, "content_parts": kept})
+    return "\n".join(texts)
+
+
+def _function_call(item: dict[str, Any], where: str) -> dict[str, Any]:
+    name, call_id = item.get("name"), item.get("call_id")
+    if not isinstance(name, str):
+        raise _Fault(f"{where}.name must be a string")
+    if not isinstance(call_id, str):
+        raise _Fault(f"{where}.call_id must be a string")
+    arguments = item.get("arguments")
+    return {"id": call_id, "type": "function",
+            "function": {"name": name,
+                         "arguments": "" if arguments is None else _json_text(arguments)}}
+
+
+def _responses_items(items: list[Any], where: str, leftovers: list[Any],
+                     roles: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Input or output items as native messages, in order: a message item keeps its role
+    (of `roles`), consecutive function calls become one assistant turn's tool calls, a
+    function call's output a `tool` turn. Items that are not conversation (reasoning, web or
+    file search calls, item references, ...) go to `leftovers` whole, with their position."""
+    messages: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        spot = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise _Fault(f"{spot} must be an object")
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = item.get("role")
+            if role not in roles:
+                raise _Fault(f"{spot}.role must be one of {', '.join(roles)}")
+            parts: list[Any] = []
+            messages.append({"role": role, "content": _responses_content(
+                item.get("content"), f"{spot}.content", parts)})
+            rest = {k: v for k, v in item.items() if k not in ("type", "role", "content")}
+            if rest:
+                leftovers.append({"where": spot, **rest})
+            leftovers.extend(parts)
+        elif kind == "function_call":
+            call = _function_call(item, spot)
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and last.get("tool_calls") \
+                    and not last.get("content"):
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            rest = {k: v for k, v in item.items()
+                    if k not in ("type", "name", "call_id", "arguments")}
+            if rest:
+                leftovers.append({"where": spot, **rest})
+        elif kind == "function_call_output":
+            call_id = item.get("call_id")
+            if not isinstance(call_id, str):
+                raise _Fault(f"{spot}.call_id must be a string")
+            parts = []
+            output = item.get("output")
+            messages.append({"role": "tool", "tool_call_id": call_id,
+                             "content": _responses_content(
+                                 output if isinstance(output, str | list) or output is None
+                                 else _json_text(output), f"{spot}.output", parts)})
+            rest = {k: v for k, v in item.items() if k not in ("type", "call_id", "output")}
+            if rest:
+                leftovers.append({"where": spot, **rest})
+            leftovers.extend(parts)
+        else:
+            leftovers.append({"where": spot, **item})
+    return messages
+
+
+def _responses_call(request: dict[str, Any], response: dict[str, Any], req_key: str,
+                    cwhere: str) -> _Call:
+    """A Responses API call: `instructions` is the system turn, `input` (a string or a list
+    of items) the conversation, and the response's `output` items one candidate (a
+    message's text, refusals and function calls together). A response that did not finish
+    (failed, cancelled, still queued or running) has no answer to review and is a fault; an
+    incomplete one (cut at max_output_tokens, or filtered) is kept, with the reason in its
+    generation."""
+    leftovers: list[Any] = []
+    messages: list[dict[str, Any]] = []
+    instructions = request.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise _Fault(f"{req_key}.instructions must be a string or null")
+        messages.append({"role": "system", "content": instructions})
+    given = request["input"]
+    if isinstance(given, str):
+        messages.append({"role": "user", "content": given})
+    elif isinstance(given, list):
+        messages += _responses_items(given, f"{req_key}.input", leftovers,
+                                     ("user", "system", "developer", "assistant"))
+    else:
+        raise _Fault(f"{req_key}.input must be a string or a list of items")
+    prompt = _prompt(messages, f"{req_key}.input")
+    status = response.get("status")
+    if status in _RESPONSES_UNFINISHED:
+        raise _Fault(f"{cwhere}.status is {status} (no finished answer)")
+    if response.get("error") is not None:
+        raise _Fault(f"{cwhere}.error is set (the call failed)")
+    created, response_id, output = _response_head(response, cwhere, "created_at", "output")
+    answer_left: list[Any] = []
+    turns = _responses_items(output, f"{cwhere}.output", answer_left, ("assistant",))
+    if any(t["role"] != "assistant" for t in turns) or not turns:
+        raise _Fault(f"{cwhere}.output has no assistant message or function call")
+    answer = {"role": "assistant",
+              "content": "\n".join(t["content"] for t in turns if t.get("content")) or None,
+              "tool_calls": [c for t in turns for c in t.get("tool_calls", ())]}
+    params = {k: request[k] for k in _RESPONSES_GENERATION_PARAMS if k in request}
+    incomplete = response.get("incomplete_details")
+    generation = {"status": status,
+                  "incomplete_reason": incomplete.get("reason")
+                  if isinstance(incomplete, dict) else None,
+                  "usage": response.get("usage"), **params}
+    candidate = _candidate(response_id, 0, response.get("model"), generation, answer)
+    response_rest = {k: v for k, v in response.items()
+                     if k not in ("created_at", "output", "usage", "status",
+                                  "incomplete_details")}
+    if answer_left:
+        response_rest["output_fields"] = answer_left
+    return _Call(messages, prompt, created, [candidate],
+                 _hash_id({"model": request["model"], "instructions": instructions,
+                           "input": given}),
+                 {k: v for k, v in request.items()
+                  if k not in ("model", "instructions", "input", *_RESPONSES_GENERATION_PARAMS)},
+                 leftovers, response_rest)
 
 
 # --- OTLP/JSON -------------------------------------------------------------------------------

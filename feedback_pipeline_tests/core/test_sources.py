@@ -195,20 +195,167 @@ def openai_line(**change):
          "response.created must be unix seconds"),
         (json.dumps({"id": "batch_req_2", "custom_id": SECRET,
                      "response": {"status_code": 200, "body": completion("c", 1, [])}}),
-         "request.messages is missing"),
+         "request.messages (Chat Completions) or request.input (Responses API) is missing"),
         (json.dumps({"id": "batch_req_3", "custom_id": "r", "body": {"model": "m",
                      "messages": []}, "response": {"status_code": 500, "body": {"error": SECRET}}}),
          "response.status_code is not 200"),
     ],
 )
 def test_openai_bad_lines_are_faults_that_name_the_field_but_not_the_value(line, reason):
-    out = run([openai_line(), line], SourceSpec("openai_chat"))
+    assert_one_fault_after_a_good_line(openai_line(), line, reason, SourceSpec("openai_chat"))
+
+
+def assert_one_fault_after_a_good_line(good, line, reason, spec):
+    """The bad second line is one fault naming `reason` without the planted value; the good
+    first line still becomes its trace."""
+    out = run([good, line], spec)
     [(number, fault)] = faults(out)
     assert number == 2
     assert reason in fault.reason
     assert SECRET not in fault.reason
     assert fault.raw_line == line
     assert len(traces([item for item in out if not isinstance(item[1], SourceFault)])) == 1
+
+
+# ---- the Responses API (openai_responses, or openai_chat: each line is read as logged) -----
+
+
+RESPONSES_REQUEST = {
+    "model": "gpt-4.1", "instructions": SYSTEM, "temperature": 0.7, "store": True,
+    "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}],
+    "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "What's the weather"},
+                                     {"type": "input_text", "text": "in Paris?"}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+         "arguments": ARGS, "status": "completed"},
+        {"type": "function_call_output", "call_id": "call_1", "output": TOOL_RESULT},
+        {"type": "message", "role": "user", "content": LAST_USER},
+    ]}
+
+
+def response(response_id, created_at, output, status="completed", incomplete=None):
+    return {"id": response_id, "object": "response", "created_at": created_at,
+            "status": status, "model": "gpt-4.1-2025-04-14", "output": output,
+            "incomplete_details": incomplete, "error": None, "instructions": SYSTEM,
+            "parallel_tool_calls": True,
+            "usage": {"input_tokens": 81, "output_tokens": 17, "total_tokens": 98}}
+
+
+def said(text, kind="output_text"):
+    field = "refusal" if kind == "refusal" else "text"
+    return {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+            "content": [{"type": kind, field: text, **({"annotations": []}
+                                                      if kind == "output_text" else {})}]}
+
+
+REASONING = {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text",
+                                                             "text": "Rain is forecast."}]}
+FORECAST_CALL = {"type": "function_call", "id": "fc_2", "call_id": "call_2",
+                 "name": "get_forecast", "arguments": '{"city": "Paris", "days": 1}',
+                 "status": "completed"}
+
+
+@pytest.mark.parametrize("fmt", ["openai_responses", "openai_chat"])
+def test_responses_api_calls_to_one_request_become_one_trace_with_every_answer(fmt):
+    first = {"request": RESPONSES_REQUEST, "app": {"env": "prod"},
+             "response": response("resp_AAA", 1_746_000_100,
+                                  [REASONING, said("Yes, rain is likely tomorrow.")])}
+    again = {"request": {**RESPONSES_REQUEST, "temperature": 0.2},  # same conversation
+             "response": response("resp_BBB", 1_746_000_050, [FORECAST_CALL])}
+    out = run([json.dumps(first), json.dumps(again)], SourceSpec(fmt))
+    [trace] = traces(out)
+    assert re.fullmatch(r"openai:[0-9a-f]{32}", trace["trace_id"])
+    assert trace["created_at"] == "2025-04-30T08:00:50+00:00"  # the earliest response
+    assert trace["prompt"] == LAST_USER
+    assert_conversation(trace["messages"])  # instructions are the system turn
+    cands = trace["candidates"]
+    assert [c["candidate_id"] for c in cands] == ["resp_AAA.0", "resp_BBB.0"]
+    assert [c["text"] for c in cands] == ["Yes, rain is likely tomorrow.",
+                                          'call get_forecast({"city": "Paris", "days": 1})']
+    assert cands[0]["model_id"] == "gpt-4.1-2025-04-14"
+    assert cands[0]["generation"] == {"status": "completed", "temperature": 0.7,
+                                      "usage": {"input_tokens": 81, "output_tokens": 17,
+                                                "total_tokens": 98}}
+    assert cands[1]["generation"]["temperature"] == 0.2
+    # nothing unmapped is dropped: tools, store, reasoning items, item ids, the caller's fields
+    extra = trace["openai"]
+    assert extra["request"] == {"tools": RESPONSES_REQUEST["tools"], "store": True}
+    assert {"where": "request.input[1]", "id": "fc_1", "status": "completed"} in \
+        extra["message_fields"]
+    first_logged = extra["responses"][0]
+    assert first_logged["app"] == {"env": "prod"} and first_logged["parallel_tool_calls"]
+    assert {"where": "response.output[0]", **REASONING} in first_logged["output_fields"]
+    assert {"where": "response.output[1]", "id": "msg_1", "status": "completed"} in \
+        first_logged["output_fields"]
+
+
+def test_responses_api_string_input_batch_output_refusal_and_a_cut_answer():
+    batch_line = {"id": "batch_req_1", "custom_id": "req-7",
+                  "body": {"model": "gpt-4.1-mini", "input": "Is it safe to rm -rf /tmp?"},
+                  "response": {"status_code": 200, "request_id": "abc",
+                               "body": response("resp_Z", 1_746_000_000,
+                                                [said("Only as root.", "refusal")])},
+                  "error": None}
+    cut = {"request": {"model": "gpt-4.1-mini", "input": "Is it safe to rm -rf /tmp?",
+                       "max_output_tokens": 16},
+           "response": response("resp_Y", 1_746_000_009, [said("Usually, but")],
+                                status="incomplete",
+                                incomplete={"reason": "max_output_tokens"})}
+    chat = {"request": REQUEST, "response": completion("chatcmpl-F", 1_746_000_000,
+                                                       [(ANSWER_A, "stop")])}
+    out = run([json.dumps(batch_line), json.dumps(cut), json.dumps(chat)],
+              SourceSpec("openai_responses"))
+    single, chat_trace = traces(out)  # one file may mix both APIs
+    assert single["messages"] == [{"role": "user", "content": "Is it safe to rm -rf /tmp?"}]
+    assert [c["text"] for c in single["candidates"]] == ["Only as root.", "Usually, but"]
+    assert single["candidates"][1]["generation"] == {
+        "status": "incomplete", "incomplete_reason": "max_output_tokens",
+        "max_output_tokens": 16, "usage": {"input_tokens": 81, "output_tokens": 17,
+                                           "total_tokens": 98}}
+    batch = single["openai"]["responses"][0]
+    assert batch["custom_id"] == "req-7" and batch["request_key"] == "body"
+    assert batch["response"] == {"status_code": 200, "request_id": "abc"}
+    assert chat_trace["candidates"][0]["candidate_id"] == "chatcmpl-F.0"
+
+
+def responses_line(request=None, **change):
+    line = {"request": request or {"model": "gpt-4.1", "input": f"my key is {SECRET}"},
+            "response": response("resp_X", 1_746_000_000, [said(SECRET)])}
+    line["response"].update(change)
+    return json.dumps(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (responses_line(status="failed"), "response.status is failed (no finished answer)"),
+        (responses_line(status="in_progress"), "response.status is in_progress"),
+        (responses_line(error={"code": "server_error", "message": SECRET}),
+         "response.error is set"),
+        (responses_line(output=[REASONING]),
+         "response.output has no assistant message or function call"),
+        (responses_line(output=[{"role": "user", "content": SECRET}]),
+         "response.output[0].role must be one of assistant"),
+        (responses_line(output={"text": SECRET}), "response.output must be a list"),
+        (responses_line(created_at=SECRET), "response.created_at must be unix seconds"),
+        (responses_line(id=""), "response.id must be a non-empty string"),
+        (responses_line({"model": "gpt-4.1", "input": {"text": SECRET}}),
+         "request.input must be a string or a list of items"),
+        (responses_line({"model": "gpt-4.1", "input": [{"role": SECRET, "content": "x"}]}),
+         "request.input[0].role must be one of"),
+        (responses_line({"model": "gpt-4.1", "input": [
+            {"type": "function_call_output", "output": SECRET}]}),
+         "request.input[0].call_id must be a string"),
+        (responses_line({"model": "gpt-4.1", "instructions": SECRET, "input": [
+            {"role": "assistant", "content": SECRET}]}),
+         "request.input has no user message with text"),
+        (responses_line({"model": "gpt-4.1", "instructions": [SECRET], "input": "hi"}),
+         "request.instructions must be a string or null"),
+    ],
+)
+def test_responses_api_bad_lines_are_faults_that_name_the_field_but_not_the_value(line, reason):
+    assert_one_fault_after_a_good_line(responses_line(), line, reason,
+                                       SourceSpec("openai_responses"))
 
 
 # ---- OTLP / GenAI semantic conventions ------------------------------------------------------
@@ -593,8 +740,8 @@ def test_bad_declarations_name_where_and_the_key(obj, message):
 
 
 def test_declaration_round_trip_and_formats():
-    assert SOURCE_FORMATS == ("native", "openai_chat", "otlp_genai", "openinference",
-                              "jsonl_mapping")
+    assert SOURCE_FORMATS == ("native", "openai_chat", "openai_responses", "otlp_genai",
+                              "openinference", "jsonl_mapping")
     spec = parse_source_spec("otlp_genai", "sources.o")
     assert spec.format == "otlp_genai" and dict(spec.defaults) == {}
 
