@@ -12,7 +12,7 @@ from feedback_pipeline.automation import alerts, schedules, sensors
 from feedback_pipeline.automation.checks import AUDIT_CHECKS
 from feedback_pipeline.core import runtime, signing, vault
 from feedback_pipeline.core.labelstudio import API_KEY_ENV
-from feedback_pipeline.io_manager import ParquetIOManager
+from feedback_pipeline.io_manager import ParquetIOManager, StepIOManager
 from feedback_pipeline.jobs import ALL_JOBS
 from feedback_pipeline.resources import (
     DEFAULT_LABEL_STUDIO_URL,
@@ -75,13 +75,19 @@ def _policy_or_none(root: str) -> Policy | None:
 
 
 def stage_assets(root: str) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """Every stage's assets with owners (policy `asset_owners`) and code versions."""
+    """Every stage's assets with owners (policy `asset_owners`) and code versions; with
+    `shards_per_day` above 1, raw_traces is the sharded graph (stages.ingest)."""
     policy = _policy_or_none(root)
     owners = list(policy.asset_owners if policy is not None else Policy.asset_owners)
+    assets = [*dg.load_assets_from_modules(STAGE_MODULES), *REPORTED_ASSETS]
+    if policy is not None and policy.shards_per_day > 1:
+        sharded = ingest.sharded_raw_traces(policy.shards_per_day)
+        assets = [sharded if isinstance(a, dg.AssetsDefinition) and a.keys == sharded.keys
+                  else a for a in assets]
     return list(dg.map_asset_specs(
         lambda spec: spec.replace_attributes(
             owners=owners, code_version=code_version(spec.group_name, policy)),
-        [*dg.load_assets_from_modules(STAGE_MODULES), *REPORTED_ASSETS]))
+        assets))
 
 
 def from_env(name: str, default: str | None = None) -> Any:
@@ -99,6 +105,7 @@ def deployment_resources(root: str, *, root_from_env: bool = False) -> dict[str,
                                      stage_workers=from_env(runtime.WORKERS_ENV, "")),
         "io_manager": ParquetIOManager(data_root=data_root, zone=WAREHOUSE),
         "restricted_io_manager": ParquetIOManager(data_root=data_root, zone=RESTRICTED),
+        ingest.SHARD_STEP_IO: StepIOManager(data_root=data_root),
         "keys": KeysResource(
             data_root=data_root, vault_key=from_env(vault.KEY_ENV),
             vault_key_file=from_env(vault.KEY_FILE_ENV), signing_key=from_env(signing.KEY_ENV),

@@ -10,13 +10,22 @@ quarantine, owner-only. Assets return pandas frames; this layer decides where th
 
 from __future__ import annotations
 
+import pickle
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
 from feedback_pipeline.core.runtime import end_of_stage
 from feedback_pipeline.progress import StageProgress, progress_of
-from feedback_pipeline.storage import WAREHOUSE, BatchStream, PartitionBatches, Storage
+from feedback_pipeline.storage import (
+    RESTRICTED,
+    WAREHOUSE,
+    BatchStream,
+    PartitionBatches,
+    Storage,
+)
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -80,3 +89,27 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return batches
         columns = (context.definition_metadata or {}).get("columns")
         return self.storage.read_table(self.zone, name, day, columns=columns).to_pandas()
+
+
+class StepIOManager(dg.ConfigurableIOManager):
+    """What one op hands the next inside a graph-backed asset (a shard's plan, a parsed shard's
+    staged paths and counts): small values, pickled under <data_root>/restricted/.steps/<run
+    id>/, where a step in another process, or on another machine that sees the data root,
+    reads them. They hold file names and counts, never rows; rows travel as staged tables
+    (storage.StagedTable)."""
+
+    data_root: str
+
+    def _path(self, context: dg.OutputContext | dg.InputContext) -> Any:
+        output = context.upstream_output if isinstance(context, dg.InputContext) else context
+        assert output is not None
+        parts = [output.step_key, output.name,
+                 *([output.mapping_key] if output.mapping_key else [])]
+        name = "-".join(part.replace("/", "_") for part in parts) + ".pickle"
+        return Storage(self.data_root).root / RESTRICTED / ".steps" / output.run_id / name
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        Storage(self.data_root).write_bytes(self._path(context), pickle.dumps(obj))
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        return pickle.loads(self._path(context).read_bytes())  # noqa: S301 - written by a step of this run

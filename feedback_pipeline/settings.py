@@ -87,6 +87,9 @@ class Policy:
     backlog_max_age_days: int = 14
     min_eval_items: int = 20
     max_quarantined_share: float = 0.10
+    shards_per_day: int = 1
+    """Parse a day's landed files as this many shards of whole files, one executor step each
+    (stages.ingest, "sharded days"); 1 parses the day in one step."""
     max_line_bytes: int = 8 * 1024 * 1024
     """Longest landed line (bytes, without its newline) that ingest parses; a longer line is
     quarantined unread, so reading never holds much more than this."""
@@ -139,6 +142,7 @@ class Policy:
             "max_quarantined_share": 0.0 <= self.max_quarantined_share <= 1.0,
             "max_line_bytes": isinstance(self.max_line_bytes, int)
             and not isinstance(self.max_line_bytes, bool) and self.max_line_bytes >= 1024,
+            "shards_per_day": 1 <= self.shards_per_day <= 1024,
             "experiment_rounds": self.experiment_rounds >= 1,
             "experiment_base_pairs": self.experiment_base_pairs >= 0,
             "asset_owners": all(isinstance(o, str) and _OWNER.fullmatch(o)

@@ -348,6 +348,84 @@ class Spool:
         return BatchStream(self.schema, batches())
 
 
+class StagedTable:
+    """Rows one step hands to a later step of the same run, which may run in another process
+    or on another machine (a shard of a day parsed by one executor step and merged by
+    another): a Parquet file under the zone's `.stage/` folder of the data root, so every
+    worker that sees the root sees it. Written by one writer, read once by `read_staged`,
+    which removes it; one left by a run that died is removed by the next stage in its folder
+    after `Spool.STALE_SECONDS`, as spools are."""
+
+    def __init__(self, storage: Storage, zone: str, schema: pa.Schema, label: str) -> None:
+        self.relative_path = f"{zone}/.stage/{label}-{uuid.uuid4().hex}.parquet"
+        folder = storage.root / zone / ".stage"
+        storage._ensure_dir(folder)
+        if not storage.remote:
+            _remove_stale_stages(folder, Spool.STALE_SECONDS)
+        self.path = storage.root / self.relative_path
+        self.schema = schema
+        self.rows = 0
+        where, filesystem = arrow_target(self.path)
+        self._writer = pq.ParquetWriter(where, schema, filesystem=filesystem,
+                                        compression="lz4")
+        if isinstance(self.path, Path) and storage._is_restricted(self.path):
+            restrict(self.path)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table.cast(self.schema))
+            self.rows += table.num_rows
+
+    def close(self) -> str:
+        """The file's path under the data root, to hand to the reading step."""
+        self._writer.close()
+        return self.relative_path
+
+
+def read_staged(storage: Storage, path: str, sizes: list[int],
+                schema: pa.Schema) -> Iterator[pa.Table]:
+    """A `StagedTable`'s rows (`path` as its `close` gave it) cut into consecutive tables of
+    exactly `sizes` rows (the tables its writer wrote, empty ones included); the file is
+    removed once read to its end."""
+    staged = storage.root / path
+    source, filesystem = arrow_target(staged)
+    try:
+        file = pq.ParquetFile(source, filesystem=filesystem) if any(sizes) else None
+        batches = file.iter_batches(batch_size=50_000) if file is not None else iter(())
+        yield from exact_chunks(batches, sizes, schema)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staged.unlink()
+
+
+def exact_chunks(stream: Iterable[pa.RecordBatch], sizes: list[int],
+                 schema: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of `stream` cut into consecutive tables of exactly `sizes` rows."""
+    iterator = iter(stream)
+    held: pa.Table | None = None
+    for size in sizes:
+        parts: list[pa.Table] = []
+        need = size
+        while need:
+            if held is None or not held.num_rows:
+                held = pa.Table.from_batches([next(iterator)])
+            take = min(need, held.num_rows)
+            parts.append(held.slice(0, take))
+            held = held.slice(take)
+            need -= take
+        yield pa.concat_tables(parts) if parts else schema.empty_table()
+    for _rest in iterator:  # read to the end: a spool removes its file then
+        pass
+
+
+def _remove_stale_stages(folder: Path, older_than: float) -> None:
+    cutoff = time.time() - older_than
+    for path in folder.glob("*.parquet"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
 def _remove_stale_spools(folder: Path, older_than: float) -> None:
     cutoff = time.time() - older_than
     for path in folder.glob(".spool-*.arrows"):

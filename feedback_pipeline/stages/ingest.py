@@ -31,13 +31,16 @@ valid line flows on.
 import fnmatch
 import functools
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
 
 from feedback_pipeline.core.contract import (
+    QUARANTINE_SCHEMA,
     REPEATED_TRACE_ID,
     TRACE_SCHEMA,
     not_accepted_reason,
@@ -55,7 +58,13 @@ from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_loo
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
 from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table, max_line_bytes
-from feedback_pipeline.storage import RESTRICTED, BatchStream, Storage
+from feedback_pipeline.storage import (
+    RESTRICTED,
+    BatchStream,
+    StagedTable,
+    Storage,
+    read_staged,
+)
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 BATCH_ROWS = 20_000
@@ -181,27 +190,17 @@ def source_of(name: str, sources: list[tuple[str, SourceSpec]]) -> SourceSpec | 
     return next((spec for glob, spec in sources if fnmatch.fnmatchcase(name, glob)), None)
 
 
-def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
-                   line_limit: int | None = None,
-                   stats: SourceStats | None = None,
-                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines
-    and files, ids repeated anywhere in the day and ids already landed on another day are
-    appended to `quarantine`."""
+def parsed_chunks(pipeline: PipelineResource, day: str, files: list, limit: int,
+                  stats: SourceStats | None, batch_rows: int = BATCH_ROWS
+                  ) -> Iterator[tuple[pa.Table, list[dict], list[tuple[int, str]]]]:
+    """(valid rows, quarantine rows, the chunk's numbered lines) of each chunk of `files`, in
+    file and line order, the chunks parsed on every core."""
     storage = pipeline.storage
-    limit = line_limit if line_limit is not None else max_line_bytes(pipeline)
-    seen: set[str] = set()
-    submitted: deque[list[tuple[int, str]]] = deque()
-    landed = LandedElsewhere(storage, day)
-    deny_terms = tuple(pipeline.deny_terms()) if storage.config_path(
-        "redaction").exists() else ()
-
     declared = pipeline.trace_sources()
+    submitted: deque[list[tuple[int, str]]] = deque()
 
     def chunks():
-        for name, reason in unread_entries(storage, day):
-            quarantine.append(quarantine_row(name, 0, reason, "", None))
-        for path in storage.landing_files("traces", day, TRACE_SUFFIXES):
+        for path in files:
             lines = read_lines(path, limit)
             spec = source_of(path.name, declared)
             if spec is not None and spec.format != "native":
@@ -211,9 +210,24 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
                 yield functools.partial(parse_trace_chunk, chunk,
                                         source=storage.relative(path), day=day)
 
+    for table, bad in ordered_calls(chunks(), pipeline.workers):
+        yield table, bad, submitted.popleft()
+
+
+def deduplicated(pipeline: PipelineResource, day: str,
+                 parsed: Iterable[tuple[pa.Table, list[dict], Mapping[int, Any]]],
+                 quarantine: list[dict]) -> Iterator[pa.Table]:
+    """The parsed chunks of a day, in order, less every row whose trace id was seen earlier
+    in the day or already landed on another day, or whose identifier fields look raw; each
+    chunk's own quarantine rows, then those, are appended to `quarantine`. `parsed` gives
+    (rows, quarantine rows, line text by line number) per chunk."""
+    storage = pipeline.storage
+    seen: set[str] = set()
+    landed = LandedElsewhere(storage, day)
+    deny_terms = tuple(pipeline.deny_terms()) if storage.config_path(
+        "redaction").exists() else ()
     try:
-        for table, bad in ordered_calls(chunks(), pipeline.workers):
-            chunk = submitted.popleft()
+        for table, bad, text in parsed:
             quarantine.extend(bad)
             if not table.num_rows:
                 continue
@@ -228,7 +242,6 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
             for i, field in raw_looking_fields(table, ID_FIELDS, deny_terms).items():
                 reasons.setdefault(i, raw_looking_reason(field))
             if reasons:
-                text = dict(chunk)
                 sources = table.column("source_file").to_pylist()
                 numbers = table.column("source_line").to_pylist()
                 quarantine.extend(quarantine_row(
@@ -244,29 +257,67 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
         landed.close()
 
 
+def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
+                   line_limit: int | None = None,
+                   stats: SourceStats | None = None,
+                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """Valid trace rows of one landing day in batches (chunks parsed on every core); bad lines
+    and files, ids repeated anywhere in the day and ids already landed on another day are
+    appended to `quarantine`."""
+    storage = pipeline.storage
+    limit = line_limit if line_limit is not None else max_line_bytes(pipeline)
+
+    def parsed():
+        for name, reason in unread_entries(storage, day):
+            quarantine.append(quarantine_row(name, 0, reason, "", None))
+        files = storage.landing_files("traces", day, TRACE_SUFFIXES)
+        for table, bad, chunk in parsed_chunks(pipeline, day, files, limit, stats, batch_rows):
+            yield table, bad, dict(chunk)
+
+    yield from deduplicated(pipeline, day, parsed(), quarantine)
+
+
+RAW_TRACES_OUTS = {
+    "raw_traces": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
+                              description="Validated raw traces (restricted zone)."),
+    "trace_quarantine": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
+                                    description="Trace lines that broke the contract, "
+                                    "with file, line and reason (restricted zone)."),
+}
+
+
 @dg.multi_asset(
-    outs={
-        "raw_traces": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
-                                  description="Validated raw traces (restricted zone)."),
-        "trace_quarantine": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
-                                        description="Trace lines that broke the contract, "
-                                        "with file, line and reason (restricted zone)."),
-    },
+    outs=RAW_TRACES_OUTS,
     partitions_def=daily_partitions,
     group_name="ingest",
     can_subset=False,
 )
 def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     day = context.partition_key
-    storage = pipeline.storage
+    refuse_retired_day(pipeline.storage, day)
+    stats = SourceStats()
+    yield from ingest_outputs(context, pipeline, functools.partial(
+        ingest_batches, pipeline, day, stats=stats), stats)
+
+
+def refuse_retired_day(storage: Storage, day: str) -> None:
+    """A day whose raw traces retention deleted cannot be ingested again: its redacted tables
+    are kept, and a run over no landed files would replace them with nothing."""
     if not storage.landing_dir("traces", day).exists() and storage.has_table(
             "warehouse", "redacted_traces", day):
         raise dg.Failure(description=f"the raw traces of {day} were deleted by retention; its "
                          "redacted tables are kept and cannot be rebuilt from raw")
+
+
+def ingest_outputs(context: dg.OpExecutionContext, pipeline: PipelineResource,
+                   batches: Callable[[list[dict]], Iterator[pa.Table]], stats: SourceStats):
+    """raw_traces (streamed from `batches(quarantine)`, which appends the day's quarantine
+    rows as it goes) and then trace_quarantine with its counts by reason."""
+    day = context.partition_key
+    storage = pipeline.storage
     bad: list[dict] = []
     files = storage.landing_files("traces", day, TRACE_SUFFIXES)
-    stats = SourceStats()
-    yield dg.Output(BatchStream(TRACE_SCHEMA, ingest_batches(pipeline, day, bad, stats=stats)),
+    yield dg.Output(BatchStream(TRACE_SCHEMA, batches(bad)),
                     output_name="raw_traces", metadata={"files": len(files)})
     if stats.spans_seen:
         context.log.info(f"{stats.spans_seen} span(s) read on {day}; {stats.summary()}")
@@ -286,3 +337,146 @@ def raw_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource):
                   "reasons": counts_table(reasons, "reason") if reasons
                   else dg.MetadataValue.md("none")},
     )
+
+
+# --- sharded days ------------------------------------------------------------------------------
+#
+# With `shards_per_day: N` in the policy, raw_traces is a graph of three ops: the plan splits
+# the day's files into N shards of whole files (contiguous in file order, balanced by bytes),
+# one executor step per shard parses its files (each on every core of its worker), and the
+# merge streams the shards back in order through the same duplicate and raw-looking-id rules
+# (`deduplicated`), so the tables are exactly those of an unsharded run. Dagster's
+# multiprocess, Celery or Kubernetes executor runs the shard steps wherever it runs steps.
+
+SHARD_LINE = "shard_line_text"
+"""A parsed row's line text as its chunk held it: the merge quarantines a repeated id with
+it, as an unsharded run does."""
+SHARD_ROWS_SCHEMA = TRACE_SCHEMA.append(pa.field(SHARD_LINE, pa.string()))
+SHARD_STEP_IO = "shard_step_io_manager"
+
+
+@dataclass(frozen=True)
+class TraceShard:
+    """One shard of a landing day: whole files, named as they are in the day's folder."""
+
+    day: str
+    index: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParsedShard:
+    """Where a parsed shard's rows and quarantine rows are staged, and how many of each every
+    chunk had (the merge replays the chunks in order)."""
+
+    index: int
+    rows_path: str
+    chunk_rows: tuple[int, ...]
+    quarantine_path: str
+    chunk_quarantine: tuple[int, ...]
+    stats: SourceStats
+
+
+def _size(path: Any) -> int:
+    try:
+        return max(int(path.stat().st_size), 1)
+    except (OSError, AttributeError):
+        return 1
+
+
+def plan_shards(storage: Storage, day: str, shards: int) -> list[TraceShard]:
+    """The day's files in `shards` contiguous runs of about equal bytes (a file is never
+    split: one larger than a shard's share is a shard of its own). Shards left without files
+    are not planned, except the first, so a day with no files still runs its merge."""
+    files = storage.landing_files("traces", day, TRACE_SUFFIXES)
+    sizes = [_size(p) for p in files]
+    total = sum(sizes) or 1
+    groups: list[list[str]] = [[] for _ in range(shards)]
+    before = 0
+    for path, size in zip(files, sizes, strict=True):
+        groups[min(shards - 1, before * shards // total)].append(path.name)
+        before += size
+    return [TraceShard(day, k, tuple(names)) for k, names in enumerate(groups) if names or not k]
+
+
+def parse_shard(pipeline: PipelineResource, shard: TraceShard) -> ParsedShard:
+    """Parse one shard's files (on every core) and stage its rows and quarantine rows in the
+    restricted zone for the merge."""
+    storage = pipeline.storage
+    wanted = set(shard.files)
+    files = [p for p in storage.landing_files("traces", shard.day, TRACE_SUFFIXES)
+             if p.name in wanted]
+    label = f"raw_traces-{shard.day}-shard{shard.index}"
+    rows = StagedTable(storage, RESTRICTED, SHARD_ROWS_SCHEMA, label)
+    bad_rows = StagedTable(storage, RESTRICTED, QUARANTINE_SCHEMA, label + "-quarantine")
+    stats = SourceStats()
+    chunk_rows: list[int] = []
+    chunk_bad: list[int] = []
+    try:
+        for table, bad, chunk in parsed_chunks(pipeline, shard.day, files,
+                                               max_line_bytes(pipeline), stats):
+            text = dict(chunk)
+            lines = [text[n] for n in table.column("source_line").to_pylist()]
+            rows.write(table.append_column(SHARD_LINE, pa.array(lines, pa.string())))
+            bad_rows.write(quarantine_to_table(bad))
+            chunk_rows.append(table.num_rows)
+            chunk_bad.append(len(bad))
+    finally:
+        rows_path, bad_path = rows.close(), bad_rows.close()
+    return ParsedShard(shard.index, rows_path, tuple(chunk_rows), bad_path, tuple(chunk_bad),
+                       stats)
+
+
+def merged_batches(pipeline: PipelineResource, day: str, shards: list[ParsedShard],
+                   quarantine: list[dict]) -> Iterator[pa.Table]:
+    """The parsed shards' rows in shard order, through the day's duplicate rules."""
+    storage = pipeline.storage
+
+    def parsed():
+        for name, reason in unread_entries(storage, day):
+            quarantine.append(quarantine_row(name, 0, reason, "", None))
+        for shard in sorted(shards, key=lambda s: s.index):
+            tables = read_staged(storage, shard.rows_path, list(shard.chunk_rows),
+                                 SHARD_ROWS_SCHEMA)
+            bads = read_staged(storage, shard.quarantine_path, list(shard.chunk_quarantine),
+                               QUARANTINE_SCHEMA)
+            for table, bad in zip(tables, bads, strict=True):
+                text = dict(zip(table.column("source_line").to_pylist(),
+                                table.column(SHARD_LINE).to_pylist(), strict=True))
+                yield table.drop_columns([SHARD_LINE]).cast(TRACE_SCHEMA), bad.to_pylist(), text
+
+    yield from deduplicated(pipeline, day, parsed(), quarantine)
+
+
+def sharded_raw_traces(shards_per_day: int) -> dg.AssetsDefinition:
+    """raw_traces and trace_quarantine as plan -> one step per shard -> merge (see above);
+    the same asset keys, partitions and tables as the unsharded asset."""
+
+    @dg.op(name="plan_trace_shards", out=dg.DynamicOut(io_manager_key=SHARD_STEP_IO))
+    def plan(context: dg.OpExecutionContext, pipeline: PipelineResource):
+        day = context.partition_key
+        refuse_retired_day(pipeline.storage, day)
+        for shard in plan_shards(pipeline.storage, day, shards_per_day):
+            yield dg.DynamicOutput(shard, mapping_key=f"shard_{shard.index}")
+
+    @dg.op(name="parse_trace_shard", out=dg.Out(io_manager_key=SHARD_STEP_IO))
+    def parse(pipeline: PipelineResource, shard: TraceShard) -> ParsedShard:
+        return parse_shard(pipeline, shard)
+
+    @dg.op(name="merge_trace_shards",
+           out={"raw_traces": dg.Out(io_manager_key=RESTRICTED_IO),
+                "trace_quarantine": dg.Out(io_manager_key=RESTRICTED_IO)})
+    def merge(context: dg.OpExecutionContext, pipeline: PipelineResource, parsed: list):
+        day = context.partition_key
+        stats = SourceStats(spans_seen=sum(p.stats.spans_seen for p in parsed),
+                            spans_skipped=sum(p.stats.spans_skipped for p in parsed))
+        yield from ingest_outputs(context, pipeline, functools.partial(
+            merged_batches, pipeline, day, parsed), stats)
+
+    @dg.graph_multi_asset(outs=RAW_TRACES_OUTS, partitions_def=daily_partitions,
+                          group_name="ingest", can_subset=False)
+    def raw_traces():
+        traces, quarantine = merge(plan().map(parse).collect())
+        return {"raw_traces": traces, "trace_quarantine": quarantine}
+
+    return raw_traces

@@ -38,6 +38,7 @@ from feedback_pipeline.core.redaction.redactor import (
 from feedback_pipeline.core.runtime import ordered_map, submit
 from feedback_pipeline.core.texts import REDACTED_TRACE_TEXTS, residue_in_table, table_texts
 from feedback_pipeline.core.vault import SEALED_SCHEMA, VaultKey, corpus_token_key, seal_vault
+from feedback_pipeline.storage import exact_chunks
 
 REDACTED_SCHEMA = TRACE_SCHEMA.append(pa.field("redaction_version", pa.string())).append(
     pa.field("prompt_fingerprint", pa.string()))
@@ -131,8 +132,8 @@ def redact_day(batches: Callable[[], Iterable[pa.RecordBatch]], *, job: Redactio
     finder = RecurrenceFinder(known)
     redo = functools.partial(redact_batch, job=job, known=known)
     pending: deque[Future[RedactedBatch]] = deque()
-    parts = zip(batches(), _exact_chunks(tables.stream(), rows, REDACTED_SCHEMA),
-                _exact_chunks(sealed.stream(), sealed_rows, SEALED_SCHEMA), summaries,
+    parts = zip(batches(), exact_chunks(tables.stream(), rows, REDACTED_SCHEMA),
+                exact_chunks(sealed.stream(), sealed_rows, SEALED_SCHEMA), summaries,
                 strict=True)
     for raw, table, vault_rows, summary in parts:
         if finder.found_in(table):
@@ -208,23 +209,3 @@ def _ascii_word(byte: int) -> bool:
 
 def _forms(value: str) -> set[str]:
     return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-
-
-def _exact_chunks(stream: Iterable[pa.RecordBatch], sizes: list[int],
-                  schema: pa.Schema) -> Iterator[pa.Table]:
-    """The rows of `stream` cut into consecutive tables of exactly `sizes` rows."""
-    iterator = iter(stream)
-    held: pa.Table | None = None
-    for size in sizes:
-        parts: list[pa.Table] = []
-        need = size
-        while need:
-            if held is None or not held.num_rows:
-                held = pa.Table.from_batches([next(iterator)])
-            take = min(need, held.num_rows)
-            parts.append(held.slice(0, take))
-            held = held.slice(take)
-            need -= take
-        yield pa.concat_tables(parts) if parts else schema.empty_table()
-    for _rest in iterator:  # read to the end: the spool removes its file then
-        pass
