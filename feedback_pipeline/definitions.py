@@ -35,6 +35,7 @@ from feedback_pipeline.stages import (
     routing,
 )
 from feedback_pipeline.stages import selection as selection_stage
+from feedback_pipeline.stages.common import SHARD_STEP_IO
 from feedback_pipeline.storage import RESTRICTED, WAREHOUSE, Storage, default_data_root
 
 STAGE_MODULES = [ingest, redaction, routing, review, agreement, selection_stage, judge, release]
@@ -76,13 +77,17 @@ def _policy_or_none(root: str) -> Policy | None:
 
 def stage_assets(root: str) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Every stage's assets with owners (policy `asset_owners`) and code versions; with
-    `shards_per_day` above 1, raw_traces is the sharded graph (stages.ingest)."""
+    `shards_per_day` above 1, raw_traces and (without corpus-stable tokens) redacted_traces
+    are the sharded graphs of stages.ingest and stages.redaction."""
     policy = _policy_or_none(root)
     owners = list(policy.asset_owners if policy is not None else Policy.asset_owners)
     assets = [*dg.load_assets_from_modules(STAGE_MODULES), *REPORTED_ASSETS]
     if policy is not None and policy.shards_per_day > 1:
-        sharded = ingest.sharded_raw_traces(policy.shards_per_day)
-        assets = [sharded if isinstance(a, dg.AssetsDefinition) and a.keys == sharded.keys
+        sharded = [ingest.sharded_raw_traces(policy.shards_per_day)]
+        if not policy.corpus_stable_tokens:  # its second pass reads the whole day at once
+            sharded.append(redaction.sharded_redacted_traces(policy.shards_per_day))
+        by_keys = {frozenset(a.keys): a for a in sharded}
+        assets = [by_keys.get(frozenset(a.keys), a) if isinstance(a, dg.AssetsDefinition)
                   else a for a in assets]
     return list(dg.map_asset_specs(
         lambda spec: spec.replace_attributes(
@@ -105,7 +110,7 @@ def deployment_resources(root: str, *, root_from_env: bool = False) -> dict[str,
                                      stage_workers=from_env(runtime.WORKERS_ENV, "")),
         "io_manager": ParquetIOManager(data_root=data_root, zone=WAREHOUSE),
         "restricted_io_manager": ParquetIOManager(data_root=data_root, zone=RESTRICTED),
-        ingest.SHARD_STEP_IO: StepIOManager(data_root=data_root),
+        SHARD_STEP_IO: StepIOManager(data_root=data_root),
         "keys": KeysResource(
             data_root=data_root, vault_key=from_env(vault.KEY_ENV),
             vault_key_file=from_env(vault.KEY_FILE_ENV), signing_key=from_env(signing.KEY_ENV),

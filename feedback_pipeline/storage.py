@@ -284,6 +284,39 @@ class PartitionBatches:
             self._rows_read(batch.num_rows)
             yield batch
 
+    def iter_range(self, start: int, stop: int, batch_size: int,
+                   columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Rows `start` to `stop` in tables of `batch_size` rows (the last may be shorter),
+        reading only the row groups that hold them. With `start` a multiple of `batch_size`,
+        these are exactly the batches `iter_batches(batch_size)` gives for those rows, so a
+        shard of a day redacts the batches an unsharded pass would."""
+        file = self._file()
+        offsets = [0]
+        for group in range(file.metadata.num_row_groups):
+            offsets.append(offsets[-1] + file.metadata.row_group(group).num_rows)
+        stop = min(stop, offsets[-1])
+        groups = [g for g in range(len(offsets) - 1) if offsets[g] < stop and offsets[g + 1] > start]
+        if start >= stop or not groups:
+            return
+
+        def rows() -> Iterator[pa.RecordBatch]:
+            skip, left = start - offsets[groups[0]], stop - start
+            for batch in file.iter_batches(batch_size=batch_size, row_groups=groups,
+                                           columns=columns):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                batch, skip = batch.slice(skip, left), 0
+                left -= batch.num_rows
+                yield batch
+                if not left:
+                    return
+
+        full, rest = divmod(stop - start, batch_size)
+        schema = file.schema_arrow if columns is None else pa.schema(
+            [file.schema_arrow.field(c) for c in columns])
+        yield from exact_chunks(rows(), [batch_size] * full + ([rest] if rest else []), schema)
+
     def iter_frames(self, batch_size: int = 50_000,
                     columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         for batch in self.iter_batches(batch_size, columns):
@@ -371,10 +404,12 @@ class StagedTable:
         if isinstance(self.path, Path) and storage._is_restricted(self.path):
             restrict(self.path)
 
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._writer.write_table(table.cast(self.schema))
-            self.rows += table.num_rows
+    def write(self, data: pa.Table | pd.DataFrame) -> None:
+        if isinstance(data, pd.DataFrame):
+            data = pa.Table.from_pandas(data, schema=self.schema, preserve_index=False)
+        if data.num_rows:
+            self._writer.write_table(data.cast(self.schema))
+            self.rows += data.num_rows
 
     def close(self) -> str:
         """The file's path under the data root, to hand to the reading step."""

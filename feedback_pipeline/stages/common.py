@@ -14,6 +14,8 @@ from feedback_pipeline.resources import PipelineResource
 
 RESTRICTED_IO = "restricted_io_manager"
 WAREHOUSE_IO = "io_manager"
+SHARD_STEP_IO = "shard_step_io_manager"
+"""What the ops of a sharded stage hand each other (io_manager.StepIOManager)."""
 
 
 def counts_table(counts: Mapping[str, int], key: str = "value") -> dg.MetadataValue:

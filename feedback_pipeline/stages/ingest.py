@@ -57,7 +57,12 @@ from feedback_pipeline.core.sources import SourceSpec, SourceStats, native_lines
 from feedback_pipeline.core.texts import TextLayout, raw_looking_fields, raw_looking_reason
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import PipelineResource
-from feedback_pipeline.stages.common import RESTRICTED_IO, counts_table, max_line_bytes
+from feedback_pipeline.stages.common import (
+    RESTRICTED_IO,
+    SHARD_STEP_IO,
+    counts_table,
+    max_line_bytes,
+)
 from feedback_pipeline.storage import (
     RESTRICTED,
     BatchStream,
@@ -352,7 +357,6 @@ SHARD_LINE = "shard_line_text"
 """A parsed row's line text as its chunk held it: the merge quarantines a repeated id with
 it, as an unsharded run does."""
 SHARD_ROWS_SCHEMA = TRACE_SCHEMA.append(pa.field(SHARD_LINE, pa.string()))
-SHARD_STEP_IO = "shard_step_io_manager"
 
 
 @dataclass(frozen=True)

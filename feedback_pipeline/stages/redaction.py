@@ -7,41 +7,59 @@ A second, independent scan (the residue check) blocks everything downstream on a
 
 
 import functools
+from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow as pa
 
-from feedback_pipeline.core.redaction.batch import REDACTED_SCHEMA, RedactionJob, redact_day
+from feedback_pipeline.core.redaction.batch import (
+    REDACTED_SCHEMA,
+    RedactionJob,
+    redact_batch,
+    redact_day,
+)
+from feedback_pipeline.core.runtime import ordered_map
 from feedback_pipeline.core.vault import SEALED_SCHEMA
 from feedback_pipeline.partitions import daily_partitions
 from feedback_pipeline.resources import KeysResource, PipelineResource
 from feedback_pipeline.stages.common import (
     RESTRICTED_IO,
+    SHARD_STEP_IO,
     WAREHOUSE_IO,
     counts_table,
     residue_check_result,
 )
-from feedback_pipeline.storage import RESTRICTED, BatchStream, PartitionBatches
+from feedback_pipeline.storage import (
+    RESTRICTED,
+    BatchStream,
+    PartitionBatches,
+    StagedTable,
+    read_staged,
+)
 
 BATCH_ROWS = 10_000
 
 
+REDACTED_OUTS = {
+    "redacted_traces": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
+                                   description="Traces with every identifier and secret "
+                                   "replaced by a stable token; safe for reviewers."),
+    "reidentification_vault": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
+                                          description="Sealed token -> value mapping "
+                                          "(restricted zone, encrypted)."),
+}
+RESIDUE_CHECK = dg.AssetCheckSpec("no_redaction_residue", asset="redacted_traces",
+                                  partitions_def=daily_partitions, blocking=True,
+                                  description="An independent scan finds no raw identifier or "
+                                  "secret in any redacted text.")
+
+
 @dg.multi_asset(
-    outs={
-        "redacted_traces": dg.AssetOut(io_manager_key=WAREHOUSE_IO, kinds={"parquet"},
-                                       description="Traces with every identifier and secret "
-                                       "replaced by a stable token; safe for reviewers."),
-        "reidentification_vault": dg.AssetOut(io_manager_key=RESTRICTED_IO, kinds={"parquet"},
-                                              description="Sealed token -> value mapping "
-                                              "(restricted zone, encrypted)."),
-    },
+    outs=REDACTED_OUTS,
     partitions_def=daily_partitions,
     group_name="redaction",
     can_subset=False,
-    check_specs=[dg.AssetCheckSpec("no_redaction_residue", asset="redacted_traces",
-                                   partitions_def=daily_partitions,
-                                   blocking=True,
-                                   description="An independent scan finds no raw identifier or "
-                                   "secret in any redacted text.")],
+    check_specs=[RESIDUE_CHECK],
 )
 def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResource,
                     keys: KeysResource, raw_traces: PartitionBatches):
@@ -50,8 +68,7 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     where it recurs bare in another (`redact_day`)."""
     policy = pipeline.policy
     key = keys.vault_key_value()
-    job = RedactionJob(tuple(pipeline.deny_terms()), policy.redaction_version,
-                       policy.corpus_stable_tokens, key)
+    job = redaction_job(pipeline, keys)
     vault = pipeline.storage.spool(RESTRICTED, SEALED_SCHEMA)
     offending: list[str] = []
     kinds: dict[str, int] = {}
@@ -80,12 +97,158 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         output_name="redacted_traces",
         metadata={"redaction_version": policy.redaction_version},
     )
-    vault_metadata = {"key_id": key.key_id,
-                      "tokens_by_kind": counts_table(tokens_by_kind, "kind")
-                      if tokens_by_kind else dg.MetadataValue.md("none")}
+    metadata = vault_metadata(key.key_id, tokens_by_kind)
     if policy.corpus_stable_tokens:  # batches where a value found elsewhere in the day recurred
-        vault_metadata["batches_redone_for_day_wide_values"] = redone
-    yield dg.Output(vault.stream(), output_name="reidentification_vault",
-                    metadata=vault_metadata)
+        metadata["batches_redone_for_day_wide_values"] = redone
+    yield dg.Output(vault.stream(), output_name="reidentification_vault", metadata=metadata)
     yield residue_check_result("no_redaction_residue", "redacted_traces", offending, kinds,
                                scanned)
+
+
+def redaction_job(pipeline: PipelineResource, keys: KeysResource) -> RedactionJob:
+    policy = pipeline.policy
+    return RedactionJob(tuple(pipeline.deny_terms()), policy.redaction_version,
+                        policy.corpus_stable_tokens, keys.vault_key_value())
+
+
+def vault_metadata(key_id: str, tokens_by_kind: dict[str, int]) -> dict:
+    return {"key_id": key_id,
+            "tokens_by_kind": counts_table(tokens_by_kind, "kind")
+            if tokens_by_kind else dg.MetadataValue.md("none")}
+
+
+# --- sharded days ------------------------------------------------------------------------------
+#
+# With `shards_per_day: N` (and without corpus-stable tokens, whose second pass needs every
+# value of the day in one place), redacted_traces is a graph: the plan cuts the day's raw rows
+# into N runs of whole batches, one executor step per shard redacts its batches (on every core
+# of its worker) and stages them, and the merge streams the shards back in order and runs the
+# residue gate on their findings. Every batch is the batch an unsharded run redacts
+# (`PartitionBatches.iter_range`), so the tables are the same.
+
+
+@dataclass(frozen=True)
+class RedactionShard:
+    """Rows `start` to `stop` of a day's raw traces: whole batches of BATCH_ROWS."""
+
+    day: str
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class RedactedShard:
+    """Where a redacted shard's rows and vault rows are staged, rows per batch, and what the
+    residue scan and the tokens counted (ids and counts, never a value)."""
+
+    index: int
+    rows_path: str
+    batch_rows: tuple[int, ...]
+    sealed_path: str
+    batch_sealed: tuple[int, ...]
+    offending: tuple[str, ...]
+    residue_kinds: dict[str, int]
+    tokens_by_kind: dict[str, int]
+
+
+def plan_redaction_shards(day: str, rows: int, shards: int,
+                          batch_rows: int | None = None) -> list[RedactionShard]:
+    """`rows` in at most `shards` contiguous runs of whole batches (of BATCH_ROWS), as even
+    as batches allow; a day with no rows still plans its first shard, so its merge runs."""
+    batch_rows = batch_rows or BATCH_ROWS
+    batches = -(-rows // batch_rows)
+    per = max(1, -(-batches // shards))
+    plan = [RedactionShard(day, k, k * per * batch_rows, min(rows, (k + 1) * per * batch_rows))
+            for k in range(shards) if k * per * batch_rows < rows]
+    return plan or [RedactionShard(day, 0, 0, 0)]
+
+
+def redact_shard(pipeline: PipelineResource, job: RedactionJob,
+                 shard: RedactionShard) -> RedactedShard:
+    """Redact one shard's batches (on every core) and stage the rows and vault rows in the
+    restricted zone for the merge."""
+    storage = pipeline.storage
+    label = f"redacted_traces-{shard.day}-shard{shard.index}"
+    rows = StagedTable(storage, RESTRICTED, REDACTED_SCHEMA, label)
+    sealed = StagedTable(storage, RESTRICTED, SEALED_SCHEMA, label + "-vault")
+    batch_rows: list[int] = []
+    batch_sealed: list[int] = []
+    offending: list[str] = []
+    kinds: dict[str, int] = {}
+    tokens: dict[str, int] = {}
+    raw = storage.batches(RESTRICTED, "raw_traces", shard.day)
+    try:
+        for result in ordered_map(functools.partial(redact_batch, job=job),
+                                  raw.iter_range(shard.start, shard.stop, BATCH_ROWS),
+                                  pipeline.workers):
+            rows.write(result.table)
+            sealed.write(result.sealed)
+            batch_rows.append(result.table.num_rows)
+            batch_sealed.append(len(result.sealed))
+            offending.extend(result.offending)
+            for counts, found in ((kinds, result.residue_kinds), (tokens, result.tokens_by_kind)):
+                for kind, count in found.items():
+                    counts[kind] = counts.get(kind, 0) + count
+    finally:
+        rows_path, sealed_path = rows.close(), sealed.close()
+    return RedactedShard(shard.index, rows_path, tuple(batch_rows), sealed_path,
+                         tuple(batch_sealed), tuple(offending), kinds, tokens)
+
+
+def sharded_redacted_traces(shards_per_day: int) -> dg.AssetsDefinition:
+    """redacted_traces, the vault and the residue gate as plan -> one step per shard -> merge
+    (see above); the same asset keys, partitions, check and tables as the unsharded asset."""
+
+    @dg.op(name="plan_redaction_shards", out=dg.DynamicOut(io_manager_key=SHARD_STEP_IO))
+    def plan(context: dg.OpExecutionContext, raw_traces: PartitionBatches):
+        for shard in plan_redaction_shards(context.partition_key, raw_traces.num_rows,
+                                           shards_per_day):
+            yield dg.DynamicOutput(shard, mapping_key=f"shard_{shard.index}")
+
+    @dg.op(name="redact_shard", out=dg.Out(io_manager_key=SHARD_STEP_IO))
+    def redact(pipeline: PipelineResource, keys: KeysResource,
+               shard: RedactionShard) -> RedactedShard:
+        return redact_shard(pipeline, redaction_job(pipeline, keys), shard)
+
+    check_output = RESIDUE_CHECK.get_python_identifier()
+
+    @dg.op(name="merge_redaction_shards",
+           out={"redacted_traces": dg.Out(io_manager_key=WAREHOUSE_IO),
+                "reidentification_vault": dg.Out(io_manager_key=RESTRICTED_IO),
+                check_output: dg.Out(dg.Nothing, is_required=False)})
+    def merge(pipeline: PipelineResource, keys: KeysResource, redacted: list):
+        storage = pipeline.storage
+        shards = sorted(redacted, key=lambda r: r.index)
+
+        def staged(path: str, sizes: tuple[int, ...], schema: pa.Schema):
+            for shard in shards:
+                yield from read_staged(storage, getattr(shard, path), list(getattr(shard, sizes)),
+                                       schema)
+
+        tokens: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        for shard in shards:
+            for counts, found in ((tokens, shard.tokens_by_kind), (kinds, shard.residue_kinds)):
+                for kind, count in found.items():
+                    counts[kind] = counts.get(kind, 0) + count
+        yield dg.Output(BatchStream(REDACTED_SCHEMA, staged("rows_path", "batch_rows",
+                                                            REDACTED_SCHEMA)),
+                        output_name="redacted_traces",
+                        metadata={"redaction_version": pipeline.policy.redaction_version})
+        yield dg.Output(BatchStream(SEALED_SCHEMA, staged("sealed_path", "batch_sealed",
+                                                          SEALED_SCHEMA)),
+                        output_name="reidentification_vault",
+                        metadata=vault_metadata(keys.vault_key_value().key_id, tokens))
+        yield residue_check_result("no_redaction_residue", "redacted_traces",
+                                   [i for shard in shards for i in shard.offending], kinds,
+                                   sum(sum(shard.batch_rows) for shard in shards))
+
+    @dg.graph_multi_asset(outs=REDACTED_OUTS, partitions_def=daily_partitions,
+                          group_name="redaction", can_subset=False, check_specs=[RESIDUE_CHECK])
+    def redacted_traces(raw_traces):
+        traces, vault, residue = merge(plan(raw_traces).map(redact).collect())
+        return {"redacted_traces": traces, "reidentification_vault": vault,
+                check_output: residue}
+
+    return redacted_traces
