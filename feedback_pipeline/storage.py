@@ -385,9 +385,10 @@ class StagedTable:
     """Rows one step hands to a later step of the same run, which may run in another process
     or on another machine (a shard of a day parsed by one executor step and merged by
     another): a Parquet file under the zone's `.stage/` folder of the data root, so every
-    worker that sees the root sees it. Written by one writer, read once by `read_staged`,
-    which removes it; one left by a run that died is removed by the next stage in its folder
-    after `Spool.STALE_SECONDS`, as spools are."""
+    worker that sees the root sees it. Written by one writer, read by `read_staged` and
+    removed by `remove_staged` once the merge's outputs are written; one left by a run that
+    died is removed by the next stage in its folder after `Spool.STALE_SECONDS`, as spools
+    are."""
 
     def __init__(self, storage: Storage, zone: str, schema: pa.Schema, label: str) -> None:
         self.relative_path = f"{zone}/.stage/{label}-{uuid.uuid4().hex}.parquet"
@@ -420,17 +421,21 @@ class StagedTable:
 def read_staged(storage: Storage, path: str, sizes: list[int],
                 schema: pa.Schema) -> Iterator[pa.Table]:
     """A `StagedTable`'s rows (`path` as its `close` gave it) cut into consecutive tables of
-    exactly `sizes` rows (the tables its writer wrote, empty ones included); the file is
-    removed once read to its end."""
-    staged = storage.root / path
-    source, filesystem = arrow_target(staged)
-    try:
-        file = pq.ParquetFile(source, filesystem=filesystem) if any(sizes) else None
-        batches = file.iter_batches(batch_size=50_000) if file is not None else iter(())
-        yield from exact_chunks(batches, sizes, schema)
-    finally:
+    exactly `sizes` rows (the tables its writer wrote, empty ones included). The file stays
+    until `remove_staged`: a merge that fails part way can be retried on the same files."""
+    if not any(sizes):
+        yield from (schema.empty_table() for _ in sizes)
+        return
+    source, filesystem = arrow_target(storage.root / path)
+    file = pq.ParquetFile(source, filesystem=filesystem)
+    yield from exact_chunks(file.iter_batches(batch_size=50_000), sizes, schema)
+
+
+def remove_staged(storage: Storage, paths: Iterable[str]) -> None:
+    """Remove staged tables once what was made from them is written."""
+    for path in paths:
         with contextlib.suppress(FileNotFoundError):
-            staged.unlink()
+            (storage.root / path).unlink()
 
 
 def exact_chunks(stream: Iterable[pa.RecordBatch], sizes: list[int],

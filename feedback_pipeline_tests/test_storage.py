@@ -15,7 +15,17 @@ import pyarrow as pa
 import pytest
 
 from feedback_pipeline.core.release import ReleaseExistsError, verify_files
-from feedback_pipeline.storage import WAREHOUSE, BatchStream, FsPath, Storage, is_url
+from feedback_pipeline.storage import (
+    RESTRICTED,
+    WAREHOUSE,
+    BatchStream,
+    FsPath,
+    StagedTable,
+    Storage,
+    is_url,
+    read_staged,
+    remove_staged,
+)
 
 SCHEMA = pa.schema([("trace_id", pa.string()), ("n", pa.int64())])
 
@@ -163,3 +173,42 @@ def test_a_spool_streams_its_rows_once_and_a_dead_runs_spool_is_removed(tmp_path
     assert not first.path.exists()
     second.write(pa.table({"n": [3]}))
     assert sum(b.num_rows for b in second.stream()) == 1
+
+
+def test_a_staged_table_reads_back_in_its_writes_sizes_until_removed(storage: Storage):
+    """What one step stages for another: the same tables, empty ones included, readable again
+    (a merge retried after a failure), and gone once removed."""
+    staged = StagedTable(storage, RESTRICTED, SCHEMA, "shard-0")
+    sizes = []
+    for rows in (3, 0, 2):
+        table = pa.table({"trace_id": [f"t{i}" for i in range(rows)], "n": list(range(rows))},
+                         schema=SCHEMA)
+        staged.write(table)
+        sizes.append(rows)
+    staged.write(pd.DataFrame({"trace_id": ["p"], "n": [9]}))
+    sizes.append(1)
+    path = staged.close()
+    assert path.startswith(f"{RESTRICTED}/.stage/shard-0-")
+    first = [t.to_pylist() for t in read_staged(storage, path, sizes, SCHEMA)]
+    again = [t.to_pylist() for t in read_staged(storage, path, sizes, SCHEMA)]
+    assert first == again and [len(t) for t in first] == [3, 0, 2, 1]
+    assert first[2] == [{"trace_id": "t0", "n": 0}, {"trace_id": "t1", "n": 1}]
+    assert first[3] == [{"trace_id": "p", "n": 9}]
+    remove_staged(storage, [path])
+    assert not (storage.root / path).exists()
+    empty = StagedTable(storage, RESTRICTED, SCHEMA, "shard-1")
+    assert [t.num_rows for t in read_staged(storage, empty.close(), [0, 0], SCHEMA)] == [0, 0]
+
+
+def test_iter_range_gives_the_batches_a_whole_pass_gives(storage: Storage):
+    rows = 1003
+    table = pa.table({"trace_id": [f"t{i}" for i in range(rows)], "n": list(range(rows))},
+                     schema=SCHEMA)
+    storage.write_stream(WAREHOUSE, "ranged", "2026-05-01", BatchStream(
+        SCHEMA, [table.slice(i, 170) for i in range(0, rows, 170)]))  # row groups of 170
+    reader = storage.batches(WAREHOUSE, "ranged", "2026-05-01")
+    whole = [b.column("n").to_pylist() for b in reader.iter_batches(100)]
+    parts = [b.column("n").to_pylist() for start, stop in ((0, 300), (300, 700), (700, 5000))
+             for b in reader.iter_range(start, stop, 100)]
+    assert parts == whole and len(parts) == 11
+    assert list(reader.iter_range(2000, 3000, 100)) == []

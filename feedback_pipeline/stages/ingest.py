@@ -69,6 +69,7 @@ from feedback_pipeline.storage import (
     StagedTable,
     Storage,
     read_staged,
+    remove_staged,
 )
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -349,7 +350,8 @@ def ingest_outputs(context: dg.OpExecutionContext, pipeline: PipelineResource,
 # With `shards_per_day: N` in the policy, raw_traces is a graph of three ops: the plan splits
 # the day's files into N shards of whole files (contiguous in file order, balanced by bytes),
 # one executor step per shard parses its files (each on every core of its worker), and the
-# merge streams the shards back in order through the same duplicate and raw-looking-id rules
+# merge streams the shards back in order (their staged rows are removed once both tables are
+# written, so a merge that fails part way can be retried) through the same duplicate and raw-looking-id rules
 # (`deduplicated`), so the tables are exactly those of an unsharded run. Dagster's
 # multiprocess, Celery or Kubernetes executor runs the shard steps wherever it runs steps.
 
@@ -476,6 +478,8 @@ def sharded_raw_traces(shards_per_day: int) -> dg.AssetsDefinition:
                             spans_skipped=sum(p.stats.spans_skipped for p in parsed))
         yield from ingest_outputs(context, pipeline, functools.partial(
             merged_batches, pipeline, day, parsed), stats)
+        remove_staged(pipeline.storage, [path for p in parsed
+                                         for path in (p.rows_path, p.quarantine_path)])
 
     @dg.graph_multi_asset(outs=RAW_TRACES_OUTS, partitions_def=daily_partitions,
                           group_name="ingest", can_subset=False)

@@ -35,6 +35,7 @@ from feedback_pipeline.storage import (
     PartitionBatches,
     StagedTable,
     read_staged,
+    remove_staged,
 )
 
 BATCH_ROWS = 10_000
@@ -243,6 +244,8 @@ def sharded_redacted_traces(shards_per_day: int) -> dg.AssetsDefinition:
         yield residue_check_result("no_redaction_residue", "redacted_traces",
                                    [i for shard in shards for i in shard.offending], kinds,
                                    sum(sum(shard.batch_rows) for shard in shards))
+        remove_staged(storage, [path for shard in shards
+                                for path in (shard.rows_path, shard.sealed_path)])
 
     @dg.graph_multi_asset(outs=REDACTED_OUTS, partitions_def=daily_partitions,
                           group_name="redaction", can_subset=False, check_specs=[RESIDUE_CHECK])
