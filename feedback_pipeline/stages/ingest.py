@@ -462,7 +462,12 @@ def sharded_raw_traces(shards_per_day: int) -> dg.AssetsDefinition:
     def plan(context: dg.OpExecutionContext, pipeline: PipelineResource):
         day = context.partition_key
         refuse_retired_day(pipeline.storage, day)
-        for shard in plan_shards(pipeline.storage, day, shards_per_day):
+        shards = plan_shards(pipeline.storage, day, shards_per_day)
+        if len(shards) < shards_per_day:  # a file is never split: say why fewer steps run
+            context.log.info(f"{day}: {len(shards)} of {shards_per_day} shards planned; the "
+                             f"day has {sum(len(s.files) for s in shards)} trace file(s), and "
+                             "a shard is one or more whole files")
+        for shard in shards:
             yield dg.DynamicOutput(shard, mapping_key=f"shard_{shard.index}")
 
     @dg.op(name="parse_trace_shard", out=dg.Out(io_manager_key=SHARD_STEP_IO))

@@ -203,8 +203,13 @@ def sharded_redacted_traces(shards_per_day: int) -> dg.AssetsDefinition:
 
     @dg.op(name="plan_redaction_shards", out=dg.DynamicOut(io_manager_key=SHARD_STEP_IO))
     def plan(context: dg.OpExecutionContext, raw_traces: PartitionBatches):
-        for shard in plan_redaction_shards(context.partition_key, raw_traces.num_rows,
-                                           shards_per_day):
+        shards = plan_redaction_shards(context.partition_key, raw_traces.num_rows,
+                                       shards_per_day)
+        if len(shards) < shards_per_day:  # a batch is never split: say why fewer steps run
+            context.log.info(f"{context.partition_key}: {len(shards)} of {shards_per_day} "
+                             f"shards planned; a shard is one or more whole batches of "
+                             f"{BATCH_ROWS} rows")
+        for shard in shards:
             yield dg.DynamicOutput(shard, mapping_key=f"shard_{shard.index}")
 
     @dg.op(name="redact_shard", out=dg.Out(io_manager_key=SHARD_STEP_IO))
