@@ -221,19 +221,20 @@ def parsed_chunks(pipeline: PipelineResource, day: str, files: list, limit: int,
 
 
 def deduplicated(pipeline: PipelineResource, day: str,
-                 parsed: Iterable[tuple[pa.Table, list[dict], Mapping[int, Any]]],
+                 parsed: Iterable[tuple[pa.Table, list[dict], Callable[[], Mapping[int, Any]]]],
                  quarantine: list[dict]) -> Iterator[pa.Table]:
     """The parsed chunks of a day, in order, less every row whose trace id was seen earlier
     in the day or already landed on another day, or whose identifier fields look raw; each
     chunk's own quarantine rows, then those, are appended to `quarantine`. `parsed` gives
-    (rows, quarantine rows, line text by line number) per chunk."""
+    (rows, quarantine rows, a function giving line text by line number) per chunk: the text
+    is looked up only for a chunk with rows to quarantine, which most chunks are not."""
     storage = pipeline.storage
     seen: set[str] = set()
     landed = LandedElsewhere(storage, day)
     deny_terms = tuple(pipeline.deny_terms()) if storage.config_path(
         "redaction").exists() else ()
     try:
-        for table, bad, text in parsed:
+        for table, bad, text_of in parsed:
             quarantine.extend(bad)
             if not table.num_rows:
                 continue
@@ -248,6 +249,7 @@ def deduplicated(pipeline: PipelineResource, day: str,
             for i, field in raw_looking_fields(table, ID_FIELDS, deny_terms).items():
                 reasons.setdefault(i, raw_looking_reason(field))
             if reasons:
+                text = text_of()
                 sources = table.column("source_file").to_pylist()
                 numbers = table.column("source_line").to_pylist()
                 quarantine.extend(quarantine_row(
@@ -278,7 +280,7 @@ def ingest_batches(pipeline: PipelineResource, day: str, quarantine: list[dict],
             quarantine.append(quarantine_row(name, 0, reason, "", None))
         files = storage.landing_files("traces", day, TRACE_SUFFIXES)
         for table, bad, chunk in parsed_chunks(pipeline, day, files, limit, stats, batch_rows):
-            yield table, bad, dict(chunk)
+            yield table, bad, functools.partial(dict, chunk)
 
     yield from deduplicated(pipeline, day, parsed(), quarantine)
 
@@ -433,6 +435,11 @@ def parse_shard(pipeline: PipelineResource, shard: TraceShard) -> ParsedShard:
                        stats)
 
 
+def _lines_by_number(table: pa.Table) -> dict[int, str]:
+    return dict(zip(table.column("source_line").to_pylist(),
+                    table.column(SHARD_LINE).to_pylist(), strict=True))
+
+
 def merged_batches(pipeline: PipelineResource, day: str, shards: list[ParsedShard],
                    quarantine: list[dict]) -> Iterator[pa.Table]:
     """The parsed shards' rows in shard order, through the day's duplicate rules."""
@@ -447,9 +454,8 @@ def merged_batches(pipeline: PipelineResource, day: str, shards: list[ParsedShar
             bads = read_staged(storage, shard.quarantine_path, list(shard.chunk_quarantine),
                                QUARANTINE_SCHEMA)
             for table, bad in zip(tables, bads, strict=True):
-                text = dict(zip(table.column("source_line").to_pylist(),
-                                table.column(SHARD_LINE).to_pylist(), strict=True))
-                yield table.drop_columns([SHARD_LINE]).cast(TRACE_SCHEMA), bad.to_pylist(), text
+                yield (table.drop_columns([SHARD_LINE]).cast(TRACE_SCHEMA), bad.to_pylist(),
+                       functools.partial(_lines_by_number, table))
 
     yield from deduplicated(pipeline, day, parsed(), quarantine)
 

@@ -7,6 +7,7 @@ A second, independent scan (the residue check) blocks everything downstream on a
 
 
 import functools
+from collections import Counter
 from dataclasses import dataclass
 
 import dagster as dg
@@ -68,12 +69,11 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     day's size. With corpus-stable tokens, a second pass replaces a value found in one batch
     where it recurs bare in another (`redact_day`)."""
     policy = pipeline.policy
-    key = keys.vault_key_value()
     job = redaction_job(pipeline, keys)
     vault = pipeline.storage.spool(RESTRICTED, SEALED_SCHEMA)
     offending: list[str] = []
-    kinds: dict[str, int] = {}
-    tokens_by_kind: dict[str, int] = {}
+    kinds: Counter[str] = Counter()
+    tokens_by_kind: Counter[str] = Counter()
     scanned = 0
     redone = 0
 
@@ -85,11 +85,9 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         for result in results:
             redone += result.redone
             vault.write(result.sealed)
-            for kind, count in result.tokens_by_kind.items():
-                tokens_by_kind[kind] = tokens_by_kind.get(kind, 0) + count
+            tokens_by_kind.update(result.tokens_by_kind)
             offending.extend(result.offending)
-            for kind, count in result.residue_kinds.items():
-                kinds[kind] = kinds.get(kind, 0) + count
+            kinds.update(result.residue_kinds)
             scanned += result.table.num_rows
             yield result.table
 
@@ -98,7 +96,7 @@ def redacted_traces(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         output_name="redacted_traces",
         metadata={"redaction_version": policy.redaction_version},
     )
-    metadata = vault_metadata(key.key_id, tokens_by_kind)
+    metadata = vault_metadata(job.key.key_id, tokens_by_kind)
     if policy.corpus_stable_tokens:  # batches where a value found elsewhere in the day recurred
         metadata["batches_redone_for_day_wide_values"] = redone
     yield dg.Output(vault.stream(), output_name="reidentification_vault", metadata=metadata)
@@ -176,8 +174,8 @@ def redact_shard(pipeline: PipelineResource, job: RedactionJob,
     batch_rows: list[int] = []
     batch_sealed: list[int] = []
     offending: list[str] = []
-    kinds: dict[str, int] = {}
-    tokens: dict[str, int] = {}
+    kinds: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
     raw = storage.batches(RESTRICTED, "raw_traces", shard.day)
     try:
         for result in ordered_map(functools.partial(redact_batch, job=job),
@@ -188,13 +186,12 @@ def redact_shard(pipeline: PipelineResource, job: RedactionJob,
             batch_rows.append(result.table.num_rows)
             batch_sealed.append(len(result.sealed))
             offending.extend(result.offending)
-            for counts, found in ((kinds, result.residue_kinds), (tokens, result.tokens_by_kind)):
-                for kind, count in found.items():
-                    counts[kind] = counts.get(kind, 0) + count
+            kinds.update(result.residue_kinds)
+            tokens.update(result.tokens_by_kind)
     finally:
         rows_path, sealed_path = rows.close(), sealed.close()
     return RedactedShard(shard.index, rows_path, tuple(batch_rows), sealed_path,
-                         tuple(batch_sealed), tuple(offending), kinds, tokens)
+                         tuple(batch_sealed), tuple(offending), dict(kinds), dict(tokens))
 
 
 def sharded_redacted_traces(shards_per_day: int) -> dg.AssetsDefinition:
@@ -232,12 +229,11 @@ def sharded_redacted_traces(shards_per_day: int) -> dg.AssetsDefinition:
                 yield from read_staged(storage, getattr(shard, path), list(getattr(shard, sizes)),
                                        schema)
 
-        tokens: dict[str, int] = {}
-        kinds: dict[str, int] = {}
+        tokens: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
         for shard in shards:
-            for counts, found in ((tokens, shard.tokens_by_kind), (kinds, shard.residue_kinds)):
-                for kind, count in found.items():
-                    counts[kind] = counts.get(kind, 0) + count
+            tokens.update(shard.tokens_by_kind)
+            kinds.update(shard.residue_kinds)
         yield dg.Output(BatchStream(REDACTED_SCHEMA, staged("rows_path", "batch_rows",
                                                             REDACTED_SCHEMA)),
                         output_name="redacted_traces",
