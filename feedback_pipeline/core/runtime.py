@@ -73,7 +73,27 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
-_ARROW_POOL = pa.default_memory_pool()
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def _arrow_pool() -> pa.MemoryPool:
+    """The Arrow memory pool every stage allocates from: jemalloc where the wheel has it,
+    unless ARROW_DEFAULT_MEMORY_POOL names one. Arrow's default, mimalloc, keeps the pages of
+    a stage's freed batches resident even after `release_unused` (on a 10^5-trace day the
+    CLI process ended every stage 150-300 MiB larger than with jemalloc or the system
+    allocator, same stage times), and a run that executes every stage in one process carries
+    that into the next stage's peak. jemalloc returns them on its own decay timer."""
+    if os.environ.get(ARROW_POOL_ENV):
+        return pa.default_memory_pool()
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a build without jemalloc (Windows wheels)
+        return pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    return pool
+
+
+_ARROW_POOL = _arrow_pool()
 
 
 def _trimmed(call: tuple[Callable[[T], R], T]) -> R:

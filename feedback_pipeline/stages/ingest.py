@@ -73,7 +73,7 @@ from feedback_pipeline.storage import (
 )
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
-BATCH_ROWS = 20_000
+BATCH_ROWS = 10_000
 CHUNK_CHARS = 64 * 1024 * 1024  # a chunk also ends here, so long lines keep chunks bounded
 
 

@@ -103,3 +103,40 @@ def test_a_multiprocessing_child_using_the_pool_still_exits():
         child.kill()
     assert not alive
     assert child.exitcode == 0
+
+
+def arrow_pool_backend(_: int) -> str:
+    import pyarrow as pa
+
+    return pa.default_memory_pool().backend_name
+
+
+_POOL_PROBE = ("import feedback_pipeline.core.runtime as r, pyarrow as pa; "
+               "print(pa.default_memory_pool().backend_name, r._ARROW_POOL.backend_name)")
+
+
+@pytest.mark.parametrize("declared", [None, "system"])
+def test_stages_allocate_from_jemalloc_unless_the_environment_names_a_pool(declared):
+    """mimalloc (Arrow's default) keeps freed batches resident, so a run of every stage in one
+    process would carry each stage's high-water mark into the next; a declared pool wins."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        pytest.skip("this pyarrow build has no jemalloc; the runtime keeps Arrow's default")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if declared:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = declared
+    out = subprocess.run([sys.executable, "-c", _POOL_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    expected = declared or "jemalloc"
+    assert out == [expected, expected]
+
+
+def test_worker_processes_allocate_from_the_same_pool_as_the_stage():
+    assert set(ordered_map(arrow_pool_backend, range(4), workers=2)) == {
+        arrow_pool_backend(0)}
