@@ -78,13 +78,19 @@ ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
 def _arrow_pool() -> pa.MemoryPool:
     """The Arrow memory pool every stage allocates from: jemalloc where the wheel has it,
-    unless ARROW_DEFAULT_MEMORY_POOL names one. Arrow's default, mimalloc, keeps the pages of
-    a stage's freed batches resident even after `release_unused` (on a 10^5-trace day the
-    CLI process ended every stage 150-300 MiB larger than with jemalloc or the system
-    allocator, same stage times), and a run that executes every stage in one process carries
-    that into the next stage's peak. jemalloc returns them on its own decay timer."""
-    if os.environ.get(ARROW_POOL_ENV):
-        return pa.default_memory_pool()
+    unless ARROW_DEFAULT_MEMORY_POOL names another. Arrow's default, mimalloc, keeps the pages
+    of a stage's freed batches resident even after `release_unused` (on a 10^5-trace day the
+    CLI process ended stages 150-300 MiB larger than with jemalloc or the system allocator,
+    same stage times), and a run that executes every stage in one process carries that into
+    the next stage's peak; jemalloc returns them on its own decay timer.
+
+    The package sets the variable before pyarrow is imported (`feedback_pipeline/__init__`),
+    which covers Arrow's C++ readers too; where pyarrow was imported first (a notebook), the
+    pool pyarrow functions use is switched here, which covers what Python code allocates."""
+    wanted = os.environ.get(ARROW_POOL_ENV) or "jemalloc"
+    pool = pa.default_memory_pool()
+    if pool.backend_name == wanted or wanted != "jemalloc":
+        return pool
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a build without jemalloc (Windows wheels)

@@ -111,14 +111,18 @@ def arrow_pool_backend(_: int) -> str:
     return pa.default_memory_pool().backend_name
 
 
-_POOL_PROBE = ("import feedback_pipeline.core.runtime as r, pyarrow as pa; "
+_POOL_PROBE = ("import sys; sys.argv[1:] and __import__('pyarrow'); "
+               "import feedback_pipeline.core.runtime as r, pyarrow as pa; "
                "print(pa.default_memory_pool().backend_name, r._ARROW_POOL.backend_name)")
 
 
-@pytest.mark.parametrize("declared", [None, "system"])
-def test_stages_allocate_from_jemalloc_unless_the_environment_names_a_pool(declared):
+@pytest.mark.parametrize(("declared", "pyarrow_first"),
+                         [(None, False), (None, True), ("system", False)])
+def test_stages_allocate_from_jemalloc_unless_the_environment_names_a_pool(declared,
+                                                                          pyarrow_first):
     """mimalloc (Arrow's default) keeps freed batches resident, so a run of every stage in one
-    process would carry each stage's high-water mark into the next; a declared pool wins."""
+    process would carry each stage's high-water mark into the next; a declared pool wins, and
+    a process that imported pyarrow before the package still allocates from jemalloc."""
     import subprocess
     import sys
 
@@ -131,10 +135,12 @@ def test_stages_allocate_from_jemalloc_unless_the_environment_names_a_pool(decla
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     if declared:
         env["ARROW_DEFAULT_MEMORY_POOL"] = declared
-    out = subprocess.run([sys.executable, "-c", _POOL_PROBE], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", _POOL_PROBE, *(["first"] if pyarrow_first
+                                                              else [])],
+                         env=env, capture_output=True, text=True, check=True)
     expected = declared or "jemalloc"
-    assert out == [expected, expected]
+    assert out.stdout.split() == [expected, expected]
+    assert "Unsupported backend" not in out.stderr
 
 
 def test_worker_processes_allocate_from_the_same_pool_as_the_stage():
