@@ -162,3 +162,52 @@ def test_a_sharded_day_under_the_multiprocess_executor_releases_the_same_rows(
         got = json.loads((roots["four"] / path.relative_to(roots["one"])).read_text())
         differ = {k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k)}
         assert differ <= {"created_at", "dagster_run_id"}, differ
+
+
+@pytest.mark.slow
+def test_a_failed_merge_is_retried_from_failure_on_the_staged_shards(tmp_path):
+    """Staged shards are removed only once the merge has written its outputs, so Dagster's
+    "re-execute from failure" reruns the merge alone, on the shards the failed run parsed (one
+    process per step, as the daily job runs), and writes the tables an unsharded run writes."""
+    one, three = tmp_path / "one", tmp_path / "three"
+    land_day(one)
+    set_shards(one, 1)
+    shutil.copytree(one, three)
+    set_shards(three, 3)
+    ingest_days(one)
+    storage = Storage(three)
+    dg.materialize([raw_traces_asset(three)], partition_key="2026-05-01",
+                   instance=dg.DagsterInstance.ephemeral(),
+                   resources=build_definitions(str(three)).resources)
+    # the merge cannot write its partition: a folder stands where the file goes
+    blocker = storage.partition_path("restricted", "raw_traces", DAY)
+    blocker.mkdir(parents=True)
+    (blocker / "in-the-way").write_text("x")
+    job = dg.build_reconstructable_job("feedback_pipeline.definitions", "job_for_root",
+                                       reconstructable_args=("daily_pipeline", str(three)))
+    run = {"tags": {"dagster/partition": DAY}, "raise_on_error": False,
+           "run_config": {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+                          "execution": {"config": {"max_concurrent": 2}}}}
+    (tmp_path / "home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        failed = dg.execute_job(job, instance=instance, **run, asset_selection=[
+            dg.AssetKey("raw_traces"), dg.AssetKey("trace_quarantine")])
+        assert not failed.success
+        assert {e.step_key for e in failed.all_events if e.is_step_failure} == {
+            "raw_traces.merge_trace_shards"}
+        parsed = {e.step_key for e in failed.all_events if e.is_step_success}
+        assert {k.split("[")[0] for k in parsed} == {"raw_traces.plan_trace_shards",
+                                                      "raw_traces.parse_trace_shard"}
+        assert any(p.is_file() for p in (three / "restricted" / ".stage").rglob("*"))
+        shutil.rmtree(blocker)
+        retried = dg.execute_job(job, instance=instance, **run,
+                                 reexecution_options=dg.ReexecutionOptions.from_failure(
+                                     failed.run_id, instance))
+        assert retried.success
+        # the merge alone ran again, reading what the failed run's shard steps handed it
+        assert {e.step_key for e in retried.all_events if e.is_step_success} == {
+            "raw_traces.merge_trace_shards"}
+    for table in ("raw_traces", "trace_quarantine"):
+        assert storage.read_table("restricted", table, DAY).equals(
+            Storage(one).read_table("restricted", table, DAY)), table
+    assert not any(p.is_file() for p in (three / "restricted" / ".stage").rglob("*"))
