@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from feedback_pipeline import ARROW_POOL, ARROW_POOL_ENV
+
 T = TypeVar("T")
 R = TypeVar("R")
 WORKERS_ENV = "FEEDBACK_STAGE_WORKERS"
@@ -73,24 +75,19 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
-ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
-
-
 def _arrow_pool() -> pa.MemoryPool:
     """The Arrow memory pool every stage allocates from: jemalloc where the wheel has it,
     unless ARROW_DEFAULT_MEMORY_POOL names another. Arrow's default, mimalloc, keeps the pages
-    of a stage's freed batches resident even after `release_unused` (on a 10^5-trace day the
-    CLI process ended stages 150-300 MiB larger than with jemalloc or the system allocator,
-    same stage times), and a run that executes every stage in one process carries that into
-    the next stage's peak; jemalloc returns them on its own decay timer.
+    of a stage's freed batches resident even after `release_unused`, and a run that executes
+    every stage in one process would carry each stage's high-water mark into the next; jemalloc
+    returns them on its own decay timer.
 
     The package sets the variable before pyarrow is imported (`feedback_pipeline/__init__`),
     which covers Arrow's C++ readers too; where pyarrow was imported first (a notebook), the
     pool pyarrow functions use is switched here, which covers what Python code allocates."""
-    wanted = os.environ.get(ARROW_POOL_ENV) or "jemalloc"
     pool = pa.default_memory_pool()
-    if pool.backend_name == wanted or wanted != "jemalloc":
-        return pool
+    if (os.environ.get(ARROW_POOL_ENV) or ARROW_POOL) != ARROW_POOL or pool.backend_name == ARROW_POOL:
+        return pool  # a pool the environment names, or jemalloc already
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a build without jemalloc (Windows wheels)

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from feedback_pipeline import ARROW_POOL, ARROW_POOL_ENV
 from feedback_pipeline.core.runtime import (
     WORKERS_ENV,
     ordered_calls,
@@ -132,13 +133,13 @@ def test_stages_allocate_from_jemalloc_unless_the_environment_names_a_pool(decla
         pa.jemalloc_memory_pool()
     except NotImplementedError:
         pytest.skip("this pyarrow build has no jemalloc; the runtime keeps Arrow's default")
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    env = {k: v for k, v in os.environ.items() if k != ARROW_POOL_ENV}
     if declared:
-        env["ARROW_DEFAULT_MEMORY_POOL"] = declared
+        env[ARROW_POOL_ENV] = declared
     out = subprocess.run([sys.executable, "-c", _POOL_PROBE, *(["first"] if pyarrow_first
                                                               else [])],
                          env=env, capture_output=True, text=True, check=True)
-    expected = declared or "jemalloc"
+    expected = declared or ARROW_POOL
     assert out.stdout.split() == [expected, expected]
     assert "Unsupported backend" not in out.stderr
 

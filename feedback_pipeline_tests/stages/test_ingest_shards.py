@@ -56,11 +56,11 @@ def raw_traces_asset(root: Path) -> dg.AssetsDefinition:
                 and dg.AssetKey("raw_traces") in a.keys)
 
 
-def ingest_days(root: Path) -> None:
+def ingest_days(root: Path, days: tuple[str, ...] = ("2026-05-01", DAY)) -> None:
     defs = build_definitions(str(root))
     asset = raw_traces_asset(root)
     instance = dg.DagsterInstance.ephemeral()
-    for key in ("2026-05-01", DAY):
+    for key in days:
         result = dg.materialize([asset], partition_key=key, instance=instance,
                                 resources=defs.resources)
         assert result.success, key
@@ -176,9 +176,7 @@ def test_a_failed_merge_is_retried_from_failure_on_the_staged_shards(tmp_path):
     set_shards(three, 3)
     ingest_days(one)
     storage = Storage(three)
-    dg.materialize([raw_traces_asset(three)], partition_key="2026-05-01",
-                   instance=dg.DagsterInstance.ephemeral(),
-                   resources=build_definitions(str(three)).resources)
+    ingest_days(three, days=("2026-05-01",))  # the day its repeated ids landed on
     # the merge cannot write its partition: a folder stands where the file goes
     blocker = storage.partition_path("restricted", "raw_traces", DAY)
     blocker.mkdir(parents=True)
