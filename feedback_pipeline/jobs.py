@@ -5,7 +5,14 @@ The per-day jobs run each step in its own process (multiprocess executor); a bac
 from the UI or `python -m feedback_pipeline.automation.backfill`) runs one such run per day, as
 many at once as the run queue (dagster.yaml) allows. Two runs of
 different days never write the same file: every table write replaces one partition atomically.
+
+Where the steps run is the deployment's choice, not the code's: FEEDBACK_EXECUTOR (read when
+the code location loads) names the executor every job gets, so the same image runs a day on
+one machine, in a Kubernetes pod per step or on Celery workers (docs/operations.md).
 """
+
+import importlib
+import os
 
 import dagster as dg
 
@@ -34,12 +41,49 @@ def _forkserver_config(config: dict) -> dict:
             "start_method": {"forkserver": {"preload_modules": PRELOADED_MODULES}}}
 
 
-stage_executor = dg.multiprocess_executor.configured(
+stage_multiprocess_executor = dg.multiprocess_executor.configured(
     _forkserver_config,
     config_schema={"max_concurrent": dg.Field(int, default_value=0, description=(
         "Steps of one run at once; 0 means one per CPU."))},
     name="stage_multiprocess",
 )
+
+EXECUTOR_ENV = "FEEDBACK_EXECUTOR"
+EXTERNAL_EXECUTORS = {
+    # FEEDBACK_EXECUTOR value: (module, executor attribute, the package that provides it)
+    "k8s": ("dagster_k8s", "k8s_job_executor", "dagster-k8s"),
+    "celery": ("dagster_celery", "celery_executor", "dagster-celery"),
+    "celery_k8s": ("dagster_celery_k8s", "celery_k8s_job_executor", "dagster-celery-k8s"),
+    "docker": ("dagster_docker", "docker_executor", "dagster-docker"),
+}
+EXECUTOR_CHOICES = ("multiprocess", *EXTERNAL_EXECUTORS)
+
+
+class ExecutorChoiceError(ValueError):
+    """FEEDBACK_EXECUTOR names no executor, or one whose package is not installed."""
+
+
+def chosen_executor(name: str | None = None) -> dg.ExecutorDefinition:
+    """The executor the jobs run their steps with: `name`, else FEEDBACK_EXECUTOR, else the
+    forkserver multiprocess executor. Each external executor takes its own run config under
+    `execution: config:` (its package's documentation; docs/operations.md shows Kubernetes).
+    A name that is not a choice, or whose package is missing, stops the code location from
+    loading with a message saying which, rather than running the day somewhere unintended."""
+    name = (name if name is not None else os.environ.get(EXECUTOR_ENV, "")).strip().lower()
+    if name in ("", "multiprocess"):
+        return stage_multiprocess_executor
+    if name not in EXTERNAL_EXECUTORS:
+        raise ExecutorChoiceError(f"{EXECUTOR_ENV} must be one of {', '.join(EXECUTOR_CHOICES)}"
+                                  f" (or unset for multiprocess); got {name!r}")
+    module, attribute, package = EXTERNAL_EXECUTORS[name]
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ImportError as err:
+        raise ExecutorChoiceError(f"{EXECUTOR_ENV}={name} needs the {package} package "
+                                  f"(pip install {package})") from err
+
+
+stage_executor = chosen_executor()
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
