@@ -10,6 +10,7 @@ Both become contract reviews; reviewer identities are pseudonymised on the way i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -107,7 +108,9 @@ def annotator_identity(completed_by: Any) -> str:
 
 
 def make_pseudonymiser(key: bytes) -> Callable[[str], str]:
-    """Keyed, stable reviewer pseudonyms: the same identity maps to the same `rvw-` id."""
+    """Keyed, stable reviewer pseudonyms: the same identity maps to the same `rvw-` id. A day
+    has few reviewers and many reviews, so each identity's HMAC is computed once."""
+    @functools.lru_cache(maxsize=1 << 16)
     def pseudonym(identity: str) -> str:
         digest = hmac.new(key, identity.strip().lower().encode(), hashlib.sha256)
         return "rvw-" + digest.hexdigest()[:10]

@@ -55,9 +55,9 @@ def review_table(rows: list[dict[str, Any]], settings: IntakeSettings
                  ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Validated review rows as Arrow (reviewer pseudonymised; reason, answer and pointwise
     label redacted), and the rows kept back because an identifier field looks raw."""
-    kept_back = raw_looking_fields(pa.Table.from_pylist(
-        [{c: r.get(c) for c in REVIEW_ID_FIELDS.columns} for r in rows]) if rows else
-        pa.table({}), REVIEW_ID_FIELDS, settings.deny_terms)
+    kept_back = raw_looking_fields(pa.table(
+        {c: pa.array([r.get(c) for r in rows], pa.string()) for c in REVIEW_ID_FIELDS.columns})
+        if rows else pa.table({}), REVIEW_ID_FIELDS, settings.deny_terms)
     quarantine = [quarantine_row(rows[i].get("source_file") or "",
                                  int(rows[i].get("source_line") or 0),
                                  raw_looking_reason(field), "", None)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from multiprocessing.util import Finalize
 from typing import Any, TypeVar
 
@@ -99,12 +101,36 @@ def _arrow_pool() -> pa.MemoryPool:
 _ARROW_POOL = _arrow_pool()
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector. Per-record work (parsing, redaction, rubric
+    resolution) allocates millions of small acyclic objects, and every collection they
+    trigger walks everything the process holds, its imported modules included: about a fifth
+    of such a batch's time. Reference counting still frees all of it; cycles wait for the
+    collector, which resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _unpaused_call(fn: Callable[[T], R], item: T) -> R:
+    with gc_paused():
+        return fn(item)
+
+
 def _trimmed(call: tuple[Callable[[T], R], T]) -> R:
-    """Runs in a worker: the task, then its freed memory handed back."""
+    """Runs in a worker: the task (the collector paused: a task is one bounded batch), then
+    its freed memory handed back. Whatever the task left in reference cycles is still in the
+    youngest generation, so collecting that one alone frees it, without walking the rest."""
     fn, item = call
     try:
-        return fn(item)
+        return _unpaused_call(fn, item)
     finally:
+        gc.collect(0)
         release_free_memory()
 
 
@@ -119,11 +145,12 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     if first is None:
         return
     second = next(iterator, None)
-    if workers <= 1 or second is None:
-        yield fn(first)
+    if workers <= 1 or second is None:  # here, each call as a worker runs it
+        yield _unpaused_call(fn, first)
         if second is not None:
-            yield fn(second)
-        yield from map(fn, iterator)
+            yield _unpaused_call(fn, second)
+        for item in iterator:
+            yield _unpaused_call(fn, item)
         return
     pool = _pool(workers)
     pending: deque[Future[R]] = deque([pool.submit(_trimmed, (fn, first)),

@@ -135,10 +135,27 @@ def raw_looking_fields(table: pa.Table | pa.RecordBatch, layout: TextLayout,
     found: dict[int, str] = {}
     plain = replace(layout, every_string=False)
     for label, (owners, texts) in zip(labels, table_texts(table, plain), strict=True):
-        flags, _ = residue_flags(texts, deny_terms)
+        flags = _distinct_residue_flags(texts, deny_terms)
         for row in np.unique(owners[flags]).tolist():
             found.setdefault(row, label)
     return found
+
+
+def _distinct_residue_flags(texts: pa.Array | pa.ChunkedArray,
+                            deny_terms: Sequence[str]) -> np.ndarray:
+    """residue_flags of an identifier column, each distinct value scanned once: a chunk's
+    reviews repeat their trace ids and candidate ids and nearly all share one rubric version,
+    so most of a column is values already scanned."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        return residue_flags(texts, deny_terms)[0]
+    encoded = texts.dictionary_encode()
+    distinct, _ = residue_flags(encoded.dictionary, deny_terms)
+    if not distinct.any():
+        return np.zeros(len(texts), dtype=bool)
+    return distinct[np.asarray(encoded.indices.fill_null(0))] & np.asarray(
+        encoded.indices.is_valid())
 
 
 def raw_looking_reason(field: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 from feedback_pipeline import ARROW_POOL, ARROW_POOL_ENV
 from feedback_pipeline.core.runtime import (
     WORKERS_ENV,
+    gc_paused,
     ordered_calls,
     ordered_map,
     stage_workers,
@@ -147,3 +148,50 @@ def test_stages_allocate_from_jemalloc_unless_the_environment_names_a_pool(decla
 def test_worker_processes_allocate_from_the_same_pool_as_the_stage():
     assert set(ordered_map(arrow_pool_backend, range(4), workers=2)) == {
         arrow_pool_backend(0)}
+
+
+def collector_running(_: int) -> bool:
+    import gc
+
+    return gc.isenabled()
+
+
+def test_tasks_run_with_the_collector_paused_here_and_in_workers_and_it_resumes_after():
+    import gc
+
+    assert gc.isenabled()
+    assert list(ordered_map(collector_running, range(3), workers=1)) == [False] * 3
+    assert gc.isenabled()  # the caller's collector runs between tasks and after them
+    assert list(ordered_map(collector_running, range(6), workers=2)) == [False] * 6
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # an inner pause never resumes an outer one
+    assert gc.isenabled()
+
+
+def cycle_freed_after_task(_: int) -> bool:
+    """Runs a task through the worker wrapper here and reports whether the cycle it left was
+    freed on the way out (the youngest generation collected), as each worker does."""
+    import weakref
+
+    from feedback_pipeline.core import runtime
+
+    class Node:
+        pass
+
+    refs = []
+
+    def task(_: int) -> None:
+        node = Node()
+        node.me = node
+        refs.append(weakref.ref(node))
+
+    runtime._trimmed((task, 0))
+    return refs[0]() is None
+
+
+def test_a_worker_task_leaves_no_cycle_behind_for_the_next_one():
+    assert cycle_freed_after_task(0)
+    assert list(ordered_map(cycle_freed_after_task, range(2), workers=2)) == [True, True]

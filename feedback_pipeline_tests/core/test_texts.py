@@ -78,3 +78,23 @@ def test_the_residue_scan_reads_every_string_column_not_only_the_free_text():
     offending, kinds = residue_in_table(table, RELEASE_TEXTS["preference"], ())
     assert offending == ["t2", "t3"]
     assert kinds
+
+
+def test_identifier_fields_that_look_raw_are_found_on_every_row_that_repeats_them():
+    from feedback_pipeline.core.texts import TextLayout, raw_looking_fields
+
+    layout = TextLayout("review_id", ("review_id", "trace_id", "candidate_id"),
+                        every_string=False)
+    secret_id = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    table = pa.table({
+        "review_id": [f"rv-{i}" for i in range(8)],
+        "trace_id": ["t-1", secret_id, "t-1", None, secret_id, "t-2", "t-2", "dana@example.com"],
+        "candidate_id": pa.array([None, None, "t-1-c1", "t-1-c1", None, None, None, None],
+                                 pa.string()),
+    })
+    found = raw_looking_fields(table, layout)
+    assert found == {1: "trace_id", 4: "trace_id", 7: "trace_id"}
+    clean = table.filter(pa.array([i not in found for i in range(8)]))
+    assert raw_looking_fields(clean, layout) == {}
+    assert raw_looking_fields(pa.table({"review_id": pa.array([None, None], pa.string()),
+                                        "trace_id": pa.nulls(2, pa.string())}), layout) == {}

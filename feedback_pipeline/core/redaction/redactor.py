@@ -9,14 +9,12 @@ by string and rebuilt; `vault_frame` turns the token tables into the vault's row
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import hmac
 import json
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,20 +50,7 @@ from feedback_pipeline.core.redaction.tokens import (
     _resolve,
     resolve_overlaps,
 )
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: redaction allocates millions of small acyclic
-    objects (spans, tokens), and collections triggered by them cost about a fifth of the time.
-    Reference counting still frees everything; the collector resumes afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+from feedback_pipeline.core.runtime import gc_paused
 
 
 @dataclass
@@ -112,7 +97,7 @@ class Redactor:
         (each text stands alone here, as in `redact_texts`)."""
         present = [t if isinstance(t, str) else "" for t in texts]
         results: list[list[Span]] = [[] for _ in present]
-        with _gc_paused():
+        with gc_paused():
             for lo, hi in _batches(present, self.batch_bytes):
                 batch = _Joined(present[lo:hi])
                 starts = batch.starts_list
@@ -222,7 +207,7 @@ class Redactor:
         in `whole_secrets` becomes one SECRET token. Texts with nothing found come back as the
         same objects. `day` and `preset` give values known from elsewhere (see `_propagate`)."""
         out = list(texts)
-        with _gc_paused():
+        with gc_paused():
             for lo, hi in _batches(texts, self.batch_bytes):
                 self._redact_batch(_Joined(texts[lo:hi]), tables, whole_secrets, out, lo, day,
                                    preset)
@@ -328,7 +313,7 @@ class Redactor:
         """
         if day is not None and (self.corpus_key is None or not self.propagate):
             raise ValueError("day-wide known values need corpus-stable tokens and propagation")
-        with _gc_paused():
+        with gc_paused():
             return self._redact_traces(traces, day)
 
     def _redact_traces(self, traces: pd.DataFrame, day: DayValues | None
