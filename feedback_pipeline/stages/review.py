@@ -28,6 +28,7 @@ from feedback_pipeline.core.labelstudio import (
 )
 from feedback_pipeline.core.review import (
     LANE_SCHEMAS,
+    FirstPositions,
     SpooledReviews,
     resolve_review_batches,
 )
@@ -293,8 +294,12 @@ def export_follow_ups(context: dg.AssetExecutionContext, pipeline: PipelineResou
                                            follow_ups["task"].to_pylist()], pa.string()),
                         "task": follow_ups["task"]})
     columns = [c for c in TASK_TRACE_COLUMNS if c in redacted_traces.schema.names]
-    parts = [build_task_table(batch, primary, rubric.version, rubric.policy_text)
-             for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS, columns=columns)]
+    wanted = primary["trace_id"].combine_chunks()
+    parts = []
+    for batch in redacted_traces.iter_batches(TASK_BATCH_ROWS, columns=columns):
+        own = batch.filter(pc.is_in(batch.column("trace_id"), value_set=wanted))
+        if own.num_rows:  # a few thousand of a day's traces: build only theirs
+            parts.append(build_task_table(own, primary, rubric.version, rubric.policy_text))
     tasks = pa.concat_tables([TASK_SCHEMA.empty_table(), *parts])
     slot = pc.index_in(pc.binary_join_element_wise(tasks["trace_id"], tasks["task"], ":"),
                        value_set=pc.binary_join_element_wise(follow_ups["trace_id"],
@@ -342,12 +347,14 @@ def round_ledger(storage: Storage, day: str) -> pa.Table:
                                                              for c in LEDGER_COLUMNS]))
 
 
-def with_round(batch: pa.RecordBatch, ledger: pa.Table) -> pa.Table:
-    """A trace batch with the round and arm that issued each trace (null: never issued)."""
-    slot = pc.index_in(batch.column("trace_id"), value_set=ledger["trace_id"])
+def with_round(batch: pa.RecordBatch, ledger: pa.Table,
+               issued: FirstPositions | None = None) -> pa.Table:
+    """A trace batch with the round and arm that issued each trace (null: never issued).
+    `issued` is the ledger's trace ids as a lookup, built once for every batch of the day."""
+    issued = issued or FirstPositions(ledger["trace_id"])
     table = pa.Table.from_batches([batch])
     for name in ("round_id", "arm"):
-        table = table.append_column(name, pc.take(ledger[name], slot))
+        table = table.append_column(name, issued.take(ledger[name], batch.column("trace_id")))
     return table
 
 
@@ -386,8 +393,9 @@ def reviewed_labels(context: dg.AssetExecutionContext, pipeline: PipelineResourc
                                  Path(scratch), group_rows=REVIEW_GROUP_TRACES)
         quarantined, elsewhere = _load_reviews(pipeline, pseudonym_key, context.partition_key,
                                                reviews)
-        ledger = round_ledger(storage, context.partition_key)
-        traces = (with_round(batch, ledger) for batch in
+        ledger = round_ledger(storage, context.partition_key).combine_chunks()
+        issued = FirstPositions(ledger["trace_id"])
+        traces = (with_round(batch, ledger, issued) for batch in
                   redacted_traces.iter_batches(RESOLVE_BATCH_ROWS, columns=TRACE_COLUMNS))
         for resolved in resolve_review_batches(
                 reviews, traces,

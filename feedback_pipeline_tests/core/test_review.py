@@ -530,3 +530,23 @@ def test_review_ids_leaving_the_zone_need_the_identifier_shape_and_reasons_never
     with pytest.raises(ContractError) as err:
         validate_review({**base, "rubric_version": "v9 secret=hunter2"}, {"v9 secret=hunter2"})
     assert "hunter2" not in str(err.value)
+
+
+def test_first_positions_answer_every_probe_as_arrow_index_in_does():
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from feedback_pipeline.core.review import FirstPositions
+
+    ids = pa.chunked_array([["t-3", "t-1", "t-3"], ["t-2", "t-1"]])
+    values = pa.chunked_array([["r3", "r1", "r3b"], ["r2", "r1b"]])
+    probes = [pa.array(["t-1", "t-9", "t-3", "t-2", "t-3"]), pa.chunked_array([[], ["t-2"]],
+                                                                           pa.string()),
+              pa.array([], pa.string())]
+    lookup = FirstPositions(ids)
+    for probe in probes:
+        expected = pc.index_in(probe, value_set=ids.combine_chunks())
+        assert lookup.of(probe).tolist() == expected.fill_null(-1).to_pylist()
+        assert lookup.take(values, probe).to_pylist() == pc.take(values, expected).to_pylist()
+    assert lookup.of(pa.array(["t-3", "t-1"])).tolist() == [0, 1]  # the first of a repeat
+    assert np.all(FirstPositions(pa.array([], pa.string())).of(probes[0]) == -1)
