@@ -478,6 +478,11 @@ class SpooledReviews:
         self._loaded: dict[int, pa.Table] = {}
         self.rows = 0
 
+    @property
+    def trace_count(self) -> int:
+        """How many traces the day has (with repeats, as stored)."""
+        return len(self._ids)
+
     def add(self, reviews: pa.Table) -> None:
         """Append parsed reviews (REVIEW_SCHEMA) to the groups of their traces."""
         if not reviews.num_rows:

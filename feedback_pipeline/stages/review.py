@@ -188,8 +188,12 @@ def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
         if own and not mine.all():
             strays.append(table.filter(pa.array(~mine)))
 
+    # another day's folder is read only for this day's reviews: a day without traces (nothing
+    # landed, a weekend) has none there, and skips parsing every review of every other day
+    read = [folder for folder in review_days if folder in owned or reviews.trace_count]
+
     def chunks():
-        for folder in review_days:
+        for folder in read:
             if folder in owned:
                 folder_path = storage.landing_dir("reviews", folder)
                 quarantine.extend(
@@ -205,7 +209,7 @@ def _load_reviews(pipeline: PipelineResource, pseudonym_key: bytes, day: str,
 
     for table, bad in ordered_calls(chunks(), pipeline.workers):
         take(table, bad, owner_of_chunk.popleft())
-    for folder in review_days:
+    for folder in read:
         for path in storage.landing_files("reviews", folder, (".json",)):
             source = storage.relative(path)
             payload, unreadable = read_review_export(path, source)

@@ -249,3 +249,31 @@ def test_a_repeated_review_id_is_one_review_and_the_repeats_are_counted_or_quara
     metadata = next(e for e in results[day].get_asset_materialization_events()
                     if e.asset_key == dg.AssetKey("reviewed_labels")).materialization.metadata
     assert metadata["repeated_reviews_dropped"].value == 2
+
+
+@pytest.mark.slow  # a daily run of its own; a day with traces reading every folder is the
+# reviews-landed-on-another-day test above
+def test_a_day_without_traces_reads_no_other_days_reviews(pipeline_run, tmp_path, monkeypatch):
+    import feedback_pipeline.stages.review as review_stage
+
+    root = copy_root(pipeline_run[0], tmp_path / "data")
+    parsed: list[str] = []
+    real_parse = review_stage.parse_review_chunk
+
+    def recording(lines, *, source, settings):
+        parsed.append(source)
+        return real_parse(lines, source=source, settings=settings)
+
+    monkeypatch.setenv("FEEDBACK_STAGE_WORKERS", "1")  # chunks parsed here, where it records
+    monkeypatch.setattr(review_stage, "parse_review_chunk", recording)
+    defs = build_definitions(str(root))
+    assets = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
+    empty_day = "2026-05-05"  # nothing landed; both landed days' folders are their own
+    result = dg.materialize(assets, partition_key=empty_day, resources=defs.resources,
+                            instance=dg.DagsterInstance.ephemeral(),
+                            selection=groups(DAILY_GROUPS))
+    assert result.success
+    assert parsed == [], "another day's reviews cannot be of a day without traces"
+    storage = Storage(root)
+    assert storage.read_table("warehouse", "reviewed_labels", empty_day).num_rows == 0
+    assert storage.read_table("restricted", "review_quarantine", empty_day).num_rows == 0
