@@ -117,7 +117,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _unpaused_call(fn: Callable[[T], R], item: T) -> R:
+def _call_paused(fn: Callable[[T], R], item: T) -> R:
     with gc_paused():
         return fn(item)
 
@@ -128,7 +128,7 @@ def _trimmed(call: tuple[Callable[[T], R], T]) -> R:
     youngest generation, so collecting that one alone frees it, without walking the rest."""
     fn, item = call
     try:
-        return _unpaused_call(fn, item)
+        return _call_paused(fn, item)
     finally:
         gc.collect(0)
         release_free_memory()
@@ -146,11 +146,11 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
         return
     second = next(iterator, None)
     if workers <= 1 or second is None:  # here, each call as a worker runs it
-        yield _unpaused_call(fn, first)
+        yield _call_paused(fn, first)
         if second is not None:
-            yield _unpaused_call(fn, second)
+            yield _call_paused(fn, second)
         for item in iterator:
-            yield _unpaused_call(fn, item)
+            yield _call_paused(fn, item)
         return
     pool = _pool(workers)
     pending: deque[Future[R]] = deque([pool.submit(_trimmed, (fn, first)),

@@ -351,11 +351,10 @@ def round_ledger(storage: Storage, day: str) -> pa.Table:
                                                              for c in LEDGER_COLUMNS]))
 
 
-def with_round(batch: pa.RecordBatch, ledger: pa.Table,
-               issued: FirstPositions | None = None) -> pa.Table:
+def with_round(batch: pa.RecordBatch, ledger: pa.Table, issued: FirstPositions) -> pa.Table:
     """A trace batch with the round and arm that issued each trace (null: never issued).
-    `issued` is the ledger's trace ids as a lookup, built once for every batch of the day."""
-    issued = issued or FirstPositions(ledger["trace_id"])
+    `issued` is FirstPositions of the ledger's trace ids, built once for every batch of the
+    day."""
     table = pa.Table.from_batches([batch])
     for name in ("round_id", "arm"):
         table = table.append_column(name, issued.take(ledger[name], batch.column("trace_id")))
