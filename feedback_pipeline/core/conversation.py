@@ -100,9 +100,20 @@ def prompt_messages(prompt: str | None, context: str | None,
 
 
 def prompt_messages_json(trace: Mapping[str, Any]) -> str:
-    """prompt_messages of a redacted trace row, as the JSON lane rows carry."""
-    return json.dumps(prompt_messages(trace.get("prompt"), trace.get("context"),
-                                      trace.get("extra_json")), ensure_ascii=False)
+    """prompt_messages of a redacted trace row, as the JSON lane rows carry: exactly
+    `json.dumps(messages, ensure_ascii=False)`, spelled out for the one shape it has (a list of
+    {role, content} strings) with the string encoder json.dumps itself uses, because review
+    resolution builds one per lane row and the general encoder's setup cost more than the
+    encoding."""
+    return "[" + ", ".join([
+        f'{{"role": {_json_string(m["role"])}, "content": {_json_string(m["content"])}}}'
+        for m in prompt_messages(trace.get("prompt"), trace.get("context"),
+                                 trace.get("extra_json"))]) + "]"
+
+
+_json_string = json.encoder.encode_basestring
+"""A str as a JSON string literal, non-ASCII kept (json.dumps's encoder when ensure_ascii is
+off; the C one where available)."""
 
 
 def prompt_text(messages: list[dict[str, str]]) -> str:

@@ -230,16 +230,15 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def _pairwise_outcome(
     review: Mapping[str, Any], candidates: list[dict[str, Any]], rubric: Rubric
-) -> tuple[str, str, bool]:
-    """(outcome, deciding criterion, both candidates unsafe-free?) or ContractError."""
+) -> tuple[str, str]:
+    """(outcome, deciding criterion) or ContractError."""
     criteria = _criteria(review)
     if len(candidates) < 2:
         raise ContractError("pairwise review of a trace with fewer than two candidates")
     a_id, b_id = candidates[0]["candidate_id"], candidates[1]["candidate_id"]
     if set(criteria) != {a_id, b_id}:
         raise ContractError("criteria must name exactly the trace's two candidates")
-    outcome, deciding = rubric.outcome(criteria[a_id], criteria[b_id])
-    return outcome, deciding, rubric.is_safe(criteria[a_id]) and rubric.is_safe(criteria[b_id])
+    return rubric.outcome(criteria[a_id], criteria[b_id])
 
 
 def _provenance(trace: Mapping[str, Any]) -> dict[str, Any]:
@@ -333,7 +332,7 @@ def resolve_review_rows(
                           status=ACCEPTED)
             if review["task"] == "pairwise":
                 try:
-                    outcome, deciding, _ = _pairwise_outcome(
+                    outcome, deciding = _pairwise_outcome(
                         review, _candidates(trace), rubrics[review["rubric_version"]]
                     )
                 except ContractError as err:
@@ -649,6 +648,8 @@ def _latest_per_reviewer(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
         stamp = pair[1].get("reviewed_at")
         return (stamp.timestamp() if stamp is not None else float("-inf"), pair[0])
 
+    if len({review["reviewer_id"] for review in group}) == len(group):
+        return [r for r in group if r["status"] != SUPERSEDED]  # one review per reviewer
     latest: dict[str, dict[str, Any]] = {}
     for _, review in sorted(enumerate(group), key=when):
         earlier = latest.get(review["reviewer_id"])
@@ -857,8 +858,10 @@ def _pairwise_vote(group: list[dict[str, Any]], trace: Mapping[str, Any],
         "reviewer_ids": ",".join(sorted({r["reviewer_id"] for r in agreeing})),
         "review_ids": ",".join(r["review_id"] for r in agreeing),
         "n_reviews": len(group),
-        # every vote's criteria, not only the agreeing ones: the unsafe-pair gate reads them
-        "criteria_json": json.dumps([_criteria(r) for r in group]),
+        # every vote's criteria, not only the agreeing ones: the unsafe-pair gate reads them.
+        # Joined as given: each is the canonical JSON intake wrote, which is what dumping the
+        # parsed list would give, without encoding it again.
+        "criteria_json": "[" + ", ".join(r["criteria_json"] for r in group) + "]",
     }, outcomes=top)
 
 

@@ -75,7 +75,7 @@ class Rubric:
                      if not c.is_veto and c.field is not None)
 
     def is_safe(self, marks: Mapping[str, Any]) -> bool:
-        return not any(marks.get(f) for f in self.veto_fields)
+        return not any(map(marks.get, self.veto_fields))
 
     def outcome(self, marks_a: Mapping[str, Any], marks_b: Mapping[str, Any]) -> tuple[str, str]:
         """(outcome, deciding criterion) for candidates A and B under the ordered rubric."""

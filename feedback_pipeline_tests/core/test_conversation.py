@@ -74,3 +74,22 @@ def test_the_release_residue_scan_reads_every_message_of_a_conversation_column()
     table = pa.table({"trace_id": ["t1", "t2"], "prompt": messages})
     offending, kinds = residue_in_table(table, RELEASE_TEXTS["preference"], ())
     assert offending == ["t2"] and kinds
+
+
+def test_the_messages_json_is_byte_for_byte_what_json_dumps_writes():
+    """prompt_messages_json writes the JSON by hand for speed; it must stay json.dumps's."""
+    awkward = 'quotes " and \\ slashes / tabs\t newlines\n control \x01 ünïcode 中文 \U0001f600'
+    traces = [
+        {"prompt": "Q", "context": None, "extra_json": None},
+        {"prompt": None, "context": "", "extra_json": ""},
+        {"prompt": awkward, "context": awkward, "extra_json": json.dumps({"messages": [
+            {"role": "developer", "content": awkward},
+            {"role": "user", "content": "earlier \ud800 question"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"function": {"name": "run", "arguments": '{"cmd": "ls"}'}}]},
+            {"role": "tool", "content": awkward}]})},
+    ]
+    for trace in traces:
+        messages = prompt_messages(trace["prompt"], trace["context"], trace["extra_json"])
+        assert prompt_messages_json(trace) == json.dumps(messages, ensure_ascii=False)
+        assert json.loads(prompt_messages_json(trace)) == messages
