@@ -12,6 +12,7 @@ DG = Path(sys.executable).with_name("dg")
 
 
 @pytest.mark.skipif(not DG.exists(), reason="dagster-dg-cli is not installed (test extra)")
+@pytest.mark.slow  # the dg CLI starts a fresh interpreter per command
 def test_dg_check_and_list_defs_load_the_project():
     checked = subprocess.run([str(DG), "check", "defs"], cwd=ROOT, capture_output=True,
                              text=True, timeout=300)

@@ -85,6 +85,7 @@ def test_shards_are_contiguous_runs_of_whole_files_balanced_by_bytes(tmp_path):
     assert [(s.index, s.files) for s in ingest.plan_shards(storage, "2026-05-03", 4)] == [(0, ())]
 
 
+@pytest.mark.slow  # runs the day twice, sharded and not
 def test_a_sharded_day_writes_exactly_the_tables_of_an_unsharded_one(tmp_path):
     one, three = tmp_path / "one", tmp_path / "three"
     land_day(one)

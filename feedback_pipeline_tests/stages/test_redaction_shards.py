@@ -49,6 +49,7 @@ def test_the_plan_cuts_whole_batches_as_evenly_as_batches_allow():
         (0, 0)]
 
 
+@pytest.mark.slow  # runs the day twice, sharded and not
 def test_a_sharded_day_redacts_exactly_as_an_unsharded_one(generated_root, tmp_path,
                                                            monkeypatch):
     monkeypatch.setattr(redaction, "BATCH_ROWS", 10)  # the generated day: several batches

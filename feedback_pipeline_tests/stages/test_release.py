@@ -133,6 +133,7 @@ def test_the_residue_gate_fails_on_a_planted_leak_and_names_the_row(pipeline_run
     assert "jane.doe" not in str(residue.metadata)
 
 
+@pytest.mark.slow  # builds three releases end to end
 def test_a_series_continued_from_a_declared_parent_is_numbered_after_it(generated_root,
                                                                         tmp_path):
     """The lesson's team is at v11 elsewhere: the first release here is v12, names v11 as its
@@ -160,6 +161,7 @@ def test_a_series_continued_from_a_declared_parent_is_numbered_after_it(generate
     assert manifest["content_fingerprint"] in card
 
 
+@pytest.mark.slow  # a whole release plus its JSON Lines twin
 def test_release_jsonl_writes_every_config_as_json_lines_beside_its_parquet(generated_root,
                                                                             tmp_path):
     import shutil
