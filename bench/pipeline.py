@@ -1,6 +1,7 @@
 """The whole pipeline on one generated day of 10^4, 10^5 (and, with --million, 10^6) traces.
 
-For each size, in a fresh process: generate the day, run every stage through the CLI's entry
+For each size, in a fresh process: generate the day (in a child process of its own, not
+sampled), run every stage through the CLI's entry
 point (`run_pipeline`, in process like the CLI's default, or one process per step with
 `--executor multiprocess`) and print per stage its
 wall time, traces/s, MB/s of landed trace data and the peak memory of the whole process tree
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
 
 WORKER = r"""
-import json, os, sys, tempfile, threading, time
+import json, os, subprocess, sys, tempfile, threading, time
 from datetime import date
 from pathlib import Path
 import dagster as dg
@@ -73,17 +74,22 @@ def sampler():
         samples.append((time.time(), *tree_mib()))
         time.sleep(0.05)
 
-threading.Thread(target=sampler, daemon=True).start()
-from feedback_pipeline.synth.generator import generate
 from feedback_pipeline.cli import run_pipeline
 from feedback_pipeline.definitions import build_definitions
 
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp) / "data"
     t0 = time.perf_counter()
-    generate(root, days=1, traces_per_day=size, seed=5, start=date(2026, 5, 1))
+    # In a child of its own: the generator's heap is not the pipeline's, and a user lands
+    # data from another process (the sampler has not started yet, so it is never counted).
+    subprocess.run([sys.executable, "-c",
+                    "import sys; from datetime import date; from pathlib import Path; "
+                    "from feedback_pipeline.synth.generator import generate; "
+                    "generate(Path(sys.argv[1]), days=1, traces_per_day=int(sys.argv[2]), "
+                    "seed=5, start=date(2026, 5, 1))", str(root), str(size)], check=True)
     gen_seconds = time.perf_counter() - t0
     landed = sum(p.stat().st_size for p in (root / "landing" / "traces").rglob("*") if p.is_file())
+    threading.Thread(target=sampler, daemon=True).start()
     isolated = executor == "multiprocess"
     if isolated:  # step processes report to an on-disk instance
         (Path(tmp) / "home").mkdir()
