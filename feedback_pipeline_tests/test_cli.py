@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from feedback_pipeline.cli import main
 from feedback_pipeline_tests.conftest import copy_root
 
@@ -22,8 +24,6 @@ def test_a_vault_key_file_inside_the_data_root_named_by_data_root_is_refused(
 
 
 def test_help_lists_every_command_the_exit_codes_and_option_defaults(capsys):
-    import pytest
-
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
@@ -86,6 +86,7 @@ def test_run_refuses_a_malformed_policy_before_any_work_naming_the_key(generated
     assert not (root / "warehouse").exists() and not (root / "restricted").exists()
 
 
+@pytest.mark.slow  # a whole run through the CLI, twice
 def test_run_reports_each_stages_rows_rate_and_time_on_stderr_and_is_quiet_under_json(
         generated_root, tmp_path, capsys):
     from feedback_pipeline.progress import PROGRESS_DIR_ENV

@@ -1,5 +1,6 @@
 import dagster as dg
 import pandas as pd
+import pytest
 
 from feedback_pipeline.io_manager import ParquetIOManager
 from feedback_pipeline.storage import WAREHOUSE, PartitionBatches, Storage
@@ -37,6 +38,7 @@ def test_inputs_load_only_declared_columns_or_stream(tmp_path):
     assert storage.partition_path(WAREHOUSE, "wide", "2026-05-02").exists()
 
 
+@pytest.mark.slow  # a whole pipeline run, counting its worker processes
 def test_a_run_stops_each_stages_workers_without_per_step_hook_events(generated_root, tmp_path,
                                                                       monkeypatch):
     import dagster as dg
