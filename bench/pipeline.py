@@ -27,7 +27,6 @@ from common import machine, table  # noqa: E402
 
 WORKER = r"""
 import json, os, subprocess, sys, tempfile, threading, time
-from datetime import date
 from pathlib import Path
 import dagster as dg
 
@@ -80,13 +79,11 @@ from feedback_pipeline.definitions import build_definitions
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp) / "data"
     t0 = time.perf_counter()
-    # In a child of its own: the generator's heap is not the pipeline's, and a user lands
-    # data from another process (the sampler has not started yet, so it is never counted).
-    subprocess.run([sys.executable, "-c",
-                    "import sys; from datetime import date; from pathlib import Path; "
-                    "from feedback_pipeline.synth.generator import generate; "
-                    "generate(Path(sys.argv[1]), days=1, traces_per_day=int(sys.argv[2]), "
-                    "seed=5, start=date(2026, 5, 1))", str(root), str(size)], check=True)
+    # The CLI's own `generate`, in a child process as a user would land data: the
+    # generator's heap is not the pipeline's (the sampler has not started, so it is not counted).
+    subprocess.run([sys.executable, "-m", "feedback_pipeline.cli", "generate", "--out", str(root),
+                    "--days", "1", "--traces-per-day", str(size), "--seed", "5",
+                    "--start", "2026-05-01", "--quiet"], check=True, stdout=subprocess.DEVNULL)
     gen_seconds = time.perf_counter() - t0
     landed = sum(p.stat().st_size for p in (root / "landing" / "traces").rglob("*") if p.is_file())
     threading.Thread(target=sampler, daemon=True).start()

@@ -644,12 +644,13 @@ def _latest_per_reviewer(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One vote per reviewer per item, as agreement counts them: the latest review (by
     reviewed_at where given, else arrival); the earlier ones are marked SUPERSEDED, so the
     same review seen twice, or a re-review, never counts twice."""
+    if len({review["reviewer_id"] for review in group}) == len(group):
+        return [r for r in group if r["status"] != SUPERSEDED]  # nobody to supersede
+
     def when(pair: tuple[int, dict[str, Any]]) -> tuple[float, int]:
         stamp = pair[1].get("reviewed_at")
         return (stamp.timestamp() if stamp is not None else float("-inf"), pair[0])
 
-    if len({review["reviewer_id"] for review in group}) == len(group):
-        return [r for r in group if r["status"] != SUPERSEDED]  # one review per reviewer
     latest: dict[str, dict[str, Any]] = {}
     for _, review in sorted(enumerate(group), key=when):
         earlier = latest.get(review["reviewer_id"])
