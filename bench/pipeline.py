@@ -1,7 +1,7 @@
 """The whole pipeline on one generated day of 10^4, 10^5 (and, with --million, 10^6) traces.
 
-For each size, in a fresh process: generate the day (in a child process of its own, not
-sampled), run every stage through the CLI's entry
+For each size, in a fresh process: generate the day (the CLI's `generate`, in a child
+process that is not sampled), run every stage through the CLI's entry
 point (`run_pipeline`, in process like the CLI's default, or one process per step with
 `--executor multiprocess`) and print per stage its
 wall time, traces/s, MB/s of landed trace data and the peak memory of the whole process tree
