@@ -177,9 +177,18 @@ def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: l
 
 def _anchors(text: str, ats: list[int], owners: list[int], lows: list[int], highs: list[int],
              chars: frozenset[str], alnum: bool, first: frozenset[str]
-             ) -> Iterator[tuple[int, int, int]]:
+             ) -> Iterable[tuple[int, int, int]]:
     """Where to try a pattern whose locator may start one character early (`first`) or inside
-    the run the match starts with (`chars`): each place once."""
+    the run the match starts with (`chars`): each place once. A list, not a generator: the
+    plan's loop then pays no resume per place."""
+    places: list[tuple[int, int, int]] = []
+    add = places.append
+    if not chars:
+        for at, k, lo, hi in zip(ats, owners, lows, highs, strict=True):
+            pos = at if text[at] in first else at + 1
+            if pos >= lo:
+                add((pos, k, hi))
+        return places
     seen: set[int] = set()
     for at, k, lo, hi in zip(ats, owners, lows, highs, strict=True):
         pos = at
@@ -187,17 +196,16 @@ def _anchors(text: str, ats: list[int], owners: list[int], lows: list[int], high
             pos += 1
         if pos < lo:
             continue
-        if chars:
-            while pos > lo:
-                c = text[pos - 1]
-                if c in chars or (alnum and c > "\x7f" and c.isalnum()):
-                    pos -= 1
-                else:
-                    break
-            if pos in seen:
-                continue
+        while pos > lo:
+            c = text[pos - 1]
+            if c in chars or (alnum and c > "\x7f" and c.isalnum()):
+                pos -= 1
+            else:
+                break
+        if pos not in seen:
             seen.add(pos)
-        yield pos, k, hi
+            add((pos, k, hi))
+    return places
 
 
 class _ThreadScratch:

@@ -640,10 +640,19 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
         else [id(t) for t in tables[offset:offset + n_texts]]
     known: dict[str, dict[int, tuple[str, str]]] = {}
     own: dict[tuple[int, str], int] = {}  # detections of each searched value in each text
-    for _s, _e, _p, kind, canon, value, k in found:
-        if _propagatable(kind, value):
-            known.setdefault(value, {}).setdefault(groups[k], (kind, canon))
-            own[k, value] = own.get((k, value), 0) + 1
+    kinds = PROPAGATED_KINDS
+    for f in found:
+        kind = f[3]
+        if kind in kinds:  # `_propagatable`, its first test inline: most kinds fail it
+            value = f[5]
+            if _propagatable(kind, value):
+                k = f[6]
+                by_group = known.get(value)
+                if by_group is None:
+                    known[value] = {groups[k]: (kind, f[4])}
+                elif groups[k] not in by_group:
+                    by_group[groups[k]] = (kind, f[4])
+                own[k, value] = own.get((k, value), 0) + 1
     for k, value in whole:  # texts that are one secret each (JSON values of secret keys)
         if len(value) >= PROPAGATE_MIN_CHARS:
             known.setdefault(value, {}).setdefault(groups[k], ("SECRET", value))
@@ -662,13 +671,16 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     scan = sorted(values_by_group) if tables is None \
         else [k for k, g in enumerate(groups) if g in values_by_group]
     text = batch.text
-    found_starts = [f[0] for f in found]
-    found_ends = [f[1] for f in found]
+    found_starts: list[int] = []
+    found_ends: list[int] = []
     n_found = len(found)
     extra: list[tuple] = []
     for k, end, value in _occurrences(batch, lambda k: values_by_group[groups[k]], scan,
                                       fast, own=own,
                                       n_groups=len({groups[k] for k in scan})):
+        if not found_starts and n_found:  # built on the first recurrence: most batches have none
+            found_starts = [f[0] for f in found]
+            found_ends = [f[1] for f in found]
         entry = known[value][groups[k]]
         start = end - len(value)
         i = bisect_right(found_starts, start) - 1
