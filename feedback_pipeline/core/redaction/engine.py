@@ -48,6 +48,9 @@ class _Locator:
         for locator in deny_locators:
             by_locator.setdefault((locator, name_flags), []).append(deny)
         self.owners: list[tuple[Detector, ...]] = [tuple(d) for d in by_locator.values()]
+        # Places found by numpy passes over the bytes, reported under their detector's locator.
+        self.byte_places = [(n, det.byte_places) for n, dets in enumerate(self.owners)
+                            for det in dets if det.byte_places is not None]
         index = {id(det): n for n, det in enumerate(dict.fromkeys(
             det for dets in self.owners for det in dets))}
         self.plans = [tuple(_plan(index[id(det)], det) for det in dets) for dets in self.owners]
@@ -59,7 +62,15 @@ class _Locator:
 
     def reports(self, buffer: Any) -> array:
         """Every locator match in the buffer as start * len(owners) + locator id."""
-        return _scan_keys(self.db, self.scratch.get(), buffer, len(self.owners))
+        n_ids = len(self.owners)
+        found = _scan_keys(self.db, self.scratch.get(), buffer, n_ids)
+        if self.byte_places:
+            codes = np.frombuffer(buffer, dtype=np.uint8)
+            for ident, places in self.byte_places:
+                starts = places(codes)
+                if len(starts):
+                    found.frombytes((starts.astype(np.int64) * n_ids + ident).tobytes())
+        return found
 
 
 def _scan_keys(db: Any, scratch: Any, buffer: Any, n_ids: int) -> array:

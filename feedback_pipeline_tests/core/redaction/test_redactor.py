@@ -175,6 +175,28 @@ def test_engines_agree():
     assert fast == slow
 
 
+UNCOMPRESSED_IPV6 = [
+    "2001:0db8:85a3:0000:0000:8a2e:0370:7334 went down",
+    "peer=fe80:0:0:0:202:b3ff:fe1e:8329",
+    '{"addr":"2001:db8:1:2:3:4:5:6","at":"12:30:45"}',
+    "Zoë's nœud 2001:db8:1:2:3:4:5:6 ok",
+    "at 12:30:45 then fe80:0:0:0:202:b3ff:fe1e:8329 (a:b:c:d:e:f:a:b:c is none)",
+]
+
+
+@pytest.mark.skipif(not HYPERSCAN_AVAILABLE, reason="hyperscan not installed")
+@pytest.mark.parametrize("text", UNCOMPRESSED_IPV6)
+def test_uncompressed_ipv6_found_by_the_byte_pass_as_by_the_pattern(text):
+    """The full-form IPv6 locator is a numpy pass over the bytes, not a Hyperscan pattern:
+    alone, first in a batch, and after other texts it finds what the pure-Python engine finds."""
+    texts = [text, "filler: a:b " * 40 + text, text]
+    fast = Redactor(DENY_TERMS, engine="hyperscan")
+    slow = Redactor(DENY_TERMS, engine="python")
+    assert fast.detect_many(texts) == slow.detect_many(texts)
+    assert fast.detect(text) == slow.detect(text)
+    assert "IPV6" in {kind for _s, _e, kind, _c, _v in fast.detect(text)}
+
+
 def test_parse_deny_list():
     assert parse_deny_list("# names\nZoë Müller\n\n  José   # a comment\n") == \
         ["Zoë Müller", "José"]
