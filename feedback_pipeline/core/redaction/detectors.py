@@ -118,7 +118,7 @@ def secret_value_ok(value: str, quoted: bool = False) -> bool:
         return False
     if quoted:
         return len(v) >= 4
-    if len(v) < 6 or (_CODE_REFERENCE.match(v) and not mixed_token(v)):
+    if len(v) < 6 or ("." in v and _CODE_REFERENCE.match(v) and not mixed_token(v)):
         return False  # `settings.db_password` is code; `xMj.fHZO5s7xgd` is not
     if _HAS_DIGIT.search(v) or not v.replace("_", "").isalnum():
         return True

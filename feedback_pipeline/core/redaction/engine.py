@@ -141,10 +141,11 @@ def _plan(ident: int, det: Detector) -> tuple:
 
 
 def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: list[int],
-              highs: list[int], found: list[tuple], taken: dict[tuple[int, int], int]) -> None:
+              highs: list[int], found: list[tuple], taken: dict[int, int]) -> None:
     """Try one detector's precise pattern at each place its locator reported (see Detector).
 
-    `taken` holds the highest priority found so far for each exact span, across the plans of
+    `taken` holds the highest priority found so far for each exact span (start << 32 | end),
+    across the plans of
     one batch: a span that a higher-priority detector already holds would lose to it in
     `_resolve` whatever this one says, so it is not validated again (`token = <40 chars>` is
     both a secret assignment and a keyed random value; the second costs a validation and an
@@ -170,7 +171,8 @@ def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: l
                     break
             if start < 0 or end <= start:
                 continue
-        prior = held((start, end), -1)
+        span = start << 32 | end  # an int key hashes faster than a (start, end) tuple
+        prior = held(span, -1)
         if prior > priority:
             continue
         value = text[start:end]
@@ -181,7 +183,7 @@ def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: l
                 value, start > 0 and end < size and text[start - 1] == text[end] in "\"'"):
             continue
         if priority > prior:
-            taken[start, end] = priority
+            taken[span] = priority
         add((start, end, priority, kind,
              value if canonical is None else canonical(value), value, k))
 

@@ -145,7 +145,7 @@ class Redactor:
         buffer = batch.encoded()
         locator = self._locator
         found: list[tuple] = []
-        taken: dict[tuple[int, int], int] = {}
+        taken: dict[int, int] = {}
         for owner, ats, owners, lows, highs in _grouped_reports(
                 batch, buffer, locator.reports(buffer), len(locator.owners)):
             for plan in locator.plans[owner]:
@@ -240,7 +240,7 @@ class Redactor:
             found += [(batch.starts_list[k], batch.ends_list[k], 0, "SECRET", batch.texts[k],
                        batch.texts[k], k) for k in forced]
             found.sort()
-        text = batch.text
+        text, texts = batch.text, batch.texts
         starts, ends = batch.starts_list, batch.ends_list
         stable = self.corpus_key is not None
         stable_tokens = self._stable_tokens
@@ -249,15 +249,23 @@ class Redactor:
         current = -1
         pieces: list[str] = []
         add = pieces.append
-        pos = 0
+        # Pieces are cut from each text's own string where there is one (offsets less `base`):
+        # one wide character elsewhere in the batch widens the joined string, and every slice
+        # of it is then narrowed again.
+        own, base, pos, stop = text, 0, 0, 0
         table = TokenTable()
         by_value = table.known_tokens()
         for start, end, _prio, kind, canon, value, k in found:
             if k != current:
                 if current >= 0:
-                    add(text[pos:ends[current]])
+                    add(own[pos:stop])
                     out[offset + current] = "".join(pieces)
-                current, pos = k, starts[k]
+                current = k
+                if texts is None:
+                    pos, stop = starts[k], ends[k]
+                else:
+                    own, base, pos = texts[k], starts[k], 0
+                    stop = len(own)
                 pieces = []
                 add = pieces.append
                 if keep_tables:
@@ -274,11 +282,11 @@ class Redactor:
                                              or self._stable_token(kind, canon))
                     else:
                         token = table.token(kind, canon, value)
-            add(text[pos:start])
+            add(own[pos:start - base])
             add(token)
-            pos = end
+            pos = end - base
         if current >= 0:
-            add(text[pos:ends[current]])
+            add(own[pos:stop])
             out[offset + current] = "".join(pieces)
 
     def redact_strings_in_json(self, json_text: str | None, tokens: TokenTable) -> str | None:
@@ -561,17 +569,23 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
                 yield k, end, value
         return
     automata: dict[int, Any] = {}
+    own_texts = batch.texts
     for k in texts:
         values = values_of(k)
         start, end = starts[k], ends[k]
         if len(values) <= FIND_MAX_VALUES:
+            # The text's own string where there is one: one wide character anywhere in the
+            # batch widens the whole joined string, and searching it costs more.
+            alone = text if own_texts is None else own_texts[k]
+            base = 0 if own_texts is not None else start
+            stop = end - start + base
             for value in values:
-                if text.count(value, start, end) <= own.get((k, value), 0):
+                if alone.count(value, base, stop) <= own.get((k, value), 0):
                     continue
-                at = text.find(value, start, end)
+                at = alone.find(value, base, stop)
                 while at >= 0:
-                    yield k, at + len(value), value
-                    at = text.find(value, at + 1, end)
+                    yield k, at - base + start + len(value), value
+                    at = alone.find(value, at + 1, stop)
             continue
         automaton = automata.get(id(values))
         if automaton is None:
