@@ -371,9 +371,16 @@ def _iban_countries() -> str:
 
 
 _IBAN_COUNTRIES = _iban_countries()
+_IBAN_LETTER_DIGITS = str.maketrans({c: str(ord(c) - 55) for c in string.ascii_uppercase})
 def _iban_ok(value: str) -> bool:
+    """python-stdnum's IBAN check (mod 97 and the country's registered format), behind the
+    ISO 7064 mod-97 sum computed here: most shapes the locator finds fail the sum, and the
+    library's full parse costs ten times as much."""
     from stdnum import iban
-    return 2 <= int(value[2:4]) <= 98 and iban.is_valid(value)
+    compact = value.replace(" ", "")
+    rearranged = (compact[4:] + compact[:4]).translate(_IBAN_LETTER_DIGITS)
+    return (2 <= int(value[2:4]) <= 98 and rearranged.isdigit() and int(rearranged) % 97 == 1
+            and iban.is_valid(value))
 
 
 def _upper_alnum(value: str) -> str:

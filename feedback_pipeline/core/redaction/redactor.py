@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -653,20 +654,22 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     groups: Sequence[int] = [0] * n_texts if batch_wide else range(n_texts) if tables is None \
         else [id(t) for t in tables[offset:offset + n_texts]]
     known: dict[str, dict[int, tuple[str, str]]] = {}
-    own: dict[tuple[int, str], int] = {}  # detections of each searched value in each text
+    searched: list[tuple[int, str]] = []
     kinds = PROPAGATED_KINDS
-    for f in found:
+    for f in found:  # `_propagatable` inline: this loop sees every detection of the batch
         kind = f[3]
-        if kind in kinds:  # `_propagatable`, its first test inline: most kinds fail it
+        if kind in kinds:
             value = f[5]
-            if _propagatable(kind, value):
+            if len(value) >= PROPAGATE_MIN_CHARS and not (kind == "COMMIT"
+                                                          and len(value) in (12, 40)):
                 k = f[6]
                 by_group = known.get(value)
                 if by_group is None:
                     known[value] = {groups[k]: (kind, f[4])}
                 elif groups[k] not in by_group:
                     by_group[groups[k]] = (kind, f[4])
-                own[k, value] = own.get((k, value), 0) + 1
+                searched.append((k, value))
+    own = Counter(searched)  # detections of each searched value in each text
     for k, value in whole:  # texts that are one secret each (JSON values of secret keys)
         if len(value) >= PROPAGATE_MIN_CHARS:
             known.setdefault(value, {}).setdefault(groups[k], ("SECRET", value))
