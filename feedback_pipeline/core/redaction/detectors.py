@@ -103,10 +103,11 @@ _PLACEHOLDER = re.compile(
 _PLACEHOLDER_FIRST = frozenset("<${%*xX.…-#")
 _CODE_REFERENCE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 NON_ROUTABLE_IPV4 = frozenset({"0.0.0.0", "127.0.0.1", "255.255.255.255"})
+_PLACEHOLDER_WORD_CHARS = max(map(len, PLACEHOLDER_WORDS))  # lower() never shortens a string
 def is_placeholder(value: str) -> bool:
     """Template slots, env references, masks and redaction tokens are not secrets."""
     v = value.strip().strip("\"'")
-    return (not v or v.lower() in PLACEHOLDER_WORDS
+    return (not v or (len(v) <= _PLACEHOLDER_WORD_CHARS and v.lower() in PLACEHOLDER_WORDS)
             or (v[0] in _PLACEHOLDER_FIRST and _PLACEHOLDER.match(v) is not None)
             or v.startswith(("os.environ", "process.env", "getenv(")))
 
@@ -120,8 +121,11 @@ def secret_value_ok(value: str, quoted: bool = False) -> bool:
         return len(v) >= 4
     if len(v) < 6 or ("." in v and _CODE_REFERENCE.match(v) and not mixed_token(v)):
         return False  # `settings.db_password` is code; `xMj.fHZO5s7xgd` is not
-    if _HAS_DIGIT.search(v) or not v.replace("_", "").isalnum():
+    word = v.replace("_", "")
+    if not word.isalnum():
         return True
+    if not word.isalpha() and (word.isascii() or _HAS_DIGIT.search(v)):
+        return True  # a digit (an ASCII alnum that is not a letter is one; else ask \d)
     return v.lower() != v and v.upper() != v
 
 

@@ -203,13 +203,17 @@ def _anchors(text: str, ats: list[int], owners: list[int], lows: list[int], high
                 add((pos, k, hi))
         return places
     seen: set[int] = set()
+    strip = "".join(chars)
     for at, k, lo, hi in zip(ats, owners, lows, highs, strict=True):
         pos = at
         if first and text[pos] not in first:
             pos += 1
         if pos < lo:
             continue
-        while pos > lo:
+        if pos > lo:  # most of the run in C: strip the rewind characters off a short window
+            window = pos - 64 if pos - 64 > lo else lo
+            pos = window + len(text[window:pos].rstrip(strip))
+        while pos > lo:  # the rest: a run longer than the window, non-ASCII letters and digits
             c = text[pos - 1]
             if c in chars or (alnum and c > "\x7f" and c.isalnum()):
                 pos -= 1
