@@ -299,11 +299,14 @@ class _Joined:
         return self
 
     def encoded(self) -> Any:
-        if self._buffer is not None:
-            return self._buffer
-        # Text by text: encoding ASCII text is a copy, and one non-ASCII character would make
-        # the encoder walk the whole joined string the slow way.
-        return _SEPARATOR.join([t.encode("utf-8", "surrogatepass") for t in self.texts])
+        """The joined texts as UTF-8, built once per batch: the locator pass and the known-value
+        pass both scan it."""
+        if self._buffer is None:
+            # Text by text: encoding ASCII text is a copy, and one non-ASCII character would
+            # make the encoder walk the whole joined string the slow way.
+            self._buffer = _SEPARATOR.join([t.encode("utf-8", "surrogatepass")
+                                            for t in self.texts])
+        return self._buffer
 
     def char_offsets(self, byte_offsets: np.ndarray, buffer: bytes) -> np.ndarray:
         """Character offsets of byte offsets into `encoded()` (a continuation byte maps to the

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -430,11 +431,8 @@ class Redactor:
             shared = {**day.learned, **day.known}
             if not shared:
                 return
-            finder = ahocorasick.Automaton()
-            for value in shared:
-                finder.add_word(value, value)
-            finder.make_automaton()
-            hits = [job for job in skipped if next(finder.iter(job[2]), None) is not None]
+            hits = [skipped[k] for k in _texts_holding(
+                [raw for _i, _c, raw in skipped], sorted(shared), self._locator is not None)]
             preset: _Preset = {0: shared}
         else:
             known = {i: _propagatable_values(tables[i]) for i in {job[0] for job in skipped}}
@@ -600,6 +598,24 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
             yield k, start + last + 1, value
 
 
+_LITERAL_DATABASES = threading.local()
+def _literal_database(values: Sequence[str]) -> Any:
+    """A Hyperscan literal database over `values`, the last one kept per thread: a batch's
+    known-value pass and the check of its unparsed JSON fields ask for the same values, and
+    compiling a thousand literals costs as much as scanning megabytes with them. Per thread,
+    because a database's own scratch space serves one scan at a time."""
+    key = tuple(values)
+    cached = getattr(_LITERAL_DATABASES, "last", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    db = hyperscan.Database()
+    db.compile(expressions=[v.encode("utf-8", "surrogatepass") for v in values],
+               ids=list(range(len(values))), elements=len(values),
+               flags=[0] * len(values), literal=True)
+    _LITERAL_DATABASES.last = (key, db)
+    return db
+
+
 def _literal_matches(batch: _Joined, values: Sequence[str], fast: bool = True
                      ) -> Iterator[tuple[int, str]]:
     """(end, value) of every occurrence of every value in the joined text, in character
@@ -615,10 +631,7 @@ def _literal_matches(batch: _Joined, values: Sequence[str], fast: bool = True
         for last, value in automaton.iter(batch.text):
             yield last + 1, value
         return
-    db = hyperscan.Database()
-    db.compile(expressions=[v.encode("utf-8", "surrogatepass") for v in values],
-               ids=list(range(len(values))), elements=len(values),
-               flags=[0] * len(values), literal=True)
+    db = _literal_database(values)
     ids: list[int] = []
     byte_ends: list[int] = []
 
@@ -633,6 +646,20 @@ def _literal_matches(batch: _Joined, values: Sequence[str], fast: bool = True
     ends = batch.char_offsets(np.asarray(byte_ends, dtype=np.int64), buffer).tolist()
     for value_id, end in zip(ids, ends, strict=True):
         yield end, values[value_id]
+
+
+def _texts_holding(texts: Sequence[str], values: Sequence[str], fast: bool) -> list[int]:
+    """Indexes, in order, of the texts in which some value occurs (anywhere, not only on word
+    edges): one literal pass over them all (`_literal_matches`, whose database the batch's
+    known-value pass has usually just built for the same values)."""
+    joined = _Joined(texts)
+    starts = joined.starts_list
+    holding: set[int] = set()
+    for end, value in _literal_matches(joined, values, fast):
+        k = bisect_right(starts, end - len(value)) - 1
+        if end <= joined.ends_list[k]:
+            holding.add(k)
+    return sorted(holding)
 
 
 def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] | None,

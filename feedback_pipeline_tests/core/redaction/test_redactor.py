@@ -407,3 +407,18 @@ def test_a_known_value_is_replaced_in_json_fields_that_hold_nothing_else(redacto
     assert json.loads(out["candidates"][0][0]["generation"]) == {"x": "<PASSWORD_1>", "n": 3}
     assert out["extra_json"][1] == other["extra_json"]
     assert vault["value"].tolist() == ["Zq8vRt3mWp"]
+
+
+@pytest.mark.skipif(not HYPERSCAN_AVAILABLE, reason="hyperscan not installed")
+def test_unparsed_json_fields_holding_a_known_value_are_found_by_one_literal_pass():
+    """`_texts_holding` (which JSON fields let through unparsed hold a known value) answers as
+    the pure-Python automaton does, inside each text only, and reuses the literal database the
+    known-value pass built for the same values."""
+    from feedback_pipeline.core.redaction.redactor import _literal_database, _texts_holding
+    texts = ['{"note": "call S3cr3tVal"}', '{"n": 1}', "Zoë S3cr3tVa", "l tail", "x" * 3000,
+             '{"k": "abcS3cr3tValxyz"}', "ä4f9c2e81b7d0" * 3]
+    values = sorted(["S3cr3tVal", "4f9c2e81b7d0", "absent-value"])
+    assert _texts_holding(texts, values, True) == _texts_holding(texts, values, False) \
+        == [0, 5, 6]
+    assert _literal_database(values) is _literal_database(list(values))
+    assert _literal_database(values[:2]) is not _literal_database(values)
