@@ -761,6 +761,11 @@ def _json_job(raw: str, texts: list[str], secrets: set[int]) -> _JsonJob:
     """Parse `raw` and queue its strings in `texts` (the raw text itself if it is not JSON);
     the slots of string values under secret-named keys go into `secrets`."""
     first = len(texts)
+    if len(raw) <= SMALL_JSON_CHARS:
+        doc, strings, secret_slots = _parsed_small_json(raw)
+        texts.extend(strings)
+        secrets.update(first + slot for slot in secret_slots)
+        return _JsonJob(raw, doc, first, len(texts))
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -768,6 +773,22 @@ def _json_job(raw: str, texts: list[str], secrets: set[int]) -> _JsonJob:
         return _JsonJob(raw, _NOT_JSON, first, first + 1)
     _json_strings(doc, texts, None, secrets)
     return _JsonJob(raw, doc, first, len(texts))
+
+
+SMALL_JSON_CHARS = 256
+@lru_cache(maxsize=4096)
+def _parsed_small_json(raw: str) -> tuple[Any, tuple[str, ...], tuple[int, ...]]:
+    """A small document parsed once: (document or _NOT_JSON, its strings in `_json_strings`
+    order, the slots of secret values among them). Small documents repeat (a candidate's
+    generation settings, a tool's arguments), and the document is only read afterwards."""
+    strings: list[str] = []
+    secrets: set[int] = set()
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return _NOT_JSON, (raw,), ()
+    _json_strings(doc, strings, None, secrets)
+    return doc, tuple(strings), tuple(sorted(secrets))
 
 
 # A JSON key (a string followed by a colon) that SECRET_KEY_NAME matches whole.

@@ -422,3 +422,26 @@ def test_unparsed_json_fields_holding_a_known_value_are_found_by_one_literal_pas
         == [0, 5, 6]
     assert _literal_database(values) is _literal_database(list(values))
     assert _literal_database(values[:2]) is not _literal_database(values)
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_a_repeated_small_json_document_is_redacted_in_every_trace(stable):
+    """Small JSON documents are parsed once and their strings reused: each trace still gets its
+    own tokens and vault rows, a secret-keyed value is a secret every time, and the document
+    with nothing in it comes back byte for byte."""
+    secret_doc = '{"password": "Zq8vRt3mWp", "note": "see ENG-4242"}'
+    plain_doc = '{"temperature": 0.2, "max_tokens": 2048}'
+    rows = []
+    for n in range(3):
+        row = _trace(f"prompt {n}", None, trace_id=f"t{n}")
+        row["extra_json"] = secret_doc if n < 2 else plain_doc
+        row["candidates"][0]["generation"] = plain_doc
+        rows.append(row)
+    key = b"k" * 32 if stable else None
+    redacted, vault = Redactor(DENY_TERMS, corpus_key=key).redact_traces(pd.DataFrame(rows))
+    for n in (0, 1):
+        doc = json.loads(redacted["extra_json"][n])
+        assert doc["password"].startswith("<SECRET_") and doc["note"].startswith("see <ENGINEER_")
+        assert set(vault[vault["trace_id"] == f"t{n}"]["value"]) == {"Zq8vRt3mWp", "ENG-4242"}
+    assert redacted["extra_json"][2] == plain_doc
+    assert all(c[0]["generation"] == plain_doc for c in redacted["candidates"])
