@@ -26,8 +26,12 @@ _NON_WORD_ASCII_RE2 = r"[^0-9a-z_<>]+"
 
 
 def normalise_text(text: str) -> str:
+    """Tokens folded to their kind, lower case, every run of non-word characters one space,
+    none at the ends. (The substitution leaves single spaces only, and no whitespace
+    character is a word character, so stripping the ends is what splitting and joining on
+    whitespace would give, at a fraction of the cost.)"""
     folded = _TOKEN.sub(lambda m: f"<{m.group(1).lower()}>", text)
-    return " ".join(_NON_WORD.sub(" ", folded.lower()).split())
+    return _NON_WORD.sub(" ", folded.lower()).strip(" ")
 
 
 def fingerprint(text: str | None) -> str | None:
@@ -74,6 +78,7 @@ def _fold_table() -> np.ndarray:
 
 
 _FOLD = _fold_table()
+_FOLD_BYTES = _FOLD.tobytes()  # the same map for bytes.translate, twice numpy's gather speed
 
 
 class Words(NamedTuple):
@@ -112,7 +117,8 @@ def split_words(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> Wor
     if folded.null_count:
         folded = pc.fill_null(folded, "")
     raw, offsets = string_slices(folded)
-    data = _FOLD[np.frombuffer(raw, dtype=np.uint8)[offsets[0]:offsets[-1]]]
+    data = np.frombuffer(bytes(raw[offsets[0]:offsets[-1]]).translate(_FOLD_BYTES),
+                         dtype=np.uint8)
     offsets = offsets - offsets[0]
     word = data != ord(" ")
     boundary = np.zeros(len(data) + 1, dtype=bool)

@@ -1,4 +1,5 @@
 import random
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -53,3 +54,17 @@ def test_fingerprints_of_nothing_and_of_nulls():
     assert fingerprints([]) == []
     assert fingerprints([None, None]) == [None, None]
     assert fingerprints(["A  b!", "a b"])[0] == fingerprint("a b")
+
+
+def test_normalise_text_is_split_and_join_after_the_substitution():
+    """Stripping the ends stands in for splitting and joining on whitespace: the same result on
+    text mixing every kind of whitespace, tokens, punctuation and non-ASCII letters."""
+    rng = random.Random(7)
+    alphabet = (" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2003\u2028\u2029\u202f\u3000"
+                "aZ09_<>-.,!é¿ßİ中\u0301\U0001f600") + "<ENGINEER_4f9a2c1b04de>"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        folded = re.sub(r"<([A-Z][A-Z0-9_]*?)_[0-9a-f]+>", lambda m: f"<{m.group(1).lower()}>",
+                        text)
+        expected = " ".join(re.sub(r"[^\w<>]+", " ", folded.lower()).split())
+        assert normalise_text(text) == expected, text
