@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -839,8 +840,8 @@ def _finish_json(job: _JsonJob, texts: list[str], redacted: list[str]) -> str:
     """The JSON field rebuilt from its redacted strings; byte for byte when none changed."""
     if job.doc is _NOT_JSON:
         return redacted[job.first]
-    if all(redacted[i] is texts[i] for i in range(job.first, job.last)):
-        return job.raw
+    if redacted[job.first:job.last] == texts[job.first:job.last]:  # each the same object, or
+        return job.raw                                               # equal: nothing replaced
     rebuilt = _rebuild_json(job.doc, iter(range(job.first, job.last)), texts, redacted)
     return json.dumps(rebuilt, ensure_ascii=False)
 
@@ -869,14 +870,12 @@ def vault_frame(trace_ids: Sequence[str], tables: Sequence[TokenTable]) -> pd.Da
     tokens: list[str] = []
     entries: list[tuple[str, str]] = []
     for tid, table in zip(trace_ids, tables, strict=True):
-        mapping = table.entries()
-        if mapping:
-            ids.extend([tid] * len(mapping))
-            for token, entry in mapping:
-                tokens.append(token)
-                entries.append(entry)
-    kinds = [kind for kind, _ in entries]
-    values = [value for _, value in entries]
+        if len(table):
+            ids.extend([tid] * len(table))
+            tokens.extend(table.tokens())
+            entries.extend(table.sealed())
+    kinds = list(map(itemgetter(0), entries))
+    values = list(map(itemgetter(1), entries))
     return pd.DataFrame({"trace_id": ids, "token": tokens, "kind": kinds, "value": values},
                         columns=VAULT_COLUMNS, dtype=object)
 

@@ -9,7 +9,7 @@ length.
 from __future__ import annotations
 
 import re
-from collections.abc import ItemsView, Mapping
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 
 from feedback_pipeline.core.redaction.detectors import Detector
 
@@ -52,6 +52,14 @@ class TokenTable:
     def entries(self) -> ItemsView[str, tuple[str, str]]:
         """token -> (kind, raw value), live: what the vault seals."""
         return self._mapping.items()
+
+    def tokens(self) -> KeysView[str]:
+        """The tokens, live, in the order of `entries`."""
+        return self._mapping.keys()
+
+    def sealed(self) -> ValuesView[tuple[str, str]]:
+        """(kind, raw value) of each token, live, in the order of `entries`."""
+        return self._mapping.values()
 
     def mapping(self) -> dict[str, tuple[str, str]]:
         return dict(self._mapping)
