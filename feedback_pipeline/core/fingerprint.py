@@ -77,8 +77,7 @@ def _fold_table() -> np.ndarray:
     return table
 
 
-_FOLD = _fold_table()
-_FOLD_BYTES = _FOLD.tobytes()  # the same map for bytes.translate, twice numpy's gather speed
+_FOLD = _fold_table().tobytes()  # for bytes.translate: twice the speed of a numpy gather
 
 
 class Words(NamedTuple):
@@ -117,7 +116,7 @@ def split_words(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> Wor
     if folded.null_count:
         folded = pc.fill_null(folded, "")
     raw, offsets = string_slices(folded)
-    data = np.frombuffer(bytes(raw[offsets[0]:offsets[-1]]).translate(_FOLD_BYTES),
+    data = np.frombuffer(bytes(raw[offsets[0]:offsets[-1]]).translate(_FOLD),
                          dtype=np.uint8)
     offsets = offsets - offsets[0]
     word = data != ord(" ")

@@ -239,6 +239,9 @@ _SECRET_KEY_WORDS = (r"(?:password|passwd|passphrase|pwd|secret|client[_-]?secre
                      r"signing[_-]?key|encryption[_-]?key|master[_-]?key|auth[_-]?token|"
                      r"access[_-]?token|refresh[_-]?token|session[_-]?token|credentials?)")
 SECRET_KEY_NAME = re.compile(rf"(?i)^(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}$")
+SECRET_KEY_TRIGGERS = ("pass", "pwd", "secret", "token", "key", "credential")
+"""A word, lower case, that each alternative of the secret key words holds: text without one
+(compared case-insensitively) has no secret-named key."""
 _DIGIT_TRIGGERS = tuple("0123456789")
 _AWS_ID_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA", "ABIA", "ACCA",
                     "A3T")
@@ -299,7 +302,7 @@ DETECTORS: tuple[Detector, ...] = (
        rf"\s{{0,8}}(?:=|:|=>|:=)\s*{_VALUE}", 80,
        b"(?i)" + _SECRET_WORDS_B + rb"[\"']?\s{0,8}[:=]", rewind="_.-", rewind_alnum=True,
        groups=(1, 2, 3), validate=secret_value_ok,
-       triggers=["pass", "pwd", "secret", "token", "key", "credential"], ignore_case=True),
+       triggers=SECRET_KEY_TRIGGERS, ignore_case=True),
     _d("secret_cli_flag", "SECRET", "1",
        rf"(?i:--{_SECRET_KEY_WORDS.replace('[_-]?', '-?')})(?:=|\s+){_VALUE}", 80,
        b"(?i)--" + _SECRET_WORDS_B.replace(b"[_-]?", b"-?"), groups=(1, 2, 3),

@@ -145,11 +145,10 @@ def _run_plan(plan: tuple, text: str, ats: list[int], owners: list[int], lows: l
     """Try one detector's precise pattern at each place its locator reported (see Detector).
 
     `taken` holds the highest priority found so far for each exact span (start << 32 | end),
-    across the plans of
-    one batch: a span that a higher-priority detector already holds would lose to it in
-    `_resolve` whatever this one says, so it is not validated again (`token = <40 chars>` is
-    both a secret assignment and a keyed random value; the second costs a validation and an
-    overlap cluster for nothing)."""
+    across the plans of one batch: a span that a higher-priority detector already holds would
+    lose to it in `_resolve` whatever this one says, so it is not validated again
+    (`token = <40 chars>` is both a secret assignment and a keyed random value; the second
+    costs a validation and an overlap cluster for nothing)."""
     _ident, match, chars, alnum, first, groups, validate, plain, canonical, priority, kind = plan
     add = found.append
     held = taken.get
@@ -307,6 +306,14 @@ class _Joined:
             self._buffer = _SEPARATOR.join([t.encode("utf-8", "surrogatepass")
                                             for t in self.texts])
         return self._buffer
+
+    def own_texts(self) -> tuple[Sequence[str], list[int]]:
+        """Each text as its own string, and where that string starts in the joined one (for a
+        batch made from Arrow: the joined string itself, at 0). Searching and slicing a text's
+        own string is cheaper: one wide character anywhere in a batch widens the joined one."""
+        if self.texts is None:
+            return [self.text] * len(self.starts), [0] * len(self.starts)
+        return self.texts, self.starts_list
 
     def char_offsets(self, byte_offsets: np.ndarray, buffer: bytes) -> np.ndarray:
         """Character offsets of byte offsets into `encoded()` (a continuation byte maps to the

@@ -31,6 +31,7 @@ from feedback_pipeline.core.redaction.detectors import (
     DETECTORS,
     REDACTION_VERSION,
     SECRET_KEY_NAME,
+    SECRET_KEY_TRIGGERS,
     STABLE_TOKEN_HEX,
     _clean_terms,
     _deny_detector,
@@ -244,7 +245,6 @@ class Redactor:
             found += [(batch.starts_list[k], batch.ends_list[k], 0, "SECRET", batch.texts[k],
                        batch.texts[k], k) for k in forced]
             found.sort()
-        text, texts = batch.text, batch.texts
         starts, ends = batch.starts_list, batch.ends_list
         stable = self.corpus_key is not None
         stable_tokens = self._stable_tokens
@@ -253,10 +253,9 @@ class Redactor:
         current = -1
         pieces: list[str] = []
         add = pieces.append
-        # Pieces are cut from each text's own string where there is one (offsets less `base`):
-        # one wide character elsewhere in the batch widens the joined string, and every slice
-        # of it is then narrowed again.
-        own, base, pos, stop = text, 0, 0, 0
+        # Pieces are cut from each text's own string (`own_texts`), offsets less `base`.
+        own_strings, bases = batch.own_texts()
+        own, base, pos, stop = batch.text, 0, 0, 0
         table = TokenTable()
         by_value = table.known_tokens()
         for start, end, _prio, kind, canon, value, k in found:
@@ -265,11 +264,8 @@ class Redactor:
                     add(own[pos:stop])
                     out[offset + current] = "".join(pieces)
                 current = k
-                if texts is None:
-                    pos, stop = starts[k], ends[k]
-                else:
-                    own, base, pos = texts[k], starts[k], 0
-                    stop = len(own)
+                own, base = own_strings[k], bases[k]
+                pos, stop = starts[k] - base, ends[k] - base
                 pieces = []
                 add = pieces.append
                 if keep_tables:
@@ -570,23 +566,20 @@ def _occurrences(batch: _Joined, values_of: Callable[[int], Sequence[str]],
                 yield k, end, value
         return
     automata: dict[int, Any] = {}
-    own_texts = batch.texts
+    own_strings, shifts = batch.own_texts()
     for k in texts:
         values = values_of(k)
         start, end = starts[k], ends[k]
         if len(values) <= FIND_MAX_VALUES:
-            # The text's own string where there is one: one wide character anywhere in the
-            # batch widens the whole joined string, and searching it costs more.
-            alone = text if own_texts is None else own_texts[k]
-            base = 0 if own_texts is not None else start
-            stop = end - start + base
+            alone, shift = own_strings[k], shifts[k]
+            lo, hi = start - shift, end - shift
             for value in values:
-                if alone.count(value, base, stop) <= own.get((k, value), 0):
+                if alone.count(value, lo, hi) <= own.get((k, value), 0):
                     continue
-                at = alone.find(value, base, stop)
+                at = alone.find(value, lo, hi)
                 while at >= 0:
-                    yield k, at - base + start + len(value), value
-                    at = alone.find(value, at + 1, stop)
+                    yield k, at + shift + len(value), value
+                    at = alone.find(value, at + 1, hi)
             continue
         automaton = automata.get(id(values))
         if automaton is None:
@@ -685,12 +678,11 @@ def _propagate(batch: _Joined, found: list[tuple], tables: Sequence[TokenTable] 
     known: dict[str, dict[int, tuple[str, str]]] = {}
     searched: list[tuple[int, str]] = []
     kinds = PROPAGATED_KINDS
-    for f in found:  # `_propagatable` inline: this loop sees every detection of the batch
+    for f in found:  # every detection of the batch: most kinds fail the first, cheap test
         kind = f[3]
         if kind in kinds:
             value = f[5]
-            if len(value) >= PROPAGATE_MIN_CHARS and not (kind == "COMMIT"
-                                                          and len(value) in (12, 40)):
+            if _propagatable(kind, value):
                 k = f[6]
                 by_group = known.get(value)
                 if by_group is None:
@@ -794,8 +786,6 @@ def _parsed_small_json(raw: str) -> tuple[Any, tuple[str, ...], tuple[int, ...]]
 
 # A JSON key (a string followed by a colon) that SECRET_KEY_NAME matches whole.
 _SECRET_JSON_KEY = re.compile(rf'(?i)"(?:[a-z0-9]+[_.-])*{_SECRET_KEY_WORDS}"\s*:')
-# A word each of _SECRET_KEY_WORDS's alternatives holds, lower case.
-_SECRET_KEY_TRIGGERS = ("pass", "pwd", "secret", "token", "key", "credential")
 def _has_secret_key(raw: str) -> bool:
     """Whether the document has a secret-named key. The regex tries its key branch at every
     quote of a document, so ASCII text (where case-insensitive matching is plain lower-casing)
@@ -803,7 +793,7 @@ def _has_secret_key(raw: str) -> bool:
     whose case-insensitive matching also pairs letters such as `ı` with `i`."""
     if raw.isascii():
         lowered = raw.lower()
-        if not any(word in lowered for word in _SECRET_KEY_TRIGGERS):
+        if not any(word in lowered for word in SECRET_KEY_TRIGGERS):
             return False
     return _SECRET_JSON_KEY.search(raw) is not None
 
@@ -840,8 +830,8 @@ def _finish_json(job: _JsonJob, texts: list[str], redacted: list[str]) -> str:
     """The JSON field rebuilt from its redacted strings; byte for byte when none changed."""
     if job.doc is _NOT_JSON:
         return redacted[job.first]
-    if redacted[job.first:job.last] == texts[job.first:job.last]:  # each the same object, or
-        return job.raw                                               # equal: nothing replaced
+    if redacted[job.first:job.last] == texts[job.first:job.last]:  # nothing was replaced
+        return job.raw
     rebuilt = _rebuild_json(job.doc, iter(range(job.first, job.last)), texts, redacted)
     return json.dumps(rebuilt, ensure_ascii=False)
 
